@@ -1,0 +1,46 @@
+#include "cli/commands.h"
+
+#include <cstdio>
+
+#include "compat.h"
+#include "util/errors.h"
+
+namespace histotrain {
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"histotrain: train ResNet classifiers on histopathology tiles (LC25000 layout), fast and honestly "
+               "measured"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "histotrain 0.1.0 (LibTorch " + compat::torch_version() + ")");
+  std::vector<Command> commands = {add_synth_command(app), add_train_command(app), add_eval_command(app),
+                                   add_predict_command(app)};
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  try {
+    for (auto& command : commands)
+      if (command.app->parsed()) return command.run();
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "histotrain: %s\nRun 'histotrain %s --help' for the flags.\n", e.what(),
+                 app.get_subcommands().front()->get_name().c_str());
+    return 2;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "histotrain: error: %s\n", e.what_without_backtrace());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "histotrain: error: %s\n", e.what());
+    return 1;
+  }
+  return 2;
+}
+
+}  // namespace histotrain

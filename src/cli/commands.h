@@ -1,0 +1,23 @@
+// The subcommands. Each file registers its flags on the shared CLI11 app and returns the action
+// that runs once the command line has parsed; main.cpp only dispatches.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace histotrain {
+
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;  // returns the exit code
+};
+
+Command add_synth_command(CLI::App& root);
+Command add_train_command(CLI::App& root);
+Command add_eval_command(CLI::App& root);
+Command add_predict_command(CLI::App& root);
+
+// Parses, runs the chosen command, and maps failures to exit codes: 0 ok, 1 error, 2 usage.
+int run_cli(int argc, char** argv);
+
+}  // namespace histotrain

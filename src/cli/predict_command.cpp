@@ -1,0 +1,135 @@
+// histotrain predict: class and probabilities for individual images.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "cli/commands.h"
+#include "data/batches.h"
+#include "data/scan.h"
+#include "data/tile_cache.h"
+#include "train/checkpoint.h"
+#include "train/runtime.h"
+#include "util/errors.h"
+
+namespace histotrain {
+
+namespace {
+
+struct PredictOptions {
+  std::string checkpoint, csv, device = "cpu";
+  std::vector<std::string> files;
+  int threads = 0, batch_size = 64;
+};
+
+// Files as given; folders expand to the JPEGs below them, sorted.
+std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
+  std::vector<std::string> files;
+  for (const auto& input : inputs) {
+    if (!std::filesystem::is_directory(input)) {
+      files.push_back(input);
+      continue;
+    }
+    std::vector<std::string> found;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(input))
+      if (entry.is_regular_file() && has_jpeg_extension(entry.path().string())) found.push_back(entry.path().string());
+    std::sort(found.begin(), found.end());
+    files.insert(files.end(), found.begin(), found.end());
+  }
+  return files;
+}
+
+struct Prediction {
+  std::string path, error;
+  std::vector<float> probabilities;
+};
+
+std::vector<Prediction> predict(ResNet& model, const std::vector<std::string>& files, int size, torch::Device device,
+                                int batch_size) {
+  model->eval();
+  torch::NoGradGuard no_grad;
+  std::vector<Prediction> out(files.size());
+  const size_t tile_bytes = static_cast<size_t>(size) * size * 3;
+  for (size_t first = 0; first < files.size(); first += static_cast<size_t>(batch_size)) {
+    const size_t n = std::min(files.size() - first, static_cast<size_t>(batch_size));
+    std::vector<uint8_t> pixels(n * tile_bytes);
+    std::vector<int64_t> ok;
+    for (size_t i = 0; i < n; ++i) {
+      out[first + i].path = files[first + i];
+      if (decode_tile(files[first + i], size, pixels.data() + ok.size() * tile_bytes, &out[first + i].error))
+        ok.push_back(static_cast<int64_t>(first + i));
+    }
+    if (ok.empty()) continue;
+    auto images = torch::from_blob(pixels.data(), {static_cast<int64_t>(ok.size()), size, size, 3}, torch::kUInt8);
+    const auto probs = torch::softmax(model->forward(normalize_uint8_nhwc(images.to(device))), 1).to(torch::kCPU);
+    for (size_t j = 0; j < ok.size(); ++j) {
+      const auto row = probs[static_cast<int64_t>(j)].contiguous();
+      out[ok[j]].probabilities.assign(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
+    }
+  }
+  return out;
+}
+
+int run_predict(const PredictOptions& o) {
+  set_threads(o.threads);
+  const torch::Device device = parse_device(o.device);
+  const auto run = run_folder(o.checkpoint);
+  const nlohmann::json meta = read_checkpoint_meta(run);
+  ResNet model = load_model(run, meta);
+  model->to(device);
+  const auto classes = meta.at("classes").get<std::vector<std::string>>();
+  const std::vector<std::string> files = expand_inputs(o.files);
+  if (files.empty()) throw UsageError("no images given");
+  const auto predictions = predict(model, files, meta.at("image_size").get<int>(), device, o.batch_size);
+
+  std::string csv = "path,class,probability";
+  for (const auto& c : classes) csv += ",p_" + c;
+  csv += ",error\n";
+  int failed = 0;
+  for (const auto& p : predictions) {
+    if (p.probabilities.empty()) {
+      ++failed;
+      csv += p.path + ",,,";
+      for (size_t k = 0; k < classes.size(); ++k) csv += ",";
+      csv += "\"" + p.error + "\"\n";
+      if (o.csv.empty()) std::printf("%s\terror: %s\n", p.path.c_str(), p.error.c_str());
+      continue;
+    }
+    const size_t best = static_cast<size_t>(
+        std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin());
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.6f", p.probabilities[best]);
+    csv += p.path + "," + classes[best] + "," + buf;
+    for (float v : p.probabilities) {
+      std::snprintf(buf, sizeof buf, ",%.6f", v);
+      csv += buf;
+    }
+    csv += ",\n";
+    if (o.csv.empty()) std::printf("%s\t%s\t%.4f\n", p.path.c_str(), classes[best].c_str(), p.probabilities[best]);
+  }
+  if (!o.csv.empty()) {
+    std::ofstream out(o.csv, std::ios::trunc);
+    if (!(out << csv)) throw Error("cannot write " + o.csv);
+    std::fprintf(stderr, "wrote %zu predictions to %s\n", predictions.size() - failed, o.csv.c_str());
+  }
+  if (failed) std::fprintf(stderr, "%d of %zu image(s) could not be read\n", failed, predictions.size());
+  return failed == static_cast<int>(predictions.size()) ? 1 : 0;
+}
+
+}  // namespace
+
+Command add_predict_command(CLI::App& root) {
+  auto o = std::make_shared<PredictOptions>();
+  CLI::App* app = root.add_subcommand("predict", "Class and probabilities for each image");
+  app->add_option("--checkpoint", o->checkpoint, "Run folder (or its model.pt)")->required();
+  app->add_option("--csv", o->csv, "Write path,class,probability,p_<class>...,error rows here");
+  app->add_option("--threads", o->threads, "Intra-op threads (0: all cores)");
+  app->add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
+  app->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str();
+  app->add_option("files", o->files, "JPEG files or folders")->required();
+  return {app, [o] {
+            if (o->batch_size < 1) throw UsageError("--batch-size must be at least 1");
+            return run_predict(*o);
+          }};
+}
+
+}  // namespace histotrain

@@ -1,0 +1,68 @@
+// histotrain train: serial training on one process.
+#include <algorithm>
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "train/trainer.h"
+
+namespace histotrain {
+
+namespace {
+
+// The config fields the user set on this command line, by name ("--image-size" -> image_size).
+nlohmann::json explicitly_given(const CLI::App& app, const TrainConfig& parsed) {
+  const nlohmann::json all = to_json(parsed);
+  nlohmann::json given = nlohmann::json::object();
+  for (const CLI::Option* option : app.get_options()) {
+    if (option->count() == 0 || option->get_lnames().empty()) continue;
+    std::string key = option->get_lnames().front();
+    std::replace(key.begin(), key.end(), '-', '_');
+    if (all.contains(key) && key != "resume") given[key] = all[key];
+  }
+  return given;
+}
+
+void add_flags(CLI::App* app, TrainConfig& c) {
+  app->add_option("--data", c.data, "Dataset root (class = folder directly holding the JPEGs)");
+  app->add_option("--groups", c.groups, "CSV filename,label,group_id: splits keep each group on one side");
+  app->add_option("--cache-dir", c.cache_dir, "Tile cache folder (default: $HISTOTRAIN_CACHE or ~/.cache/histotrain)");
+  app->add_option("--image-size", c.image_size, "Tile side the model sees, px")->capture_default_str();
+  app->add_option("--val-fraction", c.val_fraction, "Share of each class held out for validation")->capture_default_str();
+  app->add_option("--workers", c.workers, "JPEG decode threads (0: all cores)")->capture_default_str();
+  app->add_option("--arch", c.arch, "resnet18 | resnet34 | resnet50")->capture_default_str();
+  app->add_option("--epochs", c.epochs, "Epochs")->capture_default_str();
+  app->add_option("--batch-size", c.batch_size, "Images per optimizer step")->capture_default_str();
+  app->add_option("--lr", c.lr, "Peak learning rate")->capture_default_str();
+  app->add_option("--schedule", c.schedule, "onecycle | cosine (after a linear warm-up)")->capture_default_str();
+  app->add_option("--warmup-epochs", c.warmup_epochs, "Linear warm-up length")->capture_default_str();
+  app->add_option("--momentum", c.momentum, "Nesterov momentum")->capture_default_str();
+  app->add_option("--weight-decay", c.weight_decay, "On conv/linear weights only")->capture_default_str();
+  app->add_option("--label-smoothing", c.label_smoothing, "Label smoothing")->capture_default_str();
+  app->add_flag("--augment,!--no-augment", c.augment, "Random flips, 90-degree rotations and shifts (default on)");
+  app->add_option("--max-shift", c.max_shift, "Largest shift, as a fraction of the tile side")->capture_default_str();
+  app->add_option("--threads", c.threads, "Intra-op threads (0: all cores)")->capture_default_str();
+  app->add_option("--device", c.device, "cpu | cuda | cuda:N")->capture_default_str();
+  app->add_option("--seed", c.seed, "Seed for weights, split, order and augmentation")->capture_default_str();
+  app->add_option("--out", c.out, "Run folder (metrics.jsonl, summary.json, checkpoint)")->capture_default_str();
+  app->add_option("--resume", c.resume, "Continue the run in this folder (its flags, plus any given again)");
+  app->add_option("--target-acc", c.target_acc, "Stop once validation accuracy reaches this (0..1)");
+  app->add_option("--max-steps", c.max_steps, "Stop after this many optimizer steps (benchmarks)");
+  app->add_flag("--quiet", c.quiet, "No progress bars");
+}
+
+}  // namespace
+
+Command add_train_command(CLI::App& root) {
+  auto parsed = std::make_shared<TrainConfig>();
+  CLI::App* app = root.add_subcommand("train", "Train a ResNet on a folder of class folders");
+  add_flags(app, *parsed);
+  return {app, [app, parsed] {
+            const TrainConfig config =
+                parsed->resume.empty() ? *parsed : resumed_config(parsed->resume, explicitly_given(*app, *parsed));
+            const nlohmann::json summary = train(config);
+            std::printf("%s\n", summary.dump().c_str());
+            return 0;
+          }};
+}
+
+}  // namespace histotrain

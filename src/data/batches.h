@@ -1,0 +1,48 @@
+// From cached uint8 tiles to model input: sampling order, augmentation and normalisation, done on
+// whole batches (on the training device) rather than image by image.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace histotrain {
+
+struct Batch {
+  torch::Tensor images;  // float [B, 3, H, W], normalised
+  torch::Tensor labels;  // int64 [B]
+};
+
+// Histology has no canonical orientation: flips and 90-degree rotations are free augmentations.
+struct Augmentation {
+  bool dihedral = true;  // one of the 8 flips/rotations per image
+  int max_shift = 0;     // random translation up to this many pixels (reflect-padded)
+};
+
+// The order of `items` for one epoch, shuffled from (seed, epoch) when `shuffle`, then sharded:
+// rank r of `world` takes every world-th item. Each rank gets the same count (the last
+// items are dropped when needed), so all ranks take the same number of steps.
+std::vector<int64_t> epoch_order(const std::vector<int64_t>& items, uint64_t seed, int64_t epoch, bool shuffle,
+                                 int rank = 0, int world = 1);
+
+class BatchMaker {
+ public:
+  BatchMaker(const TileDataset& data, torch::Device device);
+  // A batch of dataset items (indices into data.rows). Without `augment` (evaluation) images
+  // are only normalised.
+  Batch make(const int64_t* items, int64_t count, const Augmentation* augment = nullptr,
+             std::mt19937_64* rng = nullptr) const;
+
+ private:
+  const TileDataset& data_;
+  torch::Device device_;
+  torch::Tensor tiles_;  // uint8 [rows, H, W, 3]
+};
+
+// ImageNet statistics, as torchvision models expect (scaled to 0..255 inputs).
+torch::Tensor normalize_uint8_nhwc(const torch::Tensor& nhwc_uint8);
+
+}  // namespace histotrain

@@ -1,0 +1,51 @@
+// A dataset ready for training or evaluation: the scanned images, their classes and groups, and
+// the decoded tiles in a memory-mapped cache. Images that failed to decode are left out here,
+// once, so nothing downstream has to know about them.
+#pragma once
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/scan.h"
+#include "data/tile_cache.h"
+
+namespace histotrain {
+
+struct DataOptions {
+  std::string root;
+  int image_size = 128;
+  std::string groups_csv;  // optional filename,label,group_id
+  std::string cache_dir;   // empty: default_cache_dir()
+  int workers = 0;         // decode threads; 0: all cores
+  bool quiet = false;
+};
+
+struct TileDataset {
+  ScanResult scan;
+  std::shared_ptr<TileCache> cache;
+  std::vector<std::string> classes;
+  // One entry per usable image (decoded fine), in scan order:
+  std::vector<int64_t> rows;         // row in the cache
+  std::vector<int64_t> labels;       // index into classes
+  std::vector<std::string> groups;   // source-image group
+  int64_t groups_missing = 0;        // images a groups CSV did not name
+
+  int64_t size() const { return static_cast<int64_t>(rows.size()); }
+  int image_size() const { return cache->size(); }
+  const std::string& path(int64_t i) const { return scan.images[rows[i]].path; }
+  // uint8 [cache rows, H, W, 3] over the mapped cache: no copy.
+  torch::Tensor tiles() const;
+  // Images per class, in class order.
+  std::vector<int64_t> class_counts() const;
+};
+
+// Scans, reads groups, opens (or builds) the tile cache. With `fixed_classes` (a trained model's
+// classes), folders are matched to them by name: a subset is fine, an unknown class is an Error.
+TileDataset load_dataset(const DataOptions& options, const std::vector<std::string>* fixed_classes = nullptr);
+
+// One paragraph for the log: counts per class, skipped files, where the cache is.
+std::string describe(const TileDataset& data);
+
+}  // namespace histotrain

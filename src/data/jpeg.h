@@ -1,0 +1,31 @@
+// JPEG decoding and encoding with libjpeg-turbo (TurboJPEG API).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/image.h"
+
+namespace histotrain {
+
+struct DecodeResult {
+  bool ok = false;
+  std::string error;  // why not, for the skipped-files report
+  RgbImage image;
+};
+
+// Decodes to RGB. Grey-scale, YCbCr and CMYK/YCCK JPEGs all come out as RGB. When the image is at
+// least twice `min_side` on both sides, libjpeg-turbo's DCT-domain scaling (1/2, 1/4, 1/8)
+// decodes it smaller, to the smallest scale still >= min_side: a 768 px tile bound for 96 px
+// decodes at 1/4 for a fraction of the cost. min_side <= 0 decodes at full size.
+// Truncated and corrupt data give ok = false; nothing throws.
+DecodeResult decode_jpeg(const uint8_t* data, size_t size, int min_side = 0);
+DecodeResult decode_jpeg_file(const std::string& path, int min_side = 0);
+
+enum class JpegSubsampling { s444, s420, gray };
+
+// Encodes RGB; throws Error on failure.
+std::vector<uint8_t> encode_jpeg(const RgbImage& image, int quality = 90,
+                                 JpegSubsampling subsampling = JpegSubsampling::s420);
+
+}  // namespace histotrain

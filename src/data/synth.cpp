@@ -1,0 +1,568 @@
+#include "data/synth.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <thread>
+
+#include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
+
+#include "data/jpeg.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/progress.h"
+
+namespace histotrain {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+// splitmix64: tiny, fast and identical on every platform (std:: distributions are not).
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform(double lo = 0, double hi = 1) { return lo + (hi - lo) * (next() >> 11) * (1.0 / 9007199254740992.0); }
+  int integer(int lo, int hi) { return lo + static_cast<int>(next() % static_cast<uint64_t>(hi - lo + 1)); }
+  double normal(double mean = 0, double sd = 1) {
+    const double u = std::max(uniform(), 1e-12), v = uniform();
+    return mean + sd * std::sqrt(-2 * std::log(u)) * std::cos(2 * kPi * v);
+  }
+
+ private:
+  uint64_t state_;
+};
+
+uint64_t mix(uint64_t a, uint64_t b) { return Rng(a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull)).next(); }
+
+double smoothstep(double edge0, double edge1, double x) {
+  const double t = std::clamp((x - edge0) / (edge1 - edge0), 0.0, 1.0);
+  return t * t * (3 - 2 * t);
+}
+
+// Smooth value noise in [0, 1] with lattice spacing 1.
+class ValueNoise {
+ public:
+  explicit ValueNoise(uint64_t seed) : seed_(seed) {}
+  double at(double x, double y) const {
+    const double fx = std::floor(x), fy = std::floor(y);
+    const auto ix = static_cast<int64_t>(fx), iy = static_cast<int64_t>(fy);
+    const double tx = smooth(x - fx), ty = smooth(y - fy);
+    const double a = lattice(ix, iy), b = lattice(ix + 1, iy), c = lattice(ix, iy + 1), d = lattice(ix + 1, iy + 1);
+    return (a * (1 - tx) + b * tx) * (1 - ty) + (c * (1 - tx) + d * tx) * ty;
+  }
+
+ private:
+  static double smooth(double t) { return t * t * (3 - 2 * t); }
+  double lattice(int64_t x, int64_t y) const {
+    return (mix(seed_, static_cast<uint64_t>(x) * 73856093ull ^ static_cast<uint64_t>(y) * 19349663ull) >> 11) *
+           (1.0 / 9007199254740992.0);
+  }
+  uint64_t seed_;
+};
+
+// Two stain-density maps over a square tile. Coordinates given to the painters are in tile
+// units (0..1), so the same scene renders at any pixel size.
+class StainCanvas {
+ public:
+  explicit StainCanvas(int size) : n_(size), h_(static_cast<size_t>(size) * size, 0.f), e_(h_.size(), 0.f) {}
+  int size() const { return n_; }
+  float& h(int x, int y) { return h_[static_cast<size_t>(y) * n_ + x]; }
+  float& e(int x, int y) { return e_[static_cast<size_t>(y) * n_ + x]; }
+
+  // Calls f(px, py, rho) for pixels of an ellipse (rho < 1 inside), with a rim of `soft` in rho.
+  template <typename F>
+  void for_ellipse(double cx, double cy, double rx, double ry, double angle, double soft, F f) {
+    const double reach = std::max(rx, ry) * (1 + soft) * n_ + 1;
+    const int x0 = std::max(0, static_cast<int>(cx * n_ - reach)), x1 = std::min(n_ - 1, static_cast<int>(cx * n_ + reach));
+    const int y0 = std::max(0, static_cast<int>(cy * n_ - reach)), y1 = std::min(n_ - 1, static_cast<int>(cy * n_ + reach));
+    const double c = std::cos(angle), s = std::sin(angle);
+    for (int py = y0; py <= y1; ++py) {
+      for (int px = x0; px <= x1; ++px) {
+        const double dx = (px + 0.5) / n_ - cx, dy = (py + 0.5) / n_ - cy;
+        const double u = (dx * c + dy * s) / rx, v = (-dx * s + dy * c) / ry;
+        const double rho = std::sqrt(u * u + v * v);
+        if (rho < 1 + soft) f(px, py, rho);
+      }
+    }
+  }
+
+  // Adds stain inside an ellipse with a soft edge.
+  void add_ellipse(double cx, double cy, double rx, double ry, double angle, double add_h, double add_e,
+                   double soft = 0.25) {
+    for_ellipse(cx, cy, rx, ry, angle, soft, [&](int px, int py, double rho) {
+      const auto w = static_cast<float>(1 - smoothstep(1 - soft, 1 + soft, rho));
+      h(px, py) += static_cast<float>(add_h) * w;
+      e(px, py) += static_cast<float>(add_e) * w;
+    });
+  }
+
+  // Removes stain inside an ellipse (lumens, air spaces, vacuoles); keep = what is left at the centre.
+  void clear_ellipse(double cx, double cy, double rx, double ry, double angle, double keep = 0.03, double soft = 0.2) {
+    for_ellipse(cx, cy, rx, ry, angle, soft, [&](int px, int py, double rho) {
+      const auto w = static_cast<float>((1 - keep) * (1 - smoothstep(1 - soft, 1 + soft, rho)));
+      h(px, py) *= 1 - w;
+      e(px, py) *= 1 - w;
+    });
+  }
+
+  // A nucleus: haematoxylin with coarse chromatin texture.
+  void nucleus(double cx, double cy, double rx, double ry, double angle, double density, const ValueNoise& chromatin) {
+    for_ellipse(cx, cy, rx, ry, angle, 0.2, [&](int px, int py, double rho) {
+      const double w = 1 - smoothstep(0.8, 1.2, rho);
+      const double grain = 0.75 + 0.5 * chromatin.at(px * 0.35, py * 0.35);
+      h(px, py) += static_cast<float>(density * w * grain);
+      e(px, py) *= static_cast<float>(1 - 0.5 * w);
+    });
+  }
+
+  std::vector<float>& h_map() { return h_; }
+  std::vector<float>& e_map() { return e_; }
+
+ private:
+  int n_;
+  std::vector<float> h_, e_;
+};
+
+// Eosin background with fibres: anisotropic noise stretched along a random direction.
+void paint_stroma(StainCanvas& c, Rng& rng, double density, double fibre_contrast) {
+  const ValueNoise fibres(rng.next()), patches(rng.next());
+  const double angle = rng.uniform(0, kPi), ca = std::cos(angle), sa = std::sin(angle);
+  const int n = c.size();
+  for (int y = 0; y < n; ++y) {
+    for (int x = 0; x < n; ++x) {
+      const double u = static_cast<double>(x) / n, v = static_cast<double>(y) / n;
+      const double along = (u * ca + v * sa) * 6, across = (-u * sa + v * ca) * 60;
+      const double f = fibres.at(along, across), p = patches.at(u * 5, v * 5);
+      c.e(x, y) += static_cast<float>(density * (1 - fibre_contrast + 2 * fibre_contrast * f) * (0.7 + 0.6 * p));
+    }
+  }
+}
+
+// Scattered nuclei (lymphocytes, fibroblasts) over a region; `inside` filters positions.
+void scatter_nuclei(StainCanvas& c, Rng& rng, const ValueNoise& chromatin, int count, double radius, double elongation,
+                    double density, const std::function<bool(double, double)>& inside = nullptr) {
+  for (int i = 0; i < count; ++i) {
+    const double x = rng.uniform(), y = rng.uniform();
+    if (inside && !inside(x, y)) continue;
+    const double r = radius * rng.uniform(0.8, 1.2);
+    c.nucleus(x, y, r * elongation, r, rng.uniform(0, kPi), density * rng.uniform(0.85, 1.15), chromatin);
+  }
+}
+
+// A gland: an irregular closed outline (radius varies with angle), epithelium along its rim and a
+// lumen inside. rho(x, y) < 1 inside the outline.
+struct Gland {
+  double cx, cy, radius, aspect, angle;
+  double amp[3], phase[3];
+
+  Gland(Rng& rng, double r_lo, double r_hi, double irregularity) {
+    cx = rng.uniform(0.05, 0.95);
+    cy = rng.uniform(0.05, 0.95);
+    radius = rng.uniform(r_lo, r_hi);
+    aspect = rng.uniform(1.0, 1.0 + irregularity * 1.5);
+    angle = rng.uniform(0, kPi);
+    for (int k = 0; k < 3; ++k) {
+      amp[k] = irregularity * rng.uniform(0, 0.25) / (k + 1);
+      phase[k] = rng.uniform(0, 2 * kPi);
+    }
+  }
+  double outline(double theta) const {
+    double f = 1;
+    for (int k = 0; k < 3; ++k) f += amp[k] * std::sin((k + 2) * theta + phase[k]);
+    return radius * f;
+  }
+  // Position at relative radius rho along direction theta.
+  void point(double rho, double theta, double& x, double& y) const {
+    const double r = rho * outline(theta);
+    const double u = r * std::cos(theta) * aspect, v = r * std::sin(theta);
+    x = cx + u * std::cos(angle) - v * std::sin(angle);
+    y = cy + u * std::sin(angle) + v * std::cos(angle);
+  }
+  void polar(double x, double y, double& rho, double& theta) const {
+    const double dx = x - cx, dy = y - cy;
+    const double u = (dx * std::cos(angle) + dy * std::sin(angle)) / aspect;
+    const double v = -dx * std::sin(angle) + dy * std::cos(angle);
+    theta = std::atan2(v, u);
+    rho = std::sqrt(u * u + v * v) / outline(theta);
+  }
+};
+
+struct GlandStyle {
+  double epithelium = 0.3;     // rim thickness, as a fraction of the radius
+  double cytoplasm_e = 0.45, cytoplasm_h = 0.12;
+  double nucleus_r = 0.01, nucleus_elongation = 1.3, nucleus_density = 1.3;
+  double nuclear_spacing = 2.4;  // in nucleus radii along the rim
+  int rows = 1;                  // stratification
+  double row_spread = 0.15;      // radial scatter of nuclei within the rim
+  double basal = 0.85;           // where nuclei sit across the rim (1 = outer edge)
+  double lumen_keep = 0.03;      // stain left in the lumen
+  double pleomorphism = 0.15;
+  int goblets = 0;               // pale mucin vacuoles per gland
+  bool necrotic_lumen = false;   // pink debris and nuclear dust in the lumen
+  int cribriform = 0;            // extra small lumens inside the epithelium
+};
+
+void paint_gland(StainCanvas& c, Rng& rng, const ValueNoise& chromatin, const Gland& g, const GlandStyle& s) {
+  const int n = c.size();
+  const double reach = g.radius * (1 + 3 * 0.25) * g.aspect + 0.02;
+  const int x0 = std::max(0, static_cast<int>((g.cx - reach) * n)), x1 = std::min(n - 1, static_cast<int>((g.cx + reach) * n));
+  const int y0 = std::max(0, static_cast<int>((g.cy - reach) * n)), y1 = std::min(n - 1, static_cast<int>((g.cy + reach) * n));
+  const double inner = 1 - s.epithelium;
+  for (int py = y0; py <= y1; ++py) {
+    for (int px = x0; px <= x1; ++px) {
+      double rho, theta;
+      g.polar((px + 0.5) / n, (py + 0.5) / n, rho, theta);
+      if (rho > 1.05) continue;
+      const double rim = 1 - smoothstep(0.97, 1.05, rho);
+      const double lumen = 1 - smoothstep(inner - 0.05, inner + 0.03, rho);
+      // Epithelium replaces stroma; the lumen is nearly empty.
+      const double keep = s.lumen_keep;
+      c.e(px, py) = static_cast<float>(c.e(px, py) * (1 - rim) + rim * (s.cytoplasm_e * (1 - lumen) + keep * lumen));
+      c.h(px, py) = static_cast<float>(c.h(px, py) * (1 - rim) + rim * (s.cytoplasm_h * (1 - lumen) + keep * lumen));
+    }
+  }
+  if (s.necrotic_lumen) {
+    for (int i = 0; i < 6; ++i) {
+      double x, y;
+      g.point(rng.uniform(0, inner * 0.7), rng.uniform(0, 2 * kPi), x, y);
+      const double r = g.radius * inner * rng.uniform(0.15, 0.35);
+      c.add_ellipse(x, y, r, r * rng.uniform(0.6, 1), rng.uniform(0, kPi), 0.05, 0.55, 0.6);
+    }
+    for (int i = 0; i < 40; ++i) {  // karyorrhectic dust
+      double x, y;
+      g.point(rng.uniform(0, inner * 0.8), rng.uniform(0, 2 * kPi), x, y);
+      const double r = s.nucleus_r * rng.uniform(0.2, 0.45);
+      c.nucleus(x, y, r, r, 0, 1.6, chromatin);
+    }
+  }
+  for (int i = 0; i < s.cribriform; ++i) {
+    double x, y;
+    g.point(rng.uniform(inner + 0.05, 0.92), rng.uniform(0, 2 * kPi), x, y);
+    const double r = g.radius * s.epithelium * rng.uniform(0.2, 0.35);
+    c.clear_ellipse(x, y, r, r, 0, 0.05);
+  }
+  for (int i = 0; i < s.goblets; ++i) {
+    double x, y;
+    g.point(rng.uniform(inner + 0.05, 0.8), rng.uniform(0, 2 * kPi), x, y);
+    const double r = g.radius * s.epithelium * rng.uniform(0.22, 0.32);
+    c.clear_ellipse(x, y, r, r * 1.3, rng.uniform(0, kPi), 0.12);
+  }
+  // Nuclei along the rim, pointing outwards (columnar cells), `rows` deep.
+  const double mean_outline = g.radius * (1 + g.aspect) / 2;
+  const int per_row = std::max(6, static_cast<int>(2 * kPi * mean_outline * s.basal / (s.nucleus_r * s.nuclear_spacing)));
+  for (int row = 0; row < s.rows; ++row) {
+    for (int k = 0; k < per_row; ++k) {
+      const double theta = (k + rng.uniform(-0.3, 0.3) + 0.5 * row) * 2 * kPi / per_row;
+      const double rho = inner + s.epithelium * std::clamp(s.basal - row * 0.22 + rng.normal(0, s.row_spread), 0.1, 0.95);
+      double x, y;
+      g.point(rho, theta, x, y);
+      const double r = s.nucleus_r * std::max(0.4, 1 + rng.normal(0, s.pleomorphism));
+      const double radial = std::atan2(y - g.cy, x - g.cx);
+      c.nucleus(x, y, r * s.nucleus_elongation, r, radial, s.nucleus_density * rng.uniform(0.85, 1.15), chromatin);
+    }
+  }
+}
+
+// Normal lung: alveolar air spaces separated by thin septa with few flat nuclei.
+void paint_lung_n(StainCanvas& c, Rng& rng, const ValueNoise& chromatin) {
+  const int seeds = rng.integer(7, 14);
+  std::vector<double> sx(seeds), sy(seeds);
+  for (int i = 0; i < seeds; ++i) {
+    sx[i] = rng.uniform(-0.1, 1.1);
+    sy[i] = rng.uniform(-0.1, 1.1);
+  }
+  const double thickness = rng.uniform(0.012, 0.022);
+  const ValueNoise wobble(rng.next());
+  const int n = c.size();
+  std::vector<uint8_t> septum(static_cast<size_t>(n) * n);
+  for (int y = 0; y < n; ++y) {
+    for (int x = 0; x < n; ++x) {
+      const double u = (x + 0.5) / n, v = (y + 0.5) / n;
+      double d1 = 1e9, d2 = 1e9;
+      for (int i = 0; i < seeds; ++i) {
+        const double d = std::hypot(u - sx[i], v - sy[i]);
+        if (d < d1) {
+          d2 = d1;
+          d1 = d;
+        } else if (d < d2) {
+          d2 = d;
+        }
+      }
+      const double t = thickness * (0.6 + 0.8 * wobble.at(u * 12, v * 12));
+      const double w = 1 - smoothstep(t * 0.5, t, d2 - d1);
+      septum[static_cast<size_t>(y) * n + x] = w > 0.5;
+      c.e(x, y) = static_cast<float>(0.03 + w * c.e(x, y) * 1.4);
+      c.h(x, y) = static_cast<float>(0.01 + w * 0.08);
+    }
+  }
+  auto on_septum = [&](double x, double y) {
+    const int px = std::clamp(static_cast<int>(x * n), 0, n - 1), py = std::clamp(static_cast<int>(y * n), 0, n - 1);
+    return septum[static_cast<size_t>(py) * n + px] != 0;
+  };
+  scatter_nuclei(c, rng, chromatin, rng.integer(150, 260), 0.007, 1.9, 1.1, on_septum);
+  for (int i = 0; i < 120; ++i) {  // red blood cells in the capillaries
+    const double x = rng.uniform(), y = rng.uniform();
+    if (on_septum(x, y)) c.add_ellipse(x, y, 0.005, 0.005, 0, 0, 0.6, 0.3);
+  }
+}
+
+// Lung adenocarcinoma: acinar glands lined by large atypical nuclei, in cellular stroma.
+void paint_lung_aca(StainCanvas& c, Rng& rng, const ValueNoise& chromatin) {
+  scatter_nuclei(c, rng, chromatin, rng.integer(60, 120), 0.007, 2.2, 1.1);
+  GlandStyle style;
+  style.epithelium = rng.uniform(0.28, 0.4);
+  style.nucleus_r = rng.uniform(0.011, 0.014);
+  style.nucleus_elongation = 1.25;
+  style.nucleus_density = 1.35;
+  style.nuclear_spacing = 2.3;
+  style.pleomorphism = 0.25;
+  style.basal = 0.6;
+  style.row_spread = 0.2;
+  const int glands = rng.integer(4, 8);
+  for (int i = 0; i < glands; ++i) paint_gland(c, rng, chromatin, Gland(rng, 0.07, 0.14, 0.7), style);
+}
+
+// Squamous cell carcinoma: solid nests of large polygonal cells with dense pink cytoplasm,
+// large pleomorphic nuclei, and keratin pearls; no lumens.
+void paint_lung_scc(StainCanvas& c, Rng& rng, const ValueNoise& chromatin) {
+  const ValueNoise nest(rng.next());
+  const double nest_scale = rng.uniform(2.0, 3.5), threshold = rng.uniform(0.35, 0.5);
+  auto in_nest = [&](double x, double y) { return nest.at(x * nest_scale, y * nest_scale) > threshold; };
+  const int n = c.size();
+  for (int y = 0; y < n; ++y)
+    for (int x = 0; x < n; ++x)
+      if (in_nest((x + 0.5) / n, (y + 0.5) / n)) {
+        c.e(x, y) = static_cast<float>(0.6 + 0.15 * chromatin.at(x * 0.05, y * 0.05));
+        c.h(x, y) = 0.08f;
+      }
+  const double spacing = rng.uniform(0.04, 0.05);
+  for (double gy = spacing / 2; gy < 1; gy += spacing) {
+    for (double gx = spacing / 2; gx < 1; gx += spacing) {
+      const double x = gx + rng.normal(0, spacing * 0.15), y = gy + rng.normal(0, spacing * 0.15);
+      if (!in_nest(x, y)) continue;
+      const double r = rng.uniform(0.011, 0.019);
+      c.nucleus(x, y, r * rng.uniform(1.0, 1.5), r, rng.uniform(0, kPi), rng.uniform(1.3, 1.8), chromatin);
+    }
+  }
+  scatter_nuclei(c, rng, chromatin, 70, 0.006, 2.5, 1.1, [&](double x, double y) { return !in_nest(x, y); });
+  const int pearls = rng.integer(1, 3);
+  for (int i = 0; i < pearls; ++i) {
+    const double cx = rng.uniform(0.15, 0.85), cy = rng.uniform(0.15, 0.85), r = rng.uniform(0.05, 0.09);
+    // Concentric lamellae of keratin: dense eosin, no nuclei.
+    c.for_ellipse(cx, cy, r, r * 0.85, 0, 0.1, [&](int px, int py, double rho) {
+      const double inside = 1 - smoothstep(0.9, 1.1, rho);
+      const double lamellae = 0.5 + 0.5 * std::cos(rho * 2 * kPi * 5);
+      c.h(px, py) *= static_cast<float>(1 - inside);
+      c.e(px, py) = static_cast<float>(c.e(px, py) * (1 - inside) + inside * (0.55 + 0.45 * lamellae));
+    });
+  }
+}
+
+// Normal colon: regular round crypts with basal small nuclei and goblet cells, in lamina propria
+// full of small round lymphocytes.
+void paint_colon_n(StainCanvas& c, Rng& rng, const ValueNoise& chromatin) {
+  scatter_nuclei(c, rng, chromatin, rng.integer(300, 450), 0.0055, 1.0, 1.5);
+  GlandStyle style;
+  style.epithelium = rng.uniform(0.45, 0.55);
+  style.cytoplasm_e = 0.3;
+  style.cytoplasm_h = 0.08;
+  style.nucleus_r = 0.0065;
+  style.nucleus_elongation = 1.5;
+  style.nucleus_density = 1.3;
+  style.nuclear_spacing = 2.6;
+  style.basal = 0.9;
+  style.row_spread = 0.03;
+  style.pleomorphism = 0.08;
+  style.goblets = 10;
+  const double r = rng.uniform(0.065, 0.085), pitch = r * rng.uniform(2.3, 2.7);
+  const double angle = rng.uniform(0, kPi), ca = std::cos(angle), sa = std::sin(angle);
+  for (int row = -8; row <= 8; ++row) {
+    for (int col = -8; col <= 8; ++col) {
+      const double u = (col + 0.5 * (row & 1)) * pitch, v = row * pitch * 0.866;
+      const double x = 0.5 + u * ca - v * sa + rng.normal(0, r * 0.08), y = 0.5 + u * sa + v * ca + rng.normal(0, r * 0.08);
+      if (x < -r || x > 1 + r || y < -r || y > 1 + r) continue;
+      Gland g(rng, r * 0.95, r * 1.05, 0.12);
+      g.cx = x;
+      g.cy = y;
+      paint_gland(c, rng, chromatin, g, style);
+    }
+  }
+}
+
+// Colon adenocarcinoma: large irregular back-to-back glands, stratified pencil-shaped nuclei,
+// cribriform spaces and dirty necrosis in the lumens.
+void paint_colon_aca(StainCanvas& c, Rng& rng, const ValueNoise& chromatin) {
+  scatter_nuclei(c, rng, chromatin, rng.integer(40, 80), 0.007, 2.4, 1.1);
+  GlandStyle style;
+  style.epithelium = rng.uniform(0.3, 0.42);
+  style.cytoplasm_e = 0.5;
+  style.cytoplasm_h = 0.2;
+  style.nucleus_r = rng.uniform(0.0065, 0.008);
+  style.nucleus_elongation = 2.6;
+  style.nucleus_density = 1.0;
+  style.nuclear_spacing = 1.6;
+  style.rows = 3;
+  style.basal = 0.8;
+  style.row_spread = 0.12;
+  style.pleomorphism = 0.25;
+  style.necrotic_lumen = true;
+  style.cribriform = rng.integer(0, 4);
+  const int glands = rng.integer(3, 6);
+  for (int i = 0; i < glands; ++i) paint_gland(c, rng, chromatin, Gland(rng, 0.12, 0.22, 1.0), style);
+}
+
+// Beer-Lambert: RGB = 255 exp(-(h * H + e * E + background)), with per-tile stain vectors.
+RgbImage compose(StainCanvas& c, Rng& rng) {
+  double hv[3] = {0.65, 0.70, 0.29}, ev[3] = {0.07, 0.99, 0.11};
+  const double h_strength = rng.uniform(0.9, 1.7), e_strength = rng.uniform(0.9, 1.8);
+  for (int k = 0; k < 3; ++k) {
+    hv[k] *= h_strength * std::max(0.3, 1 + rng.normal(0, 0.15));
+    ev[k] *= e_strength * std::max(0.3, 1 + rng.normal(0, 0.15));
+  }
+  const double background[3] = {rng.uniform(0, 0.06), rng.uniform(0, 0.08), rng.uniform(0, 0.06)};
+  const ValueNoise grain(rng.next());
+  const int n = c.size();
+  RgbImage image(n, n);
+  for (int y = 0; y < n; ++y) {
+    uint8_t* out = image.row(y);
+    for (int x = 0; x < n; ++x) {
+      const double h = c.h(x, y), e = c.e(x, y);
+      const double speckle = 1 + 0.08 * (grain.at(x * 0.7, y * 0.7) - 0.5);
+      for (int k = 0; k < 3; ++k) {
+        const double od = (h * hv[k] + e * ev[k]) * speckle + background[k];
+        out[3 * x + k] = static_cast<uint8_t>(std::clamp(255.0 * std::exp(-od), 0.0, 255.0));
+      }
+    }
+  }
+  return image;
+}
+
+using Painter = void (*)(StainCanvas&, Rng&, const ValueNoise&);
+
+Painter painter_for(const std::string& class_name) {
+  static const std::map<std::string, Painter> painters = {
+      {"colon_aca", paint_colon_aca}, {"colon_n", paint_colon_n}, {"lung_aca", paint_lung_aca},
+      {"lung_n", paint_lung_n},       {"lung_scc", paint_lung_scc}};
+  auto it = painters.find(class_name);
+  if (it == painters.end()) throw Error("no synthetic tissue for class '" + class_name + "'");
+  return it->second;
+}
+
+// One of the 8 symmetries of the square (flips and 90-degree rotations).
+RgbImage dihedral(const RgbImage& src, int which) {
+  const int n = src.width;
+  RgbImage out(n, n);
+  for (int y = 0; y < n; ++y) {
+    for (int x = 0; x < n; ++x) {
+      int sx = x, sy = y;
+      if (which & 1) sx = n - 1 - sx;
+      if (which & 2) sy = n - 1 - sy;
+      if (which & 4) std::swap(sx, sy);
+      std::copy_n(src.row(sy) + 3 * sx, 3, out.row(y) + 3 * x);
+    }
+  }
+  return out;
+}
+
+struct ClassLayout {
+  const char* folder;  // under lung_colon_image_set/
+  const char* prefix;  // LC25000's file name prefix
+};
+
+ClassLayout layout_for(const std::string& class_name) {
+  static const std::map<std::string, ClassLayout> layouts = {
+      {"colon_aca", {"colon_image_sets", "colonca"}}, {"colon_n", {"colon_image_sets", "colonn"}},
+      {"lung_aca", {"lung_image_sets", "lungaca"}},   {"lung_n", {"lung_image_sets", "lungn"}},
+      {"lung_scc", {"lung_image_sets", "lungscc"}}};
+  return layouts.at(class_name);
+}
+
+}  // namespace
+
+const std::vector<std::string>& lc25000_classes() {
+  static const std::vector<std::string> classes = {"colon_aca", "colon_n", "lung_aca", "lung_n", "lung_scc"};
+  return classes;
+}
+
+RgbImage render_synthetic_tile(const std::string& class_name, int size, uint64_t seed) {
+  const Painter paint = painter_for(class_name);
+  Rng rng(seed);
+  StainCanvas canvas(size);
+  const ValueNoise chromatin(rng.next());
+  paint_stroma(canvas, rng, rng.uniform(0.3, 0.5), rng.uniform(0.15, 0.35));
+  paint(canvas, rng, chromatin);
+  return compose(canvas, rng);
+}
+
+SynthReport write_synthetic_dataset(const SynthOptions& options) {
+  if (options.per_class < 1) throw UsageError("--per-class must be at least 1");
+  if (options.size < 16 || options.size > 4096) throw UsageError("--size must be between 16 and 4096 px");
+  if (options.copies < 1 || options.copies > 8) throw UsageError("--copies must be between 1 and 8");
+  if (options.quality < 1 || options.quality > 100) throw UsageError("--quality must be between 1 and 100");
+  const fs::path root(options.out);
+  ensure_writable_dir(root);
+  const auto& classes = lc25000_classes();
+  for (const auto& cls : classes) ensure_writable_dir(root / "lung_colon_image_set" / layout_for(cls).folder / cls);
+
+  struct Scene {
+    size_t class_index;
+    int scene, first_tile, tiles;
+  };
+  std::vector<Scene> scenes;
+  for (size_t k = 0; k < classes.size(); ++k)
+    for (int first = 0, s = 0; first < options.per_class; first += options.copies, ++s)
+      scenes.push_back({k, s, first, std::min(options.copies, options.per_class - first)});
+
+  std::vector<std::vector<std::string>> csv_rows(scenes.size());
+  const int64_t total = static_cast<int64_t>(classes.size()) * options.per_class;
+  Progress progress("synthesizing " + std::to_string(total) + " tiles of " + std::to_string(options.size) + " px", total,
+                    "tiles", options.quiet);
+  std::atomic<int64_t> done{0};
+  const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, std::max(1, threads));
+  tbb::parallel_for(size_t{0}, scenes.size(), [&](size_t i) {
+    const Scene& sc = scenes[i];
+    const std::string& cls = classes[sc.class_index];
+    const ClassLayout layout = layout_for(cls);
+    const uint64_t scene_seed = mix(mix(options.seed, sc.class_index + 1), static_cast<uint64_t>(sc.scene));
+    const RgbImage source = render_synthetic_tile(cls, options.size, scene_seed);
+    Rng symmetry(scene_seed ^ 0x5bd1e995ull);
+    const int offset = symmetry.integer(1, 7);  // copies after the first use distinct symmetries
+    const std::string group = cls + "-s" + std::to_string(sc.scene);
+    for (int c = 0; c < sc.tiles; ++c) {
+      const std::string name = std::string(layout.prefix) + std::to_string(sc.first_tile + c + 1) + ".jpeg";
+      const RgbImage tile = c == 0 ? source : dihedral(source, (offset + c - 1) % 7 + 1);
+      const auto bytes = encode_jpeg(tile, options.quality);
+      const fs::path path = root / "lung_colon_image_set" / layout.folder / cls / name;
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+      if (!out) throw Error("cannot write " + path.string());
+      csv_rows[i].push_back(name + "," + cls + "," + group);
+    }
+    progress.update(done += sc.tiles);
+  });
+  progress.finish();
+
+  std::string csv = "filename,label,group_id\n";
+  for (const auto& rows : csv_rows)
+    for (const auto& row : rows) csv += row + "\n";
+  SynthReport report;
+  report.tiles = total;
+  report.groups_csv = (root / "groups.csv").string();
+  write_file_atomically(report.groups_csv, csv);
+  return report;
+}
+
+}  // namespace histotrain

@@ -1,0 +1,45 @@
+// Synthetic H&E-like tiles in the LC25000 layout: the demo's data and the tests' data.
+//
+// Tissue is painted as two stain densities (haematoxylin: nuclei, purple; eosin: cytoplasm and
+// stroma, pink) and turned into RGB by Beer-Lambert absorption, like a real stained slide. The
+// five classes differ in structure, not colour: stain vectors and intensity are drawn per tile
+// independently of the class, so a model has to learn nuclear density, size and shape, glands,
+// lumens and cell arrangement.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/image.h"
+
+namespace histotrain {
+
+// colon_aca, colon_n, lung_aca, lung_n, lung_scc: LC25000's classes, sorted.
+const std::vector<std::string>& lc25000_classes();
+
+// Renders one tile of `class_name` (one of lc25000_classes()); deterministic in (class, size, seed).
+RgbImage render_synthetic_tile(const std::string& class_name, int size, uint64_t seed);
+
+struct SynthOptions {
+  std::string out;     // dataset root to create
+  int per_class = 100; // tiles per class
+  int size = 768;      // tile side, px (LC25000's size)
+  uint64_t seed = 1;
+  // Like LC25000, each source scene is saved as several flipped/rotated copies; groups.csv names
+  // the scene of every tile so splits can keep copies together.
+  int copies = 2;
+  int quality = 90;    // JPEG quality
+  int threads = 0;     // 0: all cores
+  bool quiet = false;
+};
+
+struct SynthReport {
+  int64_t tiles = 0;
+  std::string groups_csv;
+};
+
+// Writes <out>/lung_colon_image_set/{lung_image_sets,colon_image_sets}/<class>/<name>N.jpeg and
+// <out>/groups.csv (filename,label,group_id).
+SynthReport write_synthetic_dataset(const SynthOptions& options);
+
+}  // namespace histotrain

@@ -1,0 +1,192 @@
+#include "data/tile_cache.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
+
+#include "data/jpeg.h"
+#include "data/resize.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/progress.h"
+
+namespace histotrain {
+
+namespace {
+
+constexpr char kMagic[8] = {'H', 'T', 'T', 'I', 'L', 'E', 'S', '1'};
+
+// On-disk layout: header, one status byte per image (1 decoded, 2 failed), padding to 4 KiB,
+// then the tiles, count x size x size x 3 bytes.
+struct Header {
+  char magic[8];
+  uint64_t fingerprint;
+  int64_t count;
+  int32_t size;
+  int32_t complete;  // set last: a build killed half-way is never taken for a cache
+};
+
+size_t tiles_offset(int64_t count) {
+  const size_t raw = sizeof(Header) + static_cast<size_t>(count);
+  return (raw + 4095) / 4096 * 4096;
+}
+
+uint64_t fingerprint_of(const ScanResult& scan, int size) {
+  Fnv1a h;
+  h.add(static_cast<uint64_t>(size));
+  for (const auto& image : scan.images) {
+    h.add(image.path);
+    h.add(image.bytes);
+    h.add(static_cast<uint64_t>(image.mtime_ns));
+  }
+  return h.value;
+}
+
+std::string cache_file_name(const ScanResult& scan, int size) {
+  Fnv1a h;
+  h.add(scan.root);
+  const std::string base = std::filesystem::path(scan.root).filename().string();
+  return (base.empty() ? "data" : base) + "-" + hex64(h.value).substr(0, 12) + "-" + std::to_string(size) + "px.tiles";
+}
+
+}  // namespace
+
+std::string default_cache_dir() {
+  if (const char* dir = std::getenv("HISTOTRAIN_CACHE"); dir && *dir) return dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return std::string(xdg) + "/histotrain";
+  if (const char* home = std::getenv("HOME"); home && *home) return std::string(home) + "/.cache/histotrain";
+  return "/tmp/histotrain-cache";
+}
+
+bool decode_tile(const std::string& path, int size, uint8_t* out, std::string* error) {
+  DecodeResult decoded = decode_jpeg_file(path, size);
+  if (!decoded.ok) {
+    if (error) *error = decoded.error;
+    return false;
+  }
+  resize_rgb(decoded.image, size, size, out);
+  return true;
+}
+
+TileCache::~TileCache() {
+  if (mapping_) ::munmap(mapping_, mapping_bytes_);
+}
+
+int64_t TileCache::failed() const {
+  int64_t n = 0;
+  for (int64_t i = 0; i < count_; ++i) n += status_[i] != 1;
+  return n;
+}
+
+bool TileCache::map_existing(const std::string& path, uint64_t fingerprint, int64_t count, int size) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return false;
+  struct stat st {};
+  const size_t expected = tiles_offset(count) + static_cast<size_t>(count) * size * size * 3;
+  bool ok = ::fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) == expected;
+  void* map = ok ? ::mmap(nullptr, expected, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
+  ::close(fd);
+  if (map == MAP_FAILED) return false;
+  const auto* header = static_cast<const Header*>(map);
+  if (std::memcmp(header->magic, kMagic, sizeof kMagic) != 0 || header->fingerprint != fingerprint ||
+      header->count != count || header->size != size || header->complete != 1) {
+    ::munmap(map, expected);
+    return false;
+  }
+  mapping_ = map;
+  mapping_bytes_ = expected;
+  path_ = path;
+  count_ = count;
+  size_ = size;
+  status_ = static_cast<const uint8_t*>(map) + sizeof(Header);
+  tiles_ = static_cast<const uint8_t*>(map) + tiles_offset(count);
+  return true;
+}
+
+// Decodes every image straight into a writable mapping of a temporary file, then renames it.
+static void build_cache_file(const ScanResult& scan, const TileCacheOptions& options, uint64_t fingerprint,
+                             const std::string& path, std::vector<std::string>& errors) {
+  const int64_t count = static_cast<int64_t>(scan.images.size());
+  const size_t tile_bytes = static_cast<size_t>(options.size) * options.size * 3;
+  const size_t total = tiles_offset(count) + tile_bytes * count;
+  const std::string tmp = path + ".building" + std::to_string(::getpid());
+  const int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw Error("cannot create tile cache " + tmp + ": " + std::strerror(errno));
+  if (::ftruncate(fd, static_cast<off_t>(total)) != 0) {
+    ::close(fd);
+    throw Error("cannot size tile cache " + tmp + " (" + std::to_string(total >> 20) + " MiB): " + std::strerror(errno));
+  }
+  void* map = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) throw Error("cannot map tile cache " + tmp);
+  auto* base = static_cast<uint8_t*>(map);
+  auto* header = reinterpret_cast<Header*>(base);
+  std::memcpy(header->magic, kMagic, sizeof kMagic);
+  header->fingerprint = fingerprint;
+  header->count = count;
+  header->size = options.size;
+  header->complete = 0;
+  uint8_t* status = base + sizeof(Header);
+  uint8_t* tiles = base + tiles_offset(count);
+
+  const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, std::max(1, threads));
+  Progress progress("decoding " + std::to_string(count) + " images to " + std::to_string(options.size) + " px with " +
+                        std::to_string(threads) + " threads",
+                    count, "img", options.quiet);
+  std::atomic<int64_t> done{0};
+  std::mutex errors_mutex;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, count, 16), [&](const tbb::blocked_range<int64_t>& range) {
+    for (int64_t i = range.begin(); i < range.end(); ++i) {
+      std::string error;
+      const bool ok = decode_tile(scan.images[i].path, options.size, tiles + i * tile_bytes, &error);
+      status[i] = ok ? 1 : 2;
+      if (!ok) {
+        std::lock_guard<std::mutex> lock(errors_mutex);
+        errors.push_back(scan.images[i].path + ": " + error);
+      }
+    }
+    progress.update(done += static_cast<int64_t>(range.size()));
+  });
+  progress.finish();
+  ::msync(map, total, MS_SYNC);
+  header->complete = 1;
+  ::msync(map, sizeof(Header), MS_SYNC);
+  ::munmap(map, total);
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw Error("cannot move tile cache into place at " + path + ": " + ec.message());
+  std::sort(errors.begin(), errors.end());
+}
+
+std::shared_ptr<TileCache> TileCache::open_or_build(const ScanResult& scan, const TileCacheOptions& options) {
+  if (options.size < 8 || options.size > 4096) throw UsageError("image size must be between 8 and 4096 px");
+  const std::string dir = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
+  ensure_writable_dir(dir);
+  const std::string path = dir + "/" + cache_file_name(scan, options.size);
+  const uint64_t fingerprint = fingerprint_of(scan, options.size);
+  const auto count = static_cast<int64_t>(scan.images.size());
+
+  std::shared_ptr<TileCache> cache(new TileCache());
+  if (cache->map_existing(path, fingerprint, count, options.size)) {
+    cache->reused_ = true;
+    return cache;
+  }
+  build_cache_file(scan, options, fingerprint, path, cache->errors_);
+  if (!cache->map_existing(path, fingerprint, count, options.size))
+    throw Error("tile cache " + path + " was written but cannot be read back");
+  return cache;
+}
+
+}  // namespace histotrain

@@ -1,0 +1,67 @@
+// Decode once: every image of a scan, decoded and resized to size x size RGB, packed into one
+// file that later runs memory-map instead of decoding JPEGs again each epoch. The file is
+// reused while the source files (paths, sizes, mtimes) and the tile size are unchanged, and
+// rebuilt otherwise.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/scan.h"
+
+namespace histotrain {
+
+struct TileCacheOptions {
+  int size = 128;          // tile side in pixels
+  std::string cache_dir;   // empty: default_cache_dir()
+  int threads = 0;         // decode threads; 0: all cores
+  bool quiet = false;      // no progress output
+};
+
+// $HISTOTRAIN_CACHE, else $XDG_CACHE_HOME/histotrain, else ~/.cache/histotrain.
+std::string default_cache_dir();
+
+class TileCache {
+ public:
+  // Opens the cache for `scan` at options.size, building it first when missing or stale.
+  static std::shared_ptr<TileCache> open_or_build(const ScanResult& scan, const TileCacheOptions& options);
+  ~TileCache();
+  TileCache(const TileCache&) = delete;
+  TileCache& operator=(const TileCache&) = delete;
+
+  int64_t count() const { return count_; }
+  int size() const { return size_; }
+  // size x size x 3 bytes of image i (zeros when it failed to decode).
+  const uint8_t* tile(int64_t i) const { return tiles_ + static_cast<size_t>(i) * tile_bytes(); }
+  // All tiles, contiguous: count x size x size x 3.
+  const uint8_t* data() const { return tiles_; }
+  bool decoded(int64_t i) const { return status_[i] == 1; }
+  int64_t failed() const;
+  const std::string& path() const { return path_; }
+  bool reused() const { return reused_; }
+  size_t tile_bytes() const { return static_cast<size_t>(size_) * size_ * 3; }
+
+  // Errors of the images that failed, as "path: reason", from the build (empty when reused).
+  const std::vector<std::string>& errors() const { return errors_; }
+
+ private:
+  TileCache() = default;
+  bool map_existing(const std::string& path, uint64_t fingerprint, int64_t count, int size);
+
+  std::string path_;
+  int64_t count_ = 0;
+  int size_ = 0;
+  void* mapping_ = nullptr;
+  size_t mapping_bytes_ = 0;
+  const uint8_t* status_ = nullptr;
+  const uint8_t* tiles_ = nullptr;
+  bool reused_ = false;
+  std::vector<std::string> errors_;
+};
+
+// Decodes one image file to a size x size RGB tile in `out`; false (with `error`) on failure.
+bool decode_tile(const std::string& path, int size, uint8_t* out, std::string* error);
+
+}  // namespace histotrain

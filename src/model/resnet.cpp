@@ -1,0 +1,122 @@
+#include "model/resnet.h"
+
+#include <map>
+
+#include "util/errors.h"
+
+namespace histotrain {
+
+namespace nn = torch::nn;
+
+namespace {
+
+struct ArchSpec {
+  bool bottleneck;
+  std::vector<int64_t> blocks;  // per stage
+};
+
+const std::map<std::string, ArchSpec>& arch_specs() {
+  static const std::map<std::string, ArchSpec> specs = {
+      {"resnet18", {false, {2, 2, 2, 2}}},
+      {"resnet34", {false, {3, 4, 6, 3}}},
+      {"resnet50", {true, {3, 4, 6, 3}}},
+  };
+  return specs;
+}
+
+nn::Conv2d conv(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
+  return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(kernel / 2).bias(false));
+}
+
+// torchvision's initialisation: He-normal convs (fan_out), BN scale 1 and shift 0.
+void init_weights(nn::Module& module) {
+  for (auto& m : module.modules(/*include_self=*/false)) {
+    if (auto* c = m->as<nn::Conv2d>()) {
+      nn::init::kaiming_normal_(c->weight, 0.0, torch::kFanOut, torch::kReLU);
+    } else if (auto* b = m->as<nn::BatchNorm2d>()) {
+      nn::init::ones_(b->weight);
+      nn::init::zeros_(b->bias);
+    }
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& supported_archs() {
+  static const std::vector<std::string> names = {"resnet18", "resnet34", "resnet50"};
+  return names;
+}
+
+ResidualBlockImpl::ResidualBlockImpl(int64_t in_channels, int64_t width, int64_t stride, bool bottleneck_)
+    : bottleneck(bottleneck_) {
+  const int64_t out_channels = bottleneck ? width * 4 : width;
+  if (bottleneck) {  // torchvision v1.5: the stride sits on the 3x3 conv
+    conv1 = register_module("conv1", conv(in_channels, width, 1, 1));
+    bn1 = register_module("bn1", nn::BatchNorm2d(width));
+    conv2 = register_module("conv2", conv(width, width, 3, stride));
+    bn2 = register_module("bn2", nn::BatchNorm2d(width));
+    conv3 = register_module("conv3", conv(width, out_channels, 1, 1));
+    bn3 = register_module("bn3", nn::BatchNorm2d(out_channels));
+  } else {
+    conv1 = register_module("conv1", conv(in_channels, width, 3, stride));
+    bn1 = register_module("bn1", nn::BatchNorm2d(width));
+    conv2 = register_module("conv2", conv(width, width, 3, 1));
+    bn2 = register_module("bn2", nn::BatchNorm2d(width));
+  }
+  if (stride != 1 || in_channels != out_channels)
+    downsample = register_module(
+        "downsample", nn::Sequential(conv(in_channels, out_channels, 1, stride), nn::BatchNorm2d(out_channels)));
+}
+
+torch::Tensor ResidualBlockImpl::forward(torch::Tensor x) {
+  torch::Tensor identity = downsample ? downsample->forward(x) : x;
+  torch::Tensor out = torch::relu(bn1(conv1(x)));
+  if (bottleneck) {
+    out = torch::relu(bn2(conv2(out)));
+    out = bn3(conv3(out));
+  } else {
+    out = bn2(conv2(out));
+  }
+  return torch::relu(out + identity);
+}
+
+ResNetImpl::ResNetImpl(const std::string& arch_, int64_t num_classes) : arch(arch_) {
+  auto spec = arch_specs().find(arch);
+  if (spec == arch_specs().end()) throw UsageError("unknown architecture '" + arch + "' (resnet18, resnet34, resnet50)");
+  if (num_classes < 2) throw Error("a classifier needs at least 2 classes, got " + std::to_string(num_classes));
+  const bool bottleneck = spec->second.bottleneck;
+  conv1 = register_module("conv1", conv(3, 64, 7, 2));
+  bn1 = register_module("bn1", nn::BatchNorm2d(64));
+  int64_t channels = 64;
+  auto make_stage = [&](int64_t width, int64_t blocks, int64_t stride) {
+    nn::Sequential stage;
+    for (int64_t b = 0; b < blocks; ++b) {
+      stage->push_back(ResidualBlock(channels, width, b == 0 ? stride : 1, bottleneck));
+      channels = bottleneck ? width * 4 : width;
+    }
+    return stage;
+  };
+  const auto& blocks = spec->second.blocks;
+  layer1 = register_module("layer1", make_stage(64, blocks[0], 1));
+  layer2 = register_module("layer2", make_stage(128, blocks[1], 2));
+  layer3 = register_module("layer3", make_stage(256, blocks[2], 2));
+  layer4 = register_module("layer4", make_stage(512, blocks[3], 2));
+  fc = register_module("fc", nn::Linear(channels, num_classes));
+  init_weights(*this);
+}
+
+torch::Tensor ResNetImpl::forward(torch::Tensor x) {
+  x = torch::relu(bn1(conv1(x)));
+  x = torch::max_pool2d(x, 3, 2, 1);
+  x = layer4->forward(layer3->forward(layer2->forward(layer1->forward(x))));
+  x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+  return fc(x);
+}
+
+ParameterGroups split_for_weight_decay(torch::nn::Module& model) {
+  ParameterGroups groups;
+  for (auto& p : model.parameters()) (p.dim() > 1 ? groups.decay : groups.no_decay).push_back(p);
+  return groups;
+}
+
+}  // namespace histotrain

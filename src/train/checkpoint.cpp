@@ -1,0 +1,72 @@
+#include "train/checkpoint.h"
+
+#include <fstream>
+
+#include "compat.h"
+#include "util/errors.h"
+#include "util/files.h"
+
+namespace histotrain {
+
+std::filesystem::path run_folder(const std::string& checkpoint_arg) {
+  std::filesystem::path p(checkpoint_arg);
+  if (std::filesystem::is_regular_file(p)) return p.parent_path().empty() ? "." : p.parent_path();
+  return p;
+}
+
+void save_checkpoint(const std::filesystem::path& run, ResNet& model, const torch::optim::Optimizer& optimizer,
+                     const nlohmann::json& meta) {
+  replace_file_atomically(run / "model.pt", [&](const fs::path& tmp) { torch::save(model, tmp.string()); });
+  replace_file_atomically(run / "train_state.pt", [&](const fs::path& tmp) {
+    torch::serialize::OutputArchive archive;
+    torch::serialize::OutputArchive optimizer_archive;
+    optimizer.save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+    archive.write("rng", compat::cpu_rng_state());
+    archive.write("step", torch::tensor(meta.at("step").get<int64_t>()));
+    archive.save_to(tmp.string());
+  });
+  write_file_atomically(run / "checkpoint.json", meta.dump(2) + "\n");
+}
+
+nlohmann::json read_checkpoint_meta(const std::filesystem::path& run) {
+  const auto path = run / "checkpoint.json";
+  std::ifstream in(path);
+  if (!in) throw Error("no checkpoint at '" + run.string() + "' (expected " + path.string() + ", written by histotrain train)");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("checkpoint " + path.string() + " is damaged: " + e.what());
+  }
+}
+
+ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta) {
+  ResNet model(meta.at("arch").get<std::string>(), static_cast<int64_t>(meta.at("classes").size()));
+  const auto path = run / "model.pt";
+  if (!std::filesystem::exists(path)) throw Error("checkpoint '" + run.string() + "' has no model.pt");
+  try {
+    torch::load(model, path.string());
+  } catch (const c10::Error& e) {
+    throw Error("cannot load " + path.string() + ": " + e.what_without_backtrace());
+  }
+  return model;
+}
+
+void load_training_state(const std::filesystem::path& run, torch::optim::Optimizer& optimizer, int64_t step) {
+  const auto path = run / "train_state.pt";
+  if (!std::filesystem::exists(path)) throw Error("checkpoint '" + run.string() + "' has no train_state.pt");
+  torch::serialize::InputArchive archive;
+  archive.load_from(path.string());
+  torch::Tensor saved_step, rng;
+  archive.read("step", saved_step);
+  if (saved_step.item<int64_t>() != step)
+    throw Error("checkpoint '" + run.string() + "' is inconsistent (train_state.pt is from step " +
+                std::to_string(saved_step.item<int64_t>()) + ", checkpoint.json from step " + std::to_string(step) + ")");
+  torch::serialize::InputArchive optimizer_archive;
+  archive.read("optimizer", optimizer_archive);
+  optimizer.load(optimizer_archive);
+  archive.read("rng", rng);
+  compat::set_cpu_rng_state(rng);
+}
+
+}  // namespace histotrain

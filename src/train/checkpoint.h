@@ -1,0 +1,34 @@
+// A run folder's checkpoint: three files, each replaced atomically.
+//   model.pt         the model, torch::save(module): loads in Python with torch.jit.load(...)
+//                    .state_dict() into torchvision.models.resnetXX(num_classes=K)
+//   train_state.pt   optimizer state, RNG state and the step it belongs to
+//   checkpoint.json  arch, classes, image size, epoch, step, config, last metrics; written last,
+//                    so it only ever describes files that are already in place
+#pragma once
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "model/resnet.h"
+
+namespace histotrain {
+
+// Accepts a run folder or a path to its model.pt; returns the folder.
+std::filesystem::path run_folder(const std::string& checkpoint_arg);
+
+void save_checkpoint(const std::filesystem::path& run, ResNet& model, const torch::optim::Optimizer& optimizer,
+                     const nlohmann::json& meta);
+
+// checkpoint.json of a run; throws Error when there is none.
+nlohmann::json read_checkpoint_meta(const std::filesystem::path& run);
+
+// Builds the model the checkpoint describes and loads its weights.
+ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta);
+
+// Restores optimizer and RNG state; throws Error when train_state.pt is not from meta's step.
+void load_training_state(const std::filesystem::path& run, torch::optim::Optimizer& optimizer, int64_t step);
+
+}  // namespace histotrain

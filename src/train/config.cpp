@@ -1,0 +1,55 @@
+#include "train/config.h"
+
+#include "model/resnet.h"
+#include "util/errors.h"
+
+namespace histotrain {
+
+// One list of fields serves both directions, so the two cannot drift apart.
+#define HISTOTRAIN_CONFIG_FIELDS(X)                                                                         \
+  X(data) X(groups) X(cache_dir) X(image_size) X(val_fraction) X(workers) X(arch) X(epochs) X(batch_size)  \
+  X(lr) X(schedule) X(warmup_epochs) X(momentum) X(weight_decay) X(label_smoothing) X(augment) X(max_shift) \
+  X(threads) X(device) X(seed) X(out) X(resume) X(target_acc) X(max_steps) X(quiet)
+
+nlohmann::json to_json(const TrainConfig& config) {
+  nlohmann::json j;
+#define X(field) j[#field] = config.field;
+  HISTOTRAIN_CONFIG_FIELDS(X)
+#undef X
+  return j;
+}
+
+TrainConfig config_from_json(const nlohmann::json& j) {
+  TrainConfig config;
+#define X(field) \
+  if (j.contains(#field)) j.at(#field).get_to(config.field);
+  HISTOTRAIN_CONFIG_FIELDS(X)
+#undef X
+  return config;
+}
+
+void validate(const TrainConfig& c) {
+  auto require = [](bool ok, const std::string& message) {
+    if (!ok) throw UsageError(message);
+  };
+  require(!c.data.empty(), "--data is required");
+  require(c.image_size >= 16 && c.image_size <= 1024, "--image-size must be between 16 and 1024");
+  require(c.val_fraction >= 0 && c.val_fraction < 1, "--val-fraction must be in [0, 1)");
+  require(c.workers >= 0, "--workers must be >= 0");
+  require(std::find(supported_archs().begin(), supported_archs().end(), c.arch) != supported_archs().end(),
+          "--arch must be one of resnet18, resnet34, resnet50");
+  require(c.epochs >= 1, "--epochs must be at least 1");
+  require(c.batch_size >= 2, "--batch-size must be at least 2 (BatchNorm needs two images)");
+  require(c.lr > 0 && c.lr < 100, "--lr must be positive");
+  require(c.schedule == "onecycle" || c.schedule == "cosine", "--schedule must be onecycle or cosine");
+  require(c.warmup_epochs >= 0, "--warmup-epochs must be >= 0");
+  require(c.momentum >= 0 && c.momentum < 1, "--momentum must be in [0, 1)");
+  require(c.weight_decay >= 0, "--weight-decay must be >= 0");
+  require(c.label_smoothing >= 0 && c.label_smoothing < 1, "--label-smoothing must be in [0, 1)");
+  require(c.max_shift >= 0 && c.max_shift <= 0.25, "--max-shift must be in [0, 0.25]");
+  require(c.threads >= 0, "--threads must be >= 0");
+  require(c.target_acc >= 0 && c.target_acc <= 1, "--target-acc must be in [0, 1]");
+  require(c.max_steps >= 0, "--max-steps must be >= 0");
+}
+
+}  // namespace histotrain

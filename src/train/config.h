@@ -1,0 +1,54 @@
+// Every knob of a training run in one place, with its default and what it is for. The whole
+// struct is saved in each checkpoint and summary, so a result always says how it was made.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace histotrain {
+
+struct TrainConfig {
+  // --- data ---
+  std::string data;              // dataset root (class = folder directly holding the images)
+  std::string groups;            // optional filename,label,group_id CSV: splits keep groups together
+  std::string cache_dir;         // tile cache folder (empty: default_cache_dir())
+  int image_size = 128;          // tiles are decoded once to this size
+  double val_fraction = 0.2;     // share of each class's groups held out for validation
+  int workers = 0;               // JPEG decode threads for the cache (0: all cores)
+
+  // --- model ---
+  std::string arch = "resnet18";
+
+  // --- optimisation: SGD with Nesterov momentum ---
+  int epochs = 10;
+  int batch_size = 32;
+  double lr = 0.05;              // peak learning rate
+  std::string schedule = "onecycle";  // warm-up, then linear (onecycle) or cosine decay to 0
+  double warmup_epochs = 1.0;    // linear warm-up from lr/10: keeps early BN statistics sane
+  double momentum = 0.9;
+  double weight_decay = 5e-4;    // on conv/linear weights only, never on BN or biases
+  double label_smoothing = 0.1;  // softer targets: better calibrated, less overfit to near-copies
+
+  // --- augmentation (free for histology: no canonical orientation) ---
+  bool augment = true;           // random flips + 90-degree rotations + shifts
+  double max_shift = 0.0625;     // random translation, as a fraction of the tile side
+
+  // --- run ---
+  int threads = 0;               // intra-op threads (0: all cores; LibTorch would use 1 here)
+  std::string device = "cpu";    // cpu | cuda
+  uint64_t seed = 0;
+  std::string out = "runs/latest";
+  std::string resume;            // run folder to continue from
+  double target_acc = 0;         // stop once validation accuracy reaches this (0: never)
+  int64_t max_steps = 0;         // stop after this many optimizer steps (0: no limit; benchmarks)
+  bool quiet = false;            // no progress bars
+};
+
+nlohmann::json to_json(const TrainConfig& config);
+TrainConfig config_from_json(const nlohmann::json& j);
+
+// Throws UsageError for values that cannot work (negative epochs, lr <= 0, ...).
+void validate(const TrainConfig& config);
+
+}  // namespace histotrain

@@ -1,0 +1,23 @@
+#include "train/runtime.h"
+
+#include <thread>
+
+#include "compat.h"
+#include "util/errors.h"
+
+namespace histotrain {
+
+torch::Device parse_device(const std::string& name) {
+  if (name != "cpu" && name != "cuda" && name.rfind("cuda:", 0) != 0)
+    throw UsageError("--device must be cpu, cuda or cuda:N, not '" + name + "'");
+  if (name.rfind("cuda", 0) == 0 && !compat::cuda_available())
+    throw Error("--device " + name + ": CUDA is not available (this histotrain is built against a CPU-only LibTorch, "
+                "or no GPU is visible)");
+  return torch::Device(name);
+}
+
+void set_threads(int threads) {
+  at::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+}
+
+}  // namespace histotrain

@@ -1,0 +1,283 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "compat.h"
+#include "data/batches.h"
+#include "data/dataset.h"
+#include "data/groups.h"
+#include "model/resnet.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/runtime.h"
+#include "train/schedule.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/progress.h"
+
+namespace histotrain {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+void log(const std::string& line) {
+  std::fprintf(stderr, "%s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+std::unique_ptr<torch::optim::SGD> make_optimizer(ResNet& model, const TrainConfig& c) {
+  auto options = [&](double decay) {
+    return std::make_unique<torch::optim::SGDOptions>(
+        torch::optim::SGDOptions(c.lr).momentum(c.momentum).nesterov(c.momentum > 0).weight_decay(decay));
+  };
+  ParameterGroups params = split_for_weight_decay(*model);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(params.decay, options(c.weight_decay));
+  groups.emplace_back(params.no_decay, options(0.0));
+  return std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(c.lr));
+}
+
+void set_lr(torch::optim::Optimizer& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+}
+
+// Everything a run needs, set up once.
+struct Run {
+  TrainConfig config;
+  fs::path out;
+  torch::Device device{torch::kCPU};
+  TileDataset data;
+  Split split;
+  ResNet model{nullptr};
+  std::unique_ptr<torch::optim::SGD> optimizer;
+  int64_t steps_per_epoch = 0, total_steps = 0;
+  int64_t start_epoch = 0, step = 0;
+  double previous_seconds = 0;  // training time before a resume
+  double best_acc = 0;
+  double time_to_target = -1;
+};
+
+Split make_split(const TileDataset& data, const TrainConfig& c) {
+  if (c.groups.empty())
+    log("note: no --groups file: each image is its own group. If the data holds near-copies of the same source "
+        "(LC25000 does), validation accuracy will be optimistic.");
+  return split_by_group(data.labels, data.groups, c.val_fraction, c.seed);
+}
+
+void prepare(Run& run) {
+  const TrainConfig& c = run.config;
+  run.out = c.out;
+  ensure_writable_dir(run.out);  // fail before minutes of decoding, not after
+  if (c.resume.empty() && fs::exists(run.out / "checkpoint.json"))
+    throw Error("'" + run.out.string() + "' already holds a run; continue it with --resume " + run.out.string() +
+                " or choose another --out");
+  set_threads(c.threads);
+  run.device = parse_device(c.device);
+  compat::manual_seed(c.seed);
+
+  DataOptions data_options;
+  data_options.root = c.data;
+  data_options.image_size = c.image_size;
+  data_options.groups_csv = c.groups;
+  data_options.cache_dir = c.cache_dir;
+  data_options.workers = c.workers;
+  data_options.quiet = c.quiet;
+  const auto data_start = Clock::now();
+  run.data = load_dataset(data_options);
+  log(describe(run.data) + "\ndata ready in " + format_duration(seconds_since(data_start)));
+  if (run.data.classes.size() < 2) throw Error("training needs at least 2 classes, found only '" + run.data.classes[0] + "'");
+  run.split = make_split(run.data, c);
+  log("split: " + std::to_string(run.split.train.size()) + " training, " + std::to_string(run.split.val.size()) +
+      " validation images (" + (c.groups.empty() ? "per image" : "per group") + ", seed " + std::to_string(c.seed) + ")");
+  if (c.target_acc > 0 && run.split.val.empty()) throw UsageError("--target-acc needs a validation split (--val-fraction > 0)");
+
+  run.steps_per_epoch = static_cast<int64_t>(run.split.train.size()) / c.batch_size;
+  if (run.steps_per_epoch == 0)
+    throw Error("the training split holds " + std::to_string(run.split.train.size()) +
+                " images, fewer than one batch of " + std::to_string(c.batch_size) + "; lower --batch-size");
+  run.total_steps = run.steps_per_epoch * c.epochs;
+  if (c.max_steps > 0) run.total_steps = std::min(run.total_steps, c.max_steps);
+
+  run.model = ResNet(c.arch, static_cast<int64_t>(run.data.classes.size()));
+  run.model->to(run.device);
+  run.optimizer = make_optimizer(run.model, c);
+}
+
+void restore(Run& run) {
+  const fs::path from = run_folder(run.config.resume);
+  const nlohmann::json meta = read_checkpoint_meta(from);
+  if (meta.at("classes").get<std::vector<std::string>>() != run.data.classes)
+    throw Error("cannot resume '" + from.string() + "': its classes differ from those found in " + run.config.data);
+  torch::load(run.model, (from / "model.pt").string());
+  run.model->to(run.device);
+  run.start_epoch = meta.at("epoch").get<int64_t>();
+  run.step = meta.at("step").get<int64_t>();
+  load_training_state(from, *run.optimizer, run.step);
+  run.previous_seconds = meta.value("train_seconds", 0.0);
+  run.best_acc = meta.value("best_val_acc", 0.0);
+  log("resumed from " + from.string() + " after epoch " + std::to_string(run.start_epoch) + " (step " +
+      std::to_string(run.step) + ")");
+}
+
+struct EpochStats {
+  double loss = 0, accuracy = 0, seconds = 0;
+  int64_t images = 0;
+};
+
+EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const LrSchedule& schedule) {
+  const TrainConfig& c = run.config;
+  const auto start = Clock::now();
+  const std::vector<int64_t> order = epoch_order(run.split.train, c.seed, epoch, /*shuffle=*/true);
+  // Augmentation randomness depends only on (seed, epoch): a resumed run replays it exactly.
+  std::mt19937_64 rng(c.seed * 7919 + static_cast<uint64_t>(epoch) + 17);
+  Augmentation augmentation;
+  augmentation.dihedral = c.augment;
+  augmentation.max_shift = c.augment ? static_cast<int>(c.max_shift * c.image_size) : 0;
+  const auto loss_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(c.label_smoothing);
+
+  const int64_t steps = std::min(run.steps_per_epoch, run.total_steps - run.step);
+  Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs), steps * c.batch_size, "img",
+                    c.quiet);
+  run.model->train();
+  // Running sums stay on the device and are read only for the progress line.
+  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(run.device));
+  torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(run.device));
+  for (int64_t s = 0; s < steps; ++s, ++run.step) {
+    const Batch batch = batches.make(order.data() + s * c.batch_size, c.batch_size, &augmentation, &rng);
+    set_lr(*run.optimizer, schedule.at(run.step));
+    run.optimizer->zero_grad();
+    const torch::Tensor logits = run.model->forward(batch.images);
+    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, batch.labels, loss_options);
+    loss.backward();
+    run.optimizer->step();
+    loss_sum += loss.detach();
+    correct += (logits.argmax(1) == batch.labels).sum();
+    if ((s + 1) % 10 == 0 || s + 1 == steps) {
+      char extra[64];
+      std::snprintf(extra, sizeof extra, "loss %.3f", loss_sum.item<double>() / (s + 1));
+      progress.update((s + 1) * c.batch_size, extra);
+    }
+  }
+  EpochStats stats;
+  stats.images = steps * c.batch_size;
+  if (steps > 0) {
+    stats.loss = loss_sum.item<double>() / steps;
+    stats.accuracy = static_cast<double>(correct.item<int64_t>()) / stats.images;
+  }
+  stats.seconds = seconds_since(start);
+  progress.finish();
+  return stats;
+}
+
+nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train_seconds, const nlohmann::json& metrics) {
+  return {{"format", 1},
+          {"arch", run.config.arch},
+          {"classes", run.data.classes},
+          {"image_size", run.config.image_size},
+          {"epoch", epochs_done},
+          {"step", run.step},
+          {"train_seconds", train_seconds},
+          {"best_val_acc", run.best_acc},
+          {"metrics", metrics},
+          {"config", to_json(run.config)},
+          {"torch_version", compat::torch_version()}};
+}
+
+}  // namespace
+
+TrainConfig resumed_config(const std::string& run, const nlohmann::json& overrides) {
+  const fs::path from = run_folder(run);
+  nlohmann::json saved = read_checkpoint_meta(from).at("config");
+  for (const auto& [key, value] : overrides.items()) saved[key] = value;
+  saved["resume"] = from.string();
+  if (!overrides.contains("out")) saved["out"] = from.string();
+  return config_from_json(saved);
+}
+
+nlohmann::json train(const TrainConfig& config) {
+  validate(config);
+  Run run;
+  run.config = config;
+  prepare(run);
+  if (!config.resume.empty()) restore(run);
+  const TrainConfig& c = run.config;
+  const BatchMaker batches(run.data, run.device);
+  const LrSchedule schedule(c.schedule, c.lr, static_cast<int64_t>(c.warmup_epochs * run.steps_per_epoch),
+                            run.total_steps);
+  log("training " + c.arch + " on " + run.device.str() + " with " + std::to_string(at::get_num_threads()) +
+      " threads: " + std::to_string(c.epochs) + " epochs of " + std::to_string(run.steps_per_epoch) + " steps, batch " +
+      std::to_string(c.batch_size) + ", " + std::to_string(c.image_size) + " px, peak lr " + std::to_string(c.lr));
+
+  double train_seconds = run.previous_seconds;
+  nlohmann::json last_val;
+  int64_t epochs_done = run.start_epoch;
+  for (int64_t epoch = run.start_epoch; epoch < c.epochs && run.step < run.total_steps; ++epoch) {
+    const EpochStats stats = train_epoch(run, batches, epoch, schedule);
+    train_seconds += stats.seconds;
+    epochs_done = epoch + 1;
+    nlohmann::json record = {{"epoch", epochs_done},
+                             {"step", run.step},
+                             {"lr", schedule.at(std::max<int64_t>(0, run.step - 1))},
+                             {"train_loss", stats.loss},
+                             {"train_acc", stats.accuracy},
+                             {"train_images_per_s", stats.images / std::max(1e-9, stats.seconds)},
+                             {"epoch_train_s", stats.seconds},
+                             {"train_s", train_seconds}};
+    std::string line = "epoch " + std::to_string(epochs_done) + "/" + std::to_string(c.epochs);
+    char buf[160];
+    std::snprintf(buf, sizeof buf, ": train loss %.3f acc %.3f, %.1f img/s", stats.loss, stats.accuracy,
+                  stats.images / std::max(1e-9, stats.seconds));
+    line += buf;
+    if (!run.split.val.empty()) {
+      const EvalResult val = evaluate(run.model, batches, run.split.val, static_cast<int64_t>(run.data.classes.size()),
+                                      c.batch_size * 2);
+      last_val = val.confusion.to_json(run.data.classes);
+      last_val["loss"] = val.loss;
+      record["val_loss"] = val.loss;
+      record["val_acc"] = val.confusion.accuracy();
+      record["val_macro_f1"] = val.confusion.macro_f1();
+      record["val_s"] = val.seconds;
+      run.best_acc = std::max(run.best_acc, val.confusion.accuracy());
+      std::snprintf(buf, sizeof buf, "; val loss %.3f acc %.4f macro-F1 %.4f", val.loss, val.confusion.accuracy(),
+                    val.confusion.macro_f1());
+      line += buf;
+      if (c.target_acc > 0 && val.confusion.accuracy() >= c.target_acc && run.time_to_target < 0)
+        run.time_to_target = train_seconds;
+    }
+    log(line);
+    append_line(run.out / "metrics.jsonl", record.dump());
+    save_checkpoint(run.out, run.model, *run.optimizer, checkpoint_meta(run, epochs_done, train_seconds, last_val));
+    if (run.time_to_target >= 0) {
+      log("reached target accuracy " + std::to_string(c.target_acc) + " after " + format_duration(run.time_to_target) +
+          " of training");
+      break;
+    }
+  }
+
+  nlohmann::json summary = {{"arch", c.arch},
+                            {"classes", run.data.classes},
+                            {"image_size", c.image_size},
+                            {"epochs", epochs_done},
+                            {"steps", run.step},
+                            {"train_images", run.split.train.size()},
+                            {"val_images", run.split.val.size()},
+                            {"skipped_images", run.data.cache->failed()},
+                            {"train_s", train_seconds},
+                            {"train_s_covers", "training steps: batch assembly, augmentation, forward, backward, "
+                                               "optimizer; not decoding, validation or checkpoints"},
+                            {"best_val_acc", run.best_acc},
+                            {"target_acc", c.target_acc},
+                            {"time_to_target_s", run.time_to_target >= 0 ? nlohmann::json(run.time_to_target) : nullptr},
+                            {"val", last_val},
+                            {"threads", at::get_num_threads()},
+                            {"device", run.device.str()},
+                            {"torch_version", compat::torch_version()},
+                            {"config", to_json(c)}};
+  write_file_atomically(run.out / "summary.json", summary.dump(2) + "\n");
+  return summary;
+}
+
+}  // namespace histotrain

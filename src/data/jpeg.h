@@ -15,9 +15,9 @@ struct DecodeResult {
 };
 
 // Decodes to RGB. Grey-scale, YCbCr and CMYK/YCCK JPEGs all come out as RGB. When the image is at
-// least twice `min_side` on both sides, libjpeg-turbo's DCT-domain scaling (1/2, 1/4, 1/8)
+// least twice `min_side` on both sides, libjpeg-turbo's DCT-domain scaling (n/8: 1/2, 3/8, 1/4, 1/8, ...)
 // decodes it smaller, to the smallest scale still >= min_side: a 768 px tile bound for 96 px
-// decodes at 1/4 for a fraction of the cost. min_side <= 0 decodes at full size.
+// decodes at 1/8 for a fraction of the cost. min_side <= 0 decodes at full size.
 // Truncated and corrupt data give ok = false; nothing throws.
 DecodeResult decode_jpeg(const uint8_t* data, size_t size, int min_side = 0);
 DecodeResult decode_jpeg_file(const std::string& path, int min_side = 0);

@@ -426,7 +426,10 @@ void paint_colon_aca(StainCanvas& c, Rng& rng, const ValueNoise& chromatin) {
 // Beer-Lambert: RGB = 255 exp(-(h * H + e * E + background)), with per-tile stain vectors.
 RgbImage compose(StainCanvas& c, Rng& rng) {
   double hv[3] = {0.65, 0.70, 0.29}, ev[3] = {0.07, 0.99, 0.11};
-  const double h_strength = rng.uniform(0.9, 1.7), e_strength = rng.uniform(0.9, 1.8);
+  // Staining strength and section thickness vary a lot between slides; drawing them per tile
+  // keeps brightness and hue from telling the classes apart.
+  const double thickness = rng.uniform(0.55, 1.5);
+  const double h_strength = thickness * rng.uniform(0.7, 1.8), e_strength = thickness * rng.uniform(0.6, 2.0);
   for (int k = 0; k < 3; ++k) {
     hv[k] *= h_strength * std::max(0.3, 1 + rng.normal(0, 0.15));
     ev[k] *= e_strength * std::max(0.3, 1 + rng.normal(0, 0.15));

@@ -40,6 +40,13 @@ void init_weights(nn::Module& module) {
   }
 }
 
+// Each residual branch starts as zero (its last BN scale is 0), so every block begins as the
+// identity: early steps are stable at high learning rates (torchvision's zero_init_residual).
+void zero_init_residual_branches(nn::Module& module) {
+  for (auto& m : module.modules(/*include_self=*/false))
+    if (auto* block = m->as<ResidualBlockImpl>()) nn::init::zeros_((block->bottleneck ? block->bn3 : block->bn2)->weight);
+}
+
 }  // namespace
 
 const std::vector<std::string>& supported_archs() {
@@ -103,6 +110,7 @@ ResNetImpl::ResNetImpl(const std::string& arch_, int64_t num_classes) : arch(arc
   layer4 = register_module("layer4", make_stage(512, blocks[3], 2));
   fc = register_module("fc", nn::Linear(channels, num_classes));
   init_weights(*this);
+  zero_init_residual_branches(*this);
 }
 
 torch::Tensor ResNetImpl::forward(torch::Tensor x) {

@@ -1,0 +1,214 @@
+// End-to-end: the histotrain binary as a user runs it.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <turbojpeg.h>
+
+#include "data/jpeg.h"
+#include "data/synth.h"
+#include "test_util.h"
+
+namespace histotrain {
+namespace {
+
+using testing::run_histotrain;
+using testing::ScratchDir;
+
+std::string synth_data() { return testing::shared_synthetic_dataset(40, 96).string(); }
+std::string groups_of(const std::string& data) { return data + "/groups.csv"; }
+
+std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+nlohmann::json read_json(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+// Small but real: 200 tiles, 64 px, enough steps to learn.
+std::string train_args(const std::string& data, const std::filesystem::path& out, int epochs) {
+  return "train --data " + data + " --groups " + groups_of(data) + " --image-size 64 --batch-size 16 --epochs " +
+         std::to_string(epochs) + " --threads 2 --quiet --out " + out.string();
+}
+
+TEST(Cli, TrainLearnsWritesRunFolderThenEvalAndPredictUseIt) {
+  ScratchDir dir;
+  const std::string data = synth_data();
+  const auto run = dir / "run";
+  const auto trained = run_histotrain(train_args(data, run, 4));
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  for (const char* file : {"model.pt", "train_state.pt", "checkpoint.json", "metrics.jsonl", "summary.json"})
+    EXPECT_TRUE(std::filesystem::exists(run / file)) << file;
+  const auto metrics = read_jsonl(run / "metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 4u);
+  for (const char* key : {"epoch", "train_loss", "val_acc", "val_macro_f1", "train_images_per_s", "lr"})
+    EXPECT_TRUE(metrics.back().contains(key)) << key;
+  const auto summary = read_json(run / "summary.json");
+  EXPECT_EQ(summary["val_images"].get<int>() + summary["train_images"].get<int>(), 200);
+  EXPECT_GT(summary["best_val_acc"].get<double>(), 0.6) << "chance is 0.2: it should have learned";
+  EXPECT_LT(metrics.back()["train_loss"].get<double>(), metrics.front()["train_loss"].get<double>());
+
+  const auto eval = run_histotrain("eval --checkpoint " + run.string() + " --data " + data + " --json --quiet");
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  const auto report = nlohmann::json::parse(eval.out);
+  EXPECT_EQ(report["images"], 200);
+  EXPECT_EQ(report["classes"], nlohmann::json(lc25000_classes()));
+  EXPECT_GT(report["accuracy"].get<double>(), 0.6);
+  EXPECT_EQ(report["confusion_matrix"].size(), 5u);
+  for (const char* key : {"precision", "recall", "f1", "support"}) EXPECT_TRUE(report["per_class"]["lung_n"].contains(key));
+  EXPECT_TRUE(report.contains("macro_f1"));
+
+  // A folder with only some of the classes (the lung ones) evaluates against the same 5 classes.
+  const auto lung = run_histotrain("eval --checkpoint " + (run / "model.pt").string() + " --data " + data +
+                                   "/lung_colon_image_set/lung_image_sets --json --quiet");
+  ASSERT_EQ(lung.exit_code, 0) << lung.err;
+  const auto lung_report = nlohmann::json::parse(lung.out);
+  EXPECT_EQ(lung_report["images"], 120);
+  EXPECT_EQ(lung_report["per_class"]["colon_n"]["support"], 0);
+
+  const auto csv = dir / "pred.csv";
+  const std::string tile = data + "/lung_colon_image_set/lung_image_sets/lung_n/lungn1.jpeg";
+  const auto predicted = run_histotrain("predict --checkpoint " + run.string() + " --csv " + csv.string() + " " + tile +
+                                        " " + groups_of(data));
+  ASSERT_EQ(predicted.exit_code, 0) << predicted.err;
+  std::ifstream in(csv);
+  std::string header, row, bad;
+  std::getline(in, header);
+  std::getline(in, row);
+  std::getline(in, bad);
+  EXPECT_EQ(header, "path,class,probability,p_colon_aca,p_colon_n,p_lung_aca,p_lung_n,p_lung_scc,error");
+  EXPECT_EQ(row.rfind(tile + ",", 0), 0u);
+  EXPECT_NE(bad.find("not a readable JPEG"), std::string::npos) << "the CSV file is not an image: reported, not fatal";
+
+  // The run folder's model.pt loads into torchvision's resnet18 in Python.
+  if (std::system("/usr/bin/python3 -c 'import torchvision, numpy' >/dev/null 2>&1") == 0) {
+    const std::string command = "/usr/bin/python3 " + std::string(HISTOTRAIN_SOURCE_DIR) +
+                                "/tests/parity/torchvision_parity.py " + (run / "model.pt").string() + " resnet18 5";
+    EXPECT_EQ(std::system(command.c_str()), 0);
+  }
+}
+
+TEST(Cli, ResumeContinuesFromTheLastEpoch) {
+  ScratchDir dir;
+  const std::string data = synth_data();
+  const auto run = dir / "run";
+  ASSERT_EQ(run_histotrain(train_args(data, run, 1)).exit_code, 0);
+  const auto again = run_histotrain(train_args(data, run, 1));
+  EXPECT_EQ(again.exit_code, 1) << "an existing run is never overwritten";
+  EXPECT_NE(again.err.find("--resume"), std::string::npos) << again.err;
+
+  const auto resumed = run_histotrain("train --resume " + run.string() + " --epochs 2 --quiet");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("resumed from"), std::string::npos);
+  const auto metrics = read_jsonl(run / "metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 2u);
+  EXPECT_EQ(metrics[0]["epoch"], 1);
+  EXPECT_EQ(metrics[1]["epoch"], 2);
+  EXPECT_EQ(metrics[1]["step"].get<int>(), 2 * metrics[0]["step"].get<int>());
+  EXPECT_EQ(read_json(run / "summary.json")["config"]["image_size"], 64) << "saved flags are kept";
+}
+
+TEST(Cli, TargetAccuracyStopsEarlyAndRecordsTheTime) {
+  ScratchDir dir;
+  const std::string data = synth_data();
+  const auto run = dir / "run";
+  const auto result = run_histotrain(train_args(data, run, 10) + " --target-acc 0.5");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto summary = read_json(run / "summary.json");
+  EXPECT_LT(summary["epochs"].get<int>(), 10);
+  ASSERT_FALSE(summary["time_to_target_s"].is_null());
+  EXPECT_GE(summary["best_val_acc"].get<double>(), 0.5);
+}
+
+TEST(Cli, BadFlagsAreUsageErrorsWithExitCode2) {
+  const std::string data = synth_data();
+  for (const std::string& args : std::vector<std::string>
+       {"", "train", "frobnicate", "train --data " + data + " --epochs 0", "train --data " + data + " --epochs many",
+        "train --data " + data + " --arch resnet9", "train --data " + data + " --lr -1",
+        "train --data " + data + " --val-fraction 1.5", "train --data " + data + " --schedule step",
+        "train --data " + data + " --no-such-flag", "synth", "synth --out /tmp/x --per-class 0", "eval --data " + data,
+        "predict --checkpoint /tmp"}) {
+    const auto result = run_histotrain(args);
+    EXPECT_EQ(result.exit_code, 2) << "histotrain " << args << "\n" << result.err;
+    EXPECT_FALSE(result.err.empty()) << args;
+  }
+  EXPECT_EQ(run_histotrain("--help").exit_code, 0);
+  EXPECT_EQ(run_histotrain("train --help").exit_code, 0);
+}
+
+TEST(Cli, MissingDataEmptyFolderAndUnwritableOutputAreClearErrors) {
+  ScratchDir dir;
+  const auto missing = run_histotrain("train --data " + (dir / "nope").string());
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("does not exist"), std::string::npos) << missing.err;
+
+  std::filesystem::create_directories(dir / "empty/lung_n");
+  const auto empty = run_histotrain("train --data " + (dir / "empty").string() + " --out " + (dir / "r").string());
+  EXPECT_EQ(empty.exit_code, 1);
+  EXPECT_NE(empty.err.find("no JPEG images"), std::string::npos) << empty.err;
+
+  const auto unwritable = run_histotrain("train --data " + synth_data() + " --out /proc/histotrain-run");
+  EXPECT_EQ(unwritable.exit_code, 1);
+  EXPECT_NE(unwritable.err.find("/proc/histotrain-run"), std::string::npos) << unwritable.err;
+
+  const auto synth = run_histotrain("synth --out /proc/histotrain-synth --per-class 1");
+  EXPECT_EQ(synth.exit_code, 1);
+
+  const auto no_checkpoint = run_histotrain("eval --checkpoint " + dir.path().string() + " --data " + synth_data());
+  EXPECT_EQ(no_checkpoint.exit_code, 1);
+  EXPECT_NE(no_checkpoint.err.find("no checkpoint"), std::string::npos) << no_checkpoint.err;
+
+  const auto cuda = run_histotrain("train --data " + synth_data() + " --device cuda --out " + (dir / "c").string());
+  if (cuda.exit_code != 0) EXPECT_NE(cuda.err.find("CUDA"), std::string::npos) << cuda.err;
+}
+
+// Corrupt, truncated, grey-scale, CMYK and non-image files in the data: training goes on, the
+// bad files are skipped and counted, the odd colour spaces are used.
+TEST(Cli, OddAndBrokenFilesAreSkippedOrConvertedNeverFatal) {
+  ScratchDir dir;
+  const auto data = dir / "data";
+  std::filesystem::copy(synth_data(), data, std::filesystem::copy_options::recursive);
+  const auto lung_n = data / "lung_colon_image_set/lung_image_sets/lung_n";
+  const RgbImage tile = render_synthetic_tile("lung_n", 64, 5);
+  auto truncated = encode_jpeg(tile);
+  truncated.resize(truncated.size() / 3);
+  testing::write_bytes(lung_n / "truncated.jpeg", truncated);
+  testing::write_bytes(lung_n / "corrupt.jpeg", std::vector<uint8_t>(500, 7));
+  testing::write_bytes(lung_n / "grey.jpeg", encode_jpeg(tile, 90, JpegSubsampling::gray));
+  testing::write_bytes(lung_n / "notes.txt", {'h', 'i'});
+  std::vector<uint8_t> cmyk(64 * 64 * 4, 200);
+  tjhandle h = tjInitCompress();
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  ASSERT_EQ(tjCompress2(h, cmyk.data(), 64, 0, 64, TJPF_CMYK, &buffer, &size, TJSAMP_444, 90, 0), 0);
+  testing::write_bytes(lung_n / "cmyk.jpeg", std::vector<uint8_t>(buffer, buffer + size));
+  tjFree(buffer);
+  tjDestroy(h);
+
+  const auto run = dir / "run";
+  const auto result = run_histotrain(train_args(data.string(), run, 1));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.err.find("skipped 2 image(s)"), std::string::npos) << result.err;
+  // notes.txt and the root groups.csv
+  EXPECT_NE(result.err.find("ignored 2 file(s)"), std::string::npos) << result.err;
+  const auto summary = read_json(run / "summary.json");
+  EXPECT_EQ(summary["skipped_images"], 2);
+  EXPECT_EQ(summary["train_images"].get<int>() + summary["val_images"].get<int>(), 202);
+
+  const auto bad_class = dir / "other/kidney";
+  std::filesystem::create_directories(bad_class);
+  std::filesystem::copy_file(lung_n / "grey.jpeg", bad_class / "k.jpeg");
+  const auto unknown = run_histotrain("eval --checkpoint " + run.string() + " --data " + (dir / "other").string());
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_NE(unknown.err.find("kidney"), std::string::npos) << unknown.err;
+}
+
+}  // namespace
+}  // namespace histotrain

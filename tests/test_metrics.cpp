@@ -1,0 +1,59 @@
+#include <gtest/gtest.h>
+
+#include "train/metrics.h"
+#include "train/schedule.h"
+#include "util/errors.h"
+
+namespace histotrain {
+namespace {
+
+TEST(ConfusionMatrix, AccuracyPrecisionRecallF1FromCounts) {
+  ConfusionMatrix m(3);
+  m.add(0, 0, 8);
+  m.add(0, 1, 2);
+  m.add(1, 1, 5);
+  m.add(2, 0, 5);
+  EXPECT_EQ(m.total(), 20);
+  EXPECT_DOUBLE_EQ(m.accuracy(), 13.0 / 20);
+  EXPECT_DOUBLE_EQ(m.precision(0), 8.0 / 13);
+  EXPECT_DOUBLE_EQ(m.recall(0), 0.8);
+  EXPECT_DOUBLE_EQ(m.precision(1), 5.0 / 7);
+  EXPECT_DOUBLE_EQ(m.recall(1), 1.0);
+  EXPECT_DOUBLE_EQ(m.f1(2), 0.0);
+  const double f0 = 2 * (8.0 / 13) * 0.8 / (8.0 / 13 + 0.8), f1 = 2 * (5.0 / 7) / (5.0 / 7 + 1);
+  EXPECT_NEAR(m.macro_f1(), (f0 + f1 + 0) / 3, 1e-12);
+}
+
+TEST(ConfusionMatrix, AbsentClassesDoNotDragMacroF1Down) {
+  ConfusionMatrix m(4);
+  m.add(1, 1, 10);
+  m.add(2, 2, 10);
+  EXPECT_DOUBLE_EQ(m.macro_f1(), 1.0);
+}
+
+TEST(ConfusionMatrix, MergeSumsCountsBeforeRatios) {
+  ConfusionMatrix a(2), b(2);
+  a.add(0, 0, 1);
+  b.add(1, 0, 3);
+  a.merge(b);
+  EXPECT_DOUBLE_EQ(a.accuracy(), 0.25);
+  const auto j = a.to_json({"x", "y"});
+  EXPECT_EQ(j["confusion_matrix"][1][0], 3);
+  EXPECT_EQ(j["per_class"]["x"]["support"], 1);
+  EXPECT_THROW(a.merge(ConfusionMatrix(3)), std::invalid_argument);
+}
+
+TEST(LrSchedule, WarmsUpThenDecaysToZero) {
+  const LrSchedule onecycle("onecycle", 1.0, 10, 110);
+  EXPECT_NEAR(onecycle.at(0), 0.1, 1e-12);
+  EXPECT_NEAR(onecycle.at(10), 1.0, 1e-12);
+  EXPECT_NEAR(onecycle.at(60), 0.5, 1e-12);
+  EXPECT_NEAR(onecycle.at(110), 0.0, 1e-12);
+  const LrSchedule cosine("cosine", 2.0, 0, 100);
+  EXPECT_NEAR(cosine.at(0), 2.0, 1e-12);
+  EXPECT_NEAR(cosine.at(50), 1.0, 1e-12);
+  EXPECT_THROW(LrSchedule("step", 1, 0, 10), UsageError);
+}
+
+}  // namespace
+}  // namespace histotrain

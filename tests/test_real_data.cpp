@@ -1,0 +1,48 @@
+// Smoke test on real LC25000 tiles (../shared/data/lc25000-dev); skipped where they are absent.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "data/dataset.h"
+#include "data/groups.h"
+#include "test_util.h"
+
+namespace histotrain {
+namespace {
+
+TEST(RealData, Lc25000TilesDecodeSplitByGroupAndTrain) {
+  const auto root = testing::shared_data("lc25000-dev");
+  if (root.empty()) GTEST_SKIP() << "../shared/data/lc25000-dev is not here";
+  testing::ScratchDir dir;
+  const auto run = dir / "run";
+  const auto result = testing::run_histotrain(
+      "train --data " + root.string() + " --groups " + (root / "groups.csv").string() +
+      " --image-size 32 --epochs 1 --max-steps 30 --val-fraction 0.1 --quiet --out " + run.string());
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  std::ifstream in(run / "summary.json");
+  const auto summary = nlohmann::json::parse(in);
+  EXPECT_EQ(summary["classes"].size(), 5u);
+  EXPECT_EQ(summary["skipped_images"], 0);
+  EXPECT_EQ(summary["steps"], 30);
+  EXPECT_GT(summary["val_images"].get<int>(), 500);
+  EXPECT_EQ(summary["val"]["images"], summary["val_images"]);
+
+  // The split keeps every source group on one side (same call the trainer makes).
+  DataOptions options;
+  options.root = root.string();
+  options.image_size = 32;
+  options.groups_csv = (root / "groups.csv").string();
+  options.quiet = true;
+  const TileDataset data = load_dataset(options);
+  EXPECT_EQ(data.groups_missing, 0);
+  const Split split = split_by_group(data.labels, data.groups, 0.1, 0);
+  std::set<std::string> train_groups;
+  for (int64_t i : split.train) train_groups.insert(data.groups[i]);
+  for (int64_t i : split.val) ASSERT_EQ(train_groups.count(data.groups[i]), 0u) << data.groups[i];
+}
+
+}  // namespace
+}  // namespace histotrain

@@ -1,0 +1,89 @@
+#include "test_util.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sstream>
+
+#include "data/synth.h"
+
+namespace histotrain::testing {
+
+ScratchDir::ScratchDir() {
+  std::random_device rd;
+  path_ = fs::temp_directory_path() / ("histotrain-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+  fs::create_directories(path_);
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+// One folder for the whole test program: shared synthetic datasets, and the tile cache, so tests
+// never touch the user's cache (child histotrain processes inherit HISTOTRAIN_CACHE).
+static ScratchDir& program_dir() {
+  static ScratchDir dir;
+  static const bool cache_set = ::setenv("HISTOTRAIN_CACHE", (dir.path() / "cache").c_str(), 1) == 0;
+  (void)cache_set;
+  return dir;
+}
+[[maybe_unused]] static const bool g_cache_isolated = (program_dir(), true);
+
+fs::path shared_synthetic_dataset(int per_class, int size, uint64_t seed) {
+  static std::mutex mutex;
+  static std::map<std::string, fs::path> made;
+  std::lock_guard<std::mutex> lock(mutex);
+  const std::string key = std::to_string(per_class) + "-" + std::to_string(size) + "-" + std::to_string(seed);
+  auto it = made.find(key);
+  if (it != made.end()) return it->second;
+  SynthOptions options;
+  options.out = (program_dir().path() / ("synth-" + key)).string();
+  options.per_class = per_class;
+  options.size = size;
+  options.seed = seed;
+  options.quiet = true;
+  write_synthetic_dataset(options);
+  return made[key] = options.out;
+}
+
+static std::string read_all(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+CommandResult run_histotrain(const std::string& args) {
+  ScratchDir io;
+  const fs::path out = io / "stdout", err = io / "stderr";
+  const std::string command = std::string(HISTOTRAIN_EXE) + " " + args + " >" + out.string() + " 2>" + err.string();
+  const int status = std::system(command.c_str());
+  CommandResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.out = read_all(out);
+  result.err = read_all(err);
+  return result;
+}
+
+fs::path shared_data(const std::string& name) {
+  if (const char* env = std::getenv("HISTOTRAIN_SHARED_DATA"); env && *env) {
+    const fs::path p = fs::path(env) / name;
+    return fs::exists(p) ? p : fs::path();
+  }
+  const fs::path p = fs::path(HISTOTRAIN_SOURCE_DIR) / ".." / "shared" / "data" / name;
+  return fs::exists(p) ? fs::canonical(p) : fs::path();
+}
+
+void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
+  fs::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+}  // namespace histotrain::testing

@@ -1,0 +1,44 @@
+// Shared helpers for the tests: scratch folders, synthetic datasets, running the CLI binary.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace histotrain::testing {
+
+namespace fs = std::filesystem;
+
+// A fresh folder under the system temp dir, removed when the test ends.
+class ScratchDir {
+ public:
+  ScratchDir();
+  ~ScratchDir();
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+// A synthetic LC25000-layout dataset written once per (per_class, size, seed) for the whole test
+// program and shared read-only between tests.
+fs::path shared_synthetic_dataset(int per_class, int size, uint64_t seed = 7);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs the histotrain binary with `args` (already shell-quoted where needed).
+CommandResult run_histotrain(const std::string& args);
+
+// ../shared/data/<name> beside the source tree, or "" when it is not there.
+fs::path shared_data(const std::string& name);
+
+// Writes bytes to a file.
+void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes);
+
+}  // namespace histotrain::testing

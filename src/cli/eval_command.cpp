@@ -39,15 +39,12 @@ void print_table(const nlohmann::json& r) {
 int run_eval(const EvalOptions& o) {
   set_threads(o.threads);
   const torch::Device device = parse_device(o.device);
-  const auto run = run_folder(o.checkpoint);
-  const nlohmann::json meta = read_checkpoint_meta(run);
-  ResNet model = load_model(run, meta);
-  model->to(device);
-  const auto classes = meta.at("classes").get<std::vector<std::string>>();
+  TrainedModel trained = open_trained_model(o.checkpoint, device);
+  const auto& classes = trained.classes;
 
   DataOptions data_options;
   data_options.root = o.data;
-  data_options.image_size = meta.at("image_size").get<int>();
+  data_options.image_size = trained.image_size;
   data_options.cache_dir = o.cache_dir;
   data_options.workers = o.workers;
   data_options.quiet = o.quiet;
@@ -55,12 +52,12 @@ int run_eval(const EvalOptions& o) {
   if (!o.quiet) std::fprintf(stderr, "%s\n", describe(data).c_str());
   std::vector<int64_t> items(static_cast<size_t>(data.size()));
   for (int64_t i = 0; i < data.size(); ++i) items[i] = i;
-  const EvalResult result = evaluate(model, BatchMaker(data, device), items, static_cast<int64_t>(classes.size()),
+  const EvalResult result = evaluate(trained.model, BatchMaker(data, device), items, static_cast<int64_t>(classes.size()),
                                      o.batch_size);
   nlohmann::json report = result.confusion.to_json(classes);
   report["loss"] = result.loss;
   report["skipped_images"] = data.cache->failed();
-  report["checkpoint"] = run.string();
+  report["checkpoint"] = trained.run.string();
   report["data"] = data.scan.root;
   report["seconds"] = result.seconds;
   if (o.json) {

@@ -72,14 +72,11 @@ std::vector<Prediction> predict(ResNet& model, const std::vector<std::string>& f
 int run_predict(const PredictOptions& o) {
   set_threads(o.threads);
   const torch::Device device = parse_device(o.device);
-  const auto run = run_folder(o.checkpoint);
-  const nlohmann::json meta = read_checkpoint_meta(run);
-  ResNet model = load_model(run, meta);
-  model->to(device);
-  const auto classes = meta.at("classes").get<std::vector<std::string>>();
+  TrainedModel trained = open_trained_model(o.checkpoint, device);
+  const auto& classes = trained.classes;
   const std::vector<std::string> files = expand_inputs(o.files);
   if (files.empty()) throw UsageError("no images given");
-  const auto predictions = predict(model, files, meta.at("image_size").get<int>(), device, o.batch_size);
+  const auto predictions = predict(trained.model, files, trained.image_size, device, o.batch_size);
 
   std::string csv = "path,class,probability";
   for (const auto& c : classes) csv += ",p_" + c;

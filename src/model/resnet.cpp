@@ -77,14 +77,16 @@ ResidualBlockImpl::ResidualBlockImpl(int64_t in_channels, int64_t width, int64_t
 
 torch::Tensor ResidualBlockImpl::forward(torch::Tensor x) {
   torch::Tensor identity = downsample ? downsample->forward(x) : x;
-  torch::Tensor out = torch::relu(bn1(conv1(x)));
+  // In-place ReLUs, as torchvision's inplace=True: BN and add do not need their outputs for
+  // backward, and the saved memory traffic is a few percent of the step on CPU.
+  torch::Tensor out = bn1(conv1(x)).relu_();
   if (bottleneck) {
-    out = torch::relu(bn2(conv2(out)));
+    out = bn2(conv2(out)).relu_();
     out = bn3(conv3(out));
   } else {
     out = bn2(conv2(out));
   }
-  return torch::relu(out + identity);
+  return (out + identity).relu_();
 }
 
 ResNetImpl::ResNetImpl(const std::string& arch_, int64_t num_classes) : arch(arch_) {
@@ -114,7 +116,7 @@ ResNetImpl::ResNetImpl(const std::string& arch_, int64_t num_classes) : arch(arc
 }
 
 torch::Tensor ResNetImpl::forward(torch::Tensor x) {
-  x = torch::relu(bn1(conv1(x)));
+  x = bn1(conv1(x)).relu_();
   x = torch::max_pool2d(x, 3, 2, 1);
   x = layer4->forward(layer3->forward(layer2->forward(layer1->forward(x))));
   x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);

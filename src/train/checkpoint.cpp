@@ -52,6 +52,18 @@ ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta) 
   return model;
 }
 
+TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device) {
+  TrainedModel trained;
+  trained.run = run_folder(checkpoint_arg);
+  trained.meta = read_checkpoint_meta(trained.run);
+  trained.classes = trained.meta.at("classes").get<std::vector<std::string>>();
+  trained.image_size = trained.meta.at("image_size").get<int>();
+  trained.model = load_model(trained.run, trained.meta);
+  trained.model->to(device);
+  trained.model->eval();
+  return trained;
+}
+
 void load_training_state(const std::filesystem::path& run, torch::optim::Optimizer& optimizer, int64_t step) {
   const auto path = run / "train_state.pt";
   if (!std::filesystem::exists(path)) throw Error("checkpoint '" + run.string() + "' has no train_state.pt");

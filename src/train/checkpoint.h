@@ -28,6 +28,16 @@ nlohmann::json read_checkpoint_meta(const std::filesystem::path& run);
 // Builds the model the checkpoint describes and loads its weights.
 ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta);
 
+// A trained model ready for inference: what eval and predict need from a run folder.
+struct TrainedModel {
+  std::filesystem::path run;
+  nlohmann::json meta;
+  std::vector<std::string> classes;
+  int image_size = 0;
+  ResNet model{nullptr};  // on the requested device, in eval mode
+};
+TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device);
+
 // Restores optimizer and RNG state; throws Error when train_state.pt is not from meta's step.
 void load_training_state(const std::filesystem::path& run, torch::optim::Optimizer& optimizer, int64_t step);
 

@@ -10,6 +10,7 @@
 #include "model/resnet.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
+#include "train/optimizer.h"
 #include "train/runtime.h"
 #include "train/schedule.h"
 #include "util/errors.h"
@@ -26,22 +27,6 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 void log(const std::string& line) {
   std::fprintf(stderr, "%s\n", line.c_str());
   std::fflush(stderr);
-}
-
-std::unique_ptr<torch::optim::SGD> make_optimizer(ResNet& model, const TrainConfig& c) {
-  auto options = [&](double decay) {
-    return std::make_unique<torch::optim::SGDOptions>(
-        torch::optim::SGDOptions(c.lr).momentum(c.momentum).nesterov(c.momentum > 0).weight_decay(decay));
-  };
-  ParameterGroups params = split_for_weight_decay(*model);
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(params.decay, options(c.weight_decay));
-  groups.emplace_back(params.no_decay, options(0.0));
-  return std::make_unique<torch::optim::SGD>(groups, torch::optim::SGDOptions(c.lr));
-}
-
-void set_lr(torch::optim::Optimizer& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
 }
 
 // Everything a run needs, set up once.
@@ -147,8 +132,8 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
   torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(run.device));
   for (int64_t s = 0; s < steps; ++s, ++run.step) {
     const Batch batch = batches.make(order.data() + s * c.batch_size, c.batch_size, &augmentation, &rng);
-    set_lr(*run.optimizer, schedule.at(run.step));
-    run.optimizer->zero_grad();
+    set_learning_rate(*run.optimizer, schedule.at(run.step));
+    clear_gradients(*run.optimizer);
     const torch::Tensor logits = run.model->forward(batch.images);
     const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, batch.labels, loss_options);
     loss.backward();

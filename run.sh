@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# histotrain's entry point on a Debian 12 machine. Each command installs what is missing first.
+#
+#   ./run.sh demo    install, build, then synthesize tiles, train, evaluate (a few minutes, 2 cores)
+#   ./run.sh test    install, build, run every test (ctest)
+#   ./run.sh build   install and build only
+#   ./run.sh bench   install, build, run the foundation benchmark (with the Python peer)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(cmake make g++ pkg-config ccache
+          libtorch-dev libturbojpeg0-dev libtbb-dev libcli11-dev nlohmann-json3-dev libgtest-dev
+          python3-torch python3-torchvision python3-numpy python3-pil)
+JOBS=$(nproc)
+
+install_missing() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "== installing: ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+build() {
+  install_missing
+  echo "== building (Release, $JOBS jobs)"
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build -j "$JOBS"
+}
+
+demo() {
+  build
+  local bin=build/histotrain dir=demo
+  rm -rf "$dir/run"
+  echo "== 1/4 synthesizing 1,000 training tiles (5 classes, groups of 2 near-copies)"
+  $bin synth --out "$dir/tiles" --per-class 200 --size 256 --seed 1
+  echo "== 2/4 synthesizing 200 independent test tiles (other scenes, other seed)"
+  $bin synth --out "$dir/test" --per-class 40 --size 256 --seed 2 --copies 1
+  echo "== 3/4 training ResNet-18 at 64 px on CPU (validation on held-out groups every epoch)"
+  $bin train --data "$dir/tiles" --groups "$dir/tiles/groups.csv" --cache-dir "$dir/cache" \
+       --image-size 64 --epochs 8 --batch-size 32 --out "$dir/run" >/dev/null
+  echo "== 4/4 evaluating the trained model on the independent test tiles (chance: 20%)"
+  $bin eval --checkpoint "$dir/run" --data "$dir/test" --cache-dir "$dir/cache" --quiet
+  echo
+  echo "Run folder: $dir/run (model.pt, checkpoint.json, metrics.jsonl, summary.json)."
+  echo "Predict: $bin predict --checkpoint $dir/run $dir/test/lung_colon_image_set/lung_image_sets/lung_n/lungn1.jpeg"
+}
+
+run_tests() {
+  build
+  echo "== testing"
+  ctest --test-dir build --output-on-failure -j 2
+}
+
+bench() {
+  build
+  bench/foundation.sh "$@"
+}
+
+case "${1:-}" in
+  demo) demo ;;
+  test) run_tests ;;
+  build) build ;;
+  bench) shift; bench "$@" ;;
+  *) echo "usage: $0 demo|test|build|bench" >&2; exit 2 ;;
+esac

@@ -22,7 +22,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 echo "# $(date -u +%F), $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'), $($BIN --version)"
 echo "## decode + resize, and the training step split in two (C++ only)"
-build/bench/foundation_bench --data "$DATA" --images 2000 --steps 20 --cache-dir "$WORK/cache" \
+build/bench/throughput_bench --data "$DATA" --images 2000 --steps 20 --cache-dir "$WORK/cache" \
   --sizes "$(echo $SIZES | tr ' ' ',')" --threads-list "$(echo $THREADS | tr ' ' ',')"
 
 echo "## serial training, ResNet-18, batch 32, $STEPS steps: histotrain vs Python PyTorch"

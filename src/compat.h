@@ -1,6 +1,7 @@
 // The only place that knows which LibTorch it is built against (Debian's 1.13 CPU build, or a
 // CUDA 2.x build from a PyTorch wheel). Everything else calls these helpers.
 #pragma once
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
 
@@ -34,6 +35,40 @@ inline void set_cpu_rng_state(const torch::Tensor& state) {
   auto gen = at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(gen.mutex());
   gen.set_state(state);
+}
+
+// Turns autocast on or off for one device type with the given low-precision dtype.
+// LibTorch 1.13 has one setter per device (set_cpu_enabled, set_enabled for CUDA); 2.4 and later
+// take the device type as an argument (the old setters are deprecated).
+inline void set_autocast(c10::DeviceType device, bool enabled, c10::ScalarType dtype) {
+#if HISTOTRAIN_TORCH_AT_LEAST(2, 4)
+  at::autocast::set_autocast_dtype(device, dtype);
+  at::autocast::set_autocast_enabled(device, enabled);
+#else
+  if (device == c10::DeviceType::CUDA) {
+    at::autocast::set_autocast_gpu_dtype(dtype);
+    at::autocast::set_enabled(enabled);
+  } else {
+    at::autocast::set_autocast_cpu_dtype(dtype);
+    at::autocast::set_cpu_enabled(enabled);
+  }
+#endif
+}
+
+inline c10::ScalarType autocast_dtype(c10::DeviceType device) {
+#if HISTOTRAIN_TORCH_AT_LEAST(2, 4)
+  return at::autocast::get_autocast_dtype(device);
+#else
+  return device == c10::DeviceType::CUDA ? at::autocast::get_autocast_gpu_dtype() : at::autocast::get_autocast_cpu_dtype();
+#endif
+}
+
+inline bool autocast_enabled(c10::DeviceType device) {
+#if HISTOTRAIN_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(device);
+#else
+  return device == c10::DeviceType::CUDA ? at::autocast::is_enabled() : at::autocast::is_cpu_enabled();
+#endif
 }
 
 }  // namespace histotrain::compat

@@ -77,7 +77,7 @@ TEST(TorchvisionParity, CheckpointLoadsInPythonAndLogitsMatch) {
     const torch::Tensor x = torch::randn({2, 3, 64, 64});
     const torch::Tensor logits = model->forward(x).contiguous();
     torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.1));
-    save_checkpoint(dir.path(), model, optimizer, {{"step", 0}});
+    save_checkpoint(dir.path(), model, optimizer, GradScaler(false), {{"step", 0}});
 
     std::ofstream(dir / "x.bin", std::ios::binary)
         .write(reinterpret_cast<const char*>(x.data_ptr<float>()), static_cast<std::streamsize>(x.numel() * 4));

@@ -15,7 +15,7 @@ namespace histotrain {
 namespace {
 
 struct EvalOptions {
-  std::string checkpoint, data, cache_dir, device = "cpu";
+  std::string checkpoint, data, cache_dir, device = "cpu", amp;
   int batch_size = 64, threads = 0, workers = 0;
   bool json = false, quiet = false;
 };
@@ -39,7 +39,7 @@ void print_table(const nlohmann::json& r) {
 int run_eval(const EvalOptions& o) {
   set_threads(o.threads);
   const torch::Device device = parse_device(o.device);
-  TrainedModel trained = open_trained_model(o.checkpoint, device);
+  TrainedModel trained = open_trained_model(o.checkpoint, device, o.amp);
   const auto& classes = trained.classes;
 
   DataOptions data_options;
@@ -52,14 +52,16 @@ int run_eval(const EvalOptions& o) {
   if (!o.quiet) std::fprintf(stderr, "%s\n", describe(data).c_str());
   std::vector<int64_t> items(static_cast<size_t>(data.size()));
   for (int64_t i = 0; i < data.size(); ++i) items[i] = i;
-  const EvalResult result = evaluate(trained.model, BatchMaker(data, device), items, static_cast<int64_t>(classes.size()),
-                                     o.batch_size);
+  const auto format = trained.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  const EvalResult result = evaluate(trained.model, BatchMaker(data, device, format), items,
+                                     static_cast<int64_t>(classes.size()), o.batch_size, trained.precision);
   nlohmann::json report = result.confusion.to_json(classes);
   report["loss"] = result.loss;
   report["skipped_images"] = data.cache->failed();
   report["checkpoint"] = trained.run.string();
   report["data"] = data.scan.root;
   report["seconds"] = result.seconds;
+  report["amp"] = precision_name(trained.precision);
   if (o.json) {
     std::printf("%s\n", report.dump(2).c_str());
   } else {
@@ -81,6 +83,7 @@ Command add_eval_command(CLI::App& root) {
   app->add_option("--workers", o->workers, "JPEG decode threads (0: all cores)");
   app->add_option("--cache-dir", o->cache_dir, "Tile cache folder");
   app->add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
+  app->add_option("--amp", o->amp, "none | bf16 | fp16 (default: as trained)");
   app->add_flag("--quiet", o->quiet, "No progress output");
   return {app, [o] {
             if (o->batch_size < 1) throw UsageError("--batch-size must be at least 1");

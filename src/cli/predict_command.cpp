@@ -16,7 +16,7 @@ namespace histotrain {
 namespace {
 
 struct PredictOptions {
-  std::string checkpoint, csv, device = "cpu";
+  std::string checkpoint, csv, device = "cpu", amp;
   std::vector<std::string> files;
   int threads = 0, batch_size = 64;
 };
@@ -43,9 +43,10 @@ struct Prediction {
   std::vector<float> probabilities;
 };
 
-std::vector<Prediction> predict(ResNet& model, const std::vector<std::string>& files, int size, torch::Device device,
+std::vector<Prediction> predict(TrainedModel& trained, const std::vector<std::string>& files, torch::Device device,
                                 int batch_size) {
-  model->eval();
+  const int size = trained.image_size;
+  const auto format = trained.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
   torch::NoGradGuard no_grad;
   std::vector<Prediction> out(files.size());
   const size_t tile_bytes = static_cast<size_t>(size) * size * 3;
@@ -60,7 +61,12 @@ std::vector<Prediction> predict(ResNet& model, const std::vector<std::string>& f
     }
     if (ok.empty()) continue;
     auto images = torch::from_blob(pixels.data(), {static_cast<int64_t>(ok.size()), size, size, 3}, torch::kUInt8);
-    const auto probs = torch::softmax(model->forward(normalize_uint8_nhwc(images.to(device))), 1).to(torch::kCPU);
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(trained.precision, device);
+      logits = trained.model->forward(normalize_uint8_nhwc(images.to(device), format));
+    }
+    const auto probs = torch::softmax(logits.to(torch::kFloat32), 1).to(torch::kCPU);
     for (size_t j = 0; j < ok.size(); ++j) {
       const auto row = probs[static_cast<int64_t>(j)].contiguous();
       out[ok[j]].probabilities.assign(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
@@ -72,11 +78,11 @@ std::vector<Prediction> predict(ResNet& model, const std::vector<std::string>& f
 int run_predict(const PredictOptions& o) {
   set_threads(o.threads);
   const torch::Device device = parse_device(o.device);
-  TrainedModel trained = open_trained_model(o.checkpoint, device);
+  TrainedModel trained = open_trained_model(o.checkpoint, device, o.amp);
   const auto& classes = trained.classes;
   const std::vector<std::string> files = expand_inputs(o.files);
   if (files.empty()) throw UsageError("no images given");
-  const auto predictions = predict(trained.model, files, trained.image_size, device, o.batch_size);
+  const auto predictions = predict(trained, files, device, o.batch_size);
 
   std::string csv = "path,class,probability";
   for (const auto& c : classes) csv += ",p_" + c;
@@ -122,6 +128,7 @@ Command add_predict_command(CLI::App& root) {
   app->add_option("--threads", o->threads, "Intra-op threads (0: all cores)");
   app->add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
   app->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str();
+  app->add_option("--amp", o->amp, "none | bf16 | fp16 (default: as trained)");
   app->add_option("files", o->files, "JPEG files or folders")->required();
   return {app, [o] {
             if (o->batch_size < 1) throw UsageError("--batch-size must be at least 1");

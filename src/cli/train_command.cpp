@@ -38,6 +38,9 @@ void add_flags(CLI::App* app, TrainConfig& c) {
   app->add_option("--momentum", c.momentum, "Nesterov momentum")->capture_default_str();
   app->add_option("--weight-decay", c.weight_decay, "On conv/linear weights only")->capture_default_str();
   app->add_option("--label-smoothing", c.label_smoothing, "Label smoothing")->capture_default_str();
+  app->add_option("--amp", c.amp, "Mixed precision: none | bf16 (CPU, CUDA) | fp16 (CUDA, loss scaling)")
+      ->capture_default_str();
+  app->add_flag("--channels-last", c.channels_last, "Channels-last (NHWC) memory format for activations and weights");
   app->add_flag("--augment,!--no-augment", c.augment, "Random flips, 90-degree rotations and shifts (default on)");
   app->add_option("--max-shift", c.max_shift, "Largest shift, as a fraction of the tile side")->capture_default_str();
   app->add_option("--threads", c.threads, "Intra-op threads (0: all cores)")->capture_default_str();

@@ -31,15 +31,16 @@ std::vector<int64_t> epoch_order(const std::vector<int64_t>& items, uint64_t see
   return shard;
 }
 
-torch::Tensor normalize_uint8_nhwc(const torch::Tensor& nhwc_uint8) {
+torch::Tensor normalize_uint8_nhwc(const torch::Tensor& nhwc_uint8, torch::MemoryFormat format) {
   auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(nhwc_uint8.device());
   const auto mean = torch::tensor({kMean[0] * 255, kMean[1] * 255, kMean[2] * 255}, opts).view({1, 3, 1, 1});
   const auto inv_std = torch::tensor({1 / (kStd[0] * 255), 1 / (kStd[1] * 255), 1 / (kStd[2] * 255)}, opts).view({1, 3, 1, 1});
-  return (nhwc_uint8.permute({0, 3, 1, 2}).to(torch::kFloat32) - mean).mul_(inv_std).contiguous();
+  // The permuted view of NHWC data already has channels-last strides: no copy for that format.
+  return (nhwc_uint8.permute({0, 3, 1, 2}).to(torch::kFloat32) - mean).mul_(inv_std).contiguous(format);
 }
 
-BatchMaker::BatchMaker(const TileDataset& data, torch::Device device)
-    : data_(data), device_(device), tiles_(data.tiles()) {}
+BatchMaker::BatchMaker(const TileDataset& data, torch::Device device, torch::MemoryFormat format)
+    : data_(data), device_(device), format_(format), tiles_(data.tiles()) {}
 
 Batch BatchMaker::make(const int64_t* items, int64_t count, const Augmentation* augment, std::mt19937_64* rng) const {
   auto rows = torch::empty({count}, torch::kLong);
@@ -51,7 +52,7 @@ Batch BatchMaker::make(const int64_t* items, int64_t count, const Augmentation* 
     l[i] = data_.labels[items[i]];
   }
   // Gather and move as uint8 (4x less to copy than float), convert on the device.
-  auto images = normalize_uint8_nhwc(tiles_.index_select(0, rows).to(device_));
+  auto images = normalize_uint8_nhwc(tiles_.index_select(0, rows).to(device_), format_);
   if (augment && rng) {
     const int64_t size = images.size(2);
     const int shift = augment->max_shift;
@@ -68,7 +69,7 @@ Batch BatchMaker::make(const int64_t* items, int64_t count, const Augmentation* 
       if (augment->dihedral) image = apply_dihedral(image, static_cast<int>((*rng)() % 8));
       out.push_back(image);
     }
-    images = torch::stack(out);
+    images = torch::stack(out).contiguous(format_);
   }
   return {images, labels.to(device_)};
 }

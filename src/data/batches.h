@@ -30,7 +30,9 @@ std::vector<int64_t> epoch_order(const std::vector<int64_t>& items, uint64_t see
 
 class BatchMaker {
  public:
-  BatchMaker(const TileDataset& data, torch::Device device);
+  // `format`: ChannelsLast gives NHWC-strided batches for a channels-last model.
+  BatchMaker(const TileDataset& data, torch::Device device,
+             torch::MemoryFormat format = torch::MemoryFormat::Contiguous);
   // A batch of dataset items (indices into data.rows). Without `augment` (evaluation) images
   // are only normalised.
   Batch make(const int64_t* items, int64_t count, const Augmentation* augment = nullptr,
@@ -39,10 +41,13 @@ class BatchMaker {
  private:
   const TileDataset& data_;
   torch::Device device_;
+  torch::MemoryFormat format_;
   torch::Tensor tiles_;  // uint8 [rows, H, W, 3]
 };
 
-// ImageNet statistics, as torchvision models expect (scaled to 0..255 inputs).
-torch::Tensor normalize_uint8_nhwc(const torch::Tensor& nhwc_uint8);
+// uint8 [B, H, W, 3] to float [B, 3, H, W] normalised with ImageNet statistics, as torchvision
+// models expect, laid out in `format`.
+torch::Tensor normalize_uint8_nhwc(const torch::Tensor& nhwc_uint8,
+                                   torch::MemoryFormat format = torch::MemoryFormat::Contiguous);
 
 }  // namespace histotrain

@@ -15,7 +15,7 @@ std::filesystem::path run_folder(const std::string& checkpoint_arg) {
 }
 
 void save_checkpoint(const std::filesystem::path& run, ResNet& model, const torch::optim::Optimizer& optimizer,
-                     const nlohmann::json& meta) {
+                     const GradScaler& scaler, const nlohmann::json& meta) {
   replace_file_atomically(run / "model.pt", [&](const fs::path& tmp) { torch::save(model, tmp.string()); });
   replace_file_atomically(run / "train_state.pt", [&](const fs::path& tmp) {
     torch::serialize::OutputArchive archive;
@@ -23,6 +23,7 @@ void save_checkpoint(const std::filesystem::path& run, ResNet& model, const torc
     optimizer.save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
     archive.write("rng", compat::cpu_rng_state());
+    scaler.save(archive);
     archive.write("step", torch::tensor(meta.at("step").get<int64_t>()));
     archive.save_to(tmp.string());
   });
@@ -52,19 +53,25 @@ ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta) 
   return model;
 }
 
-TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device) {
+TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device, const std::string& amp) {
   TrainedModel trained;
   trained.run = run_folder(checkpoint_arg);
   trained.meta = read_checkpoint_meta(trained.run);
   trained.classes = trained.meta.at("classes").get<std::vector<std::string>>();
   trained.image_size = trained.meta.at("image_size").get<int>();
+  const nlohmann::json config = trained.meta.value("config", nlohmann::json::object());
+  trained.precision = parse_precision(amp.empty() ? config.value("amp", std::string("none")) : amp);
+  check_precision_supported(trained.precision, device);
+  trained.channels_last = config.value("channels_last", false);
   trained.model = load_model(trained.run, trained.meta);
   trained.model->to(device);
+  if (trained.channels_last) to_channels_last(*trained.model);
   trained.model->eval();
   return trained;
 }
 
-void load_training_state(const std::filesystem::path& run, torch::optim::Optimizer& optimizer, int64_t step) {
+void load_training_state(const std::filesystem::path& run, torch::optim::Optimizer& optimizer, GradScaler& scaler,
+                         int64_t step) {
   const auto path = run / "train_state.pt";
   if (!std::filesystem::exists(path)) throw Error("checkpoint '" + run.string() + "' has no train_state.pt");
   torch::serialize::InputArchive archive;
@@ -77,6 +84,7 @@ void load_training_state(const std::filesystem::path& run, torch::optim::Optimiz
   torch::serialize::InputArchive optimizer_archive;
   archive.read("optimizer", optimizer_archive);
   optimizer.load(optimizer_archive);
+  scaler.load(archive);
   archive.read("rng", rng);
   compat::set_cpu_rng_state(rng);
 }

@@ -1,7 +1,7 @@
 // A run folder's checkpoint: three files, each replaced atomically.
 //   model.pt         the model, torch::save(module): loads in Python with torch.jit.load(...)
 //                    .state_dict() into torchvision.models.resnetXX(num_classes=K)
-//   train_state.pt   optimizer state, RNG state and the step it belongs to
+//   train_state.pt   optimizer, loss-scaler and RNG state, and the step they belong to
 //   checkpoint.json  arch, classes, image size, epoch, step, config, last metrics; written last,
 //                    so it only ever describes files that are already in place
 #pragma once
@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/resnet.h"
+#include "train/amp.h"
 
 namespace histotrain {
 
@@ -20,7 +21,7 @@ namespace histotrain {
 std::filesystem::path run_folder(const std::string& checkpoint_arg);
 
 void save_checkpoint(const std::filesystem::path& run, ResNet& model, const torch::optim::Optimizer& optimizer,
-                     const nlohmann::json& meta);
+                     const GradScaler& scaler, const nlohmann::json& meta);
 
 // checkpoint.json of a run; throws Error when there is none.
 nlohmann::json read_checkpoint_meta(const std::filesystem::path& run);
@@ -34,11 +35,15 @@ struct TrainedModel {
   nlohmann::json meta;
   std::vector<std::string> classes;
   int image_size = 0;
-  ResNet model{nullptr};  // on the requested device, in eval mode
+  Precision precision = Precision::fp32;  // as trained, unless overridden
+  bool channels_last = false;             // as trained
+  ResNet model{nullptr};                  // on the requested device, in eval mode
 };
-TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device);
+// `amp`: "" keeps the training precision, else none | bf16 | fp16.
+TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device, const std::string& amp = "");
 
-// Restores optimizer and RNG state; throws Error when train_state.pt is not from meta's step.
-void load_training_state(const std::filesystem::path& run, torch::optim::Optimizer& optimizer, int64_t step);
+// Restores optimizer, scaler and RNG state; throws Error when train_state.pt is not from meta's step.
+void load_training_state(const std::filesystem::path& run, torch::optim::Optimizer& optimizer, GradScaler& scaler,
+                         int64_t step);
 
 }  // namespace histotrain

@@ -1,6 +1,7 @@
 #include "train/config.h"
 
 #include "model/resnet.h"
+#include "train/amp.h"
 #include "util/errors.h"
 
 namespace histotrain {
@@ -8,7 +9,7 @@ namespace histotrain {
 // One list of fields serves both directions, so the two cannot drift apart.
 #define HISTOTRAIN_CONFIG_FIELDS(X)                                                                         \
   X(data) X(groups) X(cache_dir) X(image_size) X(val_fraction) X(workers) X(arch) X(epochs) X(batch_size)  \
-  X(lr) X(schedule) X(warmup_epochs) X(momentum) X(weight_decay) X(label_smoothing) X(augment) X(max_shift) \
+  X(lr) X(schedule) X(warmup_epochs) X(momentum) X(weight_decay) X(label_smoothing) X(amp) X(channels_last) X(augment) X(max_shift) \
   X(threads) X(device) X(seed) X(out) X(resume) X(target_acc) X(max_steps) X(quiet)
 
 nlohmann::json to_json(const TrainConfig& config) {
@@ -46,6 +47,7 @@ void validate(const TrainConfig& c) {
   require(c.momentum >= 0 && c.momentum < 1, "--momentum must be in [0, 1)");
   require(c.weight_decay >= 0, "--weight-decay must be >= 0");
   require(c.label_smoothing >= 0 && c.label_smoothing < 1, "--label-smoothing must be in [0, 1)");
+  parse_precision(c.amp);  // throws UsageError for anything else
   require(c.max_shift >= 0 && c.max_shift <= 0.25, "--max-shift must be in [0, 0.25]");
   require(c.threads >= 0, "--threads must be >= 0");
   require(c.target_acc >= 0 && c.target_acc <= 1, "--target-acc must be in [0, 1]");

@@ -30,6 +30,10 @@ struct TrainConfig {
   double weight_decay = 5e-4;    // on conv/linear weights only, never on BN or biases
   double label_smoothing = 0.1;  // softer targets: better calibrated, less overfit to near-copies
 
+  // --- precision and memory layout (bf16 + channels-last: the fast path on CPUs with AVX-512 BF16)
+  std::string amp = "none";      // none | bf16 | fp16 (fp16: CUDA only, with dynamic loss scaling)
+  bool channels_last = false;    // NHWC activations and conv weights: what oneDNN and cuDNN prefer
+
   // --- augmentation (free for histology: no canonical orientation) ---
   bool augment = true;           // random flips + 90-degree rotations + shifts
   double max_shift = 0.0625;     // random translation, as a fraction of the tile side

@@ -5,7 +5,7 @@
 namespace histotrain {
 
 EvalResult evaluate(ResNet& model, const BatchMaker& batches, const std::vector<int64_t>& items, int64_t classes,
-                    int batch_size) {
+                    int batch_size, Precision precision) {
   const auto start = std::chrono::steady_clock::now();
   const bool was_training = model->is_training();
   model->eval();
@@ -16,7 +16,12 @@ EvalResult evaluate(ResNet& model, const BatchMaker& batches, const std::vector<
   for (size_t first = 0; first < items.size(); first += static_cast<size_t>(batch_size)) {
     const int64_t n = std::min<int64_t>(batch_size, static_cast<int64_t>(items.size() - first));
     const Batch batch = batches.make(items.data() + first, n);
-    const torch::Tensor logits = model->forward(batch.images).to(torch::kFloat32);
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(precision, batch.images.device());
+      logits = model->forward(batch.images);
+    }
+    logits = logits.to(torch::kFloat32);
     const torch::Tensor loss = torch::nn::functional::cross_entropy(
         logits, batch.labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
     const torch::Tensor cell = batch.labels * classes + logits.argmax(1);

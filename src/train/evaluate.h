@@ -6,6 +6,7 @@
 
 #include "data/batches.h"
 #include "model/resnet.h"
+#include "train/amp.h"
 #include "train/metrics.h"
 
 namespace histotrain {
@@ -18,6 +19,6 @@ struct EvalResult {
 
 // Runs in eval mode without gradients; restores the model's previous mode afterwards.
 EvalResult evaluate(ResNet& model, const BatchMaker& batches, const std::vector<int64_t>& items, int64_t classes,
-                    int batch_size);
+                    int batch_size, Precision precision = Precision::fp32);
 
 }  // namespace histotrain

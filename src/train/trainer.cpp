@@ -8,6 +8,7 @@
 #include "data/dataset.h"
 #include "data/groups.h"
 #include "model/resnet.h"
+#include "train/amp.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/optimizer.h"
@@ -38,6 +39,9 @@ struct Run {
   Split split;
   ResNet model{nullptr};
   std::unique_ptr<torch::optim::SGD> optimizer;
+  Precision precision = Precision::fp32;
+  std::unique_ptr<GradScaler> scaler;  // active for fp16 only
+  torch::MemoryFormat format = torch::MemoryFormat::Contiguous;
   int64_t steps_per_epoch = 0, total_steps = 0;
   int64_t start_epoch = 0, step = 0;
   double previous_seconds = 0;  // training time before a resume
@@ -61,6 +65,8 @@ void prepare(Run& run) {
                 " or choose another --out");
   set_threads(c.threads);
   run.device = parse_device(c.device);
+  run.precision = parse_precision(c.amp);
+  check_precision_supported(run.precision, run.device);
   compat::manual_seed(c.seed);
 
   DataOptions data_options;
@@ -88,7 +94,12 @@ void prepare(Run& run) {
 
   run.model = ResNet(c.arch, static_cast<int64_t>(run.data.classes.size()));
   run.model->to(run.device);
+  if (c.channels_last) {
+    to_channels_last(*run.model);
+    run.format = torch::MemoryFormat::ChannelsLast;
+  }
   run.optimizer = make_optimizer(run.model, c);
+  run.scaler = std::make_unique<GradScaler>(run.precision == Precision::fp16);
 }
 
 void restore(Run& run) {
@@ -98,9 +109,10 @@ void restore(Run& run) {
     throw Error("cannot resume '" + from.string() + "': its classes differ from those found in " + run.config.data);
   torch::load(run.model, (from / "model.pt").string());
   run.model->to(run.device);
+  if (run.config.channels_last) to_channels_last(*run.model);
   run.start_epoch = meta.at("epoch").get<int64_t>();
   run.step = meta.at("step").get<int64_t>();
-  load_training_state(from, *run.optimizer, run.step);
+  load_training_state(from, *run.optimizer, *run.scaler, run.step);
   run.previous_seconds = meta.value("train_seconds", 0.0);
   run.best_acc = meta.value("best_val_acc", 0.0);
   log("resumed from " + from.string() + " after epoch " + std::to_string(run.start_epoch) + " (step " +
@@ -110,6 +122,7 @@ void restore(Run& run) {
 struct EpochStats {
   double loss = 0, accuracy = 0, seconds = 0;
   int64_t images = 0;
+  int64_t skipped_steps = 0;  // fp16 steps skipped for inf/NaN gradients
 };
 
 EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const LrSchedule& schedule) {
@@ -124,6 +137,7 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
   const auto loss_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(c.label_smoothing);
 
   const int64_t steps = std::min(run.steps_per_epoch, run.total_steps - run.step);
+  int64_t skipped = 0;
   Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs), steps * c.batch_size, "img",
                     c.quiet);
   run.model->train();
@@ -134,10 +148,15 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
     const Batch batch = batches.make(order.data() + s * c.batch_size, c.batch_size, &augmentation, &rng);
     set_learning_rate(*run.optimizer, schedule.at(run.step));
     clear_gradients(*run.optimizer);
-    const torch::Tensor logits = run.model->forward(batch.images);
-    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, batch.labels, loss_options);
-    loss.backward();
-    run.optimizer->step();
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(run.precision, run.device);
+      logits = run.model->forward(batch.images);
+    }
+    const torch::Tensor loss =
+        torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), batch.labels, loss_options);  // fp32 loss
+    run.scaler->scale_loss(loss).backward();
+    if (!run.scaler->step(*run.optimizer)) ++skipped;
     loss_sum += loss.detach();
     correct += (logits.argmax(1) == batch.labels).sum();
     if ((s + 1) % 10 == 0 || s + 1 == steps) {
@@ -148,6 +167,7 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
   }
   EpochStats stats;
   stats.images = steps * c.batch_size;
+  stats.skipped_steps = skipped;
   if (steps > 0) {
     stats.loss = loss_sum.item<double>() / steps;
     stats.accuracy = static_cast<double>(correct.item<int64_t>()) / stats.images;
@@ -189,10 +209,11 @@ nlohmann::json train(const TrainConfig& config) {
   prepare(run);
   if (!config.resume.empty()) restore(run);
   const TrainConfig& c = run.config;
-  const BatchMaker batches(run.data, run.device);
+  const BatchMaker batches(run.data, run.device, run.format);
   const LrSchedule schedule(c.schedule, c.lr, static_cast<int64_t>(c.warmup_epochs * run.steps_per_epoch),
                             run.total_steps);
-  log("training " + c.arch + " on " + run.device.str() + " with " + std::to_string(at::get_num_threads()) +
+  log("training " + c.arch + " on " + run.device.str() + (run.precision == Precision::fp32 ? "" : ", " + c.amp + " autocast") +
+      (c.channels_last ? ", channels-last" : "") + " with " + std::to_string(at::get_num_threads()) +
       " threads: " + std::to_string(c.epochs) + " epochs of " + std::to_string(run.steps_per_epoch) + " steps, batch " +
       std::to_string(c.batch_size) + ", " + std::to_string(c.image_size) + " px, peak lr " + std::to_string(c.lr));
 
@@ -211,6 +232,10 @@ nlohmann::json train(const TrainConfig& config) {
                              {"train_images_per_s", stats.images / std::max(1e-9, stats.seconds)},
                              {"epoch_train_s", stats.seconds},
                              {"train_s", train_seconds}};
+    if (run.scaler->enabled()) {
+      record["loss_scale"] = run.scaler->scale();
+      record["skipped_steps"] = stats.skipped_steps;
+    }
     std::string line = "epoch " + std::to_string(epochs_done) + "/" + std::to_string(c.epochs);
     char buf[160];
     std::snprintf(buf, sizeof buf, ": train loss %.3f acc %.3f, %.1f img/s", stats.loss, stats.accuracy,
@@ -218,7 +243,7 @@ nlohmann::json train(const TrainConfig& config) {
     line += buf;
     if (!run.split.val.empty()) {
       const EvalResult val = evaluate(run.model, batches, run.split.val, static_cast<int64_t>(run.data.classes.size()),
-                                      c.batch_size * 2);
+                                      c.batch_size * 2, run.precision);
       last_val = val.confusion.to_json(run.data.classes);
       last_val["loss"] = val.loss;
       record["val_loss"] = val.loss;
@@ -234,7 +259,7 @@ nlohmann::json train(const TrainConfig& config) {
     }
     log(line);
     append_line(run.out / "metrics.jsonl", record.dump());
-    save_checkpoint(run.out, run.model, *run.optimizer, checkpoint_meta(run, epochs_done, train_seconds, last_val));
+    save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler, checkpoint_meta(run, epochs_done, train_seconds, last_val));
     if (run.time_to_target >= 0) {
       log("reached target accuracy " + std::to_string(c.target_acc) + " after " + format_duration(run.time_to_target) +
           " of training");

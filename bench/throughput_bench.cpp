@@ -1,12 +1,18 @@
-// Foundation benchmark: JPEG decode+resize throughput by thread count, and the serial training
-// step at 64 and 128 px, split into batch assembly and model step. Prints figures; asserts nothing.
+// Throughput benchmark: JPEG decode+resize by thread count, and the training step (ResNet-18,
+// the trainer's optimizer and batches) by size, threads, precision and memory format, split into
+// batch assembly and model step. Prints figures; asserts nothing.
 //
-//   foundation_bench --data DIR [--images 2000] [--sizes 64,128] [--steps 20] [--threads-list 1,2]
+//   throughput_bench --data DIR [--images 2000] [--sizes 64,128] [--steps 20] [--threads-list 1,2]
+//                    [--amp-list none,bf16] [--formats contiguous,channels_last] [--device cpu]
+//
+// "peak RSS" is the process's high-water mark: run one training configuration per process
+// (bench/amp.sh does) for it to mean that configuration.
 #include <CLI/CLI.hpp>
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 
 #include <chrono>
+#include <fstream>
 #include <cstdio>
 #include <thread>
 
@@ -15,6 +21,8 @@
 #include "data/scan.h"
 #include "data/tile_cache.h"
 #include "model/resnet.h"
+#include "train/amp.h"
+#include "train/runtime.h"
 #include "train/optimizer.h"
 #include "util/files.h"
 
@@ -48,13 +56,32 @@ static void bench_decode(const std::vector<std::string>& paths, int size, const 
   }
 }
 
-static void bench_train(const TileDataset& data, int steps, int threads, int batch) {
-  at::set_num_threads(threads);
+// VmHWM of this process in MiB (Linux), or -1.
+static double peak_rss_mib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  return -1;
+}
+
+struct StepConfig {
+  int threads, batch, steps;
+  Precision precision;
+  bool channels_last;
+  torch::Device device;
+};
+
+static void bench_train(const TileDataset& data, const StepConfig& c) {
+  at::set_num_threads(c.threads);
   torch::manual_seed(0);
   ResNet model("resnet18", static_cast<int64_t>(data.classes.size()));
+  model->to(c.device);
+  if (c.channels_last) to_channels_last(*model);
   model->train();
+  const int steps = c.steps, batch = c.batch;
   const auto optimizer = make_optimizer(model, TrainConfig{});  // the trainer's optimizer, default settings
-  const BatchMaker maker(data, torch::kCPU);
+  const BatchMaker maker(data, c.device,
+                         c.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous);
   std::vector<int64_t> order = epoch_order(std::vector<int64_t>([&] {
                                              std::vector<int64_t> all(static_cast<size_t>(data.size()));
                                              for (int64_t i = 0; i < data.size(); ++i) all[i] = i;
@@ -72,17 +99,25 @@ static void bench_train(const TileDataset& data, int steps, int threads, int bat
     const Batch b = maker.make(order.data() + first, batch, &augmentation, &rng);
     const auto t1 = Clock::now();
     clear_gradients(*optimizer);
-    torch::nn::functional::cross_entropy(model->forward(b.images), b.labels).backward();
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(c.precision, c.device);
+      logits = model->forward(b.images);
+    }
+    torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), b.labels).backward();
     optimizer->step();
+    if (c.device.is_cuda()) torch::cuda::synchronize();
     if (s >= warmup) {
       batch_s += std::chrono::duration<double>(t1 - t0).count();
       step_s += since(t1);
     }
   }
   const double images = static_cast<double>(steps) * batch;
-  std::printf("train resnet18 %3d px, batch %d, %d thread(s): %7.1f img/s  (batch assembly %.1f ms, model step %.1f ms per step)\n",
-              data.image_size(), batch, threads, images / (batch_s + step_s), 1000 * batch_s / steps,
-              1000 * step_s / steps);
+  std::printf("train resnet18 %3d px, batch %d, %d thread(s), %-4s %-13s: %7.1f img/s  (batch assembly %.1f ms, "
+              "model step %.1f ms per step, peak RSS %.0f MiB)\n",
+              data.image_size(), batch, c.threads, precision_name(c.precision).c_str(),
+              c.channels_last ? "channels-last" : "contiguous", images / (batch_s + step_s), 1000 * batch_s / steps,
+              1000 * step_s / steps, peak_rss_mib());
 }
 
 int main(int argc, char** argv) {
@@ -91,6 +126,8 @@ int main(int argc, char** argv) {
   int images = 2000, steps = 20, batch = 32;
   std::vector<int> sizes = {64, 128};
   std::vector<int> thread_counts;
+  std::vector<std::string> amps = {"none"}, formats = {"contiguous"};
+  std::string device_name = "cpu";
   app.add_option("--data", data_root, "Dataset root")->required();
   app.add_option("--images", images, "Images for the decode benchmark");
   app.add_option("--sizes", sizes, "Training image sizes")->delimiter(',');
@@ -98,15 +135,21 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", batch, "Batch size");
   app.add_option("--threads-list", thread_counts, "Thread counts to measure")->delimiter(',');
   app.add_option("--cache-dir", cache_dir, "Tile cache folder for the training part");
+  app.add_option("--amp-list", amps, "Precisions: none, bf16, fp16")->delimiter(',');
+  app.add_option("--formats", formats, "Memory formats: contiguous, channels_last")->delimiter(',');
+  app.add_option("--device", device_name, "cpu | cuda");
   CLI11_PARSE(app, argc, argv);
   if (thread_counts.empty())
     for (int t = 1; t <= static_cast<int>(std::thread::hardware_concurrency()); t *= 2) thread_counts.push_back(t);
 
   const ScanResult scan = scan_image_folder(data_root);
-  const auto paths = sample_paths(scan, images);
-  std::printf("# %zu images sampled from %s; %u cores\n", paths.size(), scan.root.c_str(),
-              std::thread::hardware_concurrency());
-  for (int size : sizes) bench_decode(paths, size, thread_counts);
+  const auto paths = sample_paths(scan, std::max(images, 1));
+  if (images > 0)
+    std::printf("# %zu images sampled from %s; %u cores\n", paths.size(), scan.root.c_str(),
+                std::thread::hardware_concurrency());
+  if (images > 0)
+    for (int size : sizes) bench_decode(paths, size, thread_counts);
+  const torch::Device device = parse_device(device_name);
 
   for (int size : sizes) {
     DataOptions options;
@@ -115,7 +158,13 @@ int main(int argc, char** argv) {
     options.cache_dir = cache_dir;
     options.quiet = true;
     const TileDataset data = load_dataset(options);
-    for (int threads : thread_counts) bench_train(data, steps, threads, batch);
+    for (int threads : thread_counts)
+      for (const auto& amp : amps)
+        for (const auto& format : formats) {
+          const Precision precision = parse_precision(amp);
+          check_precision_supported(precision, device);
+          bench_train(data, {threads, batch, steps, precision, format == "channels_last", device});
+        }
   }
   return 0;
 }

@@ -115,6 +115,23 @@ TEST(Cli, ResumeContinuesFromTheLastEpoch) {
   EXPECT_EQ(read_json(run / "summary.json")["config"]["image_size"], 64) << "saved flags are kept";
 }
 
+// Stopping after epoch 1 and resuming gives the same epoch 2 as a run that never stopped: the
+// same weights, optimizer state, schedule, data order and augmentation.
+TEST(Cli, ResumedRunMatchesAnUninterruptedOne) {
+  ScratchDir dir;
+  const std::string data = synth_data();
+  ASSERT_EQ(run_histotrain(train_args(data, dir / "straight", 2)).exit_code, 0);
+  ASSERT_EQ(run_histotrain(train_args(data, dir / "halves", 2) + " --max-steps 10").exit_code, 0);
+  const auto resumed = run_histotrain("train --resume " + (dir / "halves").string() + " --max-steps 0 --quiet");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const auto straight = read_jsonl(dir / "straight/metrics.jsonl");
+  const auto halves = read_jsonl(dir / "halves/metrics.jsonl");
+  ASSERT_EQ(straight.size(), 2u);
+  ASSERT_EQ(halves.size(), 2u);
+  for (const char* key : {"train_loss", "val_loss", "val_acc", "lr"})
+    EXPECT_NEAR(halves[1][key].get<double>(), straight[1][key].get<double>(), 1e-4) << key;
+}
+
 TEST(Cli, TargetAccuracyStopsEarlyAndRecordsTheTime) {
   ScratchDir dir;
   const std::string data = synth_data();

@@ -19,6 +19,9 @@ void save_checkpoint(const std::filesystem::path& run, ResNet& model, const torc
   replace_file_atomically(run / "model.pt", [&](const fs::path& tmp) { torch::save(model, tmp.string()); });
   replace_file_atomically(run / "train_state.pt", [&](const fs::path& tmp) {
     torch::serialize::OutputArchive archive;
+    torch::serialize::OutputArchive model_archive;
+    model->save(model_archive);
+    archive.write("model", model_archive);
     torch::serialize::OutputArchive optimizer_archive;
     optimizer.save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
@@ -70,8 +73,8 @@ TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device
   return trained;
 }
 
-void load_training_state(const std::filesystem::path& run, torch::optim::Optimizer& optimizer, GradScaler& scaler,
-                         int64_t step) {
+void load_training_state(const std::filesystem::path& run, ResNet& model, torch::optim::Optimizer& optimizer,
+                         GradScaler& scaler, int64_t step) {
   const auto path = run / "train_state.pt";
   if (!std::filesystem::exists(path)) throw Error("checkpoint '" + run.string() + "' has no train_state.pt");
   torch::serialize::InputArchive archive;
@@ -81,6 +84,9 @@ void load_training_state(const std::filesystem::path& run, torch::optim::Optimiz
   if (saved_step.item<int64_t>() != step)
     throw Error("checkpoint '" + run.string() + "' is inconsistent (train_state.pt is from step " +
                 std::to_string(saved_step.item<int64_t>()) + ", checkpoint.json from step " + std::to_string(step) + ")");
+  torch::serialize::InputArchive model_archive;
+  archive.read("model", model_archive);
+  model->load(model_archive);
   torch::serialize::InputArchive optimizer_archive;
   archive.read("optimizer", optimizer_archive);
   optimizer.load(optimizer_archive);

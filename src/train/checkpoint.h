@@ -1,7 +1,8 @@
 // A run folder's checkpoint: three files, each replaced atomically.
 //   model.pt         the model, torch::save(module): loads in Python with torch.jit.load(...)
 //                    .state_dict() into torchvision.models.resnetXX(num_classes=K)
-//   train_state.pt   optimizer, loss-scaler and RNG state, and the step they belong to
+//   train_state.pt   everything --resume needs, in one file so it is always consistent: model,
+//                    optimizer, loss-scaler and RNG state, and the step they belong to
 //   checkpoint.json  arch, classes, image size, epoch, step, config, last metrics; written last,
 //                    so it only ever describes files that are already in place
 #pragma once
@@ -42,8 +43,9 @@ struct TrainedModel {
 // `amp`: "" keeps the training precision, else none | bf16 | fp16.
 TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device, const std::string& amp = "");
 
-// Restores optimizer, scaler and RNG state; throws Error when train_state.pt is not from meta's step.
-void load_training_state(const std::filesystem::path& run, torch::optim::Optimizer& optimizer, GradScaler& scaler,
-                         int64_t step);
+// Restores model, optimizer, scaler and RNG state from train_state.pt; throws Error when it is
+// not from meta's step.
+void load_training_state(const std::filesystem::path& run, ResNet& model, torch::optim::Optimizer& optimizer,
+                         GradScaler& scaler, int64_t step);
 
 }  // namespace histotrain

@@ -45,7 +45,8 @@ struct TrainConfig {
   std::string out = "runs/latest";
   std::string resume;            // run folder to continue from
   double target_acc = 0;         // stop once validation accuracy reaches this (0: never)
-  int64_t max_steps = 0;         // stop after this many optimizer steps (0: no limit; benchmarks)
+  int64_t max_steps = 0;         // stop after this many optimizer steps (0: no limit; benchmarks);
+                                 // the LR schedule still spans all epochs
   bool quiet = false;            // no progress bars
 };
 

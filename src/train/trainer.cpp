@@ -42,11 +42,14 @@ struct Run {
   Precision precision = Precision::fp32;
   std::unique_ptr<GradScaler> scaler;  // active for fp16 only
   torch::MemoryFormat format = torch::MemoryFormat::Contiguous;
-  int64_t steps_per_epoch = 0, total_steps = 0;
+  int64_t steps_per_epoch = 0;
+  int64_t schedule_steps = 0;  // epochs x steps per epoch: what the LR schedule spans
+  int64_t stop_step = 0;       // where training stops: schedule_steps, or earlier with --max-steps
   int64_t start_epoch = 0, step = 0;
   double previous_seconds = 0;  // training time before a resume
   double best_acc = 0;
   double time_to_target = -1;
+  nlohmann::json last_val;  // last validation report (kept across a resume)
 };
 
 Split make_split(const TileDataset& data, const TrainConfig& c) {
@@ -89,8 +92,10 @@ void prepare(Run& run) {
   if (run.steps_per_epoch == 0)
     throw Error("the training split holds " + std::to_string(run.split.train.size()) +
                 " images, fewer than one batch of " + std::to_string(c.batch_size) + "; lower --batch-size");
-  run.total_steps = run.steps_per_epoch * c.epochs;
-  if (c.max_steps > 0) run.total_steps = std::min(run.total_steps, c.max_steps);
+  run.schedule_steps = run.steps_per_epoch * c.epochs;
+  // --max-steps interrupts the run; it does not reshape the schedule, so a run stopped early and
+  // resumed matches one that never stopped.
+  run.stop_step = c.max_steps > 0 ? std::min(run.schedule_steps, c.max_steps) : run.schedule_steps;
 
   run.model = ResNet(c.arch, static_cast<int64_t>(run.data.classes.size()));
   run.model->to(run.device);
@@ -107,12 +112,13 @@ void restore(Run& run) {
   const nlohmann::json meta = read_checkpoint_meta(from);
   if (meta.at("classes").get<std::vector<std::string>>() != run.data.classes)
     throw Error("cannot resume '" + from.string() + "': its classes differ from those found in " + run.config.data);
-  torch::load(run.model, (from / "model.pt").string());
-  run.model->to(run.device);
-  if (run.config.channels_last) to_channels_last(*run.model);
+
   run.start_epoch = meta.at("epoch").get<int64_t>();
   run.step = meta.at("step").get<int64_t>();
-  load_training_state(from, *run.optimizer, *run.scaler, run.step);
+  load_training_state(from, run.model, *run.optimizer, *run.scaler, run.step);
+  run.model->to(run.device);
+  if (run.config.channels_last) to_channels_last(*run.model);
+  run.last_val = meta.value("metrics", nlohmann::json());
   run.previous_seconds = meta.value("train_seconds", 0.0);
   run.best_acc = meta.value("best_val_acc", 0.0);
   log("resumed from " + from.string() + " after epoch " + std::to_string(run.start_epoch) + " (step " +
@@ -136,7 +142,7 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
   augmentation.max_shift = c.augment ? static_cast<int>(c.max_shift * c.image_size) : 0;
   const auto loss_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(c.label_smoothing);
 
-  const int64_t steps = std::min(run.steps_per_epoch, run.total_steps - run.step);
+  const int64_t steps = std::min(run.steps_per_epoch, run.stop_step - run.step);
   int64_t skipped = 0;
   Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs), steps * c.batch_size, "img",
                     c.quiet);
@@ -211,16 +217,16 @@ nlohmann::json train(const TrainConfig& config) {
   const TrainConfig& c = run.config;
   const BatchMaker batches(run.data, run.device, run.format);
   const LrSchedule schedule(c.schedule, c.lr, static_cast<int64_t>(c.warmup_epochs * run.steps_per_epoch),
-                            run.total_steps);
+                            run.schedule_steps);
   log("training " + c.arch + " on " + run.device.str() + (run.precision == Precision::fp32 ? "" : ", " + c.amp + " autocast") +
       (c.channels_last ? ", channels-last" : "") + " with " + std::to_string(at::get_num_threads()) +
       " threads: " + std::to_string(c.epochs) + " epochs of " + std::to_string(run.steps_per_epoch) + " steps, batch " +
       std::to_string(c.batch_size) + ", " + std::to_string(c.image_size) + " px, peak lr " + std::to_string(c.lr));
 
   double train_seconds = run.previous_seconds;
-  nlohmann::json last_val;
+  nlohmann::json& last_val = run.last_val;
   int64_t epochs_done = run.start_epoch;
-  for (int64_t epoch = run.start_epoch; epoch < c.epochs && run.step < run.total_steps; ++epoch) {
+  for (int64_t epoch = run.start_epoch; epoch < c.epochs && run.step < run.stop_step; ++epoch) {
     const EpochStats stats = train_epoch(run, batches, epoch, schedule);
     train_seconds += stats.seconds;
     epochs_done = epoch + 1;
@@ -281,6 +287,8 @@ nlohmann::json train(const TrainConfig& config) {
                             {"best_val_acc", run.best_acc},
                             {"target_acc", c.target_acc},
                             {"time_to_target_s", run.time_to_target >= 0 ? nlohmann::json(run.time_to_target) : nullptr},
+                            {"time_to_target_s_covers", "train_s at the end of the first epoch whose validation "
+                                                        "accuracy reached target_acc"},
                             {"val", last_val},
                             {"threads", at::get_num_threads()},
                             {"device", run.device.str()},

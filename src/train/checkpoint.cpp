@@ -64,6 +64,8 @@ TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device
   trained.image_size = trained.meta.at("image_size").get<int>();
   const nlohmann::json config = trained.meta.value("config", nlohmann::json::object());
   trained.precision = parse_precision(amp.empty() ? config.value("amp", std::string("none")) : amp);
+  if (amp.empty() && trained.precision == Precision::fp16 && !device.is_cuda())
+    trained.precision = Precision::fp32;  // trained in fp16 on a GPU, used on a CPU: fp32 is exact enough
   check_precision_supported(trained.precision, device);
   trained.channels_last = config.value("channels_last", false);
   trained.model = load_model(trained.run, trained.meta);

@@ -59,19 +59,8 @@ Split make_split(const TileDataset& data, const TrainConfig& c) {
   return split_by_group(data.labels, data.groups, c.val_fraction, c.seed);
 }
 
-void prepare(Run& run) {
+void load_data(Run& run) {
   const TrainConfig& c = run.config;
-  run.out = c.out;
-  ensure_writable_dir(run.out);  // fail before minutes of decoding, not after
-  if (c.resume.empty() && fs::exists(run.out / "checkpoint.json"))
-    throw Error("'" + run.out.string() + "' already holds a run; continue it with --resume " + run.out.string() +
-                " or choose another --out");
-  set_threads(c.threads);
-  run.device = parse_device(c.device);
-  run.precision = parse_precision(c.amp);
-  check_precision_supported(run.precision, run.device);
-  compat::manual_seed(c.seed);
-
   DataOptions data_options;
   data_options.root = c.data;
   data_options.image_size = c.image_size;
@@ -87,7 +76,10 @@ void prepare(Run& run) {
   log("split: " + std::to_string(run.split.train.size()) + " training, " + std::to_string(run.split.val.size()) +
       " validation images (" + (c.groups.empty() ? "per image" : "per group") + ", seed " + std::to_string(c.seed) + ")");
   if (c.target_acc > 0 && run.split.val.empty()) throw UsageError("--target-acc needs a validation split (--val-fraction > 0)");
+}
 
+void plan_steps(Run& run) {
+  const TrainConfig& c = run.config;
   run.steps_per_epoch = static_cast<int64_t>(run.split.train.size()) / c.batch_size;
   if (run.steps_per_epoch == 0)
     throw Error("the training split holds " + std::to_string(run.split.train.size()) +
@@ -96,7 +88,10 @@ void prepare(Run& run) {
   // --max-steps interrupts the run; it does not reshape the schedule, so a run stopped early and
   // resumed matches one that never stopped.
   run.stop_step = c.max_steps > 0 ? std::min(run.schedule_steps, c.max_steps) : run.schedule_steps;
+}
 
+void build_model(Run& run) {
+  const TrainConfig& c = run.config;
   run.model = ResNet(c.arch, static_cast<int64_t>(run.data.classes.size()));
   run.model->to(run.device);
   if (c.channels_last) {
@@ -105,6 +100,23 @@ void prepare(Run& run) {
   }
   run.optimizer = make_optimizer(run.model, c);
   run.scaler = std::make_unique<GradScaler>(run.precision == Precision::fp16);
+}
+
+void prepare(Run& run) {
+  const TrainConfig& c = run.config;
+  run.out = c.out;
+  ensure_writable_dir(run.out);  // fail before minutes of decoding, not after
+  if (c.resume.empty() && fs::exists(run.out / "checkpoint.json"))
+    throw Error("'" + run.out.string() + "' already holds a run; continue it with --resume " + run.out.string() +
+                " or choose another --out");
+  set_threads(c.threads);
+  run.device = parse_device(c.device);
+  run.precision = parse_precision(c.amp);
+  check_precision_supported(run.precision, run.device);
+  compat::manual_seed(c.seed);
+  load_data(run);
+  plan_steps(run);
+  build_model(run);
 }
 
 void restore(Run& run) {

@@ -48,10 +48,31 @@ TEST(BatchMaker, NormalisesAndAugmentsWithoutChangingContent) {
     auto b = std::get<0>(augmented.images[i].flatten().sort());
     EXPECT_TRUE(torch::allclose(a, b));
   }
+  bool any_moved = false;
+  for (int i = 0; i < 3; ++i) any_moved |= !torch::equal(plain.images[i], augmented.images[i]);
+  EXPECT_TRUE(any_moved);
+
+  Augmentation none;
+  none.dihedral = false;
+  EXPECT_TRUE(torch::equal(maker.make(items.data(), 3, &none, &rng).images, plain.images)) << "identity is exact";
+
+  // A shift moves the tile by whole pixels: the overlap is the same pixels, shifted.
   Augmentation shifted;
+  shifted.dihedral = false;
   shifted.max_shift = 4;
   const Batch moved = maker.make(items.data(), 3, &shifted, &rng);
-  EXPECT_EQ(moved.images.sizes(), plain.images.sizes());
+  ASSERT_EQ(moved.images.sizes(), plain.images.sizes());
+  for (int i = 0; i < 3; ++i) {
+    bool found = false;
+    for (int dy = -4; dy <= 4 && !found; ++dy)
+      for (int dx = -4; dx <= 4 && !found; ++dx) {
+        // output(y, x) = input(y + dy, x + dx) on the overlap
+        const auto out = moved.images[i].narrow(1, std::max(0, -dy), 32 - std::abs(dy)).narrow(2, std::max(0, -dx), 32 - std::abs(dx));
+        const auto in = plain.images[i].narrow(1, std::max(0, dy), 32 - std::abs(dy)).narrow(2, std::max(0, dx), 32 - std::abs(dx));
+        found = torch::equal(out, in);
+      }
+    EXPECT_TRUE(found) << "image " << i << " is not a whole-pixel shift of the original";
+  }
 }
 
 }  // namespace

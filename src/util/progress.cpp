@@ -2,15 +2,10 @@
 
 #include <unistd.h>
 
-#include <atomic>
 #include <algorithm>
 #include <cstdio>
 
 namespace histotrain {
-
-static std::atomic<bool> g_progress_enabled{true};
-
-void Progress::set_enabled(bool enabled) { g_progress_enabled = enabled; }
 
 Progress::Progress(std::string label, int64_t total, std::string unit, bool quiet)
     : label_(std::move(label)),
@@ -40,7 +35,7 @@ std::string format_duration(double s) {
 void Progress::update(int64_t done, const std::string& extra) {
   std::lock_guard<std::mutex> lock(mutex_);
   last_done_ = std::max(last_done_, done);
-  if (!g_progress_enabled || quiet_) return;
+  if (quiet_) return;
   const auto now = std::chrono::steady_clock::now();
   if (tty_) {
     if (now - last_draw_ < std::chrono::milliseconds(200)) return;
@@ -55,7 +50,7 @@ void Progress::update(int64_t done, const std::string& extra) {
 
 void Progress::finish(const std::string& extra) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!g_progress_enabled || quiet_) return;
+  if (quiet_) return;
   draw(total_ > 0 ? total_ : last_done_, extra, true);
 }
 

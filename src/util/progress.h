@@ -19,9 +19,6 @@ class Progress {
   void finish(const std::string& extra = "");
   double elapsed_s() const;
 
-  // Silences every bar of this process (ranks other than 0).
-  static void set_enabled(bool enabled);
-
  private:
   void draw(int64_t done, const std::string& extra, bool final_line);
 

@@ -59,16 +59,16 @@ ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta) 
 TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device, const std::string& amp) {
   TrainedModel trained;
   trained.run = run_folder(checkpoint_arg);
-  trained.meta = read_checkpoint_meta(trained.run);
-  trained.classes = trained.meta.at("classes").get<std::vector<std::string>>();
-  trained.image_size = trained.meta.at("image_size").get<int>();
-  const nlohmann::json config = trained.meta.value("config", nlohmann::json::object());
+  const nlohmann::json meta = read_checkpoint_meta(trained.run);
+  trained.classes = meta.at("classes").get<std::vector<std::string>>();
+  trained.image_size = meta.at("image_size").get<int>();
+  const nlohmann::json config = meta.value("config", nlohmann::json::object());
   trained.precision = parse_precision(amp.empty() ? config.value("amp", std::string("none")) : amp);
   if (amp.empty() && trained.precision == Precision::fp16 && !device.is_cuda())
     trained.precision = Precision::fp32;  // trained in fp16 on a GPU, used on a CPU: fp32 is exact enough
   check_precision_supported(trained.precision, device);
   trained.channels_last = config.value("channels_last", false);
-  trained.model = load_model(trained.run, trained.meta);
+  trained.model = load_model(trained.run, meta);
   trained.model->to(device);
   if (trained.channels_last) to_channels_last(*trained.model);
   trained.model->eval();

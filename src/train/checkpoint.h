@@ -33,7 +33,6 @@ ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta);
 // A trained model ready for inference: what eval and predict need from a run folder.
 struct TrainedModel {
   std::filesystem::path run;
-  nlohmann::json meta;
   std::vector<std::string> classes;
   int image_size = 0;
   Precision precision = Precision::fp32;  // as trained, unless overridden

@@ -195,7 +195,7 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
   return stats;
 }
 
-nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train_seconds, const nlohmann::json& metrics) {
+nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train_seconds) {
   return {{"format", 1},
           {"arch", run.config.arch},
           {"classes", run.data.classes},
@@ -204,7 +204,7 @@ nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train
           {"step", run.step},
           {"train_seconds", train_seconds},
           {"best_val_acc", run.best_acc},
-          {"metrics", metrics},
+          {"metrics", run.last_val},
           {"config", to_json(run.config)},
           {"torch_version", compat::torch_version()}};
 }
@@ -236,7 +236,6 @@ nlohmann::json train(const TrainConfig& config) {
       std::to_string(c.batch_size) + ", " + std::to_string(c.image_size) + " px, peak lr " + std::to_string(c.lr));
 
   double train_seconds = run.previous_seconds;
-  nlohmann::json& last_val = run.last_val;
   int64_t epochs_done = run.start_epoch;
   for (int64_t epoch = run.start_epoch; epoch < c.epochs && run.step < run.stop_step; ++epoch) {
     const EpochStats stats = train_epoch(run, batches, epoch, schedule);
@@ -262,8 +261,8 @@ nlohmann::json train(const TrainConfig& config) {
     if (!run.split.val.empty()) {
       const EvalResult val = evaluate(run.model, batches, run.split.val, static_cast<int64_t>(run.data.classes.size()),
                                       c.batch_size * 2, run.precision);
-      last_val = val.confusion.to_json(run.data.classes);
-      last_val["loss"] = val.loss;
+      run.last_val = val.confusion.to_json(run.data.classes);
+      run.last_val["loss"] = val.loss;
       record["val_loss"] = val.loss;
       record["val_acc"] = val.confusion.accuracy();
       record["val_macro_f1"] = val.confusion.macro_f1();
@@ -277,7 +276,7 @@ nlohmann::json train(const TrainConfig& config) {
     }
     log(line);
     append_line(run.out / "metrics.jsonl", record.dump());
-    save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler, checkpoint_meta(run, epochs_done, train_seconds, last_val));
+    save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler, checkpoint_meta(run, epochs_done, train_seconds));
     if (run.time_to_target >= 0) {
       log("reached target accuracy " + std::to_string(c.target_acc) + " after " + format_duration(run.time_to_target) +
           " of training");
@@ -301,7 +300,7 @@ nlohmann::json train(const TrainConfig& config) {
                             {"time_to_target_s", run.time_to_target >= 0 ? nlohmann::json(run.time_to_target) : nullptr},
                             {"time_to_target_s_covers", "train_s at the end of the first epoch whose validation "
                                                         "accuracy reached target_acc"},
-                            {"val", last_val},
+                            {"val", run.last_val},
                             {"threads", at::get_num_threads()},
                             {"device", run.device.str()},
                             {"torch_version", compat::torch_version()},

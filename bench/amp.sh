@@ -4,7 +4,10 @@
 # switches side by side; and accuracy after the same epochs on real tiles.
 #
 #   bench/amp.sh [DATA] [ACCURACY_DATA]
-#   DEVICE=cuda AMPS="none bf16 fp16" bench/amp.sh      (on a GPU machine)
+#   DEVICE=cuda AMPS="none bf16 fp16" BATCH=256 bench/amp.sh      (on a GPU machine)
+#
+# PYTHON names the interpreter with torch/torchvision for the peer (default: Debian's python3);
+# PEER_WORKERS its DataLoader processes.
 #
 # Each training-step configuration runs in its own process, so "peak RSS" is its own.
 set -euo pipefail
@@ -15,29 +18,33 @@ PEER=${PEER:-../shared/peers/torch_reference.py}
 DEVICE=${DEVICE:-cpu}
 AMPS=${AMPS:-none bf16}
 SIZES=${SIZES:-64 128 224}
+PEER_SIZES=${PEER_SIZES:-$SIZES}
 STEPS=${STEPS:-15}
 EPOCHS=${EPOCHS:-2}
 THREADS=${THREADS:-$(nproc)}
+BATCH=${BATCH:-32}
+PYTHON=${PYTHON:-/usr/bin/python3}
+PEER_WORKERS=${PEER_WORKERS:-1}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-py() { /usr/bin/python3 "$@"; }
+py() { "$PYTHON" "$@"; }
 
 echo "# $(date -u +%F), $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'), device $DEVICE, $(build/histotrain --version)"
-echo "## training step, ResNet-18, batch 32, $THREADS threads, $STEPS timed steps after 3 warm-up steps"
+echo "## training step, ResNet-18, batch $BATCH, $THREADS threads, $STEPS timed steps after 3 warm-up steps"
 for size in $SIZES; do
   for amp in $AMPS; do
     for format in contiguous channels_last; do
       build/bench/throughput_bench --data "$DATA" --images 0 --sizes "$size" --threads-list "$THREADS" \
-        --amp-list "$amp" --formats "$format" --steps "$STEPS" --device "$DEVICE" --cache-dir "$WORK/cache" | grep '^train'
+        --amp-list "$amp" --formats "$format" --steps "$STEPS" --batch-size "$BATCH" --device "$DEVICE" --cache-dir "$WORK/cache" | grep '^train'
     done
   done
 done
 
-echo "## Python PyTorch peer (torch_reference.py, 1 loader worker, data loading inside its timer), $STEPS steps"
-for size in $SIZES; do
+echo "## Python PyTorch peer (torch_reference.py, $PEER_WORKERS loader worker(s), data loading inside its timer), $STEPS steps"
+for size in $PEER_SIZES; do
   for amp in $AMPS; do
     for cl in "" "--channels-last"; do
-      r=$(py "$PEER" --data "$DATA" --image-size "$size" --batch-size 32 --threads "$THREADS" --workers 1 \
+      r=$(py "$PEER" --data "$DATA" --image-size "$size" --batch-size "$BATCH" --threads "$THREADS" --workers "$PEER_WORKERS" \
             --max-steps "$STEPS" --amp "$amp" --device "$DEVICE" $cl 2>/dev/null | sed -n 's/^RESULT //p')
       printf "peer %3s px %-4s %-15s: %s img/s\n" "$size" "$amp" "${cl:-contiguous}" \
         "$(echo "$r" | py -c 'import json,sys; print(json.load(sys.stdin)["imgs_per_s"])')"

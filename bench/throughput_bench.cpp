@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "compat.h"
 #include "data/batches.h"
 #include "data/dataset.h"
 #include "data/scan.h"
@@ -113,11 +114,15 @@ static void bench_train(const TileDataset& data, const StepConfig& c) {
     }
   }
   const double images = static_cast<double>(steps) * batch;
+  // Each configuration runs in its own process (bench/amp.sh), so the peaks are its own.
+  const int gpu = std::max<int>(0, c.device.index());
+  const std::string peak = c.device.is_cuda() ? "peak GPU memory " + std::to_string(compat::cuda_peak_allocated_bytes(gpu) >> 20)
+                                              : "peak RSS " + std::to_string(static_cast<long>(peak_rss_mib()));
   std::printf("train resnet18 %3d px, batch %d, %d thread(s), %-4s %-13s: %7.1f img/s  (batch assembly %.1f ms, "
-              "model step %.1f ms per step, peak RSS %.0f MiB)\n",
+              "model step %.1f ms per step = %.0f img/s, %s MiB)\n",
               data.image_size(), batch, c.threads, precision_name(c.precision).c_str(),
               c.channels_last ? "channels-last" : "contiguous", images / (batch_s + step_s), 1000 * batch_s / steps,
-              1000 * step_s / steps, peak_rss_mib());
+              1000 * step_s / steps, images / step_s, peak.c_str());
 }
 
 int main(int argc, char** argv) {

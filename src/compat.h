@@ -4,6 +4,9 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
+#ifdef HISTOTRAIN_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 #include <string>
 
@@ -23,6 +26,16 @@ inline bool cuda_available() { return torch::cuda::is_available(); }
 inline void manual_seed(uint64_t seed) {
   torch::manual_seed(seed);
   if (cuda_available()) torch::cuda::manual_seed_all(seed);
+}
+
+// Peak bytes the CUDA caching allocator handed out on `device` since the last reset; -1 without
+// CUDA. This is what a GPU run's "peak memory" means (the process's RSS says nothing about it).
+inline int64_t cuda_peak_allocated_bytes([[maybe_unused]] int device) {
+#ifdef HISTOTRAIN_WITH_CUDA
+  return c10::cuda::CUDACachingAllocator::getDeviceStats(device).allocated_bytes[0].peak;  // [0]: all pools
+#else
+  return -1;
+#endif
 }
 
 // The default CPU generator's state as a uint8 tensor, and back (for checkpoints).

@@ -88,11 +88,8 @@ TEST(Cli, TrainLearnsWritesRunFolderThenEvalAndPredictUseIt) {
   EXPECT_NE(bad.find("not a readable JPEG"), std::string::npos) << "the CSV file is not an image: reported, not fatal";
 
   // The run folder's model.pt loads into torchvision's resnet18 in Python.
-  if (std::system("/usr/bin/python3 -c 'import torchvision, numpy' >/dev/null 2>&1") == 0) {
-    const std::string command = "/usr/bin/python3 " + std::string(HISTOTRAIN_SOURCE_DIR) +
-                                "/tests/parity/torchvision_parity.py " + (run / "model.pt").string() + " resnet18 5";
-    EXPECT_EQ(std::system(command.c_str()), 0);
-  }
+  if (!testing::torchvision_python().empty())
+    EXPECT_EQ(testing::run_torchvision_parity((run / "model.pt").string() + " resnet18 5"), 0);
 }
 
 TEST(Cli, ResumeContinuesFromTheLastEpoch) {

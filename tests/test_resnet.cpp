@@ -51,16 +51,10 @@ TEST(ResNet, ForwardShapesAndWeightDecayGroups) {
   EXPECT_THROW(ResNet("resnet9", 5), UsageError);
 }
 
-bool python_has_torchvision() {
-  return std::system("/usr/bin/python3 -c 'import torchvision, numpy' >/dev/null 2>&1") == 0;
-}
-
-std::string parity_script() { return std::string(HISTOTRAIN_SOURCE_DIR) + "/tests/parity/torchvision_parity.py"; }
-
 // The checkpoint's model.pt loads into torchvision's ResNet in Python (strict) and gives the same
 // logits on the same input, with BN statistics that are not the defaults.
 TEST(TorchvisionParity, CheckpointLoadsInPythonAndLogitsMatch) {
-  if (!python_has_torchvision()) GTEST_SKIP() << "python3 with torchvision and numpy is not installed";
+  if (testing::torchvision_python().empty()) GTEST_SKIP() << "no python3 with torchvision and numpy (HISTOTRAIN_PYTHON)";
   for (const std::string arch : {"resnet18", "resnet50"}) {
     testing::ScratchDir dir;
     torch::manual_seed(1);
@@ -87,9 +81,9 @@ TEST(TorchvisionParity, CheckpointLoadsInPythonAndLogitsMatch) {
       expected["logits"].push_back(row);
     }
     std::ofstream(dir / "logits.json") << expected.dump();
-    const std::string command = "/usr/bin/python3 " + parity_script() + " " + (dir / "model.pt").string() + " " + arch +
-                                " 5 " + (dir / "x.bin").string() + " " + (dir / "logits.json").string();
-    EXPECT_EQ(std::system(command.c_str()), 0) << command;
+    const std::string args = (dir / "model.pt").string() + " " + arch + " 5 " + (dir / "x.bin").string() + " " +
+                             (dir / "logits.json").string();
+    EXPECT_EQ(testing::run_torchvision_parity(args), 0) << args;
   }
 }
 

@@ -80,6 +80,22 @@ fs::path shared_data(const std::string& name) {
   return fs::exists(p) ? fs::canonical(p) : fs::path();
 }
 
+std::string torchvision_python() {
+  static const std::string python = [] {
+    const char* configured = std::getenv("HISTOTRAIN_PYTHON");
+    const std::string candidate = configured && *configured ? configured : "/usr/bin/python3";
+    const std::string probe = candidate + " -c 'import torchvision, numpy' >/dev/null 2>&1";
+    return std::system(probe.c_str()) == 0 ? candidate : std::string();
+  }();
+  return python;
+}
+
+int run_torchvision_parity(const std::string& args) {
+  const std::string command =
+      torchvision_python() + " " + std::string(HISTOTRAIN_SOURCE_DIR) + "/tests/parity/torchvision_parity.py " + args;
+  return std::system(command.c_str());
+}
+
 void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes) {
   fs::create_directories(path.parent_path());
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -38,6 +38,13 @@ CommandResult run_histotrain(const std::string& args);
 // ../shared/data/<name> beside the source tree, or "" when it is not there.
 fs::path shared_data(const std::string& name);
 
+// The command that runs a Python with torchvision and numpy ($HISTOTRAIN_PYTHON, else Debian's
+// /usr/bin/python3), or "" when there is none: the parity checks are skipped then.
+std::string torchvision_python();
+
+// Runs tests/parity/torchvision_parity.py with `args`; returns its exit code.
+int run_torchvision_parity(const std::string& args);
+
 // Writes bytes to a file.
 void write_bytes(const fs::path& path, const std::vector<uint8_t>& bytes);
 

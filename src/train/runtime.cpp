@@ -13,7 +13,10 @@ torch::Device parse_device(const std::string& name) {
   if (name.rfind("cuda", 0) == 0 && !compat::cuda_available())
     throw Error("--device " + name + ": CUDA is not available (this histotrain is built against a CPU-only LibTorch, "
                 "or no GPU is visible)");
-  return torch::Device(name);
+  const torch::Device device(name);
+  // Image sizes are fixed within a run, so cuDNN's one-time search for the fastest kernels pays.
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
+  return device;
 }
 
 void set_threads(int threads) {

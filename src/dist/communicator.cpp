@@ -1,0 +1,206 @@
+#include "dist/communicator.h"
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <cstdlib>
+#include <thread>
+
+namespace histotrain {
+
+namespace {
+
+using Milliseconds = std::chrono::milliseconds;
+
+bool is_loopback(const std::string& host) { return host == "localhost" || host.rfind("127.", 0) == 0; }
+
+c10::intrusive_ptr<c10d::Store> open_store(const WorldInfo& world, std::chrono::seconds timeout) {
+  c10d::TCPStoreOptions options;
+  options.port = static_cast<std::uint16_t>(world.master_port);
+  options.isServer = world.rank == 0;
+  options.numWorkers = static_cast<size_t>(world.world_size);
+  options.waitWorkers = false;  // the backend's own rendezvous waits for everyone, with the timeout
+  options.timeout = timeout;
+  const std::string where = world.master_addr + ":" + std::to_string(world.master_port);
+  try {
+    return c10::make_intrusive<c10d::TCPStore>(world.master_addr, options);
+  } catch (const std::exception& e) {
+    if (world.rank == 0)
+      throw Error("rank 0 cannot listen on " + where + " (" + e.what() +
+                  "). Is the port taken by another job? Choose another MASTER_PORT.");
+    throw RankFailure("rank " + std::to_string(world.rank) + " cannot reach the rendezvous master (rank 0) at " + where +
+                      " within " + std::to_string(timeout.count()) + " s: " + e.what());
+  }
+}
+
+std::shared_ptr<::gloo::transport::Device> gloo_device(const std::string& master_addr) {
+  if (const char* interface = std::getenv("GLOO_SOCKET_IFNAME"); interface && *interface)
+    return c10d::ProcessGroupGloo::createDeviceForInterface(interface);
+  // On one machine the loopback interface always works; across machines the host's own name.
+  if (is_loopback(master_addr)) return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+
+c10::intrusive_ptr<compat::CollectiveBackend> make_gloo(const c10::intrusive_ptr<c10d::Store>& store, int rank,
+                                                        int world_size, const std::string& master_addr,
+                                                        std::chrono::seconds timeout) {
+  auto options = c10d::ProcessGroupGloo::Options::create(Milliseconds(timeout));
+  options->devices.push_back(gloo_device(master_addr));
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, options);
+}
+
+c10::intrusive_ptr<compat::CollectiveBackend> make_nccl([[maybe_unused]] const c10::intrusive_ptr<c10d::Store>& store,
+                                                        [[maybe_unused]] int rank, [[maybe_unused]] int world_size,
+                                                        [[maybe_unused]] std::chrono::seconds timeout) {
+#ifdef USE_C10D_NCCL
+  auto options = c10d::ProcessGroupNCCL::Options::create();
+  options->timeout = Milliseconds(timeout);
+  return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank, world_size, options);
+#else
+  throw UsageError("--backend nccl: this histotrain is built against a LibTorch without NCCL (CPU-only); use gloo");
+#endif
+}
+
+std::string choose_backend(const std::string& requested, const torch::Device& device) {
+  const std::string backend = requested.empty() ? (device.is_cuda() ? "nccl" : "gloo") : requested;
+  if (backend != "gloo" && backend != "nccl") throw UsageError("--backend must be gloo or nccl, not '" + backend + "'");
+  if (backend == "nccl" && !device.is_cuda()) throw UsageError("--backend nccl needs --device cuda; use gloo on CPUs");
+  return backend;
+}
+
+}  // namespace
+
+std::unique_ptr<Communicator> Communicator::connect(const WorldInfo& world, const std::string& requested_backend,
+                                                    const torch::Device& device, std::chrono::seconds timeout) {
+  const std::string backend = choose_backend(requested_backend, device);
+  auto store = open_store(world, timeout);
+  c10::intrusive_ptr<compat::CollectiveBackend> group;
+  try {
+    group = backend == "nccl" ? make_nccl(store, world.rank, world.world_size, timeout)
+                              : make_gloo(store, world.rank, world.world_size, world.master_addr, timeout);
+  } catch (const UsageError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw RankFailure("rank " + std::to_string(world.rank) + ": not all " + std::to_string(world.world_size) +
+                      " ranks joined within " + std::to_string(timeout.count()) + " s (" + e.what() + ")");
+  }
+  return std::unique_ptr<Communicator>(
+      new Communicator(store, group, world.rank, world.world_size, backend, timeout));
+}
+
+Communicator::Communicator(c10::intrusive_ptr<c10d::Store> store, int rank, int world_size, std::chrono::seconds timeout)
+    : Communicator(store, make_gloo(store, rank, world_size, "127.0.0.1", timeout), rank, world_size, "gloo",
+                   timeout) {}
+
+Communicator::Communicator(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<compat::CollectiveBackend> group,
+                           int rank, int world_size, std::string backend, std::chrono::seconds timeout)
+    : store_(std::move(store)),
+      group_(std::move(group)),
+      rank_(rank),
+      world_size_(world_size),
+      backend_(std::move(backend)),
+      timeout_(timeout) {}
+
+Communicator::Work Communicator::all_reduce_sum_async(torch::Tensor& tensor) {
+  std::vector<at::Tensor> tensors{tensor};
+  try {
+    return group_->allreduce(tensors);
+  } catch (const std::exception& e) {
+    fail("all-reduce", e);
+  }
+}
+
+void Communicator::all_reduce_sum(torch::Tensor& tensor) { wait(all_reduce_sum_async(tensor), "all-reduce"); }
+
+void Communicator::all_reduce_max(torch::Tensor& tensor) {
+  std::vector<at::Tensor> tensors{tensor};
+  c10d::AllreduceOptions options;
+  options.reduceOp = c10d::ReduceOp::MAX;
+  Work work;
+  try {
+    work = group_->allreduce(tensors, options);
+  } catch (const std::exception& e) {
+    fail("all-reduce (max)", e);
+  }
+  wait(work, "all-reduce (max)");
+}
+
+void Communicator::broadcast_from_rank0(const std::vector<torch::Tensor>& tensors) {
+  // One flat buffer per dtype: few large messages instead of hundreds of small ones.
+  std::map<c10::ScalarType, std::vector<torch::Tensor>> by_dtype;
+  for (const auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
+  for (auto& [dtype, group] : by_dtype) {
+    std::vector<torch::Tensor> flat_parts;
+    for (const auto& t : group) flat_parts.push_back(t.detach().reshape(-1));
+    std::vector<at::Tensor> flat{torch::cat(flat_parts)};
+    c10d::BroadcastOptions options;
+    options.rootRank = 0;
+    Work work;
+    try {
+      work = group_->broadcast(flat, options);
+    } catch (const std::exception& e) {
+      fail("broadcast", e);
+    }
+    wait(work, "broadcast");
+    torch::NoGradGuard no_grad;
+    int64_t offset = 0;
+    for (const auto& t : group) {
+      const int64_t n = t.numel();
+      torch::Tensor(t).copy_(flat[0].narrow(0, offset, n).view(t.sizes()));
+      offset += n;
+    }
+  }
+}
+
+void Communicator::barrier() {
+  Work work;
+  try {
+    work = group_->barrier();
+  } catch (const std::exception& e) {
+    fail("barrier", e);
+  }
+  wait(work, "barrier");
+}
+
+void Communicator::wait(const Work& work, const std::string& what) {
+  try {
+    work->wait(Milliseconds(timeout_));
+  } catch (const std::exception& e) {
+    fail(what, e);
+  }
+}
+
+void Communicator::fail(const std::string& what, const std::exception& cause) {
+  throw RankFailure("rank " + std::to_string(rank_) + ": " + what + " failed: " + missing_ranks() + " (" + cause.what() +
+                    ")");
+}
+
+// Each surviving rank leaves a mark in the store and looks, for a few seconds, for the others'
+// marks: a rank that leaves none is dead or stuck. If the store itself is gone, rank 0 (which
+// serves it) is.
+std::string Communicator::missing_ranks() {
+  try {
+    store_->set("histotrain/alive/" + std::to_string(rank_), std::vector<uint8_t>{1});
+    std::vector<int> missing;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    do {
+      missing.clear();
+      for (int r = 0; r < world_size_; ++r)
+        if (!store_->check({"histotrain/alive/" + std::to_string(r)})) missing.push_back(r);
+      if (missing.empty()) break;
+      std::this_thread::sleep_for(Milliseconds(200));
+    } while (std::chrono::steady_clock::now() < deadline);
+    if (missing.empty()) return "every rank is still alive; the collective timed out or the ranks disagree";
+    std::string names;
+    for (int r : missing) names += (names.empty() ? "" : ", ") + std::to_string(r);
+    return (missing.size() == 1 ? "rank " : "ranks ") + names + " stopped answering (exited, killed or hung)";
+  } catch (const std::exception&) {
+    return "rank 0 stopped answering (it holds the rendezvous store: exited, killed or unreachable)";
+  }
+}
+
+}  // namespace histotrain

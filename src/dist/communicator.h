@@ -1,0 +1,65 @@
+// The collectives data-parallel training needs, over PyTorch's c10d: a TCPStore at rank 0 for the
+// rendezvous, then Gloo (CPU, or CUDA tensors) or NCCL (CUDA). Every blocking wait is bounded by
+// the timeout; a failure names the ranks that stopped answering.
+#pragma once
+#include <torch/csrc/distributed/c10d/Store.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compat.h"
+#include "dist/rendezvous.h"
+#include "util/errors.h"
+
+namespace histotrain {
+
+// Another rank died, hung past the timeout, or could not be reached.
+class RankFailure : public Error {
+ public:
+  using Error::Error;
+};
+
+class Communicator {
+ public:
+  using Work = c10::intrusive_ptr<c10d::Work>;
+
+  // Rendezvous at world.master_addr:master_port (rank 0 listens there), then the backend:
+  // "gloo" or "nccl" ("" picks nccl for CUDA devices, gloo otherwise).
+  static std::unique_ptr<Communicator> connect(const WorldInfo& world, const std::string& backend,
+                                               const torch::Device& device, std::chrono::seconds timeout);
+
+  // Over an existing store (several ranks inside one process, for tests): Gloo.
+  Communicator(c10::intrusive_ptr<c10d::Store> store, int rank, int world_size, std::chrono::seconds timeout);
+
+  int rank() const { return rank_; }
+  int world_size() const { return world_size_; }
+  const std::string& backend() const { return backend_; }
+
+  // In-place sum over ranks; the async form returns a handle for wait().
+  Work all_reduce_sum_async(torch::Tensor& tensor);
+  void all_reduce_sum(torch::Tensor& tensor);
+  void all_reduce_max(torch::Tensor& tensor);
+  // Every rank's tensors become rank 0's (any dtypes; sent as one flat buffer per dtype).
+  void broadcast_from_rank0(const std::vector<torch::Tensor>& tensors);
+  void barrier();
+  // Waits for an async collective; a failure becomes a RankFailure that names the missing ranks.
+  void wait(const Work& work, const std::string& what);
+
+ private:
+  Communicator(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<compat::CollectiveBackend> group,
+               int rank, int world_size, std::string backend, std::chrono::seconds timeout);
+  [[noreturn]] void fail(const std::string& what, const std::exception& cause);
+  std::string missing_ranks();
+
+  c10::intrusive_ptr<c10d::Store> store_;
+  c10::intrusive_ptr<compat::CollectiveBackend> group_;
+  int rank_, world_size_;
+  std::string backend_;
+  std::chrono::seconds timeout_;
+};
+
+}  // namespace histotrain

@@ -20,17 +20,8 @@ using testing::ScratchDir;
 std::string synth_data() { return testing::shared_synthetic_dataset(40, 96).string(); }
 std::string groups_of(const std::string& data) { return data + "/groups.csv"; }
 
-std::vector<nlohmann::json> read_jsonl(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::vector<nlohmann::json> lines;
-  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
-  return lines;
-}
-
-nlohmann::json read_json(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  return nlohmann::json::parse(in);
-}
+using testing::read_json;
+using testing::read_jsonl;
 
 // Small but real: 200 tiles, 64 px, enough steps to learn.
 std::string train_args(const std::string& data, const std::filesystem::path& out, int epochs) {
@@ -148,7 +139,9 @@ TEST(Cli, BadFlagsAreUsageErrorsWithExitCode2) {
         "train --data " + data + " --arch resnet9", "train --data " + data + " --lr -1",
         "train --data " + data + " --val-fraction 1.5", "train --data " + data + " --schedule step",
         "train --data " + data + " --no-such-flag", "synth", "synth --out /tmp/x --per-class 0", "eval --data " + data,
-        "predict --checkpoint /tmp"}) {
+        "predict --checkpoint /tmp", "train --data " + data + " --backend nccl",
+        "train --data " + data + " --backend mpi", "train --data " + data + " --bucket-mb 0", "launch -n 2",
+        "launch -n 0 -- train --data " + data}) {
     const auto result = run_histotrain(args);
     EXPECT_EQ(result.exit_code, 2) << "histotrain " << args << "\n" << result.err;
     EXPECT_FALSE(result.err.empty()) << args;

@@ -52,23 +52,45 @@ fs::path shared_synthetic_dataset(int per_class, int size, uint64_t seed) {
   return made[key] = options.out;
 }
 
-static std::string read_all(const fs::path& path) {
+std::string read_text(const fs::path& path) {
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
 
-CommandResult run_histotrain(const std::string& args) {
-  ScratchDir io;
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+std::vector<nlohmann::json> read_jsonl(const fs::path& path) {
+  std::ifstream in(path);
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+static CommandResult run_command(const std::string& command_line, const ScratchDir& io) {
   const fs::path out = io / "stdout", err = io / "stderr";
-  const std::string command = std::string(HISTOTRAIN_EXE) + " " + args + " >" + out.string() + " 2>" + err.string();
+  const std::string command = command_line + " >" + out.string() + " 2>" + err.string();
   const int status = std::system(command.c_str());
   CommandResult result;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.out = read_all(out);
-  result.err = read_all(err);
+  result.out = read_text(out);
+  result.err = read_text(err);
   return result;
+}
+
+CommandResult run_histotrain(const std::string& args) {
+  ScratchDir io;
+  return run_command(std::string(HISTOTRAIN_EXE) + " " + args, io);
+}
+
+CommandResult run_script(const std::string& script) {
+  ScratchDir io;
+  std::ofstream(io / "script.sh") << "HISTOTRAIN=" << HISTOTRAIN_EXE << "\n" << script << "\n";
+  return run_command("bash " + (io / "script.sh").string(), io);
 }
 
 fs::path shared_data(const std::string& name) {

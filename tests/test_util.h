@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace histotrain::testing {
 
 namespace fs = std::filesystem;
@@ -34,6 +36,14 @@ struct CommandResult {
 
 // Runs the histotrain binary with `args` (already shell-quoted where needed).
 CommandResult run_histotrain(const std::string& args);
+
+// Runs a bash script; $HISTOTRAIN in it is the histotrain binary.
+CommandResult run_script(const std::string& script);
+
+// A JSON file, and a file of one JSON object per line.
+nlohmann::json read_json(const fs::path& path);
+std::vector<nlohmann::json> read_jsonl(const fs::path& path);
+std::string read_text(const fs::path& path);
 
 // ../shared/data/<name> beside the source tree, or "" when it is not there.
 fs::path shared_data(const std::string& name);

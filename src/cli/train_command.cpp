@@ -1,4 +1,4 @@
-// histotrain train: serial training on one process.
+// histotrain train: training on one process, or one rank of a data-parallel job.
 #include <algorithm>
 #include <cstdio>
 
@@ -31,8 +31,8 @@ void add_flags(CLI::App* app, TrainConfig& c) {
   app->add_option("--workers", c.workers, "JPEG decode threads (0: all cores)")->capture_default_str();
   app->add_option("--arch", c.arch, "resnet18 | resnet34 | resnet50")->capture_default_str();
   app->add_option("--epochs", c.epochs, "Epochs")->capture_default_str();
-  app->add_option("--batch-size", c.batch_size, "Images per optimizer step")->capture_default_str();
-  app->add_option("--lr", c.lr, "Peak learning rate")->capture_default_str();
+  app->add_option("--batch-size", c.batch_size, "Images per optimizer step on each rank")->capture_default_str();
+  app->add_option("--lr", c.lr, "Peak learning rate for one rank's batch")->capture_default_str();
   app->add_option("--schedule", c.schedule, "onecycle | cosine (after a linear warm-up)")->capture_default_str();
   app->add_option("--warmup-epochs", c.warmup_epochs, "Linear warm-up length")->capture_default_str();
   app->add_option("--momentum", c.momentum, "Nesterov momentum")->capture_default_str();
@@ -43,7 +43,13 @@ void add_flags(CLI::App* app, TrainConfig& c) {
   app->add_flag("--channels-last", c.channels_last, "Channels-last (NHWC) memory format for activations and weights");
   app->add_flag("--augment,!--no-augment", c.augment, "Random flips, 90-degree rotations and shifts (default on)");
   app->add_option("--max-shift", c.max_shift, "Largest shift, as a fraction of the tile side")->capture_default_str();
-  app->add_option("--threads", c.threads, "Intra-op threads (0: all cores)")->capture_default_str();
+  app->add_option("--backend", c.backend, "Data-parallel backend: gloo | nccl (default: nccl on CUDA, gloo on CPU)");
+  app->add_option("--bucket-mb", c.bucket_mb, "Gradient all-reduce bucket size, MiB")->capture_default_str();
+  app->add_option("--dist-timeout", c.dist_timeout, "Seconds before a silent rank fails the run")->capture_default_str();
+  app->add_option("--lr-scaling", c.lr_scaling, "linear: peak lr x world size; none")->capture_default_str();
+  app->add_option("--threads", c.threads,
+                  "Intra-op threads (0: $OMP_NUM_THREADS, else the cores shared among this node's ranks)")
+      ->capture_default_str();
   app->add_option("--device", c.device, "cpu | cuda | cuda:N")->capture_default_str();
   app->add_option("--seed", c.seed, "Seed for weights, split, order and augmentation")->capture_default_str();
   app->add_option("--out", c.out, "Run folder (metrics.jsonl, summary.json, checkpoint)")->capture_default_str();
@@ -63,7 +69,7 @@ Command add_train_command(CLI::App& root) {
             const TrainConfig config =
                 parsed->resume.empty() ? *parsed : resumed_config(parsed->resume, explicitly_given(*app, *parsed));
             const nlohmann::json summary = train(config);
-            std::printf("%s\n", summary.dump().c_str());
+            if (!summary.is_null()) std::printf("%s\n", summary.dump().c_str());  // rank 0 only
             return 0;
           }};
 }

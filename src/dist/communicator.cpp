@@ -156,14 +156,18 @@ void Communicator::broadcast_from_rank0(const std::vector<torch::Tensor>& tensor
   }
 }
 
-void Communicator::barrier() {
+void Communicator::barrier() { barrier_with_timeout(timeout_, "barrier"); }
+
+void Communicator::barrier_with_timeout(std::chrono::milliseconds timeout, const std::string& what) {
+  c10d::BarrierOptions options;
+  options.timeout = timeout;
   Work work;
   try {
-    work = group_->barrier();
+    work = group_->barrier(options);
+    work->wait(timeout);
   } catch (const std::exception& e) {
-    fail("barrier", e);
+    fail(what, e);
   }
-  wait(work, "barrier");
 }
 
 void Communicator::wait(const Work& work, const std::string& what) {

@@ -46,6 +46,8 @@ class Communicator {
   // Every rank's tensors become rank 0's (any dtypes; sent as one flat buffer per dtype).
   void broadcast_from_rank0(const std::vector<torch::Tensor>& tensors);
   void barrier();
+  // A barrier that may wait longer than the timeout (ranks waiting for one that works alone).
+  void barrier_with_timeout(std::chrono::milliseconds timeout, const std::string& what);
   // Waits for an async collective; a failure becomes a RankFailure that names the missing ranks.
   void wait(const Work& work, const std::string& what);
 

@@ -19,6 +19,13 @@ int parse_int(const EnvLookup& env, const char* name, int min_value) {
   return static_cast<int>(value);
 }
 
+// The leading number of a variable like SLURM_STEP_TASKS_PER_NODE ("2(x3),1" -> 2); 1 if unset.
+int leading_int(const EnvLookup& env, const char* name) {
+  const char* text = env(name);
+  const int value = text ? std::atoi(text) : 0;
+  return value > 0 ? value : 1;
+}
+
 bool is_set(const EnvLookup& env, const char* name) {
   const char* text = env(name);
   return text && *text;
@@ -42,6 +49,7 @@ WorldInfo from_torchrun(const EnvLookup& env) {
   w.rank = parse_int(env, "RANK", 0);
   w.world_size = parse_int(env, "WORLD_SIZE", 1);
   w.local_rank = is_set(env, "LOCAL_RANK") ? parse_int(env, "LOCAL_RANK", 0) : 0;
+  w.local_world_size = leading_int(env, "LOCAL_WORLD_SIZE");
   w.master_addr = text_or(env, "MASTER_ADDR", "127.0.0.1");
   w.master_port = is_set(env, "MASTER_PORT") ? parse_int(env, "MASTER_PORT", 1) : 29500;
   return w;
@@ -53,6 +61,7 @@ WorldInfo from_slurm(const EnvLookup& env) {
   w.rank = parse_int(env, "SLURM_PROCID", 0);
   w.world_size = parse_int(env, "SLURM_STEP_NUM_TASKS", 1);
   w.local_rank = is_set(env, "SLURM_LOCALID") ? parse_int(env, "SLURM_LOCALID", 0) : 0;
+  w.local_world_size = leading_int(env, "SLURM_STEP_TASKS_PER_NODE");
   const std::string nodes = text_or(env, "SLURM_STEP_NODELIST", text_or(env, "SLURM_JOB_NODELIST", ""));
   if (is_set(env, "MASTER_ADDR"))
     w.master_addr = env("MASTER_ADDR");
@@ -71,8 +80,8 @@ WorldInfo from_openmpi(const EnvLookup& env) {
   w.rank = parse_int(env, "OMPI_COMM_WORLD_RANK", 0);
   w.world_size = parse_int(env, "OMPI_COMM_WORLD_SIZE", 1);
   w.local_rank = is_set(env, "OMPI_COMM_WORLD_LOCAL_RANK") ? parse_int(env, "OMPI_COMM_WORLD_LOCAL_RANK", 0) : 0;
-  const bool all_local = is_set(env, "OMPI_COMM_WORLD_LOCAL_SIZE") &&
-                         parse_int(env, "OMPI_COMM_WORLD_LOCAL_SIZE", 1) == w.world_size;
+  w.local_world_size = leading_int(env, "OMPI_COMM_WORLD_LOCAL_SIZE");
+  const bool all_local = is_set(env, "OMPI_COMM_WORLD_LOCAL_SIZE") && w.local_world_size == w.world_size;
   if (is_set(env, "MASTER_ADDR"))
     w.master_addr = env("MASTER_ADDR");
   else if (!all_local && w.world_size > 1)

@@ -10,7 +10,8 @@ namespace histotrain {
 struct WorldInfo {
   int rank = 0;
   int world_size = 1;
-  int local_rank = 0;  // picks the GPU on a multi-GPU node
+  int local_rank = 0;        // picks the GPU on a multi-GPU node
+  int local_world_size = 1;  // ranks on this node: they share its cores
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   std::string launcher = "none";  // torchrun | slurm | openmpi | none

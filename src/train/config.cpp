@@ -10,6 +10,7 @@ namespace histotrain {
 #define HISTOTRAIN_CONFIG_FIELDS(X)                                                                         \
   X(data) X(groups) X(cache_dir) X(image_size) X(val_fraction) X(workers) X(arch) X(epochs) X(batch_size)  \
   X(lr) X(schedule) X(warmup_epochs) X(momentum) X(weight_decay) X(label_smoothing) X(amp) X(channels_last) X(augment) X(max_shift) \
+  X(backend) X(bucket_mb) X(dist_timeout) X(lr_scaling) \
   X(threads) X(device) X(seed) X(out) X(resume) X(target_acc) X(max_steps) X(quiet)
 
 nlohmann::json to_json(const TrainConfig& config) {
@@ -50,6 +51,11 @@ void validate(const TrainConfig& c) {
   parse_precision(c.amp);  // throws UsageError for anything else
   require(c.max_shift >= 0 && c.max_shift <= 0.25, "--max-shift must be in [0, 0.25]");
   require(c.threads >= 0, "--threads must be >= 0");
+  require(c.backend.empty() || c.backend == "gloo" || c.backend == "nccl", "--backend must be gloo or nccl");
+  require(c.backend != "nccl" || c.device.rfind("cuda", 0) == 0, "--backend nccl needs --device cuda; use gloo on CPUs");
+  require(c.bucket_mb > 0 && c.bucket_mb <= 1024, "--bucket-mb must be in (0, 1024]");
+  require(c.dist_timeout >= 1, "--dist-timeout must be at least 1 second");
+  require(c.lr_scaling == "linear" || c.lr_scaling == "none", "--lr-scaling must be linear or none");
   require(c.target_acc >= 0 && c.target_acc <= 1, "--target-acc must be in [0, 1]");
   require(c.max_steps >= 0, "--max-steps must be >= 0");
 }

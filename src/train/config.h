@@ -22,8 +22,8 @@ struct TrainConfig {
 
   // --- optimisation: SGD with Nesterov momentum ---
   int epochs = 10;
-  int batch_size = 32;
-  double lr = 0.05;              // peak learning rate
+  int batch_size = 32;           // per rank: the global batch is batch_size x world size
+  double lr = 0.05;              // peak learning rate for one rank's batch (see lr_scaling)
   std::string schedule = "onecycle";  // warm-up, then linear (onecycle) or cosine decay to 0
   double warmup_epochs = 1.0;    // linear warm-up from lr/10: keeps early BN statistics sane
   double momentum = 0.9;
@@ -37,6 +37,12 @@ struct TrainConfig {
   // --- augmentation (free for histology: no canonical orientation) ---
   bool augment = true;           // random flips + 90-degree rotations + shifts
   double max_shift = 0.0625;     // random translation, as a fraction of the tile side
+
+  // --- data parallelism: world size and rank come from the launcher's environment ---
+  std::string backend;           // gloo | nccl ("": nccl on CUDA, gloo on CPU)
+  double bucket_mb = 25;         // gradient all-reduce bucket size, MiB
+  int dist_timeout = 60;         // seconds before a rank that stopped answering fails the run
+  std::string lr_scaling = "linear";  // linear: peak lr x world size (Goyal et al., with the warm-up); none
 
   // --- run ---
   int threads = 0;               // intra-op threads (0: all cores; LibTorch would use 1 here)

@@ -1,5 +1,6 @@
 #include "train/runtime.h"
 
+#include <cstdlib>
 #include <thread>
 
 #include "compat.h"
@@ -19,8 +20,14 @@ torch::Device parse_device(const std::string& name) {
   return device;
 }
 
-void set_threads(int threads) {
-  at::set_num_threads(threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+void set_threads(int threads, int ranks_on_node) {
+  if (threads <= 0) {
+    const char* omp = std::getenv("OMP_NUM_THREADS");
+    threads = omp ? std::atoi(omp) : 0;
+  }
+  if (threads <= 0)
+    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, ranks_on_node));
+  at::set_num_threads(threads);
 }
 
 }  // namespace histotrain

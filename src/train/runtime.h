@@ -10,7 +10,9 @@ namespace histotrain {
 // also turns on cuDNN's benchmark mode.
 torch::Device parse_device(const std::string& name);
 
-// Sets LibTorch's intra-op threads (0: all cores). LibTorch would otherwise start with 1 here.
-void set_threads(int threads);
+// Sets LibTorch's intra-op threads. 0: $OMP_NUM_THREADS when set (torchrun and `histotrain
+// launch` set it), else this node's cores shared among `ranks_on_node` processes. LibTorch would
+// otherwise start with 1 here.
+void set_threads(int threads, int ranks_on_node = 1);
 
 }  // namespace histotrain

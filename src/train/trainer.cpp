@@ -7,6 +7,7 @@
 #include "data/batches.h"
 #include "data/dataset.h"
 #include "data/groups.h"
+#include "dist/data_parallel.h"
 #include "model/resnet.h"
 #include "train/amp.h"
 #include "train/checkpoint.h"
@@ -25,14 +26,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-void log(const std::string& line) {
-  std::fprintf(stderr, "%s\n", line.c_str());
-  std::fflush(stderr);
-}
-
 // Everything a run needs, set up once.
 struct Run {
   TrainConfig config;
+  std::unique_ptr<DataParallel> dp;  // world of one for single-process training
   fs::path out;
   torch::Device device{torch::kCPU};
   TileDataset data;
@@ -42,6 +39,7 @@ struct Run {
   Precision precision = Precision::fp32;
   std::unique_ptr<GradScaler> scaler;  // active for fp16 only
   torch::MemoryFormat format = torch::MemoryFormat::Contiguous;
+  double peak_lr = 0;           // config.lr, scaled with the world size (lr_scaling)
   int64_t steps_per_epoch = 0;
   int64_t schedule_steps = 0;  // epochs x steps per epoch: what the LR schedule spans
   int64_t stop_step = 0;       // where training stops: schedule_steps, or earlier with --max-steps
@@ -50,11 +48,21 @@ struct Run {
   double best_acc = 0;
   double time_to_target = -1;
   nlohmann::json last_val;  // last validation report (kept across a resume)
+
+  bool is_main() const { return !dp || dp->is_main(); }
+  int world_size() const { return dp ? dp->world_size() : 1; }
+  int64_t global_batch() const { return int64_t{config.batch_size} * world_size(); }
+  // Progress and reports come from rank 0 only.
+  void log(const std::string& line) const {
+    if (!is_main()) return;
+    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fflush(stderr);
+  }
 };
 
-Split make_split(const TileDataset& data, const TrainConfig& c) {
+Split make_split(const Run& run, const TileDataset& data, const TrainConfig& c) {
   if (c.groups.empty())
-    log("note: no --groups file: each image is its own group. If the data holds near-copies of the same source "
+    run.log("note: no --groups file: each image is its own group. If the data holds near-copies of the same source "
         "(LC25000 does), validation accuracy will be optimistic.");
   return split_by_group(data.labels, data.groups, c.val_fraction, c.seed);
 }
@@ -67,23 +75,26 @@ void load_data(Run& run) {
   data_options.groups_csv = c.groups;
   data_options.cache_dir = c.cache_dir;
   data_options.workers = c.workers;
-  data_options.quiet = c.quiet;
+  data_options.quiet = c.quiet || !run.is_main();
   const auto data_start = Clock::now();
-  run.data = load_dataset(data_options);
-  log(describe(run.data) + "\ndata ready in " + format_duration(seconds_since(data_start)));
+  run.dp->node_leaders_first([&] { run.data = load_dataset(data_options); });
+  run.log(describe(run.data) + "\ndata ready in " + format_duration(seconds_since(data_start)));
   if (run.data.classes.size() < 2) throw Error("training needs at least 2 classes, found only '" + run.data.classes[0] + "'");
-  run.split = make_split(run.data, c);
-  log("split: " + std::to_string(run.split.train.size()) + " training, " + std::to_string(run.split.val.size()) +
+  run.split = make_split(run, run.data, c);
+  run.log("split: " + std::to_string(run.split.train.size()) + " training, " + std::to_string(run.split.val.size()) +
       " validation images (" + (c.groups.empty() ? "per image" : "per group") + ", seed " + std::to_string(c.seed) + ")");
   if (c.target_acc > 0 && run.split.val.empty()) throw UsageError("--target-acc needs a validation split (--val-fraction > 0)");
 }
 
 void plan_steps(Run& run) {
   const TrainConfig& c = run.config;
-  run.steps_per_epoch = static_cast<int64_t>(run.split.train.size()) / c.batch_size;
+  // Every rank takes the same number of steps: the epoch drops the remainder of a global batch.
+  run.steps_per_epoch = static_cast<int64_t>(run.split.train.size()) / run.global_batch();
   if (run.steps_per_epoch == 0)
     throw Error("the training split holds " + std::to_string(run.split.train.size()) +
-                " images, fewer than one batch of " + std::to_string(c.batch_size) + "; lower --batch-size");
+                " images, fewer than one global batch of " + std::to_string(run.global_batch()) +
+                "; lower --batch-size or use fewer ranks");
+  run.peak_lr = c.lr_scaling == "linear" ? c.lr * run.world_size() : c.lr;
   run.schedule_steps = run.steps_per_epoch * c.epochs;
   // --max-steps interrupts the run; it does not reshape the schedule, so a run stopped early and
   // resumed matches one that never stopped.
@@ -102,6 +113,16 @@ void build_model(Run& run) {
   run.scaler = std::make_unique<GradScaler>(run.precision == Precision::fp16);
 }
 
+void join_world(Run& run) {
+  const TrainConfig& c = run.config;
+  const WorldInfo world = world_from_environment();
+  run.device = device_for_rank(parse_device(c.device), world);
+  run.dp = std::make_unique<DataParallel>(world, c.backend, run.device, std::chrono::seconds(c.dist_timeout));
+  if (world.distributed())
+    run.log("data parallel: " + std::to_string(world.world_size) + " ranks (" + world.launcher + "), backend " +
+            run.dp->backend() + ", master " + world.master_addr + ":" + std::to_string(world.master_port));
+}
+
 void prepare(Run& run) {
   const TrainConfig& c = run.config;
   run.out = c.out;
@@ -109,8 +130,8 @@ void prepare(Run& run) {
   if (c.resume.empty() && fs::exists(run.out / "checkpoint.json"))
     throw Error("'" + run.out.string() + "' already holds a run; continue it with --resume " + run.out.string() +
                 " or choose another --out");
-  set_threads(c.threads);
-  run.device = parse_device(c.device);
+  join_world(run);
+  set_threads(c.threads, run.dp->world().local_world_size);
   run.precision = parse_precision(c.amp);
   check_precision_supported(run.precision, run.device);
   compat::manual_seed(c.seed);
@@ -130,10 +151,18 @@ void restore(Run& run) {
   load_training_state(from, run.model, *run.optimizer, *run.scaler, run.step);
   run.model->to(run.device);
   if (run.config.channels_last) to_channels_last(*run.model);
+  const int saved_world = meta.value("world_size", 1);
+  if (saved_world != run.world_size()) {
+    // Steps per epoch depend on the world size: continue at the start of the next epoch.
+    run.step = run.start_epoch * run.steps_per_epoch;
+    run.log("note: the run was saved with " + std::to_string(saved_world) + " rank(s) and continues with " +
+            std::to_string(run.world_size()) + "; it resumes at the start of epoch " +
+            std::to_string(run.start_epoch + 1) + " (step " + std::to_string(run.step) + ")");
+  }
   run.last_val = meta.value("metrics", nlohmann::json());
   run.previous_seconds = meta.value("train_seconds", 0.0);
   run.best_acc = meta.value("best_val_acc", 0.0);
-  log("resumed from " + from.string() + " after epoch " + std::to_string(run.start_epoch) + " (step " +
+  run.log("resumed from " + from.string() + " after epoch " + std::to_string(run.start_epoch) + " (step " +
       std::to_string(run.step) + ")");
 }
 
@@ -146,9 +175,11 @@ struct EpochStats {
 EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const LrSchedule& schedule) {
   const TrainConfig& c = run.config;
   const auto start = Clock::now();
-  const std::vector<int64_t> order = epoch_order(run.split.train, c.seed, epoch, /*shuffle=*/true);
-  // Augmentation randomness depends only on (seed, epoch): a resumed run replays it exactly.
-  std::mt19937_64 rng(c.seed * 7919 + static_cast<uint64_t>(epoch) + 17);
+  // This rank's disjoint shard of the epoch's shuffled order.
+  const std::vector<int64_t> order =
+      epoch_order(run.split.train, c.seed, epoch, /*shuffle=*/true, run.dp->rank(), run.world_size());
+  // Augmentation randomness depends only on (seed, epoch, rank): a resumed run replays it exactly.
+  std::mt19937_64 rng(c.seed * 7919 + static_cast<uint64_t>(epoch) + 17 + 1000003ull * static_cast<uint64_t>(run.dp->rank()));
   Augmentation augmentation;
   augmentation.dihedral = c.augment;
   augmentation.max_shift = c.augment ? static_cast<int>(c.max_shift * c.image_size) : 0;
@@ -156,8 +187,8 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
 
   const int64_t steps = std::min(run.steps_per_epoch, run.stop_step - run.step);
   int64_t skipped = 0;
-  Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs), steps * c.batch_size, "img",
-                    c.quiet);
+  Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs), steps * run.global_batch(),
+                    "img", c.quiet || !run.is_main());
   run.model->train();
   // Running sums stay on the device and are read only for the progress line.
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(run.device));
@@ -174,25 +205,56 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
     const torch::Tensor loss =
         torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), batch.labels, loss_options);  // fp32 loss
     run.scaler->scale_loss(loss).backward();
+    run.dp->reduce_gradients();  // all-reduces started during backward; waits for the last ones
     if (!run.scaler->step(*run.optimizer)) ++skipped;
     loss_sum += loss.detach();
     correct += (logits.argmax(1) == batch.labels).sum();
     if ((s + 1) % 10 == 0 || s + 1 == steps) {
       char extra[64];
       std::snprintf(extra, sizeof extra, "loss %.3f", loss_sum.item<double>() / (s + 1));
-      progress.update((s + 1) * c.batch_size, extra);
+      progress.update((s + 1) * run.global_batch(), extra);
     }
   }
   EpochStats stats;
-  stats.images = steps * c.batch_size;
+  stats.images = steps * run.global_batch();
   stats.skipped_steps = skipped;
-  if (steps > 0) {
-    stats.loss = loss_sum.item<double>() / steps;
-    stats.accuracy = static_cast<double>(correct.item<int64_t>()) / stats.images;
+  if (steps > 0) {  // over all ranks
+    stats.loss = run.dp->sum(loss_sum.item<double>()) / (steps * run.world_size());
+    stats.accuracy = run.dp->sum(static_cast<double>(correct.item<int64_t>())) / stats.images;
   }
   stats.seconds = seconds_since(start);
   progress.finish();
   return stats;
+}
+
+// Each rank evaluates its shard of the validation set with rank 0's BatchNorm statistics; the
+// counts and loss sums are added over ranks before any ratio is taken.
+EvalResult validate_globally(Run& run, const BatchMaker& batches) {
+  run.dp->broadcast_buffers(run.model);
+  const std::vector<int64_t> mine = run.dp->shard(run.split.val);
+  EvalResult val = evaluate(run.model, batches, mine, static_cast<int64_t>(run.data.classes.size()),
+                            run.config.batch_size * 2, run.precision);
+  run.dp->sum(val.confusion);
+  val.loss = run.dp->sum(val.loss * static_cast<double>(mine.size())) / static_cast<double>(run.split.val.size());
+  return val;
+}
+
+std::string start_line(const Run& run) {
+  const TrainConfig& c = run.config;
+  std::string line = "training " + c.arch + " on " + run.device.str() +
+                     (run.precision == Precision::fp32 ? "" : ", " + c.amp + " autocast") +
+                     (c.channels_last ? ", channels-last" : "") + " with " + std::to_string(at::get_num_threads()) +
+                     " threads" + (run.world_size() > 1 ? " per rank" : "") + ": " + std::to_string(c.epochs) +
+                     " epochs of " + std::to_string(run.steps_per_epoch) + " steps, ";
+  if (run.world_size() > 1)
+    line += "batch " + std::to_string(c.batch_size) + " per rank x " + std::to_string(run.world_size()) +
+            " ranks = global batch " + std::to_string(run.global_batch()) + ", ";
+  else
+    line += "batch " + std::to_string(c.batch_size) + ", ";
+  line += std::to_string(c.image_size) + " px, peak lr " + std::to_string(run.peak_lr);
+  if (run.world_size() > 1 && c.lr_scaling == "linear")
+    line += " (" + std::to_string(c.lr) + " x " + std::to_string(run.world_size()) + " ranks, linear scaling)";
+  return line;
 }
 
 nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train_seconds) {
@@ -204,6 +266,7 @@ nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train
           {"step", run.step},
           {"train_seconds", train_seconds},
           {"best_val_acc", run.best_acc},
+          {"world_size", run.world_size()},
           {"metrics", run.last_val},
           {"config", to_json(run.config)},
           {"torch_version", compat::torch_version()}};
@@ -226,14 +289,13 @@ nlohmann::json train(const TrainConfig& config) {
   run.config = config;
   prepare(run);
   if (!config.resume.empty()) restore(run);
+  run.dp->broadcast_model(run.model);  // every rank starts from rank 0's weights
+  run.dp->attach(run.model, *run.scaler, run.config.bucket_mb);
   const TrainConfig& c = run.config;
   const BatchMaker batches(run.data, run.device, run.format);
-  const LrSchedule schedule(c.schedule, c.lr, static_cast<int64_t>(c.warmup_epochs * run.steps_per_epoch),
+  const LrSchedule schedule(c.schedule, run.peak_lr, static_cast<int64_t>(c.warmup_epochs * run.steps_per_epoch),
                             run.schedule_steps);
-  log("training " + c.arch + " on " + run.device.str() + (run.precision == Precision::fp32 ? "" : ", " + c.amp + " autocast") +
-      (c.channels_last ? ", channels-last" : "") + " with " + std::to_string(at::get_num_threads()) +
-      " threads: " + std::to_string(c.epochs) + " epochs of " + std::to_string(run.steps_per_epoch) + " steps, batch " +
-      std::to_string(c.batch_size) + ", " + std::to_string(c.image_size) + " px, peak lr " + std::to_string(c.lr));
+  run.log(start_line(run));
 
   double train_seconds = run.previous_seconds;
   int64_t epochs_done = run.start_epoch;
@@ -259,8 +321,7 @@ nlohmann::json train(const TrainConfig& config) {
                   stats.images / std::max(1e-9, stats.seconds));
     line += buf;
     if (!run.split.val.empty()) {
-      const EvalResult val = evaluate(run.model, batches, run.split.val, static_cast<int64_t>(run.data.classes.size()),
-                                      c.batch_size * 2, run.precision);
+      const EvalResult val = validate_globally(run, batches);
       run.last_val = val.confusion.to_json(run.data.classes);
       run.last_val["loss"] = val.loss;
       record["val_loss"] = val.loss;
@@ -274,16 +335,19 @@ nlohmann::json train(const TrainConfig& config) {
       if (c.target_acc > 0 && val.confusion.accuracy() >= c.target_acc && run.time_to_target < 0)
         run.time_to_target = train_seconds;
     }
-    log(line);
-    append_line(run.out / "metrics.jsonl", record.dump());
-    save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler, checkpoint_meta(run, epochs_done, train_seconds));
+    run.log(line);
+    if (run.is_main()) {
+      append_line(run.out / "metrics.jsonl", record.dump());
+      save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler, checkpoint_meta(run, epochs_done, train_seconds));
+    }
     if (run.time_to_target >= 0) {
-      log("reached target accuracy " + std::to_string(c.target_acc) + " after " + format_duration(run.time_to_target) +
+      run.log("reached target accuracy " + std::to_string(c.target_acc) + " after " + format_duration(run.time_to_target) +
           " of training");
       break;
     }
   }
 
+  if (!run.is_main()) return nullptr;
   nlohmann::json summary = {{"arch", c.arch},
                             {"classes", run.data.classes},
                             {"image_size", c.image_size},
@@ -302,6 +366,15 @@ nlohmann::json train(const TrainConfig& config) {
                                                         "accuracy reached target_acc"},
                             {"val", run.last_val},
                             {"threads", at::get_num_threads()},
+                            {"world_size", run.world_size()},
+                            {"batch_per_rank", c.batch_size},
+                            {"global_batch", run.global_batch()},
+                            {"peak_lr", run.peak_lr},
+                            {"backend", run.dp->backend()},
+                            {"launcher", run.dp->world().launcher},
+                            {"gradient_wait_s", run.dp->gradient_wait_seconds()},
+                            {"gradient_wait_s_covers", "rank 0's time waiting, after backward, for gradient "
+                                                       "all-reduces still running (0 for one process)"},
                             {"device", run.device.str()},
                             {"torch_version", compat::torch_version()},
                             {"config", to_json(c)}};

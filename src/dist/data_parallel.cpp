@@ -1,0 +1,81 @@
+#include "dist/data_parallel.h"
+
+#include <chrono>
+
+namespace histotrain {
+
+namespace {
+
+std::vector<torch::Tensor> parameters_and_buffers(ResNet& model) {
+  std::vector<torch::Tensor> all = model->parameters();
+  for (const auto& b : model->buffers()) all.push_back(b);
+  return all;
+}
+
+}  // namespace
+
+DataParallel::DataParallel(const WorldInfo& world, const std::string& backend, const torch::Device& device,
+                           std::chrono::seconds timeout)
+    : world_(world) {
+  if (world_.distributed()) comm_ = Communicator::connect(world_, backend, device, timeout);
+}
+
+void DataParallel::node_leaders_first(const std::function<void()>& work) {
+  if (!comm_) return work();
+  const bool leader = world_.local_rank == 0;
+  if (leader) work();
+  comm_->barrier_with_timeout(std::chrono::hours(2), "waiting for each node's first rank to load the data");
+  if (!leader) work();
+}
+
+void DataParallel::broadcast_model(ResNet& model) {
+  if (comm_) comm_->broadcast_from_rank0(parameters_and_buffers(model));
+}
+
+void DataParallel::broadcast_buffers(ResNet& model) {
+  if (comm_) comm_->broadcast_from_rank0(model->buffers());
+}
+
+void DataParallel::attach(ResNet& model, GradScaler& scaler, double bucket_mb) {
+  if (!comm_) return;
+  reducer_ = std::make_unique<GradientReducer>(model->parameters(), *comm_, static_cast<size_t>(bucket_mb * (1 << 20)));
+  // After the all-reduce every rank holds the same gradients, so the inf/NaN check already
+  // agrees; the max over ranks makes the skip decision shared even if that ever changes.
+  scaler.set_found_inf_reducer([this](torch::Tensor& found_inf) { comm_->all_reduce_max(found_inf); });
+}
+
+void DataParallel::reduce_gradients() {
+  if (!reducer_) return;
+  const auto start = std::chrono::steady_clock::now();
+  reducer_->finish();
+  gradient_wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::vector<int64_t> DataParallel::shard(const std::vector<int64_t>& items) const {
+  std::vector<int64_t> mine;
+  for (size_t i = static_cast<size_t>(world_.rank); i < items.size(); i += static_cast<size_t>(world_.world_size))
+    mine.push_back(items[i]);
+  return mine;
+}
+
+void DataParallel::sum(ConfusionMatrix& confusion) {
+  if (!comm_) return;
+  auto counts = torch::tensor(confusion.counts(), torch::kLong);
+  comm_->all_reduce_sum(counts);
+  for (size_t i = 0; i < confusion.counts().size(); ++i) confusion.counts()[i] = counts[static_cast<int64_t>(i)].item<int64_t>();
+}
+
+double DataParallel::sum(double value) {
+  if (!comm_) return value;
+  auto t = torch::tensor({value}, torch::kFloat64);
+  comm_->all_reduce_sum(t);
+  return t.item<double>();
+}
+
+torch::Device device_for_rank(const torch::Device& requested, const WorldInfo& world) {
+  if (requested.is_cuda() && !requested.has_index() && world.distributed())
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank));
+  return requested;
+}
+
+}  // namespace histotrain

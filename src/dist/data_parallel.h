@@ -1,0 +1,64 @@
+// What a training run does differently as one rank of a data-parallel job: join the others,
+// start from rank 0's weights, average gradients while backward runs, shard the validation set
+// and sum its counts. With a world of one every call is a no-op, so the trainer has one path.
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "dist/communicator.h"
+#include "dist/grad_reducer.h"
+#include "dist/rendezvous.h"
+#include "model/resnet.h"
+#include "train/amp.h"
+#include "train/metrics.h"
+
+namespace histotrain {
+
+class DataParallel {
+ public:
+  // Connects when `world` has more than one rank (backend "" picks by device).
+  DataParallel(const WorldInfo& world, const std::string& backend, const torch::Device& device,
+               std::chrono::seconds timeout);
+
+  const WorldInfo& world() const { return world_; }
+  int rank() const { return world_.rank; }
+  int world_size() const { return world_.world_size; }
+  bool is_main() const { return world_.rank == 0; }
+  std::string backend() const { return comm_ ? comm_->backend() : "none"; }
+
+  // Runs `work` on each node's first rank, then on the others: the first builds the node's tile
+  // cache, the others find it built. The wait between is long (decoding can take minutes) but
+  // ends at once if a rank dies.
+  void node_leaders_first(const std::function<void()>& work);
+
+  // Every rank takes rank 0's parameters and buffers (start, and after a resume).
+  void broadcast_model(ResNet& model);
+  // BatchNorm statistics drift apart between ranks (each sees its own images): rank 0's are
+  // given to all before each validation, so every rank evaluates the same model.
+  void broadcast_buffers(ResNet& model);
+
+  // Gradients are averaged over ranks from now on; call reduce_gradients() after each backward.
+  void attach(ResNet& model, GradScaler& scaler, double bucket_mb);
+  void reduce_gradients();
+  double gradient_wait_seconds() const { return gradient_wait_s_; }  // time finish() waited
+
+  // This rank's share of `items`: items[rank], items[rank + world], ... (each item exactly once).
+  std::vector<int64_t> shard(const std::vector<int64_t>& items) const;
+  // Sums over ranks.
+  void sum(ConfusionMatrix& confusion);
+  double sum(double value);
+
+ private:
+  WorldInfo world_;
+  std::unique_ptr<Communicator> comm_;
+  std::unique_ptr<GradientReducer> reducer_;
+  double gradient_wait_s_ = 0;
+};
+
+// The device a rank trains on: "cuda" becomes cuda:LOCAL_RANK in a data-parallel job.
+torch::Device device_for_rank(const torch::Device& requested, const WorldInfo& world);
+
+}  // namespace histotrain

@@ -1,0 +1,201 @@
+#include "dist/launcher.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "util/errors.h"
+
+namespace histotrain {
+
+namespace {
+
+volatile sig_atomic_t g_signal_to_forward = 0;
+void remember_signal(int signal) { g_signal_to_forward = signal; }
+
+struct Stream {
+  int fd = -1;
+  int rank = 0;
+  FILE* sink = nullptr;
+  std::string pending;  // a line not yet ended
+};
+
+struct Rank {
+  pid_t pid = -1;
+  bool running = true;
+  int exit_code = 0;  // exit status, or 128 + signal
+};
+
+void print_prefixed(Stream& s, const char* data, size_t n) {
+  s.pending.append(data, n);
+  size_t start = 0;
+  for (size_t end; (end = s.pending.find('\n', start)) != std::string::npos; start = end + 1)
+    std::fprintf(s.sink, "[rank %d] %.*s\n", s.rank, static_cast<int>(end - start), s.pending.data() + start);
+  s.pending.erase(0, start);
+  std::fflush(s.sink);
+}
+
+// Progress bars redraw with '\r': print each redraw as its own line only when the rank ends a line.
+void flush_rest(Stream& s) {
+  if (!s.pending.empty()) print_prefixed(s, "\n", 1);
+}
+
+pid_t start_rank(const LaunchOptions& o, int rank, int port, int threads, int out_fd, int err_fd) {
+  const pid_t pid = ::fork();
+  if (pid < 0) throw Error(std::string("cannot start a rank: fork failed: ") + std::strerror(errno));
+  if (pid > 0) return pid;
+  ::dup2(out_fd, STDOUT_FILENO);
+  ::dup2(err_fd, STDERR_FILENO);
+  ::setenv("RANK", std::to_string(rank).c_str(), 1);
+  ::setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+  ::setenv("WORLD_SIZE", std::to_string(o.ranks).c_str(), 1);
+  ::setenv("LOCAL_WORLD_SIZE", std::to_string(o.ranks).c_str(), 1);
+  ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+  ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+  ::setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
+  const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
+  std::vector<std::string> words = {exe};
+  words.insert(words.end(), o.args.begin(), o.args.end());
+  std::vector<char*> argv;
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  ::execv(exe.c_str(), argv.data());
+  std::fprintf(stderr, "cannot run %s: %s\n", exe.c_str(), std::strerror(errno));
+  ::_exit(127);
+}
+
+int exit_code_of(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+std::string how_it_ended(int code) {
+  if (code > 128) return "was killed by signal " + std::to_string(code - 128) + " (" + strsignal(code - 128) + ")";
+  return "exited with code " + std::to_string(code);
+}
+
+void signal_all(std::vector<Rank>& ranks, int signal) {
+  for (auto& r : ranks)
+    if (r.running) ::kill(r.pid, signal);
+}
+
+}  // namespace
+
+int free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw Error("cannot open a socket to find a free port");
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  socklen_t length = sizeof address;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0;
+  ::close(fd);
+  if (!ok) throw Error("cannot find a free port on 127.0.0.1");
+  return ntohs(address.sin_port);
+}
+
+int launch_local_ranks(const LaunchOptions& o) {
+  if (o.ranks < 1) throw UsageError("-n must be at least 1");
+  if (o.args.empty()) throw UsageError("name the command each rank runs after --, e.g. -- train --data DIR");
+  const int port = o.port > 0 ? o.port : free_loopback_port();
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = o.threads_per_rank > 0 ? o.threads_per_rank : std::max(1, cores / o.ranks);
+  std::fprintf(stderr, "histotrain launch: %d rank(s) on 127.0.0.1:%d, %d thread(s) each\n", o.ranks, port, threads);
+
+  struct sigaction action {};
+  action.sa_handler = remember_signal;
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+
+  std::vector<Rank> ranks(o.ranks);
+  std::vector<Stream> streams;
+  for (int r = 0; r < o.ranks; ++r) {
+    int out[2], err[2];
+    if (::pipe(out) != 0 || ::pipe(err) != 0) throw Error("cannot create pipes for the ranks' output");
+    ranks[r].pid = start_rank(o, r, port, threads, out[1], err[1]);
+    ::close(out[1]);
+    ::close(err[1]);
+    streams.push_back({out[0], r, stdout, {}});
+    streams.push_back({err[0], r, stderr, {}});
+  }
+
+  int result = 0;
+  int failed_rank = -1;
+  std::chrono::steady_clock::time_point kill_at{};
+  size_t open_streams = streams.size();
+  size_t running = ranks.size();
+  while (running > 0 || open_streams > 0) {
+    if (g_signal_to_forward) {
+      std::fprintf(stderr, "histotrain launch: passing signal %d to every rank\n", static_cast<int>(g_signal_to_forward));
+      signal_all(ranks, g_signal_to_forward);
+      g_signal_to_forward = 0;
+      if (kill_at == std::chrono::steady_clock::time_point{})
+        kill_at = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                          std::chrono::duration<double>(o.grace_seconds));
+    }
+    std::vector<pollfd> fds;
+    std::vector<Stream*> owners;
+    for (auto& s : streams)
+      if (s.fd >= 0) {
+        fds.push_back({s.fd, POLLIN, 0});
+        owners.push_back(&s);
+      }
+    if (!fds.empty() && ::poll(fds.data(), fds.size(), 100) > 0) {
+      for (size_t i = 0; i < fds.size(); ++i) {
+        if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        char buffer[4096];
+        const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
+        if (n > 0) {
+          print_prefixed(*owners[i], buffer, static_cast<size_t>(n));
+        } else if (n == 0 || errno != EINTR) {
+          flush_rest(*owners[i]);
+          ::close(owners[i]->fd);
+          owners[i]->fd = -1;
+          --open_streams;
+        }
+      }
+    } else if (fds.empty()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    for (int r = 0; r < o.ranks; ++r) {
+      int status = 0;
+      if (!ranks[r].running || ::waitpid(ranks[r].pid, &status, WNOHANG) != ranks[r].pid) continue;
+      ranks[r].running = false;
+      ranks[r].exit_code = exit_code_of(status);
+      --running;
+      if (ranks[r].exit_code != 0 && failed_rank < 0) {
+        failed_rank = r;
+        result = ranks[r].exit_code;
+        std::fprintf(stderr, "histotrain launch: rank %d %s; stopping the other ranks\n", r,
+                     how_it_ended(ranks[r].exit_code).c_str());
+        signal_all(ranks, SIGTERM);
+        kill_at = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                        std::chrono::duration<double>(o.grace_seconds));
+      }
+    }
+    if (running > 0 && kill_at != std::chrono::steady_clock::time_point{} && std::chrono::steady_clock::now() > kill_at) {
+      signal_all(ranks, SIGKILL);
+      kill_at = {};
+    }
+  }
+  if (failed_rank < 0)
+    for (const auto& r : ranks)
+      if (r.exit_code != 0) return r.exit_code;
+  return result;
+}
+
+}  // namespace histotrain

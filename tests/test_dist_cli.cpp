@@ -1,0 +1,123 @@
+// Data-parallel training end to end: `histotrain launch`, ranks started by hand as srun or
+// torchrun would, a rank killed mid-run, and the rendezvous errors.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "test_util.h"
+
+namespace histotrain {
+namespace {
+
+using testing::read_json;
+using testing::read_jsonl;
+using testing::run_histotrain;
+using testing::run_script;
+using testing::ScratchDir;
+
+std::string synth_data() { return testing::shared_synthetic_dataset(40, 96).string(); }
+
+std::string train_args(const std::string& data, const std::filesystem::path& out, int epochs) {
+  return "train --data " + data + " --groups " + data + "/groups.csv --image-size 48 --batch-size 16 --epochs " +
+         std::to_string(epochs) + " --quiet --out " + out.string();
+}
+
+TEST(DataParallel, LaunchTrainsTwoRanksAndCountsEveryValidationImageOnce) {
+  ScratchDir dir;
+  const std::string data = synth_data();
+  const auto run = dir / "run";
+  const auto launched = run_histotrain("launch -n 2 --threads-per-rank 1 -- " + train_args(data, run, 2));
+  ASSERT_EQ(launched.exit_code, 0) << launched.err;
+  EXPECT_NE(launched.err.find("[rank 0] training resnet18"), std::string::npos) << launched.err;
+  EXPECT_NE(launched.err.find("batch 16 per rank x 2 ranks = global batch 32"), std::string::npos) << launched.err;
+  EXPECT_EQ(launched.err.find("[rank 1] epoch"), std::string::npos) << "only rank 0 reports";
+  EXPECT_NE(launched.out.find("[rank 0] {"), std::string::npos) << "rank 0 prints the summary";
+
+  const auto summary = read_json(run / "summary.json");
+  EXPECT_EQ(summary["world_size"], 2);
+  EXPECT_EQ(summary["global_batch"], 32);
+  EXPECT_DOUBLE_EQ(summary["peak_lr"].get<double>(), 0.1) << "0.05 per rank's batch, linear scaling";
+  EXPECT_EQ(summary["val"]["images"], summary["val_images"]) << "each validation image counted once over the ranks";
+  int64_t cells = 0;
+  for (const auto& row : summary["val"]["confusion_matrix"])
+    for (const auto& c : row) cells += c.get<int64_t>();
+  EXPECT_EQ(cells, summary["val_images"].get<int64_t>());
+  EXPECT_EQ(read_jsonl(run / "metrics.jsonl").size(), 2u) << "one writer: rank 0";
+  EXPECT_EQ(summary["steps"], 2 * (160 / 32));
+
+  // The same run continues as one process (another world size): it picks up at epoch 3.
+  const auto resumed = run_histotrain("train --resume " + run.string() + " --epochs 3 --quiet");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("saved with 2 rank(s) and continues with 1"), std::string::npos) << resumed.err;
+  const auto after = read_json(run / "summary.json");
+  EXPECT_EQ(after["world_size"], 1);
+  EXPECT_EQ(after["epochs"], 3);
+  EXPECT_EQ(after["steps"], 3 * (160 / 16)) << "steps count in the current world's units: 3 epochs of 10 steps";
+  EXPECT_EQ(read_jsonl(run / "metrics.jsonl").size(), 3u);
+}
+
+// Two ranks started by hand with torchrun's variables; rank 1 is killed once training runs.
+// Rank 0 must fail within the bound and say which rank went away.
+TEST(DataParallel, AKilledRankMakesTheOtherFailAndNamesIt) {
+  ScratchDir dir;
+  const std::string data = synth_data();
+  const std::string args = train_args(data, dir / "run", 200) + " --threads 1 --dist-timeout 20";
+  const std::string port = std::to_string(20000 + (::getpid() % 20000));
+  const auto result = run_script(
+      "cd " + dir.path().string() + "\n" +
+      "export WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + "\n" +
+      "(RANK=0 exec $HISTOTRAIN " + args + " 2>rank0.err) & pid0=$!\n"
+      "(RANK=1 exec $HISTOTRAIN " + args + " 2>rank1.err) & pid1=$!\n"
+      "for i in $(seq 1 600); do grep -q '^training' rank0.err && break; sleep 0.1; done\n"
+      "sleep 1; kill -9 $pid1; start=$(date +%s)\n"
+      "wait $pid0; code=$?; echo \"rank0 exit $code after $(( $(date +%s) - start )) s\"\n"
+      "cat rank0.err >&2");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(result.out, m, std::regex("rank0 exit (\\d+) after (\\d+) s"))) << result.out << result.err;
+  EXPECT_NE(m[1], "0") << result.err;
+  EXPECT_LE(std::stoi(m[2]), 25) << "bounded by --dist-timeout";
+  EXPECT_NE(result.err.find("rank 1 stopped answering"), std::string::npos) << result.err;
+}
+
+TEST(DataParallel, LaunchStopsTheOtherRanksWhenOneDies) {
+  ScratchDir dir;
+  const std::string data = synth_data();
+  const auto result = run_script(
+      "cd " + dir.path().string() + "\n" +
+      "$HISTOTRAIN launch -n 2 --threads-per-rank 1 --grace 5 -- " + train_args(data, dir / "run", 200) +
+      " --dist-timeout 20 >launch.out 2>launch.err & launcher=$!\n"
+      "for i in $(seq 1 600); do grep -q 'training resnet18' launch.err && break; sleep 0.1; done\n"
+      "ranks=$(pgrep -P $launcher | sort -n); victim=$(echo \"$ranks\" | tail -1)\n"
+      "sleep 1; kill -9 $victim; start=$(date +%s)\n"
+      "wait $launcher; echo \"launch exit $? after $(( $(date +%s) - start )) s\"\n"
+      "sleep 0.5; echo \"left: $(pgrep -P $launcher | wc -l)\"; cat launch.err >&2");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(result.out, m, std::regex("launch exit (\\d+) after (\\d+) s"))) << result.out << result.err;
+  EXPECT_NE(m[1], "0");
+  EXPECT_LE(std::stoi(m[2]), 25);
+  EXPECT_NE(result.err.find("was killed by signal 9"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("stopping the other ranks"), std::string::npos) << result.err;
+}
+
+TEST(DataParallel, BusyPortAndUnreachableMasterAreClearErrors) {
+  ScratchDir dir;
+  const std::string data = synth_data();
+  const std::string args = train_args(data, dir / "run", 1) + " --dist-timeout 3";
+  // Something already listens on the port rank 0 wants.
+  const auto busy = run_script(
+      "python3 -c 'import socket,time; s=socket.socket(); s.bind((\"127.0.0.1\", 0)); s.listen(); "
+      "print(s.getsockname()[1], flush=True); time.sleep(60)' > port.txt & holder=$!\n"
+      "for i in $(seq 1 50); do [ -s port.txt ] && break; sleep 0.1; done\n"
+      "RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$(cat port.txt) $HISTOTRAIN " + args + "; code=$?\n"
+      "kill $holder; exit $code");
+  EXPECT_EQ(busy.exit_code, 1);
+  EXPECT_NE(busy.err.find("Is the port taken by another job?"), std::string::npos) << busy.err;
+  // Rank 1 of a job whose rank 0 never starts.
+  const auto alone = run_script("RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                                std::to_string(30000 + (::getpid() % 20000)) + " $HISTOTRAIN " + args);
+  EXPECT_EQ(alone.exit_code, 1);
+  EXPECT_NE(alone.err.find("cannot reach the rendezvous master (rank 0)"), std::string::npos) << alone.err;
+}
+
+}  // namespace
+}  // namespace histotrain

@@ -44,11 +44,17 @@ void DataParallel::attach(ResNet& model, GradScaler& scaler, double bucket_mb) {
   scaler.set_found_inf_reducer([this](torch::Tensor& found_inf) { comm_->all_reduce_max(found_inf); });
 }
 
-void DataParallel::reduce_gradients() {
+void DataParallel::backward(const torch::Tensor& loss) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  loss.backward();  // gradient hooks start the buckets' all-reduces meanwhile
+  const auto backward_done = Clock::now();
+  ++times_.steps;
+  times_.backward_s += std::chrono::duration<double>(backward_done - start).count();
   if (!reducer_) return;
-  const auto start = std::chrono::steady_clock::now();
   reducer_->finish();
-  gradient_wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  times_.exposed_s += std::chrono::duration<double>(Clock::now() - backward_done).count();
+  times_.allreduce_s += reducer_->last_allreduce_seconds();
 }
 
 std::vector<int64_t> DataParallel::shard(const std::vector<int64_t>& items) const {

@@ -40,10 +40,18 @@ class DataParallel {
   // given to all before each validation, so every rank evaluates the same model.
   void broadcast_buffers(ResNet& model);
 
-  // Gradients are averaged over ranks from now on; call reduce_gradients() after each backward.
+  // Gradients are averaged over ranks from now on (each backward() below).
   void attach(ResNet& model, GradScaler& scaler, double bucket_mb);
-  void reduce_gradients();
-  double gradient_wait_seconds() const { return gradient_wait_s_; }  // time finish() waited
+  // Backward of `loss`; with several ranks the averaged gradients are in place when it returns.
+  void backward(const torch::Tensor& loss);
+
+  // Host time per step, summed over the steps so far (rank 0's view). all-reduce: from the
+  // first bucket's start to the last one's end; exposed: the part after backward returned.
+  struct StepTimes {
+    int64_t steps = 0;
+    double backward_s = 0, allreduce_s = 0, exposed_s = 0;
+  };
+  const StepTimes& step_times() const { return times_; }
 
   // This rank's share of `items`: items[rank], items[rank + world], ... (each item exactly once).
   std::vector<int64_t> shard(const std::vector<int64_t>& items) const;
@@ -55,7 +63,7 @@ class DataParallel {
   WorldInfo world_;
   std::unique_ptr<Communicator> comm_;
   std::unique_ptr<GradientReducer> reducer_;
-  double gradient_wait_s_ = 0;
+  StepTimes times_;
 };
 
 // The device a rank trains on: "cuda" becomes cuda:LOCAL_RANK in a data-parallel job.

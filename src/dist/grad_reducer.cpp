@@ -1,5 +1,7 @@
 #include "dist/grad_reducer.h"
 
+#include <thread>
+
 namespace histotrain {
 
 GradientReducer::GradientReducer(const std::vector<torch::Tensor>& parameters, Communicator& comm,
@@ -53,10 +55,22 @@ void GradientReducer::on_gradient(size_t param, const torch::Tensor& grad) {
   started_during_backward_ = next_to_start_;
 }
 
+size_t GradientReducer::done_count() {
+  std::lock_guard<std::mutex> lock(done_mutex_);
+  return done_count_;
+}
+
 void GradientReducer::start_ready_buckets() {
   while (next_to_start_ < buckets_.size() && buckets_[next_to_start_].pending == 0) {
     Bucket& b = buckets_[next_to_start_++];
+    if (next_to_start_ == 1) first_start_ = std::chrono::steady_clock::now();
     b.work = comm_.all_reduce_sum_async(b.flat);
+    // Completion times, for the overlap figures (the callback runs on the backend's thread).
+    b.work->getFuture()->addCallback([this](c10::ivalue::Future&) {
+      std::lock_guard<std::mutex> lock(done_mutex_);
+      last_done_ = std::max(last_done_, std::chrono::steady_clock::now());
+      ++done_count_;
+    });
   }
 }
 
@@ -88,6 +102,14 @@ void GradientReducer::finish() {
       else
         p.mutable_grad() = averaged.clone().contiguous(p.suggest_memory_format());
     }
+  }
+  // A future wakes its waiters before it runs its callbacks: give the last ones a moment.
+  for (int i = 0; i < 1000 && done_count() < buckets_.size(); ++i) std::this_thread::yield();
+  {
+    std::lock_guard<std::mutex> lock(done_mutex_);
+    last_span_s_ = std::chrono::duration<double>(last_done_ - first_start_).count();
+    last_done_ = {};
+    done_count_ = 0;
   }
   const size_t overlapped = started_during_backward_;
   reset_for_next_step();

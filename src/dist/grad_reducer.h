@@ -8,6 +8,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <chrono>
 #include <mutex>
 #include <vector>
 
@@ -26,6 +27,8 @@ class GradientReducer {
   void finish();
 
   size_t buckets() const { return buckets_.size(); }
+  // The last step's all-reduces: from the first bucket's start to the last one's completion.
+  double last_allreduce_seconds() const { return last_span_s_; }
   // Buckets of the last step whose all-reduce started before backward returned (overlap).
   size_t started_during_backward() const { return started_during_backward_; }
 
@@ -40,6 +43,7 @@ class GradientReducer {
   void on_gradient(size_t param, const torch::Tensor& grad);
   void start_ready_buckets();  // caller holds mutex_
   void reset_for_next_step();
+  size_t done_count();
 
   std::vector<torch::Tensor> params_;
   Communicator& comm_;
@@ -48,8 +52,12 @@ class GradientReducer {
   std::vector<size_t> slot_of_;    // index inside its bucket
   std::vector<unsigned> hooks_;
   size_t next_to_start_ = 0;
+  std::chrono::steady_clock::time_point first_start_, last_done_;
+  double last_span_s_ = 0;
   size_t started_during_backward_ = 0;
   std::mutex mutex_;
+  std::mutex done_mutex_;  // guards last_done_ and done_count_
+  size_t done_count_ = 0;
 };
 
 }  // namespace histotrain

@@ -204,8 +204,7 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
     }
     const torch::Tensor loss =
         torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), batch.labels, loss_options);  // fp32 loss
-    run.scaler->scale_loss(loss).backward();
-    run.dp->reduce_gradients();  // all-reduces started during backward; waits for the last ones
+    run.dp->backward(run.scaler->scale_loss(loss));  // and, with several ranks, the gradient all-reduce
     if (!run.scaler->step(*run.optimizer)) ++skipped;
     loss_sum += loss.detach();
     correct += (logits.argmax(1) == batch.labels).sum();
@@ -237,6 +236,15 @@ EvalResult validate_globally(Run& run, const BatchMaker& batches) {
   run.dp->sum(val.confusion);
   val.loss = run.dp->sum(val.loss * static_cast<double>(mine.size())) / static_cast<double>(run.split.val.size());
   return val;
+}
+
+nlohmann::json step_times_json(const DataParallel& dp) {
+  const auto& t = dp.step_times();
+  const double per_step_ms = t.steps > 0 ? 1000.0 / static_cast<double>(t.steps) : 0;
+  return {{"backward", t.backward_s * per_step_ms},
+          {"allreduce", t.allreduce_s * per_step_ms},
+          {"exposed", t.exposed_s * per_step_ms},
+          {"overlapped", std::max(0.0, t.allreduce_s - t.exposed_s) * per_step_ms}};
 }
 
 std::string start_line(const Run& run) {
@@ -372,9 +380,10 @@ nlohmann::json train(const TrainConfig& config) {
                             {"peak_lr", run.peak_lr},
                             {"backend", run.dp->backend()},
                             {"launcher", run.dp->world().launcher},
-                            {"gradient_wait_s", run.dp->gradient_wait_seconds()},
-                            {"gradient_wait_s_covers", "rank 0's time waiting, after backward, for gradient "
-                                                       "all-reduces still running (0 for one process)"},
+                            {"step_times_ms", step_times_json(*run.dp)},
+                            {"step_times_ms_covers", "rank 0's host time per step: backward; all-reduce from "
+                                                     "the first bucket's start to the last one's end; exposed: the "
+                                                     "part of it after backward returned; overlapped: the rest"},
                             {"device", run.device.str()},
                             {"torch_version", compat::torch_version()},
                             {"config", to_json(c)}};

@@ -99,6 +99,27 @@ TEST(DataParallel, LaunchStopsTheOtherRanksWhenOneDies) {
   EXPECT_NE(result.err.find("stopping the other ranks"), std::string::npos) << result.err;
 }
 
+TEST(DataParallel, LaunchPassesSigtermToEveryRank) {
+  ScratchDir dir;
+  const std::string data = synth_data();
+  const auto result = run_script(
+      "cd " + dir.path().string() + "\n" +
+      "$HISTOTRAIN launch -n 2 --threads-per-rank 1 -- " + train_args(data, dir / "run", 200) +
+      " >launch.out 2>launch.err & launcher=$!\n"
+      "for i in $(seq 1 600); do grep -q 'training resnet18' launch.err && break; sleep 0.1; done\n"
+      "ranks=$(pgrep -P $launcher | tr '\\n' ' ')\n"
+      "kill -TERM $launcher; start=$(date +%s)\n"
+      "wait $launcher; echo \"launch exit $? after $(( $(date +%s) - start )) s\"\n"
+      "alive=0; for p in $ranks; do kill -0 $p 2>/dev/null && alive=$((alive + 1)); done; echo \"ranks alive: $alive\"\n"
+      "cat launch.err >&2");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(result.out, m, std::regex("launch exit (\\d+) after (\\d+) s"))) << result.out << result.err;
+  EXPECT_NE(m[1], "0");
+  EXPECT_LE(std::stoi(m[2]), 15);
+  EXPECT_NE(result.out.find("ranks alive: 0"), std::string::npos) << result.out;
+  EXPECT_NE(result.err.find("passing signal 15 to every rank"), std::string::npos) << result.err;
+}
+
 TEST(DataParallel, BusyPortAndUnreachableMasterAreClearErrors) {
   ScratchDir dir;
   const std::string data = synth_data();
@@ -117,6 +138,36 @@ TEST(DataParallel, BusyPortAndUnreachableMasterAreClearErrors) {
                                 std::to_string(30000 + (::getpid() % 20000)) + " $HISTOTRAIN " + args);
   EXPECT_EQ(alone.exit_code, 1);
   EXPECT_NE(alone.err.find("cannot reach the rendezvous master (rank 0)"), std::string::npos) << alone.err;
+}
+
+// Rank 0 and rank 1 in two network namespaces joined by a virtual Ethernet pair: no loopback
+// between them, as between two machines. Needs root (CAP_NET_ADMIN); skipped elsewhere.
+TEST(DataParallel, TwoRanksInSeparateNetworkNamespacesTrainOverARealAddress) {
+  const std::string tag = std::to_string(::getpid() % 100000);
+  const std::string ns0 = "ht0-" + tag, ns1 = "ht1-" + tag;
+  const std::string setup = "ip netns add " + ns0 + " && ip netns add " + ns1 + " && ip link add hv0-" + tag +
+                            " type veth peer name hv1-" + tag + " && ip link set hv0-" + tag + " netns " + ns0 +
+                            " && ip link set hv1-" + tag + " netns " + ns1 + " && ip -n " + ns0 +
+                            " addr add 10.231.0.1/24 dev hv0-" + tag + " && ip -n " + ns1 +
+                            " addr add 10.231.0.2/24 dev hv1-" + tag + " && ip -n " + ns0 + " link set hv0-" + tag +
+                            " up && ip -n " + ns1 + " link set hv1-" + tag + " up && ip -n " + ns0 + " link set lo up && ip -n " + ns1 +
+                            " link set lo up";
+  const std::string cleanup = "ip netns del " + ns0 + " 2>/dev/null; ip netns del " + ns1 + " 2>/dev/null";
+  if (std::system((setup + " >/dev/null 2>&1").c_str()) != 0) {
+    std::system(cleanup.c_str());
+    GTEST_SKIP() << "cannot create network namespaces here (needs root and iproute2)";
+  }
+  ScratchDir dir;
+  const std::string data = synth_data();
+  const std::string args = train_args(data, dir / "run", 1) + " --threads 1 --dist-timeout 30";
+  const auto result = run_script("export WORLD_SIZE=2 MASTER_ADDR=10.231.0.1 MASTER_PORT=29500\n"
+                                 "RANK=0 ip netns exec " + ns0 + " $HISTOTRAIN " + args + " & pid0=$!\n"
+                                 "RANK=1 ip netns exec " + ns1 + " $HISTOTRAIN " + args + "; code1=$?\n"
+                                 "wait $pid0; code0=$?; echo \"exit $code0 $code1\"");
+  std::system(cleanup.c_str());
+  EXPECT_NE(result.out.find("exit 0 0"), std::string::npos) << result.out << result.err;
+  EXPECT_NE(result.err.find("master 10.231.0.1:29500"), std::string::npos) << result.err;
+  EXPECT_EQ(read_json(dir / "run" / "summary.json")["world_size"], 2);
 }
 
 }  // namespace

@@ -7,6 +7,11 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <thread>
 
@@ -29,27 +34,57 @@ c10::intrusive_ptr<c10d::Store> open_store(const WorldInfo& world, std::chrono::
   try {
     return c10::make_intrusive<c10d::TCPStore>(world.master_addr, options);
   } catch (const std::exception& e) {
-    if (world.rank == 0)
-      throw Error("rank 0 cannot listen on " + where + " (" + e.what() +
-                  "). Is the port taken by another job? Choose another MASTER_PORT.");
+    if (world.rank == 0) {
+      const std::string why = e.what();
+      const bool taken = why.find("in use") != std::string::npos;
+      throw Error("rank 0 cannot open the rendezvous store at " + where + " (" + why + ")" +
+                  (taken ? ". Is the port taken by another job? Choose another MASTER_PORT." : ""));
+    }
     throw RankFailure("rank " + std::to_string(world.rank) + " cannot reach the rendezvous master (rank 0) at " + where +
                       " within " + std::to_string(timeout.count()) + " s: " + e.what());
   }
 }
 
-std::shared_ptr<::gloo::transport::Device> gloo_device(const std::string& master_addr) {
+// This host's address on the route to `host` (a UDP "connect" sends nothing; it only picks the
+// route), or "" when there is none.
+std::string local_address_towards(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0 || !found) return "";
+  std::string address;
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd >= 0 && ::connect(fd, found->ai_addr, found->ai_addrlen) == 0) {
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    char text[INET_ADDRSTRLEN] = {};
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &length) == 0 &&
+        ::inet_ntop(AF_INET, &local.sin_addr, text, sizeof text))
+      address = text;
+  }
+  if (fd >= 0) ::close(fd);
+  ::freeaddrinfo(found);
+  return address;
+}
+
+// The network interface Gloo uses: GLOO_SOCKET_IFNAME when set (as in PyTorch); else the one
+// that reaches the master, so that every rank is reachable at the address its route names
+// (the host name may resolve to an address other ranks cannot reach).
+std::shared_ptr<::gloo::transport::Device> gloo_device(const std::string& master_addr, int master_port) {
   if (const char* interface = std::getenv("GLOO_SOCKET_IFNAME"); interface && *interface)
     return c10d::ProcessGroupGloo::createDeviceForInterface(interface);
-  // On one machine the loopback interface always works; across machines the host's own name.
   if (is_loopback(master_addr)) return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
+  const std::string local = local_address_towards(master_addr, master_port);
+  if (!local.empty()) return c10d::ProcessGroupGloo::createDeviceForHostname(local);
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
 c10::intrusive_ptr<compat::CollectiveBackend> make_gloo(const c10::intrusive_ptr<c10d::Store>& store, int rank,
                                                         int world_size, const std::string& master_addr,
-                                                        std::chrono::seconds timeout) {
+                                                        int master_port, std::chrono::seconds timeout) {
   auto options = c10d::ProcessGroupGloo::Options::create(Milliseconds(timeout));
-  options->devices.push_back(gloo_device(master_addr));
+  options->devices.push_back(gloo_device(master_addr, master_port));
   return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, options);
 }
 
@@ -81,7 +116,7 @@ std::unique_ptr<Communicator> Communicator::connect(const WorldInfo& world, cons
   c10::intrusive_ptr<compat::CollectiveBackend> group;
   try {
     group = backend == "nccl" ? make_nccl(store, world.rank, world.world_size, timeout)
-                              : make_gloo(store, world.rank, world.world_size, world.master_addr, timeout);
+                              : make_gloo(store, world.rank, world.world_size, world.master_addr, world.master_port, timeout);
   } catch (const UsageError&) {
     throw;
   } catch (const std::exception& e) {
@@ -93,7 +128,7 @@ std::unique_ptr<Communicator> Communicator::connect(const WorldInfo& world, cons
 }
 
 Communicator::Communicator(c10::intrusive_ptr<c10d::Store> store, int rank, int world_size, std::chrono::seconds timeout)
-    : Communicator(store, make_gloo(store, rank, world_size, "127.0.0.1", timeout), rank, world_size, "gloo",
+    : Communicator(store, make_gloo(store, rank, world_size, "127.0.0.1", 0, timeout), rank, world_size, "gloo",
                    timeout) {}
 
 Communicator::Communicator(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<compat::CollectiveBackend> group,

@@ -16,7 +16,9 @@
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #endif
 
+#include <sstream>
 #include <string>
+#include <type_traits>
 
 namespace histotrain::compat {
 
@@ -49,6 +51,20 @@ inline int64_t cuda_peak_allocated_bytes([[maybe_unused]] int device) {
 #else
   return -1;
 #endif
+}
+
+// The key of a parameter's entry in Optimizer::state(): a string in 1.13, the TensorImpl
+// pointer in later versions. Chosen from the map's key type, so either compiles.
+template <typename StateMap>
+typename StateMap::key_type optimizer_state_key(const StateMap&, const torch::Tensor& parameter) {
+  using Key = typename StateMap::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream text;  // what 1.13's c10::guts::to_string(TensorImpl*) writes
+    text << parameter.unsafeGetTensorImpl();
+    return text.str();
+  } else {
+    return static_cast<Key>(parameter.unsafeGetTensorImpl());
+  }
 }
 
 // The default CPU generator's state as a uint8 tensor, and back (for checkpoints).

@@ -164,7 +164,7 @@ void Communicator::all_reduce_max(torch::Tensor& tensor) {
   wait(work, "all-reduce (max)");
 }
 
-void Communicator::broadcast_from_rank0(const std::vector<torch::Tensor>& tensors) {
+void Communicator::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
   // One flat buffer per dtype: few large messages instead of hundreds of small ones.
   std::map<c10::ScalarType, std::vector<torch::Tensor>> by_dtype;
   for (const auto& t : tensors) by_dtype[t.scalar_type()].push_back(t);
@@ -173,7 +173,7 @@ void Communicator::broadcast_from_rank0(const std::vector<torch::Tensor>& tensor
     for (const auto& t : group) flat_parts.push_back(t.detach().reshape(-1));
     std::vector<at::Tensor> flat{torch::cat(flat_parts)};
     c10d::BroadcastOptions options;
-    options.rootRank = 0;
+    options.rootRank = root;
     Work work;
     try {
       work = group_->broadcast(flat, options);
@@ -189,6 +189,26 @@ void Communicator::broadcast_from_rank0(const std::vector<torch::Tensor>& tensor
       offset += n;
     }
   }
+}
+
+Communicator::Work Communicator::send_async(torch::Tensor& tensor, int to_rank, int tag) {
+  std::vector<at::Tensor> tensors{tensor};
+  try {
+    return group_->send(tensors, to_rank, tag);
+  } catch (const std::exception& e) {
+    fail("send to rank " + std::to_string(to_rank), e);
+  }
+}
+
+void Communicator::receive(torch::Tensor& tensor, int from_rank, int tag) {
+  std::vector<at::Tensor> tensors{tensor};
+  Work work;
+  try {
+    work = group_->recv(tensors, from_rank, tag);
+  } catch (const std::exception& e) {
+    fail("receive from rank " + std::to_string(from_rank), e);
+  }
+  wait(work, "receive from rank " + std::to_string(from_rank));
 }
 
 void Communicator::barrier() { barrier_with_timeout(timeout_, "barrier"); }

@@ -43,9 +43,13 @@ class Communicator {
   Work all_reduce_sum_async(torch::Tensor& tensor);
   void all_reduce_sum(torch::Tensor& tensor);
   void all_reduce_max(torch::Tensor& tensor);
-  // Every rank's tensors become rank 0's (any dtypes; sent as one flat buffer per dtype).
-  void broadcast_from_rank0(const std::vector<torch::Tensor>& tensors);
+  // Every rank's tensors become `root`'s (any dtypes; sent as one flat buffer per dtype).
+  void broadcast(const std::vector<torch::Tensor>& tensors, int root);
+  void broadcast_from_rank0(const std::vector<torch::Tensor>& tensors) { broadcast(tensors, 0); }
   void barrier();
+  // Point to point (pipeline stages): a send returns at once; a receive fills `tensor`.
+  Work send_async(torch::Tensor& tensor, int to_rank, int tag);
+  void receive(torch::Tensor& tensor, int from_rank, int tag);
   // A barrier that may wait longer than the timeout (ranks waiting for one that works alone).
   void barrier_with_timeout(std::chrono::milliseconds timeout, const std::string& what);
   // Waits for an async collective; a failure becomes a RankFailure that names the missing ranks.

@@ -105,22 +105,60 @@ ResNetImpl::ResNetImpl(const std::string& arch_, int64_t num_classes) : arch(arc
     }
     return stage;
   };
-  const auto& blocks = spec->second.blocks;
-  layer1 = register_module("layer1", make_stage(64, blocks[0], 1));
-  layer2 = register_module("layer2", make_stage(128, blocks[1], 2));
-  layer3 = register_module("layer3", make_stage(256, blocks[2], 2));
-  layer4 = register_module("layer4", make_stage(512, blocks[3], 2));
+  const auto& block_counts = spec->second.blocks;
+  layer1 = register_module("layer1", make_stage(64, block_counts[0], 1));
+  layer2 = register_module("layer2", make_stage(128, block_counts[1], 2));
+  layer3 = register_module("layer3", make_stage(256, block_counts[2], 2));
+  layer4 = register_module("layer4", make_stage(512, block_counts[3], 2));
   fc = register_module("fc", nn::Linear(channels, num_classes));
+  int layer_index = 1;
+  for (auto& layer : {layer1, layer2, layer3, layer4}) {
+    for (size_t b = 0; b < layer->size(); ++b) {
+      blocks.push_back(ResidualBlock(layer->ptr<ResidualBlockImpl>(b)));
+      block_names.push_back("layer" + std::to_string(layer_index) + "." + std::to_string(b));
+    }
+    ++layer_index;
+  }
   init_weights(*this);
   zero_init_residual_branches(*this);
 }
 
-torch::Tensor ResNetImpl::forward(torch::Tensor x) {
-  x = bn1(conv1(x)).relu_();
-  x = torch::max_pool2d(x, 3, 2, 1);
-  x = layer4->forward(layer3->forward(layer2->forward(layer1->forward(x))));
-  x = torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
-  return fc(x);
+torch::Tensor ResNetImpl::forward(torch::Tensor x) { return forward_units(std::move(x), 0, unit_count()); }
+
+torch::Tensor ResNetImpl::forward_units(torch::Tensor x, int64_t first, int64_t end) {
+  const int64_t head = unit_count() - 1;
+  for (int64_t u = first; u < end; ++u) {
+    if (u == 0) {
+      x = torch::max_pool2d(bn1(conv1(x)).relu_(), 3, 2, 1);
+    } else if (u == head) {
+      x = fc(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
+    } else {
+      x = blocks[static_cast<size_t>(u - 1)]->forward(x);
+    }
+  }
+  return x;
+}
+
+std::string ResNetImpl::unit_name(int64_t unit) const {
+  if (unit == 0) return "stem";
+  if (unit == unit_count() - 1) return "head";
+  return block_names.at(static_cast<size_t>(unit - 1));
+}
+
+std::vector<torch::Tensor> ResNetImpl::unit_parameters(int64_t unit) {
+  if (unit == 0) {
+    auto p = conv1->parameters();
+    for (const auto& t : bn1->parameters()) p.push_back(t);
+    return p;
+  }
+  if (unit == unit_count() - 1) return fc->parameters();
+  return blocks.at(static_cast<size_t>(unit - 1))->parameters();
+}
+
+std::vector<torch::Tensor> ResNetImpl::unit_buffers(int64_t unit) {
+  if (unit == 0) return bn1->buffers();
+  if (unit == unit_count() - 1) return {};
+  return blocks.at(static_cast<size_t>(unit - 1))->buffers();
 }
 
 ParameterGroups split_for_weight_decay(torch::nn::Module& model) {

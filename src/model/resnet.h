@@ -25,11 +25,22 @@ struct ResNetImpl : torch::nn::Module {
   ResNetImpl(const std::string& arch, int64_t num_classes);
   torch::Tensor forward(torch::Tensor x);
 
+  // The network as a chain of units, where pipeline stages may cut it: unit 0 is the stem
+  // (conv1, bn1, ReLU, max-pool), then every residual block in order, the last the head
+  // (average pool, fc). forward(x) == forward_units(x, 0, unit_count()).
+  int64_t unit_count() const { return static_cast<int64_t>(blocks.size()) + 2; }
+  torch::Tensor forward_units(torch::Tensor x, int64_t first, int64_t end);
+  std::string unit_name(int64_t unit) const;  // "stem", "layer2.1", "head"
+  std::vector<torch::Tensor> unit_parameters(int64_t unit);
+  std::vector<torch::Tensor> unit_buffers(int64_t unit);
+
   std::string arch;
   torch::nn::Conv2d conv1{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
   torch::nn::Linear fc{nullptr};
+  std::vector<ResidualBlock> blocks;      // layer1.0 ... layer4.N, in order
+  std::vector<std::string> block_names;  // "layer1.0", ...
 };
 TORCH_MODULE(ResNet);
 

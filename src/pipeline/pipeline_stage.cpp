@@ -1,0 +1,121 @@
+#include "pipeline/pipeline_stage.h"
+
+#include <chrono>
+
+#include "util/errors.h"
+
+namespace histotrain {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+}  // namespace
+
+PipelineStage::PipelineStage(ResNet& model, StagePlan plan, Communicator& comm)
+    : model_(model), plan_(std::move(plan)), comm_(comm), stage_(comm.rank()) {
+  if (plan_.stages() != comm.world_size())
+    throw UsageError(std::to_string(plan_.stages()) + " pipeline stages need as many ranks; this job has " +
+                     std::to_string(comm.world_size()));
+}
+
+// The shape of this stage's input for a micro-batch: what the units before it make of an image.
+std::vector<int64_t> PipelineStage::input_shape(int64_t micro_batch, int64_t image_size) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model_->is_training();
+  model_->eval();  // no BatchNorm statistics are touched
+  const auto probe = model_->forward_units(torch::zeros({1, 3, image_size, image_size}, model_->parameters()[0].options()),
+                                           0, plan_.first(stage_));
+  if (was_training) model_->train();
+  std::vector<int64_t> shape = probe.sizes().vec();
+  shape[0] = micro_batch;
+  return shape;
+}
+
+torch::Tensor PipelineStage::receive_like(const std::vector<int64_t>& shape, int from, int tag, double& waiting) {
+  torch::Tensor t = torch::empty(shape, model_->parameters()[0].options().dtype(torch::kFloat32));
+  const auto start = Clock::now();
+  comm_.receive(t, from, tag);
+  waiting += since(start);
+  return t;
+}
+
+PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches,
+                                       const torch::nn::functional::CrossEntropyFuncOptions& loss_options,
+                                       Precision precision, GradScaler& scaler) {
+  const auto start = Clock::now();
+  const int64_t n = batch.images.size(0);
+  if (micro_batches < 1 || n % micro_batches != 0)
+    throw UsageError("--micro-batches " + std::to_string(micro_batches) + " must divide the batch of " +
+                     std::to_string(n));
+  const int64_t mb = n / micro_batches;
+  const auto format = batch.images.suggest_memory_format();
+  const int previous = stage_ - 1, next = stage_ + 1;
+  const std::vector<int64_t> in_shape = stage_ > 0 ? input_shape(mb, batch.images.size(2)) : std::vector<int64_t>{};
+  PipelineStepResult result;
+  std::vector<torch::Tensor> inputs(micro_batches), outputs(micro_batches);
+  std::vector<Communicator::Work> sends;
+
+  // Fill: every micro-batch forward through this stage.
+  for (int m = 0; m < micro_batches; ++m) {
+    torch::Tensor x = stage_ == 0 ? batch.images.narrow(0, m * mb, mb)
+                                  : receive_like(in_shape, previous, m, result.waiting).contiguous(format).requires_grad_(true);
+    inputs[m] = x;
+    {
+      AutocastScope autocast(precision, x.device());
+      outputs[m] = model_->forward_units(x, plan_.first(stage_), plan_.end(stage_));
+    }
+    if (!is_last()) {
+      torch::Tensor wire = outputs[m].detach().to(torch::kFloat32).contiguous();
+      sends.push_back(comm_.send_async(wire, next, m));
+    }
+  }
+  // Drain: backward in reverse order; gradients of the inputs go back a stage.
+  for (int m = micro_batches - 1; m >= 0; --m) {
+    if (is_last()) {
+      const torch::Tensor labels = batch.labels.narrow(0, m * mb, mb);
+      const torch::Tensor logits = outputs[m].to(torch::kFloat32);
+      const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
+      scaler.scale_loss(loss / micro_batches).backward();
+      result.loss_sum += loss.item<double>() * static_cast<double>(mb);
+      result.correct += (logits.argmax(1) == labels).sum().item<int64_t>();
+    } else {
+      const torch::Tensor grad =
+          receive_like(outputs[m].sizes().vec(), next, micro_batches + m, result.waiting).contiguous(
+              outputs[m].suggest_memory_format());
+      outputs[m].backward(grad.to(outputs[m].scalar_type()));
+    }
+    if (stage_ > 0) {
+      torch::Tensor wire = inputs[m].grad().to(torch::kFloat32).contiguous();
+      sends.push_back(comm_.send_async(wire, previous, micro_batches + m));
+    }
+    outputs[m] = torch::Tensor();  // the activations of a finished micro-batch can go
+  }
+  for (auto& work : sends) comm_.wait(work, "pipeline send");
+  result.seconds = since(start);
+  return result;
+}
+
+void PipelineStage::gather(torch::optim::SGD& optimizer) {
+  auto& state = optimizer.state();
+  for (int64_t u = 0; u < model_->unit_count(); ++u) {
+    const int owner = plan_.stage_of(u);
+    std::vector<torch::Tensor> tensors = model_->unit_parameters(u);
+    for (const auto& b : model_->unit_buffers(u)) tensors.push_back(b);
+    // Momentum buffers ride along; a rank that never trained this unit makes empty ones first.
+    for (const auto& p : model_->unit_parameters(u)) {
+      auto key = compat::optimizer_state_key(state, p);
+      auto it = state.find(key);
+      if (it == state.end()) {
+        auto fresh = std::make_unique<torch::optim::SGDParamState>();
+        fresh->momentum_buffer(torch::zeros_like(p));
+        it = state.emplace(key, std::move(fresh)).first;
+      }
+      auto& sgd_state = static_cast<torch::optim::SGDParamState&>(*it->second);
+      if (!sgd_state.momentum_buffer().defined()) sgd_state.momentum_buffer(torch::zeros_like(p));
+      tensors.push_back(sgd_state.momentum_buffer());
+    }
+    comm_.broadcast(tensors, owner);
+  }
+}
+
+}  // namespace histotrain

@@ -1,0 +1,58 @@
+// Pipeline model parallelism: rank s of K runs stage s of a ResNet cut by a StagePlan.
+// Each step cuts the batch into M micro-batches and runs them fill-drain (GPipe): every
+// micro-batch forward, stage by stage (activations go to the next rank), then every backward
+// (gradients come back). The last stage owns the loss. Parameter gradients accumulate over the
+// micro-batches (each micro-batch loss is divided by M), and the optimizer steps once per batch.
+// BatchNorm normalises each micro-batch with its own statistics (as GPipe does); with M = 1 a
+// step is exactly the unsplit model's step.
+#pragma once
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "data/batches.h"
+#include "dist/communicator.h"
+#include "model/resnet.h"
+#include "pipeline/stage_plan.h"
+#include "train/amp.h"
+
+namespace histotrain {
+
+struct PipelineStepResult {
+  double loss_sum = 0;  // last stage: sum over the batch of the per-image loss; 0 elsewhere
+  int64_t correct = 0;  // last stage: correct top-1 predictions
+  double seconds = 0;   // the whole step on this rank
+  double waiting = 0;   // blocked in receives: idle (the bubble) plus transfer time
+};
+
+class PipelineStage {
+ public:
+  // Every rank holds the whole model (same initialisation); it computes and updates only its
+  // stage's units.
+  PipelineStage(ResNet& model, StagePlan plan, Communicator& comm);
+
+  int stage() const { return stage_; }
+  bool is_last() const { return stage_ == plan_.stages() - 1; }
+  const StagePlan& plan() const { return plan_; }
+
+  // Forward and backward of one batch (every rank passes the same batch; only the first stage
+  // reads the images, only the last the labels). `scaler` scales the last stage's loss (fp16).
+  PipelineStepResult step(const Batch& batch, int micro_batches, const torch::nn::functional::CrossEntropyFuncOptions& loss,
+                          Precision precision, GradScaler& scaler);
+
+  // Every rank takes each unit's parameters and buffers, and the optimizer's momentum, from
+  // the stage that trains it: afterwards any rank holds the whole trained model (to evaluate or
+  // checkpoint it).
+  void gather(torch::optim::SGD& optimizer);
+
+ private:
+  torch::Tensor receive_like(const std::vector<int64_t>& shape, int from, int tag, double& waiting);
+  std::vector<int64_t> input_shape(int64_t micro_batch, int64_t image_size);
+
+  ResNet& model_;
+  StagePlan plan_;
+  Communicator& comm_;
+  int stage_;
+};
+
+}  // namespace histotrain

@@ -1,0 +1,116 @@
+#include "pipeline/stage_plan.h"
+
+#include <chrono>
+#include <cstdio>
+#include <limits>
+#include <sstream>
+
+#include "train/amp.h"
+#include "util/errors.h"
+
+namespace histotrain {
+
+int StagePlan::stage_of(int64_t unit) const {
+  for (int s = 0; s < stages(); ++s)
+    if (unit >= first(s) && unit < end(s)) return s;
+  throw Error("unit " + std::to_string(unit) + " belongs to no pipeline stage");
+}
+
+StagePlan balance_stages(const std::vector<double>& costs, int stages) {
+  const int64_t n = static_cast<int64_t>(costs.size());
+  if (stages < 1 || stages > n)
+    throw UsageError("--pipeline-stages must be between 1 and " + std::to_string(n) + " (the units of this ResNet)");
+  std::vector<double> prefix(n + 1, 0);
+  for (int64_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + costs[i];
+  // best[k][i]: the smallest largest-stage cost of the first i units in k stages.
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<std::vector<double>> best(stages + 1, std::vector<double>(n + 1, inf));
+  std::vector<std::vector<int64_t>> cut(stages + 1, std::vector<int64_t>(n + 1, 0));
+  best[0][0] = 0;
+  for (int k = 1; k <= stages; ++k)
+    for (int64_t i = k; i <= n; ++i)
+      for (int64_t j = k - 1; j < i; ++j) {
+        const double cost = std::max(best[k - 1][j], prefix[i] - prefix[j]);
+        if (cost < best[k][i]) {
+          best[k][i] = cost;
+          cut[k][i] = j;
+        }
+      }
+  StagePlan plan;
+  plan.bounds.assign(stages + 1, 0);
+  plan.bounds[stages] = n;
+  for (int k = stages; k > 0; --k) plan.bounds[k - 1] = cut[k][plan.bounds[k]];
+  return plan;
+}
+
+StagePlan parse_split(const std::string& text, int64_t units, int stages) {
+  StagePlan plan;
+  plan.bounds.push_back(0);
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    char* end = nullptr;
+    const long value = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || value <= plan.bounds.back() || value >= units)
+      throw UsageError("--split '" + text + "': expected increasing unit indices between 1 and " +
+                       std::to_string(units - 1) + ", separated by commas");
+    plan.bounds.push_back(value);
+  }
+  plan.bounds.push_back(units);
+  if (plan.stages() != stages)
+    throw UsageError("--split '" + text + "' gives " + std::to_string(plan.stages()) + " stages, --pipeline-stages " +
+                     std::to_string(stages));
+  return plan;
+}
+
+std::vector<double> measure_unit_costs(const std::string& arch, int64_t classes, int64_t batch, int64_t image_size,
+                                       const torch::Device& device, torch::MemoryFormat format) {
+  using Clock = std::chrono::steady_clock;
+  ResNet probe(arch, classes);
+  probe->to(device);
+  if (format == torch::MemoryFormat::ChannelsLast) to_channels_last(*probe);
+  probe->train();
+  torch::Tensor x = torch::randn({batch, 3, image_size, image_size}, torch::TensorOptions().device(device))
+                        .contiguous(format);
+  std::vector<double> costs;
+  for (int64_t u = 0; u < probe->unit_count(); ++u) {
+    double fastest = std::numeric_limits<double>::infinity();
+    torch::Tensor y;
+    for (int run = 0; run < 4; ++run) {
+      const torch::Tensor input = x.detach().requires_grad_(true);
+      const auto start = Clock::now();
+      y = probe->forward_units(input, u, u + 1);
+      y.sum().backward();
+      if (device.is_cuda()) torch::cuda::synchronize();
+      if (run > 0) fastest = std::min(fastest, std::chrono::duration<double>(Clock::now() - start).count());
+    }
+    costs.push_back(fastest);
+    x = y.detach();
+  }
+  return costs;
+}
+
+std::string describe(const StagePlan& plan, ResNet& model, const std::vector<double>& costs) {
+  double total = 0;
+  for (double c : costs) total += c;
+  std::string text;
+  for (int s = 0; s < plan.stages(); ++s) {
+    int64_t params = 0;
+    double cost = 0;
+    for (int64_t u = plan.first(s); u < plan.end(s); ++u) {
+      for (const auto& p : model->unit_parameters(u)) params += p.numel();
+      if (!costs.empty()) cost += costs[static_cast<size_t>(u)];
+    }
+    char line[200];
+    std::snprintf(line, sizeof line, "  stage %d: units %s .. %s, %.2f M parameters", s,
+                  model->unit_name(plan.first(s)).c_str(), model->unit_name(plan.end(s) - 1).c_str(), params / 1e6);
+    text += line;
+    if (!costs.empty()) {
+      std::snprintf(line, sizeof line, ", %.1f ms forward+backward (%.0f%%)", 1000 * cost, 100 * cost / total);
+      text += line;
+    }
+    if (s + 1 < plan.stages()) text += "\n";
+  }
+  return text;
+}
+
+}  // namespace histotrain

@@ -26,6 +26,7 @@
 #include "train/runtime.h"
 #include "train/optimizer.h"
 #include "util/files.h"
+#include "util/memory.h"
 
 using namespace histotrain;
 using Clock = std::chrono::steady_clock;
@@ -55,14 +56,6 @@ static void bench_decode(const std::vector<std::string>& paths, int size, const 
     std::printf("decode+resize to %3d px, %2d thread(s): %8.0f img/s  (speedup %.2f)\n", size, threads, rate,
                 rate / serial);
   }
-}
-
-// VmHWM of this process in MiB (Linux), or -1.
-static double peak_rss_mib() {
-  std::ifstream status("/proc/self/status");
-  for (std::string line; std::getline(status, line);)
-    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
-  return -1;
 }
 
 struct StepConfig {

@@ -99,6 +99,38 @@ TEST(DataParallel, LaunchStopsTheOtherRanksWhenOneDies) {
   EXPECT_NE(result.err.find("stopping the other ranks"), std::string::npos) << result.err;
 }
 
+// A two-stage pipeline over two ranks trains, reports its stages, and leaves a whole model:
+// the checkpoint evaluates in an ordinary single-process run and resumes there.
+TEST(Pipeline, TwoStagesOnTwoRanksTrainAndTheCheckpointIsAWholeModel) {
+  ScratchDir dir;
+  const std::string data = synth_data();
+  const auto run = dir / "run";
+  const auto launched = run_histotrain("launch -n 2 --threads-per-rank 1 -- " + train_args(data, run, 2) +
+                                       " --pipeline-stages 2 --micro-batches 4 --split 5");
+  ASSERT_EQ(launched.exit_code, 0) << launched.err;
+  EXPECT_NE(launched.err.find("stage 0: units stem .. layer2.1"), std::string::npos) << launched.err;
+  EXPECT_NE(launched.err.find("stage 1: units layer3.0 .. head"), std::string::npos) << launched.err;
+  const auto summary = read_json(run / "summary.json");
+  EXPECT_EQ(summary["pipeline"]["stages"], 2);
+  EXPECT_EQ(summary["pipeline"]["micro_batches"], 4);
+  EXPECT_DOUBLE_EQ(summary["pipeline"]["bubble_theoretical"].get<double>(), 0.2);
+  EXPECT_EQ(summary["pipeline"]["per_stage"].size(), 2u);
+  EXPECT_EQ(summary["global_batch"], 16) << "stages share each batch: no data parallelism";
+  EXPECT_EQ(summary["steps"], 2 * (160 / 16));
+  EXPECT_GT(summary["best_val_acc"].get<double>(), 0.3) << "chance is 0.2";
+
+  const auto eval = run_histotrain("eval --checkpoint " + run.string() + " --data " + data + " --json --quiet");
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  EXPECT_GT(nlohmann::json::parse(eval.out)["accuracy"].get<double>(), 0.3);
+  const auto resumed = run_histotrain("train --resume " + run.string() + " --epochs 3 --pipeline-stages 1 --micro-batches 1 --quiet");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(read_json(run / "summary.json")["epochs"], 3);
+
+  const auto alone = run_histotrain(train_args(data, dir / "alone", 1) + " --pipeline-stages 2");
+  EXPECT_EQ(alone.exit_code, 2);
+  EXPECT_NE(alone.err.find("needs 2 ranks, one per stage"), std::string::npos) << alone.err;
+}
+
 TEST(DataParallel, LaunchPassesSigtermToEveryRank) {
   ScratchDir dir;
   const std::string data = synth_data();

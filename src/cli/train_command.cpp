@@ -47,6 +47,11 @@ void add_flags(CLI::App* app, TrainConfig& c) {
   app->add_option("--bucket-mb", c.bucket_mb, "Gradient all-reduce bucket size, MiB")->capture_default_str();
   app->add_option("--dist-timeout", c.dist_timeout, "Seconds before a silent rank fails the run")->capture_default_str();
   app->add_option("--lr-scaling", c.lr_scaling, "linear: peak lr x world size; none")->capture_default_str();
+  app->add_option("--pipeline-stages", c.pipeline_stages, "Cut the model into K stages, one per rank (launch -n K)")
+      ->capture_default_str();
+  app->add_option("--micro-batches", c.micro_batches, "Micro-batches per batch in the pipeline (GPipe)")
+      ->capture_default_str();
+  app->add_option("--split", c.split, "First unit of each later stage, e.g. 4,7 (default: balanced on measured cost)");
   app->add_option("--threads", c.threads,
                   "Intra-op threads (0: $OMP_NUM_THREADS, else the cores shared among this node's ranks)")
       ->capture_default_str();

@@ -15,8 +15,8 @@ std::vector<torch::Tensor> parameters_and_buffers(ResNet& model) {
 }  // namespace
 
 DataParallel::DataParallel(const WorldInfo& world, const std::string& backend, const torch::Device& device,
-                           std::chrono::seconds timeout)
-    : world_(world) {
+                           std::chrono::seconds timeout, Role role)
+    : world_(world), role_(role) {
   if (world_.distributed()) comm_ = Communicator::connect(world_, backend, device, timeout);
 }
 
@@ -38,9 +38,12 @@ void DataParallel::broadcast_buffers(ResNet& model) {
 
 void DataParallel::attach(ResNet& model, GradScaler& scaler, double bucket_mb) {
   if (!comm_) return;
-  reducer_ = std::make_unique<GradientReducer>(model->parameters(), *comm_, static_cast<size_t>(bucket_mb * (1 << 20)));
-  // After the all-reduce every rank holds the same gradients, so the inf/NaN check already
-  // agrees; the max over ranks makes the skip decision shared even if that ever changes.
+  if (role_ == Role::replicas)
+    reducer_ =
+        std::make_unique<GradientReducer>(model->parameters(), *comm_, static_cast<size_t>(bucket_mb * (1 << 20)));
+  // Replicas hold the same gradients after the all-reduce, so their inf/NaN checks agree
+  // already; pipeline stages hold different gradients and must skip together: the max over
+  // ranks makes the decision shared either way.
   scaler.set_found_inf_reducer([this](torch::Tensor& found_inf) { comm_->all_reduce_max(found_inf); });
 }
 

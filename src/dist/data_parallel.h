@@ -19,14 +19,23 @@ namespace histotrain {
 
 class DataParallel {
  public:
+  // Replicas: every rank trains the whole model on its share of the data (data parallelism).
+  // Stages: every rank trains one pipeline stage on the same batches; the data is not sharded
+  // and gradients are not averaged (data_rank() 0 of data_ranks() 1).
+  enum class Role { replicas, stages };
+
   // Connects when `world` has more than one rank (backend "" picks by device).
   DataParallel(const WorldInfo& world, const std::string& backend, const torch::Device& device,
-               std::chrono::seconds timeout);
+               std::chrono::seconds timeout, Role role = Role::replicas);
 
   const WorldInfo& world() const { return world_; }
   int rank() const { return world_.rank; }
   int world_size() const { return world_.world_size; }
   bool is_main() const { return world_.rank == 0; }
+  // Who this rank is for the training data: its shard of each epoch, its augmentation stream.
+  int data_rank() const { return role_ == Role::replicas ? world_.rank : 0; }
+  int data_ranks() const { return role_ == Role::replicas ? world_.world_size : 1; }
+  Communicator* communicator() { return comm_.get(); }
   std::string backend() const { return comm_ ? comm_->backend() : "none"; }
 
   // Runs `work` on each node's first rank, then on the others: the first builds the node's tile
@@ -53,7 +62,8 @@ class DataParallel {
   };
   const StepTimes& step_times() const { return times_; }
 
-  // This rank's share of `items`: items[rank], items[rank + world], ... (each item exactly once).
+  // This rank's share of `items` among all ranks (validation, where every rank holds the whole
+  // model): items[rank], items[rank + world], ... (each item exactly once).
   std::vector<int64_t> shard(const std::vector<int64_t>& items) const;
   // Sums over ranks.
   void sum(ConfusionMatrix& confusion);
@@ -61,6 +71,7 @@ class DataParallel {
 
  private:
   WorldInfo world_;
+  Role role_;
   std::unique_ptr<Communicator> comm_;
   std::unique_ptr<GradientReducer> reducer_;
   StepTimes times_;

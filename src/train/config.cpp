@@ -10,7 +10,7 @@ namespace histotrain {
 #define HISTOTRAIN_CONFIG_FIELDS(X)                                                                         \
   X(data) X(groups) X(cache_dir) X(image_size) X(val_fraction) X(workers) X(arch) X(epochs) X(batch_size)  \
   X(lr) X(schedule) X(warmup_epochs) X(momentum) X(weight_decay) X(label_smoothing) X(amp) X(channels_last) X(augment) X(max_shift) \
-  X(backend) X(bucket_mb) X(dist_timeout) X(lr_scaling) \
+  X(backend) X(bucket_mb) X(dist_timeout) X(lr_scaling) X(pipeline_stages) X(micro_batches) X(split) \
   X(threads) X(device) X(seed) X(out) X(resume) X(target_acc) X(max_steps) X(quiet)
 
 nlohmann::json to_json(const TrainConfig& config) {
@@ -56,6 +56,10 @@ void validate(const TrainConfig& c) {
   require(c.bucket_mb > 0 && c.bucket_mb <= 1024, "--bucket-mb must be in (0, 1024]");
   require(c.dist_timeout >= 1, "--dist-timeout must be at least 1 second");
   require(c.lr_scaling == "linear" || c.lr_scaling == "none", "--lr-scaling must be linear or none");
+  require(c.pipeline_stages >= 1, "--pipeline-stages must be at least 1");
+  require(c.micro_batches >= 1 && c.batch_size % c.micro_batches == 0 && c.batch_size / c.micro_batches >= 2,
+          "--micro-batches must divide --batch-size into micro-batches of at least 2 images");
+  require(c.micro_batches == 1 || c.pipeline_stages > 1, "--micro-batches needs --pipeline-stages 2 or more");
   require(c.target_acc >= 0 && c.target_acc <= 1, "--target-acc must be in [0, 1]");
   require(c.max_steps >= 0, "--max-steps must be >= 0");
 }

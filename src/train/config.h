@@ -44,6 +44,11 @@ struct TrainConfig {
   int dist_timeout = 60;         // seconds before a rank that stopped answering fails the run
   std::string lr_scaling = "linear";  // linear: peak lr x world size (Goyal et al., with the warm-up); none
 
+  // --- pipeline model parallelism: rank s of K trains stage s ---
+  int pipeline_stages = 1;       // K: needs K ranks (histotrain launch -n K); 1: no pipeline
+  int micro_batches = 1;         // M: each batch runs as M micro-batches, fill-drain (GPipe)
+  std::string split;             // "4,7": first unit of each later stage ("": balanced on measured cost)
+
   // --- run ---
   int threads = 0;               // intra-op threads (0: all cores; LibTorch would use 1 here)
   std::string device = "cpu";    // cpu | cuda

@@ -9,6 +9,8 @@
 #include "data/groups.h"
 #include "dist/data_parallel.h"
 #include "model/resnet.h"
+#include "pipeline/pipeline_stage.h"
+#include "pipeline/stage_plan.h"
 #include "train/amp.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
@@ -17,6 +19,7 @@
 #include "train/schedule.h"
 #include "util/errors.h"
 #include "util/files.h"
+#include "util/memory.h"
 #include "util/progress.h"
 
 namespace histotrain {
@@ -30,6 +33,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 struct Run {
   TrainConfig config;
   std::unique_ptr<DataParallel> dp;  // world of one for single-process training
+  std::unique_ptr<PipelineStage> pipeline;  // --pipeline-stages > 1: this rank's stage
   fs::path out;
   torch::Device device{torch::kCPU};
   TileDataset data;
@@ -47,11 +51,13 @@ struct Run {
   double previous_seconds = 0;  // training time before a resume
   double best_acc = 0;
   double time_to_target = -1;
+  double pipeline_seconds = 0, pipeline_waiting = 0;  // this rank's pipeline steps, and its time blocked in receives
   nlohmann::json last_val;  // last validation report (kept across a resume)
 
   bool is_main() const { return !dp || dp->is_main(); }
   int world_size() const { return dp ? dp->world_size() : 1; }
-  int64_t global_batch() const { return int64_t{config.batch_size} * world_size(); }
+  int data_ranks() const { return dp ? dp->data_ranks() : 1; }  // ranks that each take their own images
+  int64_t global_batch() const { return int64_t{config.batch_size} * data_ranks(); }
   // Progress and reports come from rank 0 only.
   void log(const std::string& line) const {
     if (!is_main()) return;
@@ -94,7 +100,7 @@ void plan_steps(Run& run) {
     throw Error("the training split holds " + std::to_string(run.split.train.size()) +
                 " images, fewer than one global batch of " + std::to_string(run.global_batch()) +
                 "; lower --batch-size or use fewer ranks");
-  run.peak_lr = c.lr_scaling == "linear" ? c.lr * run.world_size() : c.lr;
+  run.peak_lr = c.lr_scaling == "linear" ? c.lr * run.data_ranks() : c.lr;
   run.schedule_steps = run.steps_per_epoch * c.epochs;
   // --max-steps interrupts the run; it does not reshape the schedule, so a run stopped early and
   // resumed matches one that never stopped.
@@ -113,12 +119,48 @@ void build_model(Run& run) {
   run.scaler = std::make_unique<GradScaler>(run.precision == Precision::fp16);
 }
 
+// Rank 0 plans the stages (measured, unless --split says) and every rank takes its plan.
+void cut_into_stages(Run& run) {
+  const TrainConfig& c = run.config;
+  Communicator& comm = *run.dp->communicator();
+  const int64_t units = run.model->unit_count();
+  std::vector<double> costs;
+  StagePlan plan;
+  if (!c.split.empty()) {
+    plan = parse_split(c.split, units, c.pipeline_stages);
+  } else {
+    if (run.is_main())
+      costs = measure_unit_costs(c.arch, static_cast<int64_t>(run.data.classes.size()), c.batch_size / c.micro_batches,
+                                 c.image_size, run.device, run.format);
+    auto bounds = torch::zeros({c.pipeline_stages + 1}, torch::kLong);
+    if (run.is_main()) {
+      plan = balance_stages(costs, c.pipeline_stages);
+      for (int s = 0; s <= c.pipeline_stages; ++s) bounds[s] = plan.bounds[static_cast<size_t>(s)];
+    }
+    comm.broadcast_from_rank0({bounds});
+    plan.bounds.assign(bounds.data_ptr<int64_t>(), bounds.data_ptr<int64_t>() + bounds.numel());
+  }
+  run.log("pipeline: " + std::to_string(c.pipeline_stages) + " stages on " + std::to_string(c.pipeline_stages) +
+          " ranks, " + std::to_string(c.micro_batches) + " micro-batch(es) of " +
+          std::to_string(c.batch_size / c.micro_batches) + " per batch (GPipe)" +
+          (c.split.empty() ? ", balanced on measured forward+backward time:" : ", split as given:") + "\n" +
+          describe(plan, run.model, costs));
+  run.pipeline = std::make_unique<PipelineStage>(run.model, plan, comm);
+}
+
 void join_world(Run& run) {
   const TrainConfig& c = run.config;
   const WorldInfo world = world_from_environment();
+  const bool pipeline = c.pipeline_stages > 1;
+  if (pipeline && world.world_size != c.pipeline_stages)
+    throw UsageError("--pipeline-stages " + std::to_string(c.pipeline_stages) + " needs " +
+                     std::to_string(c.pipeline_stages) + " ranks, one per stage (histotrain launch -n " +
+                     std::to_string(c.pipeline_stages) + " -- train ...); this job has " +
+                     std::to_string(world.world_size));
   run.device = device_for_rank(parse_device(c.device), world);
-  run.dp = std::make_unique<DataParallel>(world, c.backend, run.device, std::chrono::seconds(c.dist_timeout));
-  if (world.distributed())
+  run.dp = std::make_unique<DataParallel>(world, c.backend, run.device, std::chrono::seconds(c.dist_timeout),
+                                          pipeline ? DataParallel::Role::stages : DataParallel::Role::replicas);
+  if (world.distributed() && !pipeline)
     run.log("data parallel: " + std::to_string(world.world_size) + " ranks (" + world.launcher + "), backend " +
             run.dp->backend() + ", master " + world.master_addr + ":" + std::to_string(world.master_port));
 }
@@ -138,6 +180,7 @@ void prepare(Run& run) {
   load_data(run);
   plan_steps(run);
   build_model(run);
+  if (c.pipeline_stages > 1) cut_into_stages(run);
 }
 
 void restore(Run& run) {
@@ -177,9 +220,9 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
   const auto start = Clock::now();
   // This rank's disjoint shard of the epoch's shuffled order.
   const std::vector<int64_t> order =
-      epoch_order(run.split.train, c.seed, epoch, /*shuffle=*/true, run.dp->rank(), run.world_size());
+      epoch_order(run.split.train, c.seed, epoch, /*shuffle=*/true, run.dp->data_rank(), run.data_ranks());
   // Augmentation randomness depends only on (seed, epoch, rank): a resumed run replays it exactly.
-  std::mt19937_64 rng(c.seed * 7919 + static_cast<uint64_t>(epoch) + 17 + 1000003ull * static_cast<uint64_t>(run.dp->rank()));
+  std::mt19937_64 rng(c.seed * 7919 + static_cast<uint64_t>(epoch) + 17 + 1000003ull * static_cast<uint64_t>(run.dp->data_rank()));
   Augmentation augmentation;
   augmentation.dihedral = c.augment;
   augmentation.max_shift = c.augment ? static_cast<int>(c.max_shift * c.image_size) : 0;
@@ -197,18 +240,26 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
     const Batch batch = batches.make(order.data() + s * c.batch_size, c.batch_size, &augmentation, &rng);
     set_learning_rate(*run.optimizer, schedule.at(run.step));
     clear_gradients(*run.optimizer);
-    torch::Tensor logits;
-    {
-      AutocastScope autocast(run.precision, run.device);
-      logits = run.model->forward(batch.images);
+    if (run.pipeline) {
+      const PipelineStepResult r = run.pipeline->step(batch, c.micro_batches, loss_options, run.precision, *run.scaler);
+      loss_sum += r.loss_sum / c.batch_size;  // non-zero on the last stage only
+      correct += r.correct;
+      run.pipeline_seconds += r.seconds;
+      run.pipeline_waiting += r.waiting;
+    } else {
+      torch::Tensor logits;
+      {
+        AutocastScope autocast(run.precision, run.device);
+        logits = run.model->forward(batch.images);
+      }
+      const torch::Tensor loss =
+          torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), batch.labels, loss_options);  // fp32 loss
+      run.dp->backward(run.scaler->scale_loss(loss));  // and, with several ranks, the gradient all-reduce
+      loss_sum += loss.detach();
+      correct += (logits.argmax(1) == batch.labels).sum();
     }
-    const torch::Tensor loss =
-        torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), batch.labels, loss_options);  // fp32 loss
-    run.dp->backward(run.scaler->scale_loss(loss));  // and, with several ranks, the gradient all-reduce
     if (!run.scaler->step(*run.optimizer)) ++skipped;
-    loss_sum += loss.detach();
-    correct += (logits.argmax(1) == batch.labels).sum();
-    if ((s + 1) % 10 == 0 || s + 1 == steps) {
+    if (((s + 1) % 10 == 0 || s + 1 == steps) && !run.pipeline) {
       char extra[64];
       std::snprintf(extra, sizeof extra, "loss %.3f", loss_sum.item<double>() / (s + 1));
       progress.update((s + 1) * run.global_batch(), extra);
@@ -218,10 +269,11 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
   stats.images = steps * run.global_batch();
   stats.skipped_steps = skipped;
   if (steps > 0) {  // over all ranks
-    stats.loss = run.dp->sum(loss_sum.item<double>()) / (steps * run.world_size());
+    stats.loss = run.dp->sum(loss_sum.item<double>()) / (steps * run.data_ranks());
     stats.accuracy = run.dp->sum(static_cast<double>(correct.item<int64_t>())) / stats.images;
   }
   stats.seconds = seconds_since(start);
+  if (run.pipeline) progress.update(steps * run.global_batch(), "");
   progress.finish();
   return stats;
 }
@@ -229,13 +281,40 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
 // Each rank evaluates its shard of the validation set with rank 0's BatchNorm statistics; the
 // counts and loss sums are added over ranks before any ratio is taken.
 EvalResult validate_globally(Run& run, const BatchMaker& batches) {
-  run.dp->broadcast_buffers(run.model);
+  if (!run.pipeline) run.dp->broadcast_buffers(run.model);  // pipeline stages gathered the model already
   const std::vector<int64_t> mine = run.dp->shard(run.split.val);
   EvalResult val = evaluate(run.model, batches, mine, static_cast<int64_t>(run.data.classes.size()),
                             run.config.batch_size * 2, run.precision);
   run.dp->sum(val.confusion);
   val.loss = run.dp->sum(val.loss * static_cast<double>(mine.size())) / static_cast<double>(run.split.val.size());
   return val;
+}
+
+// Per stage: the share of its step time spent blocked in receives (the bubble, plus transfers),
+// next to the fill-drain schedule's (K - 1) / (M + K - 1).
+nlohmann::json pipeline_json(Run& run) {
+  if (!run.pipeline) return nullptr;
+  const int stages = run.config.pipeline_stages, m = run.config.micro_batches;
+  auto waiting = torch::zeros({stages}, torch::kFloat64), seconds = torch::zeros({stages}, torch::kFloat64),
+       rss = torch::zeros({stages}, torch::kFloat64);
+  waiting[run.pipeline->stage()] = run.pipeline_waiting;
+  seconds[run.pipeline->stage()] = run.pipeline_seconds;
+  rss[run.pipeline->stage()] = peak_rss_mib();
+  for (auto* t : {&waiting, &seconds, &rss}) run.dp->communicator()->all_reduce_sum(*t);
+  nlohmann::json per_stage = nlohmann::json::array();
+  for (int s = 0; s < stages; ++s)
+    per_stage.push_back({{"stage", s},
+                         {"first_unit", run.model->unit_name(run.pipeline->plan().first(s))},
+                         {"last_unit", run.model->unit_name(run.pipeline->plan().end(s) - 1)},
+                         {"waiting_fraction", waiting[s].item<double>() / std::max(1e-9, seconds[s].item<double>())},
+                         {"peak_rss_mib", rss[s].item<double>()}});
+  return {{"stages", stages},
+          {"micro_batches", m},
+          {"bounds", run.pipeline->plan().bounds},
+          {"bubble_theoretical", static_cast<double>(stages - 1) / (m + stages - 1)},
+          {"per_stage", per_stage},
+          {"waiting_fraction_covers", "share of the stage's step time spent blocked receiving activations or "
+                                      "gradients: the pipeline bubble plus transfer time"}};
 }
 
 nlohmann::json step_times_json(const DataParallel& dp) {
@@ -254,14 +333,14 @@ std::string start_line(const Run& run) {
                      (c.channels_last ? ", channels-last" : "") + " with " + std::to_string(at::get_num_threads()) +
                      " threads" + (run.world_size() > 1 ? " per rank" : "") + ": " + std::to_string(c.epochs) +
                      " epochs of " + std::to_string(run.steps_per_epoch) + " steps, ";
-  if (run.world_size() > 1)
-    line += "batch " + std::to_string(c.batch_size) + " per rank x " + std::to_string(run.world_size()) +
+  if (run.data_ranks() > 1)
+    line += "batch " + std::to_string(c.batch_size) + " per rank x " + std::to_string(run.data_ranks()) +
             " ranks = global batch " + std::to_string(run.global_batch()) + ", ";
   else
     line += "batch " + std::to_string(c.batch_size) + ", ";
   line += std::to_string(c.image_size) + " px, peak lr " + std::to_string(run.peak_lr);
-  if (run.world_size() > 1 && c.lr_scaling == "linear")
-    line += " (" + std::to_string(c.lr) + " x " + std::to_string(run.world_size()) + " ranks, linear scaling)";
+  if (run.data_ranks() > 1 && c.lr_scaling == "linear")
+    line += " (" + std::to_string(c.lr) + " x " + std::to_string(run.data_ranks()) + " ranks, linear scaling)";
   return line;
 }
 
@@ -311,6 +390,7 @@ nlohmann::json train(const TrainConfig& config) {
     const EpochStats stats = train_epoch(run, batches, epoch, schedule);
     train_seconds += stats.seconds;
     epochs_done = epoch + 1;
+    if (run.pipeline) run.pipeline->gather(*run.optimizer);  // every rank: the whole model, for validation and the checkpoint
     nlohmann::json record = {{"epoch", epochs_done},
                              {"step", run.step},
                              {"lr", schedule.at(std::max<int64_t>(0, run.step - 1))},
@@ -355,6 +435,7 @@ nlohmann::json train(const TrainConfig& config) {
     }
   }
 
+  const nlohmann::json pipeline_report = pipeline_json(run);  // a collective: every rank takes part
   if (!run.is_main()) return nullptr;
   nlohmann::json summary = {{"arch", c.arch},
                             {"classes", run.data.classes},
@@ -374,10 +455,12 @@ nlohmann::json train(const TrainConfig& config) {
                                                         "accuracy reached target_acc"},
                             {"val", run.last_val},
                             {"threads", at::get_num_threads()},
+                            {"peak_rss_mib", peak_rss_mib()},
                             {"world_size", run.world_size()},
                             {"batch_per_rank", c.batch_size},
                             {"global_batch", run.global_batch()},
                             {"peak_lr", run.peak_lr},
+                            {"pipeline", pipeline_report},
                             {"backend", run.dp->backend()},
                             {"launcher", run.dp->world().launcher},
                             {"step_times_ms", step_times_json(*run.dp)},

@@ -96,10 +96,10 @@ std::vector<StepOutcome> pipeline_step(int stages, int micro_batches, const torc
     threads.emplace_back([&, r] {
       try {
         Communicator comm(store, r, stages, std::chrono::seconds(60));
-        PipelineStage stage(models[r], plan, comm);
+        PipelineStage stage(models[r], plan, comm, x.size(2));
         auto optimizer = make_optimizer(models[r], TrainConfig{});
         GradScaler scaler(false);
-        Batch batch{x, y};
+        Batch batch{r == 0 ? x : torch::Tensor(), y};  // later stages get labels only
         const auto result = stage.step(batch, micro_batches, {}, Precision::fp32, scaler);
         outcomes[r].loss_sum = result.loss_sum;
         for (const auto& p : models[r]->parameters())

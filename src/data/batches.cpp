@@ -42,6 +42,12 @@ torch::Tensor normalize_uint8_nhwc(const torch::Tensor& nhwc_uint8, torch::Memor
 BatchMaker::BatchMaker(const TileDataset& data, torch::Device device, torch::MemoryFormat format)
     : data_(data), device_(device), format_(format), tiles_(data.tiles()) {}
 
+Batch BatchMaker::make_labels(const int64_t* items, int64_t count) const {
+  auto labels = torch::empty({count}, torch::kLong);
+  for (int64_t i = 0; i < count; ++i) labels[i] = data_.labels[items[i]];
+  return {torch::Tensor(), labels.to(device_)};
+}
+
 Batch BatchMaker::make(const int64_t* items, int64_t count, const Augmentation* augment, std::mt19937_64* rng) const {
   auto rows = torch::empty({count}, torch::kLong);
   auto labels = torch::empty({count}, torch::kLong);

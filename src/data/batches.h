@@ -37,6 +37,8 @@ class BatchMaker {
   // are only normalised.
   Batch make(const int64_t* items, int64_t count, const Augmentation* augment = nullptr,
              std::mt19937_64* rng = nullptr) const;
+  // The labels alone (images undefined): for pipeline stages that never see the images.
+  Batch make_labels(const int64_t* items, int64_t count) const;
 
  private:
   const TileDataset& data_;

@@ -11,22 +11,26 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
 
-PipelineStage::PipelineStage(ResNet& model, StagePlan plan, Communicator& comm)
-    : model_(model), plan_(std::move(plan)), comm_(comm), stage_(comm.rank()) {
+PipelineStage::PipelineStage(ResNet& model, StagePlan plan, Communicator& comm, int64_t image_size,
+                             torch::MemoryFormat format)
+    : model_(model), plan_(std::move(plan)), comm_(comm), stage_(comm.rank()), image_size_(image_size), format_(format) {
   if (plan_.stages() != comm.world_size())
     throw UsageError(std::to_string(plan_.stages()) + " pipeline stages need as many ranks; this job has " +
                      std::to_string(comm.world_size()));
 }
 
 // The shape of this stage's input for a micro-batch: what the units before it make of an image.
-std::vector<int64_t> PipelineStage::input_shape(int64_t micro_batch, int64_t image_size) {
-  torch::NoGradGuard no_grad;
-  const bool was_training = model_->is_training();
-  model_->eval();  // no BatchNorm statistics are touched
-  const auto probe = model_->forward_units(torch::zeros({1, 3, image_size, image_size}, model_->parameters()[0].options()),
-                                           0, plan_.first(stage_));
-  if (was_training) model_->train();
-  std::vector<int64_t> shape = probe.sizes().vec();
+std::vector<int64_t> PipelineStage::input_shape(int64_t micro_batch) {
+  if (input_shape_.empty()) {
+    torch::NoGradGuard no_grad;
+    const bool was_training = model_->is_training();
+    model_->eval();  // no BatchNorm statistics are touched
+    const auto probe = model_->forward_units(
+        torch::zeros({1, 3, image_size_, image_size_}, model_->parameters()[0].options()), 0, plan_.first(stage_));
+    if (was_training) model_->train();
+    input_shape_ = probe.sizes().vec();
+  }
+  std::vector<int64_t> shape = input_shape_;
   shape[0] = micro_batch;
   return shape;
 }
@@ -43,14 +47,13 @@ PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches,
                                        const torch::nn::functional::CrossEntropyFuncOptions& loss_options,
                                        Precision precision, GradScaler& scaler) {
   const auto start = Clock::now();
-  const int64_t n = batch.images.size(0);
+  const int64_t n = batch.labels.size(0);
   if (micro_batches < 1 || n % micro_batches != 0)
     throw UsageError("--micro-batches " + std::to_string(micro_batches) + " must divide the batch of " +
                      std::to_string(n));
   const int64_t mb = n / micro_batches;
-  const auto format = batch.images.suggest_memory_format();
   const int previous = stage_ - 1, next = stage_ + 1;
-  const std::vector<int64_t> in_shape = stage_ > 0 ? input_shape(mb, batch.images.size(2)) : std::vector<int64_t>{};
+  const std::vector<int64_t> in_shape = stage_ > 0 ? input_shape(mb) : std::vector<int64_t>{};
   PipelineStepResult result;
   std::vector<torch::Tensor> inputs(micro_batches), outputs(micro_batches);
   std::vector<Communicator::Work> sends;
@@ -58,7 +61,7 @@ PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches,
   // Fill: every micro-batch forward through this stage.
   for (int m = 0; m < micro_batches; ++m) {
     torch::Tensor x = stage_ == 0 ? batch.images.narrow(0, m * mb, mb)
-                                  : receive_like(in_shape, previous, m, result.waiting).contiguous(format).requires_grad_(true);
+                                  : receive_like(in_shape, previous, m, result.waiting).contiguous(format_).requires_grad_(true);
     inputs[m] = x;
     {
       AutocastScope autocast(precision, x.device());

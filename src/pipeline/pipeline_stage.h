@@ -29,14 +29,16 @@ class PipelineStage {
  public:
   // Every rank holds the whole model (same initialisation); it computes and updates only its
   // stage's units.
-  PipelineStage(ResNet& model, StagePlan plan, Communicator& comm);
+  PipelineStage(ResNet& model, StagePlan plan, Communicator& comm, int64_t image_size,
+                torch::MemoryFormat format = torch::MemoryFormat::Contiguous);
 
   int stage() const { return stage_; }
   bool is_last() const { return stage_ == plan_.stages() - 1; }
   const StagePlan& plan() const { return plan_; }
 
   // Forward and backward of one batch (every rank passes the same batch; only the first stage
-  // reads the images, only the last the labels). `scaler` scales the last stage's loss (fp16).
+  // reads the images, so the others may pass labels alone). `scaler` scales the last stage's
+  // loss (fp16).
   PipelineStepResult step(const Batch& batch, int micro_batches, const torch::nn::functional::CrossEntropyFuncOptions& loss,
                           Precision precision, GradScaler& scaler);
 
@@ -47,12 +49,15 @@ class PipelineStage {
 
  private:
   torch::Tensor receive_like(const std::vector<int64_t>& shape, int from, int tag, double& waiting);
-  std::vector<int64_t> input_shape(int64_t micro_batch, int64_t image_size);
+  std::vector<int64_t> input_shape(int64_t micro_batch);
 
   ResNet& model_;
   StagePlan plan_;
   Communicator& comm_;
   int stage_;
+  int64_t image_size_;
+  torch::MemoryFormat format_;
+  std::vector<int64_t> input_shape_;  // per image, found once
 };
 
 }  // namespace histotrain

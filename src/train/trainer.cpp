@@ -145,7 +145,7 @@ void cut_into_stages(Run& run) {
           std::to_string(c.batch_size / c.micro_batches) + " per batch (GPipe)" +
           (c.split.empty() ? ", balanced on measured forward+backward time:" : ", split as given:") + "\n" +
           describe(plan, run.model, costs));
-  run.pipeline = std::make_unique<PipelineStage>(run.model, plan, comm);
+  run.pipeline = std::make_unique<PipelineStage>(run.model, plan, comm, c.image_size, run.format);
 }
 
 void join_world(Run& run) {
@@ -237,7 +237,10 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(run.device));
   torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(run.device));
   for (int64_t s = 0; s < steps; ++s, ++run.step) {
-    const Batch batch = batches.make(order.data() + s * c.batch_size, c.batch_size, &augmentation, &rng);
+    const int64_t* items = order.data() + s * c.batch_size;
+    // Later pipeline stages never see the images: they need the labels only.
+    const Batch batch = run.pipeline && run.pipeline->stage() > 0 ? batches.make_labels(items, c.batch_size)
+                                                                   : batches.make(items, c.batch_size, &augmentation, &rng);
     set_learning_rate(*run.optimizer, schedule.at(run.step));
     clear_gradients(*run.optimizer);
     if (run.pipeline) {

@@ -47,7 +47,7 @@ TEST(StagePlan, UnitsChainToTheWholeNetwork) {
   const auto x = torch::randn({2, 3, 64, 64});
   const auto split = model->forward_units(model->forward_units(x, 0, 4), 4, model->unit_count());
   EXPECT_TRUE(torch::allclose(split, model->forward(x), 1e-5, 1e-6));
-  const auto costs = measure_unit_costs("resnet18", 5, 4, 32, torch::kCPU, torch::MemoryFormat::Contiguous);
+  const auto costs = measure_unit_costs("resnet18", 5, 4, 2, 32, torch::kCPU, torch::MemoryFormat::Contiguous);
   ASSERT_EQ(costs.size(), 10u);
   for (double c : costs) EXPECT_GT(c, 0);
 }

@@ -62,8 +62,9 @@ StagePlan parse_split(const std::string& text, int64_t units, int stages) {
   return plan;
 }
 
-std::vector<double> measure_unit_costs(const std::string& arch, int64_t classes, int64_t batch, int64_t image_size,
-                                       const torch::Device& device, torch::MemoryFormat format) {
+std::vector<double> measure_unit_costs(const std::string& arch, int64_t classes, int64_t batch,
+                                       int micro_batches, int64_t image_size, const torch::Device& device,
+                                       torch::MemoryFormat format) {
   using Clock = std::chrono::steady_clock;
   ResNet probe(arch, classes);
   probe->to(device);
@@ -73,17 +74,26 @@ std::vector<double> measure_unit_costs(const std::string& arch, int64_t classes,
                         .contiguous(format);
   std::vector<double> costs;
   for (int64_t u = 0; u < probe->unit_count(); ++u) {
-    double fastest = std::numeric_limits<double>::infinity();
+    double pass = std::numeric_limits<double>::infinity(), update = pass;
     torch::Tensor y;
+    // The trainer's update rule: SGD, Nesterov momentum, weight decay.
+    torch::optim::SGD sgd(probe->unit_parameters(u),
+                          torch::optim::SGDOptions(0.01).momentum(0.9).nesterov(true).weight_decay(5e-4));
     for (int run = 0; run < 4; ++run) {
       const torch::Tensor input = x.detach().requires_grad_(true);
       const auto start = Clock::now();
       y = probe->forward_units(input, u, u + 1);
       y.sum().backward();
       if (device.is_cuda()) torch::cuda::synchronize();
-      if (run > 0) fastest = std::min(fastest, std::chrono::duration<double>(Clock::now() - start).count());
+      const auto backward_done = Clock::now();
+      sgd.step();
+      if (device.is_cuda()) torch::cuda::synchronize();
+      if (run > 0) {
+        pass = std::min(pass, std::chrono::duration<double>(backward_done - start).count());
+        update = std::min(update, std::chrono::duration<double>(Clock::now() - backward_done).count());
+      }
     }
-    costs.push_back(fastest);
+    costs.push_back(micro_batches * pass + update);
     x = y.detach();
   }
   return costs;
@@ -105,7 +115,7 @@ std::string describe(const StagePlan& plan, ResNet& model, const std::vector<dou
                   model->unit_name(plan.first(s)).c_str(), model->unit_name(plan.end(s) - 1).c_str(), params / 1e6);
     text += line;
     if (!costs.empty()) {
-      std::snprintf(line, sizeof line, ", %.1f ms forward+backward (%.0f%%)", 1000 * cost, 100 * cost / total);
+      std::snprintf(line, sizeof line, ", %.1f ms per step (%.0f%%)", 1000 * cost, 100 * cost / total);
       text += line;
     }
     if (s + 1 < plan.stages()) text += "\n";

@@ -26,13 +26,15 @@ StagePlan balance_stages(const std::vector<double>& unit_costs, int stages);
 // [0,4) [4,7) [7,18)). Throws UsageError for anything that is not such a list.
 StagePlan parse_split(const std::string& text, int64_t units, int stages);
 
-// Seconds of forward + backward of each unit, on a batch of `batch` images of `image_size` px
-// (best of 3 after a warm-up), measured on a fresh model of `arch`: the one being trained keeps
-// its BatchNorm statistics.
-std::vector<double> measure_unit_costs(const std::string& arch, int64_t classes, int64_t batch, int64_t image_size,
-                                       const torch::Device& device, torch::MemoryFormat format);
+// Seconds each unit costs per training step: `micro_batches` forward + backward passes of
+// `micro_batch` images of `image_size` px, plus its share of the optimizer step (which grows with
+// its parameters: the late, wide blocks hold most of them). Best of 3 after a warm-up, on a fresh
+// model of `arch`, so the one being trained keeps its BatchNorm statistics.
+std::vector<double> measure_unit_costs(const std::string& arch, int64_t classes, int64_t micro_batch,
+                                       int micro_batches, int64_t image_size, const torch::Device& device,
+                                       torch::MemoryFormat format);
 
-// One line per stage: units, parameter count, measured cost and its share.
+// One line per stage: units, parameter count, measured cost per step and its share.
 std::string describe(const StagePlan& plan, ResNet& model, const std::vector<double>& unit_costs);
 
 }  // namespace histotrain

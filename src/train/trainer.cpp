@@ -119,7 +119,8 @@ void build_model(Run& run) {
   run.scaler = std::make_unique<GradScaler>(run.precision == Precision::fp16);
 }
 
-// Rank 0 plans the stages (measured, unless --split says) and every rank takes its plan.
+// The stages: as --split says, else balanced on per-unit forward+backward time measured by
+// every rank together; rank 0's plan is everyone's.
 void cut_into_stages(Run& run) {
   const TrainConfig& c = run.config;
   Communicator& comm = *run.dp->communicator();
@@ -129,21 +130,24 @@ void cut_into_stages(Run& run) {
   if (!c.split.empty()) {
     plan = parse_split(c.split, units, c.pipeline_stages);
   } else {
-    if (run.is_main())
-      costs = measure_unit_costs(c.arch, static_cast<int64_t>(run.data.classes.size()), c.batch_size / c.micro_batches,
-                                 c.image_size, run.device, run.format);
+    // Every rank measures at once, so the cores are as busy as during training; the mean decides.
+    costs = measure_unit_costs(c.arch, static_cast<int64_t>(run.data.classes.size()), c.batch_size / c.micro_batches,
+                               c.micro_batches, c.image_size, run.device, run.format);
+    auto mean = torch::tensor(costs, torch::kFloat64);
+    comm.all_reduce_sum(mean);
+    for (size_t u = 0; u < costs.size(); ++u) costs[u] = mean[static_cast<int64_t>(u)].item<double>() / comm.world_size();
     auto bounds = torch::zeros({c.pipeline_stages + 1}, torch::kLong);
     if (run.is_main()) {
       plan = balance_stages(costs, c.pipeline_stages);
       for (int s = 0; s <= c.pipeline_stages; ++s) bounds[s] = plan.bounds[static_cast<size_t>(s)];
     }
-    comm.broadcast_from_rank0({bounds});
+    comm.broadcast_from_rank0({bounds});  // one plan, even if the ranks' sums differ in the last bit
     plan.bounds.assign(bounds.data_ptr<int64_t>(), bounds.data_ptr<int64_t>() + bounds.numel());
   }
   run.log("pipeline: " + std::to_string(c.pipeline_stages) + " stages on " + std::to_string(c.pipeline_stages) +
           " ranks, " + std::to_string(c.micro_batches) + " micro-batch(es) of " +
           std::to_string(c.batch_size / c.micro_batches) + " per batch (GPipe)" +
-          (c.split.empty() ? ", balanced on measured forward+backward time:" : ", split as given:") + "\n" +
+          (c.split.empty() ? ", balanced on measured time per step:" : ", split as given:") + "\n" +
           describe(plan, run.model, costs));
   run.pipeline = std::make_unique<PipelineStage>(run.model, plan, comm, c.image_size, run.format);
 }

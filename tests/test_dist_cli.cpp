@@ -126,6 +126,12 @@ TEST(Pipeline, TwoStagesOnTwoRanksTrainAndTheCheckpointIsAWholeModel) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_EQ(read_json(run / "summary.json")["epochs"], 3);
 
+  const auto on_devices = run_histotrain(train_args(data, dir / "devices", 1) +
+                                         " --pipeline-stages 2 --micro-batches 2 --devices cpu,cpu --threads 1");
+  ASSERT_EQ(on_devices.exit_code, 0) << on_devices.err;
+  EXPECT_NE(on_devices.err.find("2 stages on devices cpu,cpu"), std::string::npos) << on_devices.err;
+  EXPECT_EQ(read_json(dir / "devices" / "summary.json")["pipeline"]["devices"], "cpu,cpu");
+
   const auto alone = run_histotrain(train_args(data, dir / "alone", 1) + " --pipeline-stages 2");
   EXPECT_EQ(alone.exit_code, 2);
   EXPECT_NE(alone.err.find("needs 2 ranks, one per stage"), std::string::npos) << alone.err;

@@ -5,6 +5,7 @@
 
 #include "dist/communicator.h"
 #include "model/resnet.h"
+#include "pipeline/local_pipeline.h"
 #include "pipeline/pipeline_stage.h"
 #include "pipeline/stage_plan.h"
 #include "train/config.h"
@@ -153,6 +154,27 @@ void expect_pipeline_matches_unsplit(int stages, int micro_batches) {
 TEST(Pipeline, TwoStagesOneMicroBatchStepLikeTheUnsplitModel) { expect_pipeline_matches_unsplit(2, 1); }
 TEST(Pipeline, FourStagesOneMicroBatchStepLikeTheUnsplitModel) { expect_pipeline_matches_unsplit(4, 1); }
 TEST(Pipeline, MicroBatchGradientsAccumulateAsTheirMean) { expect_pipeline_matches_unsplit(2, 4); }
+
+// Stages on devices inside one process (cpu,cpu here): the same step as the unsplit model.
+TEST(Pipeline, StagesOnDevicesInOneProcessStepLikeTheUnsplitModel) {
+  torch::manual_seed(11);
+  const auto x = torch::randn({8, 3, 64, 64});
+  const auto y = torch::arange(8).remainder(5);
+  const StepOutcome reference = unsplit_step(2, x, y);
+  torch::manual_seed(4);
+  ResNet model("resnet18", 5);
+  model->train();
+  auto optimizer = make_optimizer(model, TrainConfig{});
+  place_stages(model, parse_split("5", model->unit_count(), 2), parse_devices("cpu,cpu"));
+  GradScaler scaler(false);
+  const auto result = local_pipeline_step(model, Batch{x, y}, 2, {}, Precision::fp32, scaler);
+  EXPECT_NEAR(result.loss_sum, reference.loss_sum, 1e-4);
+  std::vector<torch::Tensor> gradients;
+  for (const auto& p : model->parameters()) gradients.push_back(p.grad());
+  EXPECT_LT(largest_difference(gradients, reference.gradients), 1e-5);
+  EXPECT_THROW(parse_devices("cpu"), UsageError);
+  EXPECT_THROW(place_stages(model, parse_split("5", model->unit_count(), 2), parse_devices("cpu,cpu,cpu")), UsageError);
+}
 
 }  // namespace
 }  // namespace histotrain

@@ -51,6 +51,7 @@ void add_flags(CLI::App* app, TrainConfig& c) {
       ->capture_default_str();
   app->add_option("--micro-batches", c.micro_batches, "Micro-batches per batch in the pipeline (GPipe)")
       ->capture_default_str();
+  app->add_option("--devices", c.devices, "Stages on these devices in one process: cuda:0,cuda:1 (cpu,cpu to test)");
   app->add_option("--split", c.split, "First unit of each later stage, e.g. 4,7 (default: balanced on measured cost)");
   app->add_option("--threads", c.threads,
                   "Intra-op threads (0: $OMP_NUM_THREADS, else the cores shared among this node's ranks)")

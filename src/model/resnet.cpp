@@ -128,6 +128,8 @@ torch::Tensor ResNetImpl::forward(torch::Tensor x) { return forward_units(std::m
 torch::Tensor ResNetImpl::forward_units(torch::Tensor x, int64_t first, int64_t end) {
   const int64_t head = unit_count() - 1;
   for (int64_t u = first; u < end; ++u) {
+    const torch::Device device = unit_device(u);
+    if (x.device() != device) x = x.to(device);
     if (u == 0) {
       x = torch::max_pool2d(bn1(conv1(x)).relu_(), 3, 2, 1);
     } else if (u == head) {
@@ -153,6 +155,18 @@ std::vector<torch::Tensor> ResNetImpl::unit_parameters(int64_t unit) {
   }
   if (unit == unit_count() - 1) return fc->parameters();
   return blocks.at(static_cast<size_t>(unit - 1))->parameters();
+}
+
+std::vector<std::shared_ptr<torch::nn::Module>> ResNetImpl::unit_modules(int64_t unit) {
+  if (unit == 0) return {conv1.ptr(), bn1.ptr()};
+  if (unit == unit_count() - 1) return {fc.ptr()};
+  return {blocks.at(static_cast<size_t>(unit - 1)).ptr()};
+}
+
+torch::Device ResNetImpl::unit_device(int64_t unit) const {
+  if (unit == 0) return conv1->weight.device();
+  if (unit == unit_count() - 1) return fc->weight.device();
+  return blocks.at(static_cast<size_t>(unit - 1))->conv1->weight.device();
 }
 
 std::vector<torch::Tensor> ResNetImpl::unit_buffers(int64_t unit) {

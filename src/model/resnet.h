@@ -33,6 +33,10 @@ struct ResNetImpl : torch::nn::Module {
   std::string unit_name(int64_t unit) const;  // "stem", "layer2.1", "head"
   std::vector<torch::Tensor> unit_parameters(int64_t unit);
   std::vector<torch::Tensor> unit_buffers(int64_t unit);
+  // The modules of a unit, e.g. to place it on a device of its own. forward_units() moves the
+  // activations to each unit's device, so a model spread over devices runs as one.
+  std::vector<std::shared_ptr<torch::nn::Module>> unit_modules(int64_t unit);
+  torch::Device unit_device(int64_t unit) const;
 
   std::string arch;
   torch::nn::Conv2d conv1{nullptr};

@@ -10,7 +10,7 @@ namespace histotrain {
 #define HISTOTRAIN_CONFIG_FIELDS(X)                                                                         \
   X(data) X(groups) X(cache_dir) X(image_size) X(val_fraction) X(workers) X(arch) X(epochs) X(batch_size)  \
   X(lr) X(schedule) X(warmup_epochs) X(momentum) X(weight_decay) X(label_smoothing) X(amp) X(channels_last) X(augment) X(max_shift) \
-  X(backend) X(bucket_mb) X(dist_timeout) X(lr_scaling) X(pipeline_stages) X(micro_batches) X(split) \
+  X(backend) X(bucket_mb) X(dist_timeout) X(lr_scaling) X(pipeline_stages) X(micro_batches) X(split) X(devices) \
   X(threads) X(device) X(seed) X(out) X(resume) X(target_acc) X(max_steps) X(quiet)
 
 nlohmann::json to_json(const TrainConfig& config) {
@@ -60,6 +60,7 @@ void validate(const TrainConfig& c) {
   require(c.micro_batches >= 1 && c.batch_size % c.micro_batches == 0 && c.batch_size / c.micro_batches >= 2,
           "--micro-batches must divide --batch-size into micro-batches of at least 2 images");
   require(c.micro_batches == 1 || c.pipeline_stages > 1, "--micro-batches needs --pipeline-stages 2 or more");
+  require(c.devices.empty() || c.pipeline_stages > 1, "--devices needs --pipeline-stages 2 or more");
   require(c.target_acc >= 0 && c.target_acc <= 1, "--target-acc must be in [0, 1]");
   require(c.max_steps >= 0, "--max-steps must be >= 0");
 }

@@ -48,6 +48,7 @@ struct TrainConfig {
   int pipeline_stages = 1;       // K: needs K ranks (histotrain launch -n K); 1: no pipeline
   int micro_batches = 1;         // M: each batch runs as M micro-batches, fill-drain (GPipe)
   std::string split;             // "4,7": first unit of each later stage ("": balanced on measured cost)
+  std::string devices;           // "cuda:0,cuda:1": the stages on these devices inside one process instead
 
   // --- run ---
   int threads = 0;               // intra-op threads (0: all cores; LibTorch would use 1 here)

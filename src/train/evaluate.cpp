@@ -22,9 +22,10 @@ EvalResult evaluate(ResNet& model, const BatchMaker& batches, const std::vector<
       logits = model->forward(batch.images);
     }
     logits = logits.to(torch::kFloat32);
+    const torch::Tensor labels = batch.labels.to(logits.device());  // a model spread over devices ends elsewhere
     const torch::Tensor loss = torch::nn::functional::cross_entropy(
-        logits, batch.labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
-    const torch::Tensor cell = batch.labels * classes + logits.argmax(1);
+        logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    const torch::Tensor cell = labels * classes + logits.argmax(1);
     const torch::Tensor counts = torch::bincount(cell, {}, classes * classes);
     pairs = pairs.defined() ? pairs + counts : counts;
     loss_sum = loss_sum.defined() ? loss_sum + loss : loss;

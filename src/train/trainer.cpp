@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include <chrono>
+#include <optional>
 #include <cstdio>
 
 #include "compat.h"
@@ -9,6 +10,7 @@
 #include "data/groups.h"
 #include "dist/data_parallel.h"
 #include "model/resnet.h"
+#include "pipeline/local_pipeline.h"
 #include "pipeline/pipeline_stage.h"
 #include "pipeline/stage_plan.h"
 #include "train/amp.h"
@@ -33,7 +35,8 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 struct Run {
   TrainConfig config;
   std::unique_ptr<DataParallel> dp;  // world of one for single-process training
-  std::unique_ptr<PipelineStage> pipeline;  // --pipeline-stages > 1: this rank's stage
+  std::unique_ptr<PipelineStage> pipeline;  // --pipeline-stages > 1 over ranks: this rank's stage
+  std::optional<StagePlan> device_stages;   // --pipeline-stages > 1 over --devices, in this process
   fs::path out;
   torch::Device device{torch::kCPU};
   TileDataset data;
@@ -119,49 +122,58 @@ void build_model(Run& run) {
   run.scaler = std::make_unique<GradScaler>(run.precision == Precision::fp16);
 }
 
-// The stages: as --split says, else balanced on per-unit forward+backward time measured by
-// every rank together; rank 0's plan is everyone's.
+// The stages: as --split says, else balanced on per-unit time per step, measured by every rank
+// together (so the cores are as busy as during training); rank 0's plan is everyone's.
 void cut_into_stages(Run& run) {
   const TrainConfig& c = run.config;
-  Communicator& comm = *run.dp->communicator();
+  Communicator* comm = run.dp->communicator();  // null for stages on devices in one process
   const int64_t units = run.model->unit_count();
   std::vector<double> costs;
   StagePlan plan;
   if (!c.split.empty()) {
     plan = parse_split(c.split, units, c.pipeline_stages);
   } else {
-    // Every rank measures at once, so the cores are as busy as during training; the mean decides.
     costs = measure_unit_costs(c.arch, static_cast<int64_t>(run.data.classes.size()), c.batch_size / c.micro_batches,
                                c.micro_batches, c.image_size, run.device, run.format);
     auto mean = torch::tensor(costs, torch::kFloat64);
-    comm.all_reduce_sum(mean);
-    for (size_t u = 0; u < costs.size(); ++u) costs[u] = mean[static_cast<int64_t>(u)].item<double>() / comm.world_size();
+    if (comm) comm->all_reduce_sum(mean);
+    const int ranks = comm ? comm->world_size() : 1;
+    for (size_t u = 0; u < costs.size(); ++u) costs[u] = mean[static_cast<int64_t>(u)].item<double>() / ranks;
     auto bounds = torch::zeros({c.pipeline_stages + 1}, torch::kLong);
     if (run.is_main()) {
       plan = balance_stages(costs, c.pipeline_stages);
       for (int s = 0; s <= c.pipeline_stages; ++s) bounds[s] = plan.bounds[static_cast<size_t>(s)];
     }
-    comm.broadcast_from_rank0({bounds});  // one plan, even if the ranks' sums differ in the last bit
+    if (comm) comm->broadcast_from_rank0({bounds});  // one plan, even if the ranks' sums differ in the last bit
     plan.bounds.assign(bounds.data_ptr<int64_t>(), bounds.data_ptr<int64_t>() + bounds.numel());
   }
-  run.log("pipeline: " + std::to_string(c.pipeline_stages) + " stages on " + std::to_string(c.pipeline_stages) +
-          " ranks, " + std::to_string(c.micro_batches) + " micro-batch(es) of " +
+  run.log("pipeline: " + std::to_string(c.pipeline_stages) + " stages on " +
+          (c.devices.empty() ? std::to_string(c.pipeline_stages) + " ranks" : "devices " + c.devices) + ", " +
+          std::to_string(c.micro_batches) + " micro-batch(es) of " +
           std::to_string(c.batch_size / c.micro_batches) + " per batch (GPipe)" +
           (c.split.empty() ? ", balanced on measured time per step:" : ", split as given:") + "\n" +
           describe(plan, run.model, costs));
-  run.pipeline = std::make_unique<PipelineStage>(run.model, plan, comm, c.image_size, run.format);
+  if (comm) {
+    run.pipeline = std::make_unique<PipelineStage>(run.model, plan, *comm, c.image_size, run.format);
+  } else {
+    place_stages(run.model, plan, parse_devices(c.devices));
+    run.device_stages = plan;
+  }
 }
 
 void join_world(Run& run) {
   const TrainConfig& c = run.config;
   const WorldInfo world = world_from_environment();
-  const bool pipeline = c.pipeline_stages > 1;
+  const bool pipeline = c.pipeline_stages > 1 && c.devices.empty();  // stages on ranks
   if (pipeline && world.world_size != c.pipeline_stages)
     throw UsageError("--pipeline-stages " + std::to_string(c.pipeline_stages) + " needs " +
                      std::to_string(c.pipeline_stages) + " ranks, one per stage (histotrain launch -n " +
                      std::to_string(c.pipeline_stages) + " -- train ...); this job has " +
                      std::to_string(world.world_size));
-  run.device = device_for_rank(parse_device(c.device), world);
+  if (!c.devices.empty() && world.distributed())
+    throw UsageError("--devices keeps every stage in one process: start one process, not " +
+                     std::to_string(world.world_size) + " ranks");
+  run.device = c.devices.empty() ? device_for_rank(parse_device(c.device), world) : parse_devices(c.devices).front();
   run.dp = std::make_unique<DataParallel>(world, c.backend, run.device, std::chrono::seconds(c.dist_timeout),
                                           pipeline ? DataParallel::Role::stages : DataParallel::Role::replicas);
   if (world.distributed() && !pipeline)
@@ -184,7 +196,7 @@ void prepare(Run& run) {
   load_data(run);
   plan_steps(run);
   build_model(run);
-  if (c.pipeline_stages > 1) cut_into_stages(run);
+  if (c.pipeline_stages > 1) cut_into_stages(run);  // after the optimizer: placing keeps the parameters
 }
 
 void restore(Run& run) {
@@ -197,6 +209,7 @@ void restore(Run& run) {
   run.step = meta.at("step").get<int64_t>();
   load_training_state(from, run.model, *run.optimizer, *run.scaler, run.step);
   run.model->to(run.device);
+  if (run.device_stages) place_stages(run.model, *run.device_stages, parse_devices(run.config.devices));
   if (run.config.channels_last) to_channels_last(*run.model);
   const int saved_world = meta.value("world_size", 1);
   if (saved_world != run.world_size()) {
@@ -247,8 +260,10 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
                                                                    : batches.make(items, c.batch_size, &augmentation, &rng);
     set_learning_rate(*run.optimizer, schedule.at(run.step));
     clear_gradients(*run.optimizer);
-    if (run.pipeline) {
-      const PipelineStepResult r = run.pipeline->step(batch, c.micro_batches, loss_options, run.precision, *run.scaler);
+    if (run.pipeline || run.device_stages) {
+      const PipelineStepResult r =
+          run.pipeline ? run.pipeline->step(batch, c.micro_batches, loss_options, run.precision, *run.scaler)
+                       : local_pipeline_step(run.model, batch, c.micro_batches, loss_options, run.precision, *run.scaler);
       loss_sum += r.loss_sum / c.batch_size;  // non-zero on the last stage only
       correct += r.correct;
       run.pipeline_seconds += r.seconds;
@@ -266,7 +281,7 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
       correct += (logits.argmax(1) == batch.labels).sum();
     }
     if (!run.scaler->step(*run.optimizer)) ++skipped;
-    if (((s + 1) % 10 == 0 || s + 1 == steps) && !run.pipeline) {
+    if (((s + 1) % 10 == 0 || s + 1 == steps) && !run.pipeline && !run.device_stages) {
       char extra[64];
       std::snprintf(extra, sizeof extra, "loss %.3f", loss_sum.item<double>() / (s + 1));
       progress.update((s + 1) * run.global_batch(), extra);
@@ -280,7 +295,7 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
     stats.accuracy = run.dp->sum(static_cast<double>(correct.item<int64_t>())) / stats.images;
   }
   stats.seconds = seconds_since(start);
-  if (run.pipeline) progress.update(steps * run.global_batch(), "");
+  if (run.pipeline || run.device_stages) progress.update(steps * run.global_batch(), "");
   progress.finish();
   return stats;
 }
@@ -300,6 +315,11 @@ EvalResult validate_globally(Run& run, const BatchMaker& batches) {
 // Per stage: the share of its step time spent blocked in receives (the bubble, plus transfers),
 // next to the fill-drain schedule's (K - 1) / (M + K - 1).
 nlohmann::json pipeline_json(Run& run) {
+  if (run.device_stages)
+    return {{"stages", run.config.pipeline_stages},
+            {"micro_batches", run.config.micro_batches},
+            {"bounds", run.device_stages->bounds},
+            {"devices", run.config.devices}};
   if (!run.pipeline) return nullptr;
   const int stages = run.config.pipeline_stages, m = run.config.micro_batches;
   auto waiting = torch::zeros({stages}, torch::kFloat64), seconds = torch::zeros({stages}, torch::kFloat64),

@@ -1,0 +1,55 @@
+#include "pipeline/local_pipeline.h"
+
+#include <chrono>
+#include <sstream>
+
+#include "train/runtime.h"
+#include "util/errors.h"
+
+namespace histotrain {
+
+std::vector<torch::Device> parse_devices(const std::string& list) {
+  std::vector<torch::Device> devices;
+  std::stringstream in(list);
+  for (std::string name; std::getline(in, name, ',');) devices.push_back(parse_device(name));
+  if (devices.size() < 2) throw UsageError("--devices needs two or more devices, e.g. cuda:0,cuda:1 or cpu,cpu");
+  return devices;
+}
+
+void place_stages(ResNet& model, const StagePlan& plan, const std::vector<torch::Device>& devices) {
+  if (static_cast<int>(devices.size()) != plan.stages())
+    throw UsageError("--devices names " + std::to_string(devices.size()) + " devices for " +
+                     std::to_string(plan.stages()) + " pipeline stages");
+  for (int s = 0; s < plan.stages(); ++s)
+    for (int64_t u = plan.first(s); u < plan.end(s); ++u)
+      for (const auto& module : model->unit_modules(u)) module->to(devices[static_cast<size_t>(s)]);
+}
+
+PipelineStepResult local_pipeline_step(ResNet& model, const Batch& batch, int micro_batches,
+                                       const torch::nn::functional::CrossEntropyFuncOptions& loss_options,
+                                       Precision precision, GradScaler& scaler) {
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t n = batch.images.size(0);
+  if (micro_batches < 1 || n % micro_batches != 0)
+    throw UsageError("--micro-batches " + std::to_string(micro_batches) + " must divide the batch of " +
+                     std::to_string(n));
+  const int64_t mb = n / micro_batches;
+  std::vector<torch::Tensor> losses(micro_batches);
+  PipelineStepResult result;
+  for (int m = 0; m < micro_batches; ++m) {  // fill: every micro-batch through every stage
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(precision, batch.images.device());
+      logits = model->forward(batch.images.narrow(0, m * mb, mb)).to(torch::kFloat32);
+    }
+    const torch::Tensor labels = batch.labels.narrow(0, m * mb, mb).to(logits.device());
+    losses[m] = torch::nn::functional::cross_entropy(logits, labels, loss_options);
+    result.loss_sum += losses[m].item<double>() * static_cast<double>(mb);
+    result.correct += (logits.argmax(1) == labels).sum().item<int64_t>();
+  }
+  for (int m = micro_batches - 1; m >= 0; --m) scaler.scale_loss(losses[m] / micro_batches).backward();  // drain
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace histotrain

@@ -1,0 +1,31 @@
+// Pipeline stages on several devices inside one process (--devices cuda:0,cuda:1; cpu,cpu to
+// test): each stage's units live on its device and activations move between them. A step runs
+// every micro-batch forward, then every backward in reverse (GPipe order): on GPUs the host
+// queues stage s+1's work for one micro-batch while stage s's device still computes the next,
+// so the devices work at the same time; on CPUs the stages take turns.
+#pragma once
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "data/batches.h"
+#include "model/resnet.h"
+#include "pipeline/pipeline_stage.h"
+#include "pipeline/stage_plan.h"
+#include "train/amp.h"
+
+namespace histotrain {
+
+// "cpu,cpu" or "cuda:0,cuda:1": one device per stage.
+std::vector<torch::Device> parse_devices(const std::string& list);
+
+// Moves each stage's units to its device (parameters keep their identity: an optimizer built
+// before still holds them).
+void place_stages(ResNet& model, const StagePlan& plan, const std::vector<torch::Device>& devices);
+
+// One batch's forward and backward; gradients accumulate the mean over the micro-batches.
+PipelineStepResult local_pipeline_step(ResNet& model, const Batch& batch, int micro_batches,
+                                       const torch::nn::functional::CrossEntropyFuncOptions& loss, Precision precision,
+                                       GradScaler& scaler);
+
+}  // namespace histotrain

@@ -158,6 +158,26 @@ TEST(DataParallel, LaunchPassesSigtermToEveryRank) {
   EXPECT_NE(result.err.find("passing signal 15 to every rank"), std::string::npos) << result.err;
 }
 
+// Ranks started with different flags stop at the start, each saying what differs.
+TEST(DataParallel, RanksWithDifferentSettingsRefuseToStart) {
+  ScratchDir dir;
+  const std::string data = synth_data();
+  const std::string port = std::to_string(21000 + (::getpid() % 20000));
+  const std::string args = "train --data " + data + " --epochs 1 --quiet --threads 1 --dist-timeout 20 --out " +
+                           (dir / "run").string();
+  const auto result = run_script("export WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + "\n" +
+                                 "RANK=0 $HISTOTRAIN " + args + " --image-size 48 2>rank0.err & pid0=$!\n" +
+                                 "RANK=1 $HISTOTRAIN " + args + " --image-size 64 2>rank1.err; code1=$?\n" +
+                                 "wait $pid0; code0=$?; echo \"exit $code0 $code1\"; cat rank0.err rank1.err >&2");
+  EXPECT_NE(result.out.find("exit 1 1"), std::string::npos) << result.out << result.err;
+  EXPECT_NE(result.err.find("rank 0: the configuration differs from rank 1's (image_size 48 here, 64 there)"),
+            std::string::npos)
+      << result.err;
+  EXPECT_NE(result.err.find("rank 1: the configuration differs from rank 0's (image_size 64 here, 48 there)"),
+            std::string::npos)
+      << result.err;
+}
+
 TEST(DataParallel, BusyPortAndUnreachableMasterAreClearErrors) {
   ScratchDir dir;
   const std::string data = synth_data();

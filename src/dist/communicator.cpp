@@ -1,5 +1,7 @@
 #include "dist/communicator.h"
 
+#include <nlohmann/json.hpp>
+
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -222,6 +224,36 @@ void Communicator::barrier_with_timeout(std::chrono::milliseconds timeout, const
     work->wait(timeout);
   } catch (const std::exception& e) {
     fail(what, e);
+  }
+}
+
+void Communicator::check_agreement(const std::string& what, const std::string& value) {
+  const std::string prefix = "histotrain/agree/" + what + "/";
+  std::vector<std::string> keys;
+  for (int r = 0; r < world_size_; ++r) keys.push_back(prefix + std::to_string(r));
+  std::vector<std::string> values;
+  try {
+    store_->set(keys[static_cast<size_t>(rank_)], std::vector<uint8_t>(value.begin(), value.end()));
+    store_->wait(keys, timeout_);
+    for (const auto& key : keys) {
+      const auto bytes = store_->get(key);
+      values.emplace_back(bytes.begin(), bytes.end());
+    }
+  } catch (const std::exception& e) {
+    fail("comparing the " + what + " of all ranks", e);
+  }
+  const auto mine = nlohmann::json::parse(value, nullptr, false);
+  for (int r = 0; r < world_size_; ++r) {
+    if (values[static_cast<size_t>(r)] == value) continue;
+    std::string fields;
+    const auto theirs = nlohmann::json::parse(values[static_cast<size_t>(r)], nullptr, false);
+    if (mine.is_object() && theirs.is_object())
+      for (const auto& [key, v] : mine.items())
+        if (!theirs.contains(key) || theirs[key] != v)
+          fields += (fields.empty() ? "" : ", ") + key + " " + v.dump() + " here, " +
+                    (theirs.contains(key) ? theirs[key].dump() : "absent") + " there";
+    throw Error("rank " + std::to_string(rank_) + ": the " + what + " differs from rank " + std::to_string(r) + "'s" +
+                (fields.empty() ? "" : " (" + fields + ")") + "; every rank must run the same command");
   }
 }
 

@@ -52,6 +52,10 @@ class Communicator {
   void receive(torch::Tensor& tensor, int from_rank, int tag);
   // A barrier that may wait longer than the timeout (ranks waiting for one that works alone).
   void barrier_with_timeout(std::chrono::milliseconds timeout, const std::string& what);
+  // Every rank states `value` (JSON text) for `what`; unless all agree, each rank throws an Error
+  // naming the ranks and the fields that differ. Ranks that disagree on the model or the data
+  // would otherwise meet in collectives of different sizes.
+  void check_agreement(const std::string& what, const std::string& value);
   // Waits for an async collective; a failure becomes a RankFailure that names the missing ranks.
   void wait(const Work& work, const std::string& what);
 

@@ -43,6 +43,11 @@ class DataParallel {
   // ends at once if a rank dies.
   void node_leaders_first(const std::function<void()>& work);
 
+  // Throws unless every rank states the same `value` for `what` (see Communicator).
+  void check_agreement(const std::string& what, const std::string& value) {
+    if (comm_) comm_->check_agreement(what, value);
+  }
+
   // Every rank takes rank 0's parameters and buffers (start, and after a resume).
   void broadcast_model(ResNet& model);
   // BatchNorm statistics drift apart between ranks (each sees its own images): rank 0's are

@@ -161,6 +161,20 @@ void cut_into_stages(Run& run) {
   }
 }
 
+// Ranks started with different flags or data would meet in collectives of different sizes:
+// compare what shapes the run first (paths, threads and output flags may differ per node).
+void check_ranks_agree(Run& run) {
+  nlohmann::json config = to_json(run.config);
+  for (const char* local : {"data", "groups", "cache_dir", "threads", "workers", "out", "quiet", "device", "resume"})
+    config.erase(local);
+  run.dp->check_agreement("configuration", config.dump());
+  run.dp->check_agreement("data", nlohmann::json{{"classes", run.data.classes},
+                                                 {"images", run.data.size()},
+                                                 {"training_images", run.split.train.size()},
+                                                 {"validation_images", run.split.val.size()}}
+                                      .dump());
+}
+
 void join_world(Run& run) {
   const TrainConfig& c = run.config;
   const WorldInfo world = world_from_environment();
@@ -194,6 +208,7 @@ void prepare(Run& run) {
   check_precision_supported(run.precision, run.device);
   compat::manual_seed(c.seed);
   load_data(run);
+  check_ranks_agree(run);
   plan_steps(run);
   build_model(run);
   if (c.pipeline_stages > 1) cut_into_stages(run);  // after the optimizer: placing keeps the parameters

@@ -4,6 +4,7 @@
 
 #include <regex>
 
+#include "dist/launcher.h"
 #include "test_util.h"
 
 namespace histotrain {
@@ -62,7 +63,7 @@ TEST(DataParallel, AKilledRankMakesTheOtherFailAndNamesIt) {
   ScratchDir dir;
   const std::string data = synth_data();
   const std::string args = train_args(data, dir / "run", 200) + " --threads 1 --dist-timeout 20";
-  const std::string port = std::to_string(20000 + (::getpid() % 20000));
+  const std::string port = std::to_string(free_loopback_port());
   const auto result = run_script(
       "cd " + dir.path().string() + "\n" +
       "export WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + "\n" +
@@ -162,7 +163,7 @@ TEST(DataParallel, LaunchPassesSigtermToEveryRank) {
 TEST(DataParallel, RanksWithDifferentSettingsRefuseToStart) {
   ScratchDir dir;
   const std::string data = synth_data();
-  const std::string port = std::to_string(21000 + (::getpid() % 20000));
+  const std::string port = std::to_string(free_loopback_port());
   const std::string args = "train --data " + data + " --epochs 1 --quiet --threads 1 --dist-timeout 20 --out " +
                            (dir / "run").string();
   const auto result = run_script("export WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + "\n" +
@@ -193,7 +194,7 @@ TEST(DataParallel, BusyPortAndUnreachableMasterAreClearErrors) {
   EXPECT_NE(busy.err.find("Is the port taken by another job?"), std::string::npos) << busy.err;
   // Rank 1 of a job whose rank 0 never starts.
   const auto alone = run_script("RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
-                                std::to_string(30000 + (::getpid() % 20000)) + " $HISTOTRAIN " + args);
+                                std::to_string(free_loopback_port()) + " $HISTOTRAIN " + args);
   EXPECT_EQ(alone.exit_code, 1);
   EXPECT_NE(alone.err.find("cannot reach the rendezvous master (rank 0)"), std::string::npos) << alone.err;
 }

@@ -1,4 +1,4 @@
-// Serial training: the loop that data-parallel and pipeline training build on.
+// Training: one process, one rank of a data-parallel job, or one stage of a pipeline.
 //
 //   data (tile cache) -> grouped split -> per-epoch order -> augmented batches -> ResNet
 //   -> label-smoothed cross-entropy -> SGD (Nesterov, decoupled BN/bias decay) -> LR schedule

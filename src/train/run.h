@@ -1,0 +1,79 @@
+// The state of one training run, shared by its setup (run_setup.cpp), its loop (trainer.cpp)
+// and its reports (run_report.cpp). Internal to the trainer.
+#pragma once
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "data/dataset.h"
+#include "data/groups.h"
+#include "dist/data_parallel.h"
+#include "model/resnet.h"
+#include "pipeline/pipeline_stage.h"
+#include "pipeline/stage_plan.h"
+#include "train/amp.h"
+#include "train/config.h"
+#include "util/files.h"
+
+namespace histotrain {
+
+using Clock = std::chrono::steady_clock;
+inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Everything a run needs, set up once.
+struct Run {
+  TrainConfig config;
+  std::unique_ptr<DataParallel> dp;  // world of one for single-process training
+  std::unique_ptr<PipelineStage> pipeline;  // --pipeline-stages > 1 over ranks: this rank's stage
+  std::optional<StagePlan> device_stages;   // --pipeline-stages > 1 over --devices, in this process
+  fs::path out;
+  torch::Device device{torch::kCPU};
+  TileDataset data;
+  Split split;
+  ResNet model{nullptr};
+  std::unique_ptr<torch::optim::SGD> optimizer;
+  Precision precision = Precision::fp32;
+  std::unique_ptr<GradScaler> scaler;  // active for fp16 only
+  torch::MemoryFormat format = torch::MemoryFormat::Contiguous;
+  double peak_lr = 0;           // config.lr, scaled with the world size (lr_scaling)
+  int64_t steps_per_epoch = 0;
+  int64_t schedule_steps = 0;  // epochs x steps per epoch: what the LR schedule spans
+  int64_t stop_step = 0;       // where training stops: schedule_steps, or earlier with --max-steps
+  int64_t start_epoch = 0, step = 0;
+  double previous_seconds = 0;  // training time before a resume
+  double best_acc = 0;
+  double time_to_target = -1;
+  double pipeline_seconds = 0, pipeline_waiting = 0;  // this rank's pipeline steps, and its time blocked in receives
+  nlohmann::json last_val;  // last validation report (kept across a resume)
+
+  bool is_main() const { return !dp || dp->is_main(); }
+  int world_size() const { return dp ? dp->world_size() : 1; }
+  int data_ranks() const { return dp ? dp->data_ranks() : 1; }  // ranks that each take their own images
+  int64_t global_batch() const { return int64_t{config.batch_size} * data_ranks(); }
+  // Progress and reports come from rank 0 only.
+  void log(const std::string& line) const {
+    if (!is_main()) return;
+    std::fprintf(stderr, "%s\n", line.c_str());
+    std::fflush(stderr);
+  }
+};
+
+// Joins the other ranks, loads and splits the data, plans the steps, builds the model and
+// optimizer, and cuts the pipeline stages when asked.
+void prepare(Run& run);
+// Continues from run.config.resume: model, optimizer, scaler and step, any world size.
+void restore(Run& run);
+
+// Reports: the start line, checkpoint metadata, the pipeline and data-parallel step reports.
+std::string start_line(const Run& run);
+nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train_seconds);
+nlohmann::json pipeline_json(Run& run);  // a collective: every rank calls it
+nlohmann::json step_times_json(const DataParallel& dp);
+
+}  // namespace histotrain

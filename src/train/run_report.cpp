@@ -1,0 +1,84 @@
+// What a run reports: the start line, checkpoint metadata, the pipeline and step-time reports.
+#include <torch/torch.h>
+
+#include "compat.h"
+#include "train/run.h"
+#include "util/memory.h"
+
+namespace histotrain {
+
+// Per stage: the share of its step time spent blocked in receives (the bubble, plus transfers),
+// next to the fill-drain schedule's (K - 1) / (M + K - 1).
+nlohmann::json pipeline_json(Run& run) {
+  if (run.device_stages)
+    return {{"stages", run.config.pipeline_stages},
+            {"micro_batches", run.config.micro_batches},
+            {"bounds", run.device_stages->bounds},
+            {"devices", run.config.devices}};
+  if (!run.pipeline) return nullptr;
+  const int stages = run.config.pipeline_stages, m = run.config.micro_batches;
+  auto waiting = torch::zeros({stages}, torch::kFloat64), seconds = torch::zeros({stages}, torch::kFloat64),
+       rss = torch::zeros({stages}, torch::kFloat64);
+  waiting[run.pipeline->stage()] = run.pipeline_waiting;
+  seconds[run.pipeline->stage()] = run.pipeline_seconds;
+  rss[run.pipeline->stage()] = peak_rss_mib();
+  for (auto* t : {&waiting, &seconds, &rss}) run.dp->communicator()->all_reduce_sum(*t);
+  nlohmann::json per_stage = nlohmann::json::array();
+  for (int s = 0; s < stages; ++s)
+    per_stage.push_back({{"stage", s},
+                         {"first_unit", run.model->unit_name(run.pipeline->plan().first(s))},
+                         {"last_unit", run.model->unit_name(run.pipeline->plan().end(s) - 1)},
+                         {"waiting_fraction", waiting[s].item<double>() / std::max(1e-9, seconds[s].item<double>())},
+                         {"peak_rss_mib", rss[s].item<double>()}});
+  return {{"stages", stages},
+          {"micro_batches", m},
+          {"bounds", run.pipeline->plan().bounds},
+          {"bubble_theoretical", static_cast<double>(stages - 1) / (m + stages - 1)},
+          {"per_stage", per_stage},
+          {"waiting_fraction_covers", "share of the stage's step time spent blocked receiving activations or "
+                                      "gradients: the pipeline bubble plus transfer time"}};
+}
+
+nlohmann::json step_times_json(const DataParallel& dp) {
+  const auto& t = dp.step_times();
+  const double per_step_ms = t.steps > 0 ? 1000.0 / static_cast<double>(t.steps) : 0;
+  return {{"backward", t.backward_s * per_step_ms},
+          {"allreduce", t.allreduce_s * per_step_ms},
+          {"exposed", t.exposed_s * per_step_ms},
+          {"overlapped", std::max(0.0, t.allreduce_s - t.exposed_s) * per_step_ms}};
+}
+
+std::string start_line(const Run& run) {
+  const TrainConfig& c = run.config;
+  std::string line = "training " + c.arch + " on " + run.device.str() +
+                     (run.precision == Precision::fp32 ? "" : ", " + c.amp + " autocast") +
+                     (c.channels_last ? ", channels-last" : "") + " with " + std::to_string(at::get_num_threads()) +
+                     " threads" + (run.world_size() > 1 ? " per rank" : "") + ": " + std::to_string(c.epochs) +
+                     " epochs of " + std::to_string(run.steps_per_epoch) + " steps, ";
+  if (run.data_ranks() > 1)
+    line += "batch " + std::to_string(c.batch_size) + " per rank x " + std::to_string(run.data_ranks()) +
+            " ranks = global batch " + std::to_string(run.global_batch()) + ", ";
+  else
+    line += "batch " + std::to_string(c.batch_size) + ", ";
+  line += std::to_string(c.image_size) + " px, peak lr " + std::to_string(run.peak_lr);
+  if (run.data_ranks() > 1 && c.lr_scaling == "linear")
+    line += " (" + std::to_string(c.lr) + " x " + std::to_string(run.data_ranks()) + " ranks, linear scaling)";
+  return line;
+}
+
+nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train_seconds) {
+  return {{"format", 1},
+          {"arch", run.config.arch},
+          {"classes", run.data.classes},
+          {"image_size", run.config.image_size},
+          {"epoch", epochs_done},
+          {"step", run.step},
+          {"train_seconds", train_seconds},
+          {"best_val_acc", run.best_acc},
+          {"world_size", run.world_size()},
+          {"metrics", run.last_val},
+          {"config", to_json(run.config)},
+          {"torch_version", compat::torch_version()}};
+}
+
+}  // namespace histotrain

@@ -1,0 +1,191 @@
+// Setting a run up: the world, the data, the model, the pipeline stages, a resume.
+#include <torch/torch.h>
+
+#include "compat.h"
+#include "pipeline/local_pipeline.h"
+#include "train/checkpoint.h"
+#include "train/optimizer.h"
+#include "train/run.h"
+#include "train/runtime.h"
+#include "util/errors.h"
+#include "util/progress.h"
+
+namespace histotrain {
+
+namespace {
+
+Split make_split(const Run& run, const TileDataset& data, const TrainConfig& c) {
+  if (c.groups.empty())
+    run.log("note: no --groups file: each image is its own group. If the data holds near-copies of the same source "
+        "(LC25000 does), validation accuracy will be optimistic.");
+  return split_by_group(data.labels, data.groups, c.val_fraction, c.seed);
+}
+
+void load_data(Run& run) {
+  const TrainConfig& c = run.config;
+  DataOptions data_options;
+  data_options.root = c.data;
+  data_options.image_size = c.image_size;
+  data_options.groups_csv = c.groups;
+  data_options.cache_dir = c.cache_dir;
+  data_options.workers = c.workers;
+  data_options.quiet = c.quiet || !run.is_main();
+  const auto data_start = Clock::now();
+  run.dp->node_leaders_first([&] { run.data = load_dataset(data_options); });
+  run.log(describe(run.data) + "\ndata ready in " + format_duration(seconds_since(data_start)));
+  if (run.data.classes.size() < 2) throw Error("training needs at least 2 classes, found only '" + run.data.classes[0] + "'");
+  run.split = make_split(run, run.data, c);
+  run.log("split: " + std::to_string(run.split.train.size()) + " training, " + std::to_string(run.split.val.size()) +
+      " validation images (" + (c.groups.empty() ? "per image" : "per group") + ", seed " + std::to_string(c.seed) + ")");
+  if (c.target_acc > 0 && run.split.val.empty()) throw UsageError("--target-acc needs a validation split (--val-fraction > 0)");
+}
+
+void plan_steps(Run& run) {
+  const TrainConfig& c = run.config;
+  // Every rank takes the same number of steps: the epoch drops the remainder of a global batch.
+  run.steps_per_epoch = static_cast<int64_t>(run.split.train.size()) / run.global_batch();
+  if (run.steps_per_epoch == 0)
+    throw Error("the training split holds " + std::to_string(run.split.train.size()) +
+                " images, fewer than one global batch of " + std::to_string(run.global_batch()) +
+                "; lower --batch-size or use fewer ranks");
+  run.peak_lr = c.lr_scaling == "linear" ? c.lr * run.data_ranks() : c.lr;
+  run.schedule_steps = run.steps_per_epoch * c.epochs;
+  // --max-steps interrupts the run; it does not reshape the schedule, so a run stopped early and
+  // resumed matches one that never stopped.
+  run.stop_step = c.max_steps > 0 ? std::min(run.schedule_steps, c.max_steps) : run.schedule_steps;
+}
+
+void build_model(Run& run) {
+  const TrainConfig& c = run.config;
+  run.model = ResNet(c.arch, static_cast<int64_t>(run.data.classes.size()));
+  run.model->to(run.device);
+  if (c.channels_last) {
+    to_channels_last(*run.model);
+    run.format = torch::MemoryFormat::ChannelsLast;
+  }
+  run.optimizer = make_optimizer(run.model, c);
+  run.scaler = std::make_unique<GradScaler>(run.precision == Precision::fp16);
+}
+
+// The stages: as --split says, else balanced on per-unit time per step, measured by every rank
+// together (so the cores are as busy as during training); rank 0's plan is everyone's.
+void cut_into_stages(Run& run) {
+  const TrainConfig& c = run.config;
+  Communicator* comm = run.dp->communicator();  // null for stages on devices in one process
+  const int64_t units = run.model->unit_count();
+  std::vector<double> costs;
+  StagePlan plan;
+  if (!c.split.empty()) {
+    plan = parse_split(c.split, units, c.pipeline_stages);
+  } else {
+    costs = measure_unit_costs(c.arch, static_cast<int64_t>(run.data.classes.size()), c.batch_size / c.micro_batches,
+                               c.micro_batches, c.image_size, run.device, run.format);
+    auto mean = torch::tensor(costs, torch::kFloat64);
+    if (comm) comm->all_reduce_sum(mean);
+    const int ranks = comm ? comm->world_size() : 1;
+    for (size_t u = 0; u < costs.size(); ++u) costs[u] = mean[static_cast<int64_t>(u)].item<double>() / ranks;
+    auto bounds = torch::zeros({c.pipeline_stages + 1}, torch::kLong);
+    if (run.is_main()) {
+      plan = balance_stages(costs, c.pipeline_stages);
+      for (int s = 0; s <= c.pipeline_stages; ++s) bounds[s] = plan.bounds[static_cast<size_t>(s)];
+    }
+    if (comm) comm->broadcast_from_rank0({bounds});  // one plan, even if the ranks' sums differ in the last bit
+    plan.bounds.assign(bounds.data_ptr<int64_t>(), bounds.data_ptr<int64_t>() + bounds.numel());
+  }
+  run.log("pipeline: " + std::to_string(c.pipeline_stages) + " stages on " +
+          (c.devices.empty() ? std::to_string(c.pipeline_stages) + " ranks" : "devices " + c.devices) + ", " +
+          std::to_string(c.micro_batches) + " micro-batch(es) of " +
+          std::to_string(c.batch_size / c.micro_batches) + " per batch (GPipe)" +
+          (c.split.empty() ? ", balanced on measured time per step:" : ", split as given:") + "\n" +
+          describe(plan, run.model, costs));
+  if (comm) {
+    run.pipeline = std::make_unique<PipelineStage>(run.model, plan, *comm, c.image_size, run.format);
+  } else {
+    place_stages(run.model, plan, parse_devices(c.devices));
+    run.device_stages = plan;
+  }
+}
+
+// Ranks started with different flags or data would meet in collectives of different sizes:
+// compare what shapes the run first (paths, threads and output flags may differ per node).
+void check_ranks_agree(Run& run) {
+  nlohmann::json config = to_json(run.config);
+  for (const char* local : {"data", "groups", "cache_dir", "threads", "workers", "out", "quiet", "device", "resume"})
+    config.erase(local);
+  run.dp->check_agreement("configuration", config.dump());
+  run.dp->check_agreement("data", nlohmann::json{{"classes", run.data.classes},
+                                                 {"images", run.data.size()},
+                                                 {"training_images", run.split.train.size()},
+                                                 {"validation_images", run.split.val.size()}}
+                                      .dump());
+}
+
+void join_world(Run& run) {
+  const TrainConfig& c = run.config;
+  const WorldInfo world = world_from_environment();
+  const bool pipeline = c.pipeline_stages > 1 && c.devices.empty();  // stages on ranks
+  if (pipeline && world.world_size != c.pipeline_stages)
+    throw UsageError("--pipeline-stages " + std::to_string(c.pipeline_stages) + " needs " +
+                     std::to_string(c.pipeline_stages) + " ranks, one per stage (histotrain launch -n " +
+                     std::to_string(c.pipeline_stages) + " -- train ...); this job has " +
+                     std::to_string(world.world_size));
+  if (!c.devices.empty() && world.distributed())
+    throw UsageError("--devices keeps every stage in one process: start one process, not " +
+                     std::to_string(world.world_size) + " ranks");
+  run.device = c.devices.empty() ? device_for_rank(parse_device(c.device), world) : parse_devices(c.devices).front();
+  run.dp = std::make_unique<DataParallel>(world, c.backend, run.device, std::chrono::seconds(c.dist_timeout),
+                                          pipeline ? DataParallel::Role::stages : DataParallel::Role::replicas);
+  if (world.distributed() && !pipeline)
+    run.log("data parallel: " + std::to_string(world.world_size) + " ranks (" + world.launcher + "), backend " +
+            run.dp->backend() + ", master " + world.master_addr + ":" + std::to_string(world.master_port));
+}
+
+}  // namespace
+
+void prepare(Run& run) {
+  const TrainConfig& c = run.config;
+  run.out = c.out;
+  ensure_writable_dir(run.out);  // fail before minutes of decoding, not after
+  if (c.resume.empty() && fs::exists(run.out / "checkpoint.json"))
+    throw Error("'" + run.out.string() + "' already holds a run; continue it with --resume " + run.out.string() +
+                " or choose another --out");
+  join_world(run);
+  set_threads(c.threads, run.dp->world().local_world_size);
+  run.precision = parse_precision(c.amp);
+  check_precision_supported(run.precision, run.device);
+  compat::manual_seed(c.seed);
+  load_data(run);
+  check_ranks_agree(run);
+  plan_steps(run);
+  build_model(run);
+  if (c.pipeline_stages > 1) cut_into_stages(run);  // after the optimizer: placing keeps the parameters
+}
+
+void restore(Run& run) {
+  const fs::path from = run_folder(run.config.resume);
+  const nlohmann::json meta = read_checkpoint_meta(from);
+  if (meta.at("classes").get<std::vector<std::string>>() != run.data.classes)
+    throw Error("cannot resume '" + from.string() + "': its classes differ from those found in " + run.config.data);
+
+  run.start_epoch = meta.at("epoch").get<int64_t>();
+  run.step = meta.at("step").get<int64_t>();
+  load_training_state(from, run.model, *run.optimizer, *run.scaler, run.step);
+  run.model->to(run.device);
+  if (run.device_stages) place_stages(run.model, *run.device_stages, parse_devices(run.config.devices));
+  if (run.config.channels_last) to_channels_last(*run.model);
+  const int saved_world = meta.value("world_size", 1);
+  if (saved_world != run.world_size()) {
+    // Steps per epoch depend on the world size: continue at the start of the next epoch.
+    run.step = run.start_epoch * run.steps_per_epoch;
+    run.log("note: the run was saved with " + std::to_string(saved_world) + " rank(s) and continues with " +
+            std::to_string(run.world_size()) + "; it resumes at the start of epoch " +
+            std::to_string(run.start_epoch + 1) + " (step " + std::to_string(run.step) + ")");
+  }
+  run.last_val = meta.value("metrics", nlohmann::json());
+  run.previous_seconds = meta.value("train_seconds", 0.0);
+  run.best_acc = meta.value("best_val_acc", 0.0);
+  run.log("resumed from " + from.string() + " after epoch " + std::to_string(run.start_epoch) + " (step " +
+      std::to_string(run.step) + ")");
+}
+
+}  // namespace histotrain

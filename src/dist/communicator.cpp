@@ -142,13 +142,18 @@ Communicator::Communicator(c10::intrusive_ptr<c10d::Store> store, c10::intrusive
       backend_(std::move(backend)),
       timeout_(timeout) {}
 
+template <typename Launch>
+Communicator::Work Communicator::start(const std::string& what, Launch launch) {
+  try {
+    return launch();
+  } catch (const std::exception& e) {
+    fail(what, e);
+  }
+}
+
 Communicator::Work Communicator::all_reduce_sum_async(torch::Tensor& tensor) {
   std::vector<at::Tensor> tensors{tensor};
-  try {
-    return group_->allreduce(tensors);
-  } catch (const std::exception& e) {
-    fail("all-reduce", e);
-  }
+  return start("all-reduce", [&] { return group_->allreduce(tensors); });
 }
 
 void Communicator::all_reduce_sum(torch::Tensor& tensor) { wait(all_reduce_sum_async(tensor), "all-reduce"); }
@@ -157,13 +162,7 @@ void Communicator::all_reduce_max(torch::Tensor& tensor) {
   std::vector<at::Tensor> tensors{tensor};
   c10d::AllreduceOptions options;
   options.reduceOp = c10d::ReduceOp::MAX;
-  Work work;
-  try {
-    work = group_->allreduce(tensors, options);
-  } catch (const std::exception& e) {
-    fail("all-reduce (max)", e);
-  }
-  wait(work, "all-reduce (max)");
+  wait(start("all-reduce (max)", [&] { return group_->allreduce(tensors, options); }), "all-reduce (max)");
 }
 
 void Communicator::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
@@ -176,13 +175,7 @@ void Communicator::broadcast(const std::vector<torch::Tensor>& tensors, int root
     std::vector<at::Tensor> flat{torch::cat(flat_parts)};
     c10d::BroadcastOptions options;
     options.rootRank = root;
-    Work work;
-    try {
-      work = group_->broadcast(flat, options);
-    } catch (const std::exception& e) {
-      fail("broadcast", e);
-    }
-    wait(work, "broadcast");
+    wait(start("broadcast", [&] { return group_->broadcast(flat, options); }), "broadcast");
     torch::NoGradGuard no_grad;
     int64_t offset = 0;
     for (const auto& t : group) {
@@ -195,22 +188,13 @@ void Communicator::broadcast(const std::vector<torch::Tensor>& tensors, int root
 
 Communicator::Work Communicator::send_async(torch::Tensor& tensor, int to_rank, int tag) {
   std::vector<at::Tensor> tensors{tensor};
-  try {
-    return group_->send(tensors, to_rank, tag);
-  } catch (const std::exception& e) {
-    fail("send to rank " + std::to_string(to_rank), e);
-  }
+  return start("send to rank " + std::to_string(to_rank), [&] { return group_->send(tensors, to_rank, tag); });
 }
 
 void Communicator::receive(torch::Tensor& tensor, int from_rank, int tag) {
   std::vector<at::Tensor> tensors{tensor};
-  Work work;
-  try {
-    work = group_->recv(tensors, from_rank, tag);
-  } catch (const std::exception& e) {
-    fail("receive from rank " + std::to_string(from_rank), e);
-  }
-  wait(work, "receive from rank " + std::to_string(from_rank));
+  const std::string what = "receive from rank " + std::to_string(from_rank);
+  wait(start(what, [&] { return group_->recv(tensors, from_rank, tag); }), what);
 }
 
 void Communicator::barrier() { barrier_with_timeout(timeout_, "barrier"); }
@@ -218,10 +202,9 @@ void Communicator::barrier() { barrier_with_timeout(timeout_, "barrier"); }
 void Communicator::barrier_with_timeout(std::chrono::milliseconds timeout, const std::string& what) {
   c10d::BarrierOptions options;
   options.timeout = timeout;
-  Work work;
+  const Work work = start(what, [&] { return group_->barrier(options); });
   try {
-    work = group_->barrier(options);
-    work->wait(timeout);
+    work->wait(timeout);  // its own timeout, longer than the collectives'
   } catch (const std::exception& e) {
     fail(what, e);
   }

@@ -62,6 +62,9 @@ class Communicator {
  private:
   Communicator(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<compat::CollectiveBackend> group,
                int rank, int world_size, std::string backend, std::chrono::seconds timeout);
+  // Launches a collective; a failure to start it becomes a RankFailure as a failed wait does.
+  template <typename Launch>
+  Work start(const std::string& what, Launch launch);
   [[noreturn]] void fail(const std::string& what, const std::exception& cause);
   std::string missing_ranks();
 

@@ -35,6 +35,7 @@ PipelineStepResult local_pipeline_step(ResNet& model, const Batch& batch, int mi
                      std::to_string(n));
   const int64_t mb = n / micro_batches;
   std::vector<torch::Tensor> losses(micro_batches);
+  torch::Tensor loss_sum, correct;
   PipelineStepResult result;
   for (int m = 0; m < micro_batches; ++m) {  // fill: every micro-batch through every stage
     torch::Tensor logits;
@@ -44,10 +45,16 @@ PipelineStepResult local_pipeline_step(ResNet& model, const Batch& batch, int mi
     }
     const torch::Tensor labels = batch.labels.narrow(0, m * mb, mb).to(logits.device());
     losses[m] = torch::nn::functional::cross_entropy(logits, labels, loss_options);
-    result.loss_sum += losses[m].item<double>() * static_cast<double>(mb);
-    result.correct += (logits.argmax(1) == labels).sum().item<int64_t>();
+    // Kept on the device and read once, at the end: a read here would make the host wait for
+    // every stage and stop the devices from working at the same time.
+    loss_sum = loss_sum.defined() ? loss_sum + losses[m].detach() * static_cast<double>(mb)
+                                  : losses[m].detach() * static_cast<double>(mb);
+    const auto hits = (logits.argmax(1) == labels).sum();
+    correct = correct.defined() ? correct + hits : hits;
   }
   for (int m = micro_batches - 1; m >= 0; --m) scaler.scale_loss(losses[m] / micro_batches).backward();  // drain
+  result.loss_sum = loss_sum.item<double>();
+  result.correct = correct.item<int64_t>();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

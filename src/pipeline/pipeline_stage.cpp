@@ -57,6 +57,8 @@ PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches,
   PipelineStepResult result;
   std::vector<torch::Tensor> inputs(micro_batches), outputs(micro_batches);
   std::vector<Communicator::Work> sends;
+  torch::Tensor loss_sum = torch::zeros({}, batch.labels.options().dtype(torch::kFloat64));  // read once, at the end
+  torch::Tensor correct = torch::zeros({}, batch.labels.options());
 
   // Fill: every micro-batch forward through this stage.
   for (int m = 0; m < micro_batches; ++m) {
@@ -79,8 +81,8 @@ PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches,
       const torch::Tensor logits = outputs[m].to(torch::kFloat32);
       const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
       scaler.scale_loss(loss / micro_batches).backward();
-      result.loss_sum += loss.item<double>() * static_cast<double>(mb);
-      result.correct += (logits.argmax(1) == labels).sum().item<int64_t>();
+      loss_sum += loss.detach() * static_cast<double>(mb);
+      correct += (logits.argmax(1) == labels).sum();
     } else {
       const torch::Tensor grad =
           receive_like(outputs[m].sizes().vec(), next, micro_batches + m, result.waiting).contiguous(
@@ -94,6 +96,10 @@ PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches,
     outputs[m] = torch::Tensor();  // the activations of a finished micro-batch can go
   }
   for (auto& work : sends) comm_.wait(work, "pipeline send");
+  if (is_last()) {
+    result.loss_sum = loss_sum.item<double>();
+    result.correct = correct.item<int64_t>();
+  }
   result.seconds = since(start);
   return result;
 }

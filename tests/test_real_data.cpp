@@ -7,7 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "data/dataset.h"
+#include "data/group_agreement.h"
+#include "data/group_finder.h"
 #include "data/groups.h"
+#include "util/progress.h"
 #include "test_util.h"
 
 namespace histotrain {
@@ -42,6 +45,24 @@ TEST(RealData, Lc25000TilesDecodeSplitByGroupAndTrain) {
   std::set<std::string> train_groups;
   for (int64_t i : split.train) train_groups.insert(data.groups[i]);
   for (int64_t i : split.val) ASSERT_EQ(train_groups.count(data.groups[i]), 0u) << data.groups[i];
+}
+
+// Near-copy groups found from the pixels against the published source-image groups (the 96 px copy
+// of the tiles: same groups, a tenth of the decoding).
+TEST(RealData, FoundNearCopyGroupsAgreeWithPublishedGroups) {
+  const auto root = testing::shared_data("lc25000-dev-96");
+  if (root.empty()) GTEST_SKIP() << "../shared/data/lc25000-dev-96 is not here";
+  const ScanResult scan = scan_image_folder(root.string());
+  const FoundGroups found = find_groups(scan, NearCopyOptions{}, 0, true);
+  const auto csv = read_groups_csv((root / "groups.csv").string());
+  const GroupAssignment published = assign_groups(scan, &csv);
+  ASSERT_EQ(published.missing, 0);
+  const GroupAgreement a = compare_groupings(found.group_of_image, published.group_of_image);
+  std::printf("%zu tiles, %s: pair precision %.3f, recall %.3f, adjusted Rand %.3f (%lld vs %lld groups)\n",
+              scan.images.size(), format_duration(found.seconds).c_str(), a.pair_precision, a.pair_recall,
+              a.adjusted_rand, static_cast<long long>(a.found_groups), static_cast<long long>(a.reference_groups));
+  EXPECT_GE(a.pair_precision, 0.95);
+  EXPECT_GE(a.pair_recall, 0.80);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@ Command add_train_command(CLI::App& root);
 Command add_eval_command(CLI::App& root);
 Command add_predict_command(CLI::App& root);
 Command add_launch_command(CLI::App& root);
+Command add_groups_command(CLI::App& root);
 
 // Parses, runs the chosen command, and maps failures to exit codes: 0 ok, 1 error, 2 usage.
 int run_cli(int argc, char** argv);

@@ -14,6 +14,9 @@ Command add_synth_command(CLI::App& root) {
   app->add_option("--size", options->size, "Tile side in pixels")->capture_default_str();
   app->add_option("--seed", options->seed, "Random seed (same seed, same tiles)")->capture_default_str();
   app->add_option("--copies", options->copies, "Flipped/rotated copies per source scene (1-8)")->capture_default_str();
+  app->add_option("--max-rotation", options->max_rotation,
+                  "Copies after the first are also rotated by up to this many degrees (LC25000: 25)")
+      ->capture_default_str();
   app->add_option("--quality", options->quality, "JPEG quality")->capture_default_str();
   app->add_option("--threads", options->threads, "Threads (0: all cores)")->capture_default_str();
   app->add_flag("--quiet", options->quiet, "No progress output");

@@ -479,6 +479,31 @@ RgbImage dihedral(const RgbImage& src, int which) {
   return out;
 }
 
+}  // namespace
+
+RgbImage rotate_and_crop(const RgbImage& src, double degrees) {
+  const int n = src.width;
+  const double theta = degrees * kPi / 180, c = (n - 1) / 2.0;
+  const double zoom = std::cos(std::abs(theta)) + std::sin(std::abs(theta));  // the inscribed square's scale
+  const double ct = std::cos(theta) / zoom, st = std::sin(theta) / zoom;
+  RgbImage out(n, n);
+  for (int y = 0; y < n; ++y)
+    for (int x = 0; x < n; ++x) {
+      const double sx = c + (x - c) * ct - (y - c) * st, sy = c + (x - c) * st + (y - c) * ct;
+      const int x0 = std::clamp(static_cast<int>(std::floor(sx)), 0, n - 2);
+      const int y0 = std::clamp(static_cast<int>(std::floor(sy)), 0, n - 2);
+      const double fx = std::clamp(sx - x0, 0.0, 1.0), fy = std::clamp(sy - y0, 0.0, 1.0);
+      for (int k = 0; k < 3; ++k) {
+        const double v = src.row(y0)[3 * x0 + k] * (1 - fx) * (1 - fy) + src.row(y0)[3 * (x0 + 1) + k] * fx * (1 - fy) +
+                         src.row(y0 + 1)[3 * x0 + k] * (1 - fx) * fy + src.row(y0 + 1)[3 * (x0 + 1) + k] * fx * fy;
+        out.row(y)[3 * x + k] = static_cast<uint8_t>(std::lround(v));
+      }
+    }
+  return out;
+}
+
+namespace {
+
 struct ClassLayout {
   const char* folder;  // under lung_colon_image_set/
   const char* prefix;  // LC25000's file name prefix
@@ -513,6 +538,8 @@ SynthReport write_synthetic_dataset(const SynthOptions& options) {
   if (options.per_class < 1) throw UsageError("--per-class must be at least 1");
   if (options.size < 16 || options.size > 4096) throw UsageError("--size must be between 16 and 4096 px");
   if (options.copies < 1 || options.copies > 8) throw UsageError("--copies must be between 1 and 8");
+  if (options.max_rotation < 0 || options.max_rotation > 45)
+    throw UsageError("--max-rotation must be between 0 and 45 degrees");
   if (options.quality < 1 || options.quality > 100) throw UsageError("--quality must be between 1 and 100");
   const fs::path root(options.out);
   ensure_writable_dir(root);
@@ -546,7 +573,9 @@ SynthReport write_synthetic_dataset(const SynthOptions& options) {
     const std::string group = cls + "-s" + std::to_string(sc.scene);
     for (int c = 0; c < sc.tiles; ++c) {
       const std::string name = std::string(layout.prefix) + std::to_string(sc.first_tile + c + 1) + ".jpeg";
-      const RgbImage tile = c == 0 ? source : dihedral(source, (offset + c - 1) % 7 + 1);
+      RgbImage tile = c == 0 ? source : dihedral(source, (offset + c - 1) % 7 + 1);
+      if (c > 0 && options.max_rotation > 0)
+        tile = rotate_and_crop(tile, symmetry.uniform(-options.max_rotation, options.max_rotation));
       const auto bytes = encode_jpeg(tile, options.quality);
       const fs::path path = root / "lung_colon_image_set" / layout.folder / cls / name;
       std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -20,6 +20,10 @@ const std::vector<std::string>& lc25000_classes();
 // Renders one tile of `class_name` (one of lc25000_classes()); deterministic in (class, size, seed).
 RgbImage render_synthetic_tile(const std::string& class_name, int size, uint64_t seed);
 
+// Rotates `src` (square) about its centre, crops the largest upright square inside the rotated
+// image and scales it back to the original size: the zoom grows with the angle (1.33x at 25).
+RgbImage rotate_and_crop(const RgbImage& src, double degrees);
+
 struct SynthOptions {
   std::string out;     // dataset root to create
   int per_class = 100; // tiles per class
@@ -28,6 +32,9 @@ struct SynthOptions {
   // Like LC25000, each source scene is saved as several flipped/rotated copies; groups.csv names
   // the scene of every tile so splits can keep copies together.
   int copies = 2;
+  // Copies after the first are also rotated by up to this many degrees either way, then cropped
+  // to the largest upright square and scaled back up, as LC25000's augmentation did (25).
+  double max_rotation = 0;
   int quality = 90;    // JPEG quality
   int threads = 0;     // 0: all cores
   bool quiet = false;

@@ -42,9 +42,15 @@ size_t tiles_offset(int64_t count) {
   return (raw + 4095) / 4096 * 4096;
 }
 
-uint64_t fingerprint_of(const ScanResult& scan, int size) {
+std::string cache_file_name(const ScanResult& scan, int size) {
+  return cache_file_base(scan) + "-" + std::to_string(size) + "px.tiles";
+}
+
+}  // namespace
+
+uint64_t scan_fingerprint(const ScanResult& scan, uint64_t salt) {
   Fnv1a h;
-  h.add(static_cast<uint64_t>(size));
+  h.add(salt);
   for (const auto& image : scan.images) {
     h.add(image.path);
     h.add(image.bytes);
@@ -53,14 +59,12 @@ uint64_t fingerprint_of(const ScanResult& scan, int size) {
   return h.value;
 }
 
-std::string cache_file_name(const ScanResult& scan, int size) {
+std::string cache_file_base(const ScanResult& scan) {
   Fnv1a h;
   h.add(scan.root);
   const std::string base = std::filesystem::path(scan.root).filename().string();
-  return (base.empty() ? "data" : base) + "-" + hex64(h.value).substr(0, 12) + "-" + std::to_string(size) + "px.tiles";
+  return (base.empty() ? "data" : base) + "-" + hex64(h.value).substr(0, 12);
 }
-
-}  // namespace
 
 std::string default_cache_dir() {
   if (const char* dir = std::getenv("HISTOTRAIN_CACHE"); dir && *dir) return dir;
@@ -175,7 +179,7 @@ std::shared_ptr<TileCache> TileCache::open_or_build(const ScanResult& scan, cons
   const std::string dir = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
   ensure_writable_dir(dir);
   const std::string path = dir + "/" + cache_file_name(scan, options.size);
-  const uint64_t fingerprint = fingerprint_of(scan, options.size);
+  const uint64_t fingerprint = scan_fingerprint(scan, static_cast<uint64_t>(options.size));
   const auto count = static_cast<int64_t>(scan.images.size());
 
   std::shared_ptr<TileCache> cache(new TileCache());

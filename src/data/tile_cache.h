@@ -20,6 +20,13 @@ struct TileCacheOptions {
   bool quiet = false;      // no progress output
 };
 
+// Changes when any file of the scan is added, removed, resized or touched; `salt` keys what was
+// made from the files (a tile size, a method version).
+uint64_t scan_fingerprint(const ScanResult& scan, uint64_t salt);
+
+// "<folder name>-<hash of its path>": the start of the names of every file cached for a dataset.
+std::string cache_file_base(const ScanResult& scan);
+
 // $HISTOTRAIN_CACHE, else $XDG_CACHE_HOME/histotrain, else ~/.cache/histotrain.
 std::string default_cache_dir();
 

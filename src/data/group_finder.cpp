@@ -1,0 +1,94 @@
+#include "data/group_finder.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "data/groups.h"
+#include "data/tile_cache.h"
+#include "util/errors.h"
+#include "util/files.h"
+
+namespace histotrain {
+
+namespace {
+
+// Bump when signatures, matching or defaults change: cached groups made otherwise are not reused.
+constexpr char kGroupsMethod[] = "near-copies-v1";
+
+std::vector<std::string> image_paths(const ScanResult& scan) {
+  std::vector<std::string> paths;
+  for (const auto& image : scan.images) paths.push_back(image.path);
+  return paths;
+}
+
+// "<class>-g0001": numbered within the class in order of each group's first image.
+std::vector<std::string> group_names(const ScanResult& scan, const std::vector<int64_t>& group) {
+  std::map<int64_t, std::string> name_of_group;
+  std::map<std::string, int> used_in_class;
+  std::vector<std::string> names;
+  for (size_t i = 0; i < group.size(); ++i) {
+    auto it = name_of_group.find(group[i]);
+    if (it == name_of_group.end()) {
+      const std::string& cls = scan.images[i].class_name;
+      char number[16];
+      std::snprintf(number, sizeof number, "-g%04d", ++used_in_class[cls]);
+      it = name_of_group.emplace(group[i], cls + number).first;
+    }
+    names.push_back(it->second);
+  }
+  return names;
+}
+
+}  // namespace
+
+FoundGroups find_groups(const ScanResult& scan, const NearCopyOptions& options, int threads, bool quiet) {
+  const auto start = std::chrono::steady_clock::now();
+  const TileSignatures signatures = compute_signatures(image_paths(scan), threads, quiet);
+  const NearCopyGroups found = find_near_copy_groups(signatures, class_indices(scan, scan.classes), options);
+  FoundGroups result;
+  result.group_of_image = group_names(scan, found.group);
+  result.groups = found.groups;
+  result.pairs_scored = found.pairs_scored;
+  result.links = found.links;
+  result.errors = signatures.errors;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+std::string groups_csv_text(const ScanResult& scan, const std::vector<std::string>& group_of_image) {
+  std::string csv = "filename,label,group_id\n";
+  for (size_t i = 0; i < scan.images.size(); ++i)
+    csv += std::filesystem::path(scan.images[i].path).filename().string() + "," + scan.images[i].class_name + "," +
+           group_of_image[i] + "\n";
+  return csv;
+}
+
+FoundGroups cached_groups(const ScanResult& scan, const std::string& cache_dir, int threads, bool quiet) {
+  const std::string dir = cache_dir.empty() ? default_cache_dir() : cache_dir;
+  Fnv1a method;
+  method.add(std::string(kGroupsMethod));
+  const std::string path = dir + "/" + cache_file_base(scan) + "-" +
+                           hex64(scan_fingerprint(scan, method.value)).substr(0, 12) + ".groups.csv";
+  if (std::filesystem::exists(path)) {
+    const auto csv = read_groups_csv(path);
+    const GroupAssignment assigned = assign_groups(scan, &csv);
+    if (assigned.missing == 0) {
+      FoundGroups result;
+      result.group_of_image = assigned.group_of_image;
+      result.groups = static_cast<int64_t>(std::set<std::string>(result.group_of_image.begin(), result.group_of_image.end()).size());
+      result.cache_path = path;
+      result.reused = true;
+      return result;
+    }
+  }
+  FoundGroups result = find_groups(scan, NearCopyOptions{}, threads, quiet);
+  ensure_writable_dir(dir);
+  write_file_atomically(path, groups_csv_text(scan, result.group_of_image));
+  result.cache_path = path;
+  return result;
+}
+
+}  // namespace histotrain

@@ -10,6 +10,7 @@
 #include "data/group_agreement.h"
 #include "data/group_finder.h"
 #include "data/groups.h"
+#include "data/split_audit.h"
 #include "util/progress.h"
 #include "test_util.h"
 
@@ -63,6 +64,31 @@ TEST(RealData, FoundNearCopyGroupsAgreeWithPublishedGroups) {
               a.adjusted_rand, static_cast<long long>(a.found_groups), static_cast<long long>(a.reference_groups));
   EXPECT_GE(a.pair_precision, 0.95);
   EXPECT_GE(a.pair_recall, 0.80);
+}
+
+// The audit sees the leak of a random 80/20 image split and (almost) none in a split by the
+// published groups.
+TEST(RealData, AuditFindsTheLeakOfARandomSplitAndNotOfAGroupedOne) {
+  const auto root = testing::shared_data("lc25000-dev-96");
+  if (root.empty()) GTEST_SKIP() << "../shared/data/lc25000-dev-96 is not here";
+  const ScanResult scan = scan_image_folder(root.string());
+  const auto csv = read_groups_csv((root / "groups.csv").string());
+  const GroupAssignment per_image = assign_groups(scan, nullptr), published = assign_groups(scan, &csv);
+  ImageList images;
+  for (const auto& image : scan.images) {
+    images.paths.push_back(image.path);
+    images.classes.push_back(image.class_name);
+  }
+  const std::vector<int64_t> labels = class_indices(scan, scan.classes);
+  const TileSignatures signatures = compute_signatures(images.paths, 0, true);
+  const Split random = split_by_group(labels, per_image.group_of_image, 0.2, 1);
+  const Split grouped = split_by_group(labels, published.group_of_image, 0.2, 1);
+  const AuditReport leaky = audit_split(signatures, labels, images, random.train, random.val, NearCopyOptions{});
+  const AuditReport clean = audit_split(signatures, labels, images, grouped.train, grouped.val, NearCopyOptions{});
+  std::printf("random split: %.1f%% of validation tiles leaked; grouped split: %.1f%%\n",
+              100 * leaky.leaked_fraction(), 100 * clean.leaked_fraction());
+  EXPECT_GT(leaky.leaked_fraction(), 0.8);
+  EXPECT_LT(clean.leaked_fraction(), 0.02);
 }
 
 }  // namespace

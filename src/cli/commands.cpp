@@ -13,7 +13,8 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "histotrain 0.1.0 (LibTorch " + compat::torch_version() + ")");
   std::vector<Command> commands = {add_synth_command(app), add_train_command(app), add_eval_command(app),
-                                   add_predict_command(app), add_launch_command(app), add_groups_command(app)};
+                                   add_predict_command(app), add_launch_command(app), add_groups_command(app),
+                                   add_split_audit_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

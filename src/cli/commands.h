@@ -18,6 +18,12 @@ Command add_eval_command(CLI::App& root);
 Command add_predict_command(CLI::App& root);
 Command add_launch_command(CLI::App& root);
 Command add_groups_command(CLI::App& root);
+Command add_split_audit_command(CLI::App& root);
+
+struct NearCopyOptions;
+// --threshold and --neighbours, shared by `groups` and `split-audit`; and their checks.
+void add_near_copy_flags(CLI::App* app, NearCopyOptions& options);
+void validate_near_copy_options(const NearCopyOptions& options);
 
 // Parses, runs the chosen command, and maps failures to exit codes: 0 ok, 1 error, 2 usage.
 int run_cli(int argc, char** argv);

@@ -34,8 +34,7 @@ void print_agreement(const ScanResult& scan, const FoundGroups& found, const std
 }
 
 int run_groups(const GroupsArgs& args) {
-  if (args.near.threshold <= 0 || args.near.threshold >= 1) throw UsageError("--threshold must be between 0 and 1");
-  if (args.near.neighbours < 1) throw UsageError("--neighbours must be at least 1");
+  validate_near_copy_options(args.near);
   set_threads(args.threads);
   const ScanResult scan = scan_image_folder(args.data);
   const FoundGroups found = find_groups(scan, args.near, args.threads, args.quiet);
@@ -53,6 +52,17 @@ int run_groups(const GroupsArgs& args) {
 
 }  // namespace
 
+void add_near_copy_flags(CLI::App* app, NearCopyOptions& options) {
+  app->add_option("--threshold", options.threshold, "Match score (0-1) from which two tiles are near-copies")
+      ->capture_default_str();
+  app->add_option("--neighbours", options.neighbours, "Candidates compared per tile")->capture_default_str();
+}
+
+void validate_near_copy_options(const NearCopyOptions& options) {
+  if (options.threshold <= 0 || options.threshold >= 1) throw UsageError("--threshold must be between 0 and 1");
+  if (options.neighbours < 1) throw UsageError("--neighbours must be at least 1");
+}
+
 Command add_groups_command(CLI::App& root) {
   auto args = std::make_shared<GroupsArgs>();
   CLI::App* app = root.add_subcommand(
@@ -60,9 +70,7 @@ Command add_groups_command(CLI::App& root) {
   app->add_option("--data", args->data, "Dataset folder (class folders of JPEGs)")->required();
   app->add_option("--out", args->out, "groups.csv to write (filename,label,group_id)")->required();
   app->add_option("--reference", args->reference, "Known groups (CSV) to compare with: pair precision/recall, ARI");
-  app->add_option("--threshold", args->near.threshold, "Match score (0-1) from which two tiles are near-copies")
-      ->capture_default_str();
-  app->add_option("--neighbours", args->near.neighbours, "Candidates per tile")->capture_default_str();
+  add_near_copy_flags(app, args->near);
   app->add_option("--threads", args->threads, "Threads (0: all cores)")->capture_default_str();
   app->add_flag("--quiet", args->quiet, "No progress output");
   return {app, [args] { return run_groups(*args); }};

@@ -18,6 +18,7 @@ nlohmann::json explicitly_given(const CLI::App& app, const TrainConfig& parsed) 
     std::string key = option->get_lnames().front();
     std::replace(key.begin(), key.end(), '-', '_');
     if (all.contains(key) && key != "resume") given[key] = all[key];
+    if (key == "split") given["data_split"] = all["data_split"];  // --split sets one of the two
   }
   return given;
 }
@@ -52,7 +53,12 @@ void add_flags(CLI::App* app, TrainConfig& c) {
   app->add_option("--micro-batches", c.micro_batches, "Micro-batches per batch in the pipeline (GPipe)")
       ->capture_default_str();
   app->add_option("--devices", c.devices, "Stages on these devices in one process: cuda:0,cuda:1 (cpu,cpu to test)");
-  app->add_option("--split", c.split, "First unit of each later stage, e.g. 4,7 (default: balanced on measured cost)");
+  // One flag, two meanings told apart by form, because both are what users of each feature expect.
+  app->add_option_function<std::string>(
+      "--split",
+      [&c](const std::string& value) { (value == "group" || value == "random" ? c.data_split : c.split) = value; },
+      "group (default): validation takes whole source groups; random: per image (near-copies leak, audited). "
+      "With --pipeline-stages: the first unit of each later stage, e.g. 4,7");
   app->add_option("--threads", c.threads,
                   "Intra-op threads (0: $OMP_NUM_THREADS, else the cores shared among this node's ranks)")
       ->capture_default_str();

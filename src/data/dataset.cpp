@@ -2,7 +2,9 @@
 
 #include <sstream>
 
+#include "data/group_finder.h"
 #include "data/groups.h"
+#include "util/progress.h"
 #include "util/errors.h"
 
 namespace histotrain {
@@ -19,15 +21,33 @@ std::vector<int64_t> TileDataset::class_counts() const {
   return counts;
 }
 
+// From the CSV when there is one; else found from the pixels when asked; else one per image.
+static GroupAssignment source_groups(TileDataset& data, const DataOptions& options) {
+  if (!options.groups_csv.empty()) {
+    const auto csv = read_groups_csv(options.groups_csv);
+    data.groups_origin = "groups: from " + options.groups_csv;
+    return assign_groups(data.scan, &csv);
+  }
+  if (!options.find_groups) {
+    data.groups_origin = "groups: none, each image is its own";
+    return assign_groups(data.scan, nullptr);
+  }
+  const FoundGroups found = cached_groups(data.scan, options.cache_dir, options.workers, options.quiet);
+  data.groups_origin = "groups: " + std::to_string(found.groups) + " near-copy groups found from the pixels" +
+                       (found.reused ? "" : " in " + format_duration(found.seconds)) + " (" +
+                       (found.reused ? "reused " : "saved to ") + found.cache_path + ")";
+  GroupAssignment assigned;
+  assigned.group_of_image = found.group_of_image;
+  return assigned;
+}
+
 TileDataset load_dataset(const DataOptions& options, const std::vector<std::string>* fixed_classes) {
   TileDataset data;
   data.scan = scan_image_folder(options.root);
   data.classes = fixed_classes ? *fixed_classes : data.scan.classes;
   const std::vector<int64_t> all_labels = class_indices(data.scan, data.classes);
 
-  std::unordered_map<std::string, std::string> csv;
-  if (!options.groups_csv.empty()) csv = read_groups_csv(options.groups_csv);
-  const GroupAssignment groups = assign_groups(data.scan, options.groups_csv.empty() ? nullptr : &csv);
+  const GroupAssignment groups = source_groups(data, options);
   data.groups_missing = groups.missing;
 
   TileCacheOptions cache_options;
@@ -59,6 +79,7 @@ std::string describe(const TileDataset& data) {
   if (const int64_t failed = data.cache->failed())
     out << "\nskipped " << failed << " image(s) that could not be decoded"
         << (data.cache->errors().empty() ? "" : ", e.g. " + data.cache->errors().front());
+  if (!data.groups_origin.empty()) out << "\n" << data.groups_origin;
   if (data.scan.ignored_files) out << "\nignored " << data.scan.ignored_files << " file(s) that are not JPEGs";
   for (const auto& dir : data.scan.empty_class_folders) out << "\nwarning: folder " << dir << " holds no images";
   if (data.groups_missing) out << "\nwarning: the groups file does not name " << data.groups_missing << " image(s)";

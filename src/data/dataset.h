@@ -17,6 +17,7 @@ struct DataOptions {
   std::string root;
   int image_size = 128;
   std::string groups_csv;  // optional filename,label,group_id
+  bool find_groups = false;  // without a CSV: near-copy groups found from the pixels (cached), not one per image
   std::string cache_dir;   // empty: default_cache_dir()
   int workers = 0;         // decode threads; 0: all cores
   bool quiet = false;
@@ -31,6 +32,7 @@ struct TileDataset {
   std::vector<int64_t> labels;       // index into classes
   std::vector<std::string> groups;   // source-image group
   int64_t groups_missing = 0;        // images a groups CSV did not name
+  std::string groups_origin;         // where the groups came from, for the log
 
   int64_t size() const { return static_cast<int64_t>(rows.size()); }
   int image_size() const { return cache->size(); }

@@ -18,25 +18,37 @@ constexpr int64_t kQueriesPerChunk = 2048; // bounds one block of the distance m
 // rotation at once is a product of spectra and one inverse FFT.
 torch::Tensor ring_spectra(const TileSignatures& s) { return torch::fft::rfft(s.rings, kSignatureAngles, 2); }
 
+// Energy of each ring, [N, rings]: normalises a correlation over a subset of the rings.
+torch::Tensor ring_energy(const TileSignatures& s) { return (s.rings * s.rings).sum(2); }
+
+struct SignatureSet {
+  torch::Tensor spectra, energy;
+  explicit SignatureSet(const TileSignatures& s) : spectra(ring_spectra(s)), energy(ring_energy(s)) {}
+};
+
 // Best correlation over rotations, flips and zooms of the pairs (a[first[p]], b[second[p]]).
 // A flip reverses the angle axis; the spectrum of a reversed real ring is the conjugate of its
 // spectrum (up to a rotation, which the search covers anyway), so both flip states come from the
 // same spectra. A zoom shifts the rings: compare ring i of one tile with ring i + shift of the other.
-torch::Tensor score_pairs(const torch::Tensor& spectra_a, const torch::Tensor& first, const torch::Tensor& spectra_b,
+torch::Tensor score_pairs(const SignatureSet& a, const torch::Tensor& first, const SignatureSet& b,
                           const torch::Tensor& second, int max_zoom_rings) {
   const int64_t pairs = first.size(0);
   torch::Tensor scores = torch::empty({pairs});
   for (int64_t lo = 0; lo < pairs; lo += kPairsPerChunk) {
     const int64_t n_pairs = std::min(kPairsPerChunk, pairs - lo);
-    const torch::Tensor fa = spectra_a.index_select(0, first.narrow(0, lo, n_pairs));
-    const torch::Tensor fb = spectra_b.index_select(0, second.narrow(0, lo, n_pairs));
+    const torch::Tensor ia = first.narrow(0, lo, n_pairs), ib = second.narrow(0, lo, n_pairs);
+    const torch::Tensor fa = a.spectra.index_select(0, ia), fb = b.spectra.index_select(0, ib);
+    const torch::Tensor ea = a.energy.index_select(0, ia), eb = b.energy.index_select(0, ib);
     torch::Tensor best = torch::full({n_pairs}, -1.0f);
     for (int shift = -max_zoom_rings; shift <= max_zoom_rings; ++shift) {
       const int64_t a0 = std::max(shift, 0), b0 = std::max(-shift, 0), rings = kSignatureRings - std::abs(shift);
       const torch::Tensor ra = fa.narrow(1, a0, rings), rb = fb.narrow(1, b0, rings);
       const torch::Tensor products = torch::stack({(ra * rb.conj()).sum(1), (ra * rb).sum(1)}, 1);
+      // The inverse FFT of the spectra's product is the circular cross-correlation sum itself.
+      const torch::Tensor norm =
+          (ea.narrow(1, a0, rings).sum(1) * eb.narrow(1, b0, rings).sum(1)).sqrt().clamp_min(1e-6);
       const torch::Tensor correlation =
-          torch::fft::irfft(products, kSignatureAngles, -1) / static_cast<double>(rings * kSignatureAngles);
+          torch::fft::irfft(products, kSignatureAngles, -1) / norm.view({-1, 1, 1});
       best = torch::maximum(best, correlation.amax({1, 2}));
     }
     scores.narrow(0, lo, n_pairs).copy_(best);
@@ -120,7 +132,7 @@ torch::Tensor match_scores(const TileSignatures& a, const std::vector<int64_t>& 
                            const std::vector<int64_t>& second, int max_zoom_rings) {
   if (first.size() != second.size()) throw Error("match_scores: pair lists differ in length");
   if (max_zoom_rings < 0 || max_zoom_rings >= kSignatureRings) throw Error("match_scores: zoom out of range");
-  return score_pairs(ring_spectra(a), as_tensor(first), ring_spectra(b), as_tensor(second), max_zoom_rings);
+  return score_pairs(SignatureSet(a), as_tensor(first), SignatureSet(b), as_tensor(second), max_zoom_rings);
 }
 
 NearCopyGroups find_near_copy_groups(const TileSignatures& signatures, const std::vector<int64_t>& labels,
@@ -131,10 +143,10 @@ NearCopyGroups find_near_copy_groups(const TileSignatures& signatures, const std
     first.push_back(a);
     second.push_back(b);
   }
-  const torch::Tensor spectra = ring_spectra(signatures);
-  const torch::Tensor scores =
-      pairs.empty() ? torch::empty({0}) : score_pairs(spectra, as_tensor(first), spectra, as_tensor(second),
-                                                      options.max_zoom_rings);
+  const SignatureSet set(signatures);
+  const torch::Tensor scores = pairs.empty() ? torch::empty({0})
+                                             : score_pairs(set, as_tensor(first), set, as_tensor(second),
+                                                           options.max_zoom_rings);
   NearCopyGroups result;
   result.pairs_scored = static_cast<int64_t>(pairs.size());
   UnionFind components(signatures.size());
@@ -160,7 +172,7 @@ std::vector<NearestCopy> nearest_copies(const TileSignatures& query, const std::
   // Both sets are standardised on the reference: the reference is the set being searched.
   const torch::Tensor query_descriptor = standardised(query.descriptor, reference.descriptor);
   const torch::Tensor reference_descriptor = standardised(reference.descriptor, reference.descriptor);
-  const torch::Tensor query_spectra = ring_spectra(query), reference_spectra = ring_spectra(reference);
+  const SignatureSet query_set(query), reference_set(reference);
   const auto reference_by_label = tiles_by_label(reference, reference_labels);
   for (const auto& [label, members] : tiles_by_label(query, query_labels)) {
     auto found = reference_by_label.find(label);
@@ -177,7 +189,7 @@ std::vector<NearestCopy> nearest_copies(const TileSignatures& query, const std::
         second.push_back(candidates[n[q * nearest.size(1) + c]]);
       }
     const torch::Tensor scores =
-        score_pairs(query_spectra, as_tensor(first), reference_spectra, as_tensor(second), options.max_zoom_rings);
+        score_pairs(query_set, as_tensor(first), reference_set, as_tensor(second), options.max_zoom_rings);
     const float* score = scores.data_ptr<float>();
     for (size_t p = 0; p < first.size(); ++p) {
       NearestCopy& best = result[first[p]];

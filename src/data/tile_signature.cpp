@@ -177,4 +177,14 @@ TileSignatures signatures_of_tiles(const torch::Tensor& tiles) {
   return s;
 }
 
+TileSignatures select_rows(const TileSignatures& signatures, const std::vector<int64_t>& rows) {
+  const torch::Tensor index =
+      torch::from_blob(const_cast<int64_t*>(rows.data()), {static_cast<int64_t>(rows.size())}, torch::kLong).clone();
+  TileSignatures s;
+  s.rings = signatures.rings.index_select(0, index);
+  s.descriptor = signatures.descriptor.index_select(0, index);
+  for (int64_t row : rows) s.ok.push_back(signatures.ok[row]);
+  return s;
+}
+
 }  // namespace histotrain

@@ -42,4 +42,7 @@ TileSignatures compute_signatures(const std::vector<std::string>& paths, int thr
 // Signatures of tiles already decoded: uint8 [N, size, size, 3].
 TileSignatures signatures_of_tiles(const torch::Tensor& tiles);
 
+// The signatures of some of the tiles, in the order of `rows`.
+TileSignatures select_rows(const TileSignatures& signatures, const std::vector<int64_t>& rows);
+
 }  // namespace histotrain

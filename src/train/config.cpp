@@ -8,7 +8,7 @@ namespace histotrain {
 
 // One list of fields serves both directions, so the two cannot drift apart.
 #define HISTOTRAIN_CONFIG_FIELDS(X)                                                                         \
-  X(data) X(groups) X(cache_dir) X(image_size) X(val_fraction) X(workers) X(arch) X(epochs) X(batch_size)  \
+  X(data) X(groups) X(data_split) X(cache_dir) X(image_size) X(val_fraction) X(workers) X(arch) X(epochs) X(batch_size)  \
   X(lr) X(schedule) X(warmup_epochs) X(momentum) X(weight_decay) X(label_smoothing) X(amp) X(channels_last) X(augment) X(max_shift) \
   X(backend) X(bucket_mb) X(dist_timeout) X(lr_scaling) X(pipeline_stages) X(micro_batches) X(split) X(devices) \
   X(threads) X(device) X(seed) X(out) X(resume) X(target_acc) X(max_steps) X(quiet)
@@ -36,6 +36,8 @@ void validate(const TrainConfig& c) {
   };
   require(!c.data.empty(), "--data is required");
   require(c.image_size >= 16 && c.image_size <= 1024, "--image-size must be between 16 and 1024");
+  require(c.data_split == "group" || c.data_split == "random", "--split must be group, random or a stage cut like 4,7");
+  require(c.data_split == "group" || c.groups.empty(), "--split random splits per image: drop --groups");
   require(c.val_fraction >= 0 && c.val_fraction < 1, "--val-fraction must be in [0, 1)");
   require(c.workers >= 0, "--workers must be >= 0");
   require(std::find(supported_archs().begin(), supported_archs().end(), c.arch) != supported_archs().end(),

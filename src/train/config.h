@@ -12,6 +12,9 @@ struct TrainConfig {
   // --- data ---
   std::string data;              // dataset root (class = folder directly holding the images)
   std::string groups;            // optional filename,label,group_id CSV: splits keep groups together
+  // group: whole source groups go to one side (from --groups, else near-copy groups found from the
+  // pixels and cached); random: per image, which leaks near-copies: audited, with a warning.
+  std::string data_split = "group";
   std::string cache_dir;         // tile cache folder (empty: default_cache_dir())
   int image_size = 128;          // tiles are decoded once to this size
   double val_fraction = 0.2;     // share of each class's groups held out for validation

@@ -50,6 +50,7 @@ struct Run {
   double best_acc = 0;
   double time_to_target = -1;
   double pipeline_seconds = 0, pipeline_waiting = 0;  // this rank's pipeline steps, and its time blocked in receives
+  nlohmann::json split_audit;  // --split random: the leak the audit measured
   nlohmann::json last_val;  // last validation report (kept across a resume)
 
   bool is_main() const { return !dp || dp->is_main(); }

@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "compat.h"
+#include "data/split_audit.h"
 #include "pipeline/local_pipeline.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
@@ -14,11 +15,41 @@ namespace histotrain {
 
 namespace {
 
-Split make_split(const Run& run, const TileDataset& data, const TrainConfig& c) {
-  if (c.groups.empty())
-    run.log("note: no --groups file: each image is its own group. If the data holds near-copies of the same source "
-        "(LC25000 does), validation accuracy will be optimistic.");
-  return split_by_group(data.labels, data.groups, c.val_fraction, c.seed);
+Split make_split(const TileDataset& data, const TrainConfig& c) {
+  if (c.data_split == "group") return split_by_group(data.labels, data.groups, c.val_fraction, c.seed);
+  std::vector<std::string> one_group_per_image;
+  for (int64_t i = 0; i < data.size(); ++i) one_group_per_image.push_back("image:" + data.path(i));
+  return split_by_group(data.labels, one_group_per_image, c.val_fraction, c.seed);
+}
+
+// A per-image split puts near-copies of one source on both sides, and validation then partly
+// measures memory. Measure how much, so the figure is not taken at face value.
+void audit_random_split(Run& run) {
+  const TileDataset& d = run.data;
+  ImageList images;
+  for (int64_t i = 0; i < d.size(); ++i) {
+    images.paths.push_back(d.path(i));
+    images.classes.push_back(d.classes[d.labels[i]]);
+  }
+  const TileSignatures signatures = compute_signatures(images.paths, run.config.workers, run.config.quiet);
+  const AuditReport report =
+      audit_split(signatures, d.labels, images, run.split.train, run.split.val, NearCopyOptions{}, 3);
+  run.split_audit = audit_json(report);
+  run.log("warning: --split random: " + format_audit(report) +
+          "Validation accuracy on this split overstates accuracy on images of new source slides; --split group "
+          "(the default) keeps near-copies on one side.");
+}
+
+// train_images.txt and val_images.txt: what `split-audit` and later evaluations take.
+void write_split_lists(const Run& run) {
+  if (!run.is_main()) return;
+  auto list = [&](const std::vector<int64_t>& rows) {
+    std::string text;
+    for (int64_t i : rows) text += run.data.path(i) + "\n";
+    return text;
+  };
+  write_file_atomically(run.out / "train_images.txt", list(run.split.train));
+  write_file_atomically(run.out / "val_images.txt", list(run.split.val));
 }
 
 void load_data(Run& run) {
@@ -27,6 +58,7 @@ void load_data(Run& run) {
   data_options.root = c.data;
   data_options.image_size = c.image_size;
   data_options.groups_csv = c.groups;
+  data_options.find_groups = c.data_split == "group";
   data_options.cache_dir = c.cache_dir;
   data_options.workers = c.workers;
   data_options.quiet = c.quiet || !run.is_main();
@@ -34,9 +66,15 @@ void load_data(Run& run) {
   run.dp->node_leaders_first([&] { run.data = load_dataset(data_options); });
   run.log(describe(run.data) + "\ndata ready in " + format_duration(seconds_since(data_start)));
   if (run.data.classes.size() < 2) throw Error("training needs at least 2 classes, found only '" + run.data.classes[0] + "'");
-  run.split = make_split(run, run.data, c);
+  run.split = make_split(run.data, c);
   run.log("split: " + std::to_string(run.split.train.size()) + " training, " + std::to_string(run.split.val.size()) +
-      " validation images (" + (c.groups.empty() ? "per image" : "per group") + ", seed " + std::to_string(c.seed) + ")");
+          " validation images (" + (c.data_split == "group" ? "per source group" : "per image") + ", seed " +
+          std::to_string(c.seed) + ")");
+  if (c.data_split == "random" && !run.split.val.empty())
+    run.dp->node_leaders_first([&] {
+      if (run.is_main()) audit_random_split(run);
+    });
+  write_split_lists(run);
   if (c.target_acc > 0 && run.split.val.empty()) throw UsageError("--target-acc needs a validation split (--val-fraction > 0)");
 }
 

@@ -186,6 +186,9 @@ nlohmann::json train(const TrainConfig& config) {
                             {"steps", run.step},
                             {"train_images", run.split.train.size()},
                             {"val_images", run.split.val.size()},
+                            {"split", c.data_split},
+                            {"groups", run.data.groups_origin},
+                            {"split_audit", run.split_audit},
                             {"skipped_images", run.data.cache->failed()},
                             {"train_s", train_seconds},
                             {"train_s_covers", "training steps: batch assembly, augmentation, forward, backward, "

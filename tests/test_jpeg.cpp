@@ -88,6 +88,17 @@ TEST(Jpeg, TruncatedAndGarbageDataFailWithoutThrowing) {
   EXPECT_FALSE(decode_jpeg_file("/nonexistent/x.jpeg").ok);
 }
 
+// A bad file must not spoil the decoder for the next, good one on the same thread.
+TEST(Jpeg, AGoodFileDecodesAfterABadOne) {
+  const auto good = encode_jpeg(gradient(128, 128));
+  for (size_t cut : {size_t{100}, size_t{300}, size_t{500}, good.size() / 2}) {
+    const std::vector<uint8_t> bad(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(cut));
+    EXPECT_FALSE(decode_jpeg(bad.data(), bad.size()).ok) << "cut at " << cut;
+    const DecodeResult next = decode_jpeg(good.data(), good.size());
+    EXPECT_TRUE(next.ok) << "after a file cut at " << cut << ": " << next.error;
+  }
+}
+
 TEST(Resize, ConstantStaysConstantAndShapesAreRight) {
   RgbImage flat(100, 60);
   std::fill(flat.pixels.begin(), flat.pixels.end(), 77);

@@ -43,9 +43,8 @@ int run_groups(const GroupsArgs& args) {
               static_cast<long long>(scan.images.size()), static_cast<long long>(found.groups),
               static_cast<long long>(found.pairs_scored), static_cast<long long>(found.links),
               format_duration(found.seconds).c_str(), args.out.c_str());
-  if (!found.errors.empty())
-    std::printf("%zu image(s) could not be decoded and are groups of their own, e.g. %s\n", found.errors.size(),
-                found.errors.front().c_str());
+  if (!found.errors.empty()) std::printf("%zu image(s) could not be decoded; each is a group of its own:\n", found.errors.size());
+  for (size_t i = 0; i < found.errors.size() && i < 5; ++i) std::printf("  %s\n", found.errors[i].c_str());
   if (!args.reference.empty()) print_agreement(scan, found, args.reference);
   return 0;
 }

@@ -21,9 +21,19 @@ struct TjHandle {
   }
 };
 
-tjhandle thread_decompressor() {
+TjHandle& thread_decompressor_slot() {
   thread_local TjHandle h(tjInitDecompress());
-  return h.handle;
+  return h;
+}
+
+tjhandle thread_decompressor() { return thread_decompressor_slot().handle; }
+
+// After a failed decode libjpeg-turbo can leave the handle in a state where the next, valid JPEG
+// fails too ("Invalid argument"): a fresh handle keeps one bad file from costing a good one.
+void replace_thread_decompressor() {
+  TjHandle& slot = thread_decompressor_slot();
+  if (slot.handle) tjDestroy(slot.handle);
+  slot.handle = tjInitDecompress();
 }
 
 tjhandle thread_compressor() {
@@ -73,6 +83,7 @@ DecodeResult decode_jpeg(const uint8_t* data, size_t size, int min_side) {
   int width = 0, height = 0, subsamp = 0, colorspace = 0;
   if (tjDecompressHeader3(h, data, static_cast<unsigned long>(size), &width, &height, &subsamp, &colorspace) != 0) {
     result.error = std::string("not a readable JPEG: ") + tjGetErrorStr2(h);
+    replace_thread_decompressor();
     return result;
   }
   const tjscalingfactor f = choose_scale(width, height, min_side);
@@ -85,6 +96,7 @@ DecodeResult decode_jpeg(const uint8_t* data, size_t size, int min_side) {
                                cmyk ? TJPF_CMYK : TJPF_RGB, TJFLAG_FASTDCT);
   if (rc != 0 && is_fatal(h)) {
     result.error = std::string("corrupt JPEG: ") + tjGetErrorStr2(h);
+    replace_thread_decompressor();
     return result;
   }
   if (cmyk) cmyk_to_rgb(cmyk_pixels, image);

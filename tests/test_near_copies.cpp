@@ -107,10 +107,13 @@ TEST(NearCopies, AuditFindsCopiesOfReferenceTilesAndNothingElse) {
     EXPECT_EQ(nearest[i].score >= NearCopyOptions{}.threshold, should_leak[i]) << "query tile " << i;
 }
 
-TEST(NearCopies, TilesOfOtherClassesAreNeverCompared) {
+TEST(NearCopies, TilesOfOtherClassesAreNeverComparedAndOneReferenceTileIsEnough) {
   const RgbImage tile = render_synthetic_tile("lung_n", 96, 5);
-  const auto nearest = nearest_copies(signatures_of({tile}), {1}, signatures_of({tile}), {0}, NearCopyOptions{});
-  EXPECT_EQ(nearest[0].match, -1);
+  const auto other_class = nearest_copies(signatures_of({tile}), {1}, signatures_of({tile}), {0}, NearCopyOptions{});
+  EXPECT_EQ(other_class[0].match, -1);
+  const auto same_class = nearest_copies(signatures_of({tile}), {0}, signatures_of({tile}), {0}, NearCopyOptions{});
+  EXPECT_EQ(same_class[0].match, 0);
+  EXPECT_NEAR(same_class[0].score, 1.0, 1e-4);
 }
 
 TEST(GroupAgreement, CountsPairsAndAdjustsForChance) {

@@ -58,7 +58,8 @@ torch::Tensor score_pairs(const SignatureSet& a, const torch::Tensor& first, con
 
 // Descriptors scaled so that every dimension has unit spread over `basis` rows.
 torch::Tensor standardised(const torch::Tensor& descriptor, const torch::Tensor& basis) {
-  const torch::Tensor mean = basis.mean(0), spread = basis.std(0) + 1e-6;
+  // The population spread: defined for a single row too.
+  const torch::Tensor mean = basis.mean(0), spread = basis.std(0, /*unbiased=*/false) + 1e-6;
   return (descriptor - mean) / spread;
 }
 

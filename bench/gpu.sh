@@ -15,27 +15,14 @@ cd "$(dirname "$0")/.."
 LOG=${1:-gpu-logs}
 mkdir -p "$LOG"
 export PYTHON=${PYTHON:-python3}
-JOBS=$(nproc)
 step() { echo; echo "== $(date -u +%T) $*"; }
 
 step "node"
 nvidia-smi -L
-"$PYTHON" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)'
-g++ --version | head -1
 
 step "configure and build (LibTorch from the wheel)"
-torch_prefix=$("$PYTHON" -c 'import torch; print(torch.utils.cmake_prefix_path)')
-generator=()
-command -v ninja >/dev/null && generator=(-G Ninja)
-cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$torch_prefix;${DEPS_PREFIX:-/usr}" >"$LOG/configure.log" 2>&1 ||
-  { tail -40 "$LOG/configure.log"; exit 1; }
-# Keep going past errors so that one build shows all of them.
-if ! cmake --build build -j "$JOBS" -- -k 0 >"$LOG/build.log" 2>&1; then
-  grep -E "error|Error" "$LOG/build.log" | head -60
-  exit 1
-fi
-build/histotrain --version
+source bench/gpu_build.sh
+gpu_build "$LOG" || exit 1
 
 step "mixed-precision tests on CUDA"
 export HISTOTRAIN_PYTHON=$PYTHON

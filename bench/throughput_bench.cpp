@@ -3,7 +3,7 @@
 // batch assembly and model step. Prints figures; asserts nothing.
 //
 //   throughput_bench --data DIR [--images 2000] [--sizes 64,128] [--steps 20] [--threads-list 1,2]
-//                    [--amp-list none,bf16] [--formats contiguous,channels_last] [--device cpu]
+//                    [--amp-list none,bf16] [--formats contiguous,channels_last] [--device cpu] [--graph]
 //
 // "peak RSS" is the process's high-water mark: run one training configuration per process
 // (bench/amp.sh does) for it to mean that configuration.
@@ -23,6 +23,7 @@
 #include "data/tile_cache.h"
 #include "model/resnet.h"
 #include "train/amp.h"
+#include "train/graphed_step.h"
 #include "train/runtime.h"
 #include "train/optimizer.h"
 #include "util/files.h"
@@ -118,6 +119,52 @@ static void bench_train(const TileDataset& data, const StepConfig& c) {
               1000 * step_s / steps, images / step_s, peak.c_str());
 }
 
+// The trainer's CUDA-graph step: batches assembled on the GPU from the resident tile cache, the
+// step replayed as one graph, no synchronisation until the end. Also times the graph alone,
+// replayed back to back on one batch: the GPU time of the step's kernels. Their ratio is the
+// share of a step's wall time spent in the train step's kernels (the rest: batch assembly and gaps).
+static void bench_train_graph(const TileDataset& data, const StepConfig& c) {
+  torch::manual_seed(0);
+  ResNet model("resnet18", static_cast<int64_t>(data.classes.size()));
+  model->to(c.device);
+  if (c.channels_last) to_channels_last(*model);
+  model->train();
+  const auto optimizer = make_optimizer(model, TrainConfig{});
+  const BatchMaker maker(data, c.device, c.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous);
+  std::vector<int64_t> all(static_cast<size_t>(data.size()));
+  for (int64_t i = 0; i < data.size(); ++i) all[i] = i;
+  const std::vector<int64_t> order = epoch_order(all, 0, 0, true);
+  Augmentation augmentation;
+  augmentation.max_shift = data.image_size() / 16;
+  std::mt19937_64 rng(0);
+  const auto batch_at = [&](int s) {
+    const size_t first = (static_cast<size_t>(s) * c.batch) % (order.size() - c.batch);
+    return maker.make(order.data() + first, c.batch, &augmentation, &rng);
+  };
+  const auto capture_start = Clock::now();
+  GraphedTrainStep graph(model, *optimizer, c.precision, 0.1, nullptr, batch_at(0));
+  torch::cuda::synchronize();
+  const double capture_s = since(capture_start);
+  for (int s = 0; s < 3; ++s) graph.step(batch_at(s), 0.01, 0);  // the first replays upload the graph
+  torch::cuda::synchronize();
+  auto start = Clock::now();
+  for (int s = 0; s < c.steps; ++s) graph.step(batch_at(s), 0.01, 0);
+  torch::cuda::synchronize();
+  const double whole_s = since(start);
+  const Batch fixed = batch_at(0);
+  start = Clock::now();
+  for (int s = 0; s < c.steps; ++s) graph.step(fixed, 0.01, 0);
+  torch::cuda::synchronize();
+  const double kernels_s = since(start);
+  const double images = static_cast<double>(c.steps) * c.batch;
+  std::printf("graph resnet18 %3d px, batch %d, %-4s %-13s: %7.0f img/s whole step (batch assembly on the GPU), "
+              "%7.0f img/s graph alone; train-step kernels %.0f%% of the step; capture %.2f s; peak GPU memory %lld MiB\n",
+              data.image_size(), c.batch, precision_name(c.precision).c_str(),
+              c.channels_last ? "channels-last" : "contiguous", images / whole_s, images / kernels_s,
+              100 * kernels_s / whole_s, capture_s,
+              static_cast<long long>(compat::cuda_peak_allocated_bytes(std::max<int>(0, c.device.index())) >> 20));
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"histotrain foundation benchmark"};
   std::string data_root, cache_dir = "/tmp/histotrain-bench-cache";
@@ -126,6 +173,7 @@ int main(int argc, char** argv) {
   std::vector<int> thread_counts;
   std::vector<std::string> amps = {"none"}, formats = {"contiguous"};
   std::string device_name = "cpu";
+  bool graph = false;
   app.add_option("--data", data_root, "Dataset root")->required();
   app.add_option("--images", images, "Images for the decode benchmark");
   app.add_option("--sizes", sizes, "Training image sizes")->delimiter(',');
@@ -136,6 +184,7 @@ int main(int argc, char** argv) {
   app.add_option("--amp-list", amps, "Precisions: none, bf16, fp16")->delimiter(',');
   app.add_option("--formats", formats, "Memory formats: contiguous, channels_last")->delimiter(',');
   app.add_option("--device", device_name, "cpu | cuda");
+  app.add_flag("--graph", graph, "The trainer's CUDA-graph step (CUDA, LibTorch 2.x) instead of the eager one");
   CLI11_PARSE(app, argc, argv);
   if (thread_counts.empty())
     for (int t = 1; t <= static_cast<int>(std::thread::hardware_concurrency()); t *= 2) thread_counts.push_back(t);
@@ -161,7 +210,8 @@ int main(int argc, char** argv) {
         for (const auto& format : formats) {
           const Precision precision = parse_precision(amp);
           check_precision_supported(precision, device);
-          bench_train(data, {threads, batch, steps, precision, format == "channels_last", device});
+          const StepConfig config{threads, batch, steps, precision, format == "channels_last", device};
+          graph ? bench_train_graph(data, config) : bench_train(data, config);
         }
   }
   return 0;

@@ -75,5 +75,69 @@ TEST(BatchMaker, NormalisesAndAugmentsWithoutChangingContent) {
   }
 }
 
+TEST(BatchMaker, ColorJitterIsAPerChannelGainAndOffset) {
+  const auto root = testing::shared_synthetic_dataset(4, 64);
+  DataOptions options;
+  options.root = root.string();
+  options.image_size = 32;
+  options.quiet = true;
+  const TileDataset data = load_dataset(options);
+  const BatchMaker maker(data, torch::kCPU);
+  const std::vector<int64_t> items = {0, 5, 19};
+  const Batch plain = maker.make(items.data(), 3);
+  Augmentation jitter;
+  jitter.dihedral = false;
+  jitter.color_jitter = 0.2;
+  std::mt19937_64 rng(5);
+  const Batch jittered = maker.make(items.data(), 3, &jitter, &rng);
+  for (int i = 0; i < 3; ++i)
+    for (int ch = 0; ch < 3; ++ch) {
+      const auto x = plain.images[i][ch].flatten(), y = jittered.images[i][ch].flatten();
+      const double gain = ((y - y.mean()) * (x - x.mean())).sum().item<double>() / (x - x.mean()).pow(2).sum().item<double>();
+      EXPECT_GE(gain, 0.8 - 1e-4);
+      EXPECT_LE(gain, 1.2 + 1e-4);
+      EXPECT_LT((y - gain * x).std().item<double>(), 1e-3) << "image " << i << " channel " << ch;
+      EXPECT_LE(std::abs((y - gain * x).mean().item<double>()), 0.2 + 1e-4);
+    }
+  EXPECT_FALSE(torch::equal(plain.images, jittered.images));
+}
+
+// The reference the gather must reproduce: reflection-pad, crop at the shift, then flip x, flip y
+// and transpose, one image at a time.
+torch::Tensor augment_one_by_one(const torch::Tensor& image_chw, int symmetry, int dy, int dx, int shift) {
+  const int64_t size = image_chw.size(1);
+  auto image = torch::reflection_pad2d(image_chw.unsqueeze(0), {shift, shift, shift, shift})[0];
+  image = image.narrow(1, dy + shift, size).narrow(2, dx + shift, size);
+  if (symmetry & 1) image = image.flip({2});
+  if (symmetry & 2) image = image.flip({1});
+  if (symmetry & 4) image = image.transpose(1, 2);
+  return image;
+}
+
+TEST(BatchMaker, GatherIndexIsEverySymmetryAndShiftOfTheTile) {
+  const int64_t size = 9;
+  const int shift = 3;
+  const auto tiles = torch::randint(0, 256, {4, size, size, 3}, torch::kLong);
+  std::vector<int64_t> rows, symmetry, dy, dx;
+  for (int s = 0; s < 8; ++s)
+    for (int y = -shift; y <= shift; y += 2)
+      for (int x = -shift; x <= shift; x += 3) {
+        rows.push_back((s + y + 10) % 4);
+        symmetry.push_back(s);
+        dy.push_back(y);
+        dx.push_back(x);
+      }
+  const auto as_tensor = [](const std::vector<int64_t>& v) { return torch::tensor(v, torch::kLong); };
+  const auto index = source_pixel_index(as_tensor(rows), as_tensor(symmetry), as_tensor(dy), as_tensor(dx), size);
+  const auto gathered = tiles.view({-1, 3}).index_select(0, index.flatten()).view({-1, size, size, 3});
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto expected = augment_one_by_one(tiles[rows[i]].permute({2, 0, 1}).to(torch::kFloat32),
+                                             static_cast<int>(symmetry[i]), static_cast<int>(dy[i]),
+                                             static_cast<int>(dx[i]), shift);
+    ASSERT_TRUE(torch::equal(gathered[i].permute({2, 0, 1}).to(torch::kFloat32), expected))
+        << "symmetry " << symmetry[i] << " shift " << dy[i] << "," << dx[i];
+  }
+}
+
 }  // namespace
 }  // namespace histotrain

@@ -57,6 +57,20 @@ TEST(DataParallel, LaunchTrainsTwoRanksAndCountsEveryValidationImageOnce) {
   EXPECT_EQ(read_jsonl(run / "metrics.jsonl").size(), 3u);
 }
 
+// An explicit --backend is used even by one launched rank (how NCCL is checked on a one-GPU node);
+// without one, a single rank needs no communication.
+TEST(DataParallel, OneLaunchedRankUsesAnExplicitBackend) {
+  ScratchDir dir;
+  const std::string data = synth_data();
+  const auto explicit_backend =
+      run_histotrain("launch -n 1 -- " + train_args(data, dir / "gloo", 1) + " --backend gloo --max-steps 2");
+  ASSERT_EQ(explicit_backend.exit_code, 0) << explicit_backend.err;
+  EXPECT_EQ(read_json(dir / "gloo/summary.json")["backend"], "gloo");
+  const auto plain = run_histotrain("launch -n 1 -- " + train_args(data, dir / "plain", 1) + " --max-steps 2");
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_EQ(read_json(dir / "plain/summary.json")["backend"], "none");
+}
+
 // Two ranks started by hand with torchrun's variables; rank 1 is killed once training runs.
 // Rank 0 must fail within the bound and say which rank went away.
 TEST(DataParallel, AKilledRankMakesTheOtherFailAndNamesIt) {

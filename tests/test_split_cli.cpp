@@ -76,7 +76,7 @@ TEST(SplitCli, AuditOfFoldersAndMissingListsAreClear) {
   EXPECT_NE(same.out.find("200 of 200 test images (100.0%)"), std::string::npos) << same.out;
   const auto missing = run_histotrain("split-audit --train /nonexistent/list.txt --test " + synth_data());
   EXPECT_EQ(missing.exit_code, 1);
-  EXPECT_NE(missing.err.find("cannot read image list"), std::string::npos) << missing.err;
+  EXPECT_NE(missing.err.find("cannot read list file"), std::string::npos) << missing.err;
 }
 
 }  // namespace

@@ -89,7 +89,8 @@ CommandResult run_histotrain(const std::string& args) {
 
 CommandResult run_script(const std::string& script) {
   ScratchDir io;
-  std::ofstream(io / "script.sh") << "HISTOTRAIN=" << HISTOTRAIN_EXE << "\n" << script << "\n";
+  // The script starts in its own scratch folder: files it writes never land where the tests run.
+  std::ofstream(io / "script.sh") << "cd " << io.path() << "\nHISTOTRAIN=" << HISTOTRAIN_EXE << "\n" << script << "\n";
   return run_command("bash " + (io / "script.sh").string(), io);
 }
 

@@ -17,7 +17,7 @@ namespace {
 struct EvalOptions {
   std::string checkpoint, data, cache_dir, device = "cpu", amp;
   int batch_size = 64, threads = 0, workers = 0;
-  bool json = false, quiet = false;
+  bool json = false, quiet = false, tta = false;
 };
 
 void print_table(const nlohmann::json& r) {
@@ -54,9 +54,10 @@ int run_eval(const EvalOptions& o) {
   for (int64_t i = 0; i < data.size(); ++i) items[i] = i;
   const auto format = trained.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
   const EvalResult result = evaluate(trained.model, BatchMaker(data, device, format), items,
-                                     static_cast<int64_t>(classes.size()), o.batch_size, trained.precision);
+                                     static_cast<int64_t>(classes.size()), o.batch_size, trained.precision, o.tta);
   nlohmann::json report = result.confusion.to_json(classes);
   report["loss"] = result.loss;
+  report["tta"] = o.tta;
   report["skipped_images"] = data.cache->failed();
   report["checkpoint"] = trained.run.string();
   report["data"] = data.scan.root;
@@ -84,6 +85,7 @@ Command add_eval_command(CLI::App& root) {
   app->add_option("--cache-dir", o->cache_dir, "Tile cache folder");
   app->add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
   app->add_option("--amp", o->amp, "none | bf16 | fp16 (default: as trained)");
+  app->add_flag("--tta", o->tta, "Classify each tile from the mean over its 8 flips and rotations");
   app->add_flag("--quiet", o->quiet, "No progress output");
   return {app, [o] {
             if (o->batch_size < 1) throw UsageError("--batch-size must be at least 1");

@@ -26,6 +26,8 @@ nlohmann::json explicitly_given(const CLI::App& app, const TrainConfig& parsed) 
 void add_flags(CLI::App* app, TrainConfig& c) {
   app->add_option("--data", c.data, "Dataset root (class = folder directly holding the JPEGs)");
   app->add_option("--groups", c.groups, "CSV filename,label,group_id: splits keep each group on one side");
+  app->add_option("--val-images", c.val_images,
+                  "Validate on exactly these tiles (a list of paths or file names, one per line), train on the rest");
   app->add_option("--cache-dir", c.cache_dir, "Tile cache folder (default: $HISTOTRAIN_CACHE or ~/.cache/histotrain)");
   app->add_option("--image-size", c.image_size, "Tile side the model sees, px")->capture_default_str();
   app->add_option("--val-fraction", c.val_fraction, "Share of each class held out for validation")->capture_default_str();
@@ -44,6 +46,9 @@ void add_flags(CLI::App* app, TrainConfig& c) {
   app->add_flag("--channels-last", c.channels_last, "Channels-last (NHWC) memory format for activations and weights");
   app->add_flag("--augment,!--no-augment", c.augment, "Random flips, 90-degree rotations and shifts (default on)");
   app->add_option("--max-shift", c.max_shift, "Largest shift, as a fraction of the tile side")->capture_default_str();
+  app->add_option("--color-jitter", c.color_jitter,
+                  "Per-image, per-channel gain and offset up to this much (stain variation between slides; 0: off)")
+      ->capture_default_str();
   app->add_option("--backend", c.backend, "Data-parallel backend: gloo | nccl (default: nccl on CUDA, gloo on CPU)");
   app->add_option("--bucket-mb", c.bucket_mb, "Gradient all-reduce bucket size, MiB")->capture_default_str();
   app->add_option("--dist-timeout", c.dist_timeout, "Seconds before a silent rank fails the run")->capture_default_str();
@@ -67,7 +72,16 @@ void add_flags(CLI::App* app, TrainConfig& c) {
   app->add_option("--out", c.out, "Run folder (metrics.jsonl, summary.json, checkpoint)")->capture_default_str();
   app->add_option("--resume", c.resume, "Continue the run in this folder (its flags, plus any given again)");
   app->add_option("--target-acc", c.target_acc, "Stop once validation accuracy reaches this (0..1)");
+  app->add_option("--val-every", c.val_every,
+                  "Validate and checkpoint every N epochs and after the last (short GPU runs: fewer pauses)")
+      ->capture_default_str();
   app->add_option("--max-steps", c.max_steps, "Stop after this many optimizer steps (benchmarks)");
+  app->add_option("--ema", c.ema, "Validate and save a moving average of the weights with this decay (e.g. 0.99; 0: off)")
+      ->capture_default_str();
+  app->add_flag("--tta", c.tta, "Validate on the mean prediction over each tile's 8 flips and rotations");
+  app->add_option("--cuda-graph", c.cuda_graph,
+                  "auto | on | off: replay the train step as one CUDA graph (CUDA, LibTorch 2.x, one process)")
+      ->capture_default_str();
   app->add_flag("--quiet", c.quiet, "No progress bars");
 }
 

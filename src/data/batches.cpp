@@ -7,13 +7,14 @@ namespace {
 const float kMean[3] = {0.485f, 0.456f, 0.406f};
 const float kStd[3] = {0.229f, 0.224f, 0.225f};
 
-// Applies one of the 8 symmetries of the square to a [3, H, W] image.
-torch::Tensor apply_dihedral(torch::Tensor image, int which) {
-  if (which & 1) image = image.flip({2});
-  if (which & 2) image = image.flip({1});
-  if (which & 4) image = image.transpose(1, 2);
-  return image;
+// Reflects coordinates that a shift moved off the tile back inside it (as reflection padding does).
+torch::Tensor reflect_inside(torch::Tensor coordinate, int64_t size) {
+  coordinate = coordinate.abs();
+  return torch::where(coordinate >= size, 2 * (size - 1) - coordinate, coordinate);
 }
+
+// Column view of a per-image value, to broadcast against [B, H, W] pixel grids.
+torch::Tensor per_image(const torch::Tensor& values) { return values.view({-1, 1, 1}); }
 
 }  // namespace
 
@@ -39,8 +40,9 @@ torch::Tensor normalize_uint8_nhwc(const torch::Tensor& nhwc_uint8, torch::Memor
   return (nhwc_uint8.permute({0, 3, 1, 2}).to(torch::kFloat32) - mean).mul_(inv_std).contiguous(format);
 }
 
+// On a GPU the whole tile cache is uploaded once, as uint8: batches are then gathered on the device.
 BatchMaker::BatchMaker(const TileDataset& data, torch::Device device, torch::MemoryFormat format)
-    : data_(data), device_(device), format_(format), tiles_(data.tiles()) {}
+    : data_(data), device_(device), format_(format), tiles_(data.tiles().to(device)) {}
 
 Batch BatchMaker::make_labels(const int64_t* items, int64_t count) const {
   auto labels = torch::empty({count}, torch::kLong);
@@ -48,36 +50,59 @@ Batch BatchMaker::make_labels(const int64_t* items, int64_t count) const {
   return {torch::Tensor(), labels.to(device_)};
 }
 
+torch::Tensor source_pixel_index(const torch::Tensor& rows, const torch::Tensor& symmetry, const torch::Tensor& dy,
+                                 const torch::Tensor& dx, int64_t size) {
+  const auto grid = torch::arange(size, rows.options());
+  const auto y = grid.view({1, size, 1}), x = grid.view({1, size}).unsqueeze(0);
+  // The output is transpose?(flip_y?(flip_x?(shifted tile))): undo those steps from the output's side.
+  const auto transpose = per_image((symmetry & 4) != 0);
+  const auto a = torch::where(transpose, x, y), b = torch::where(transpose, y, x);
+  const auto sy = torch::where(per_image((symmetry & 2) != 0), size - 1 - a, a) + per_image(dy);
+  const auto sx = torch::where(per_image((symmetry & 1) != 0), size - 1 - b, b) + per_image(dx);
+  return (per_image(rows) * size + reflect_inside(sy, size)) * size + reflect_inside(sx, size);
+}
+
 Batch BatchMaker::make(const int64_t* items, int64_t count, const Augmentation* augment, std::mt19937_64* rng) const {
-  auto rows = torch::empty({count}, torch::kLong);
-  auto labels = torch::empty({count}, torch::kLong);
-  auto* r = rows.data_ptr<int64_t>();
-  auto* l = labels.data_ptr<int64_t>();
-  for (int64_t i = 0; i < count; ++i) {
-    r[i] = data_.rows[items[i]];
-    l[i] = data_.labels[items[i]];
-  }
-  // Gather and move as uint8 (4x less to copy than float), convert on the device.
-  auto images = normalize_uint8_nhwc(tiles_.index_select(0, rows).to(device_), format_);
-  if (augment && rng) {
-    const int64_t size = images.size(2);
-    const int shift = augment->max_shift;
-    auto padded = shift > 0 ? torch::reflection_pad2d(images, {shift, shift, shift, shift}) : images;
-    std::vector<torch::Tensor> out;
-    out.reserve(count);
-    for (int64_t i = 0; i < count; ++i) {
-      auto image = padded[i];
-      if (shift > 0) {
-        const int64_t dy = static_cast<int64_t>((*rng)() % (2 * shift + 1));
-        const int64_t dx = static_cast<int64_t>((*rng)() % (2 * shift + 1));
-        image = image.narrow(1, dy, size).narrow(2, dx, size);
-      }
-      if (augment->dihedral) image = apply_dihedral(image, static_cast<int>((*rng)() % 8));
-      out.push_back(image);
+  // One small host table per batch, [row, label, symmetry, dy, dx] per image, copied to the device
+  // in one transfer (asynchronously from pinned memory on a GPU); the rest happens on the device.
+  const bool augmenting = augment && rng;
+  auto table = torch::zeros({count, 5}, torch::TensorOptions().dtype(torch::kLong).pinned_memory(device_.is_cuda()));
+  auto* t = table.data_ptr<int64_t>();
+  const int shift = augmenting ? augment->max_shift : 0;
+  for (int64_t i = 0; i < count; ++i, t += 5) {
+    t[0] = data_.rows[items[i]];
+    t[1] = data_.labels[items[i]];
+    if (!augmenting) continue;
+    if (augment->dihedral) t[2] = static_cast<int64_t>((*rng)() % 8);
+    if (shift > 0) {
+      t[3] = static_cast<int64_t>((*rng)() % (2 * shift + 1)) - shift;
+      t[4] = static_cast<int64_t>((*rng)() % (2 * shift + 1)) - shift;
     }
-    images = torch::stack(out).contiguous(format_);
   }
-  return {images, labels.to(device_)};
+  table = table.to(device_, /*non_blocking=*/true);
+  const torch::Tensor rows = table.select(1, 0), labels = table.select(1, 1);
+  // Gather as uint8 (4x less memory traffic than float), convert afterwards.
+  torch::Tensor pixels;
+  if (!augmenting) {
+    pixels = tiles_.index_select(0, rows);
+  } else {
+    const int64_t size = tiles_.size(1);
+    const auto index = source_pixel_index(rows, table.select(1, 2), table.select(1, 3), table.select(1, 4), size);
+    pixels = tiles_.view({-1, 3}).index_select(0, index.flatten()).view({count, size, size, 3});
+  }
+  torch::Tensor images = normalize_uint8_nhwc(pixels, format_);
+  if (augmenting && augment->color_jitter > 0) images = jitter_colors(images, augment->color_jitter, *rng);
+  return {images, labels};
+}
+
+torch::Tensor BatchMaker::jitter_colors(const torch::Tensor& images, double strength, std::mt19937_64& rng) const {
+  const int64_t count = images.size(0);
+  auto table = torch::empty({2, count, 3, 1, 1}, torch::TensorOptions().pinned_memory(device_.is_cuda()));
+  std::uniform_real_distribution<float> u(static_cast<float>(-strength), static_cast<float>(strength));
+  float* t = table.data_ptr<float>();
+  for (int64_t i = 0; i < 2 * count * 3; ++i) t[i] = u(rng);
+  table = table.to(device_, /*non_blocking=*/true);
+  return (images * (table[0] + 1) + table[1]).contiguous(format_);
 }
 
 }  // namespace histotrain

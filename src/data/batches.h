@@ -20,6 +20,9 @@ struct Batch {
 struct Augmentation {
   bool dihedral = true;  // one of the 8 flips/rotations per image
   int max_shift = 0;     // random translation up to this many pixels (reflect-padded)
+  // Stain and scanner variation between slides: each image's normalised channels are scaled by
+  // 1 + u and offset by v, u and v uniform in [-color_jitter, color_jitter] per channel.
+  double color_jitter = 0;
 };
 
 // The order of `items` for one epoch, shuffled from (seed, epoch) when `shuffle`, then sharded:
@@ -41,11 +44,21 @@ class BatchMaker {
   Batch make_labels(const int64_t* items, int64_t count) const;
 
  private:
+  // Per-image, per-channel gain and offset on normalised images (Augmentation::color_jitter).
+  torch::Tensor jitter_colors(const torch::Tensor& images, double strength, std::mt19937_64& rng) const;
+
   const TileDataset& data_;
   torch::Device device_;
   torch::MemoryFormat format_;
-  torch::Tensor tiles_;  // uint8 [rows, H, W, 3]
+  torch::Tensor tiles_;  // uint8 [rows, H, W, 3], on device_
 };
+
+// For each output pixel of a batch of augmented tiles, its index in the tile cache viewed as
+// [tiles x H x W] pixels: rows [B] pick the tiles; symmetry [B] (bit 0 flip x, bit 1 flip y,
+// bit 2 transpose: the 8 symmetries of the square) and shifts dy, dx [B] (reflected at the
+// border) say how each moves. One gather with this index is the whole augmentation, on any device.
+torch::Tensor source_pixel_index(const torch::Tensor& rows, const torch::Tensor& symmetry, const torch::Tensor& dy,
+                                 const torch::Tensor& dx, int64_t size);
 
 // uint8 [B, H, W, 3] to float [B, 3, H, W] normalised with ImageNet statistics, as torchvision
 // models expect, laid out in `format`.

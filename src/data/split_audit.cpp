@@ -9,6 +9,7 @@
 
 #include "data/scan.h"
 #include "util/errors.h"
+#include "util/files.h"
 
 namespace histotrain {
 
@@ -17,13 +18,8 @@ namespace fs = std::filesystem;
 namespace {
 
 ImageList list_from_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error("cannot read image list '" + path + "'");
   ImageList list;
-  std::string line;
-  while (std::getline(in, line)) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    if (line.empty() || line[0] == '#') continue;
+  for (const std::string& line : read_list_file(path)) {
     list.paths.push_back(line);
     list.classes.push_back(fs::path(line).parent_path().filename().string());
   }

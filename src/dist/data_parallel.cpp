@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "util/errors.h"
+
 namespace histotrain {
 
 namespace {
@@ -17,7 +19,10 @@ std::vector<torch::Tensor> parameters_and_buffers(ResNet& model) {
 DataParallel::DataParallel(const WorldInfo& world, const std::string& backend, const torch::Device& device,
                            std::chrono::seconds timeout, Role role)
     : world_(world), role_(role) {
-  if (world_.distributed()) comm_ = Communicator::connect(world_, backend, device, timeout);
+  // A world of one needs no communication, unless a launcher started it with an explicit
+  // --backend: then the backend is used all the same, e.g. to check NCCL on a node with one GPU.
+  const bool one_rank_on_request = !backend.empty() && world_.launcher != "none";
+  if (world_.distributed() || one_rank_on_request) comm_ = Communicator::connect(world_, backend, device, timeout);
 }
 
 void DataParallel::node_leaders_first(const std::function<void()>& work) {
@@ -82,8 +87,14 @@ double DataParallel::sum(double value) {
 }
 
 torch::Device device_for_rank(const torch::Device& requested, const WorldInfo& world) {
-  if (requested.is_cuda() && !requested.has_index() && world.distributed())
+  if (requested.is_cuda() && !requested.has_index() && world.distributed()) {
+    const int64_t gpus = static_cast<int64_t>(torch::cuda::device_count());
+    if (world.local_rank >= gpus)
+      throw UsageError("local rank " + std::to_string(world.local_rank) + " has no GPU of its own (this node has " +
+                       std::to_string(gpus) + "); start one rank per GPU, or pass --device cuda:0 --backend gloo to "
+                       "share one GPU between ranks for testing");
     return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(world.local_rank));
+  }
   return requested;
 }
 

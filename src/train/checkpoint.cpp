@@ -15,13 +15,18 @@ std::filesystem::path run_folder(const std::string& checkpoint_arg) {
 }
 
 void save_checkpoint(const std::filesystem::path& run, ResNet& model, const torch::optim::Optimizer& optimizer,
-                     const GradScaler& scaler, const nlohmann::json& meta) {
-  replace_file_atomically(run / "model.pt", [&](const fs::path& tmp) { torch::save(model, tmp.string()); });
+                     const GradScaler& scaler, const nlohmann::json& meta, ResNet* average) {
+  replace_file_atomically(run / "model.pt", [&](const fs::path& tmp) { torch::save(average ? *average : model, tmp.string()); });
   replace_file_atomically(run / "train_state.pt", [&](const fs::path& tmp) {
     torch::serialize::OutputArchive archive;
     torch::serialize::OutputArchive model_archive;
     model->save(model_archive);
     archive.write("model", model_archive);
+    if (average) {
+      torch::serialize::OutputArchive average_archive;
+      (*average)->save(average_archive);
+      archive.write("average", average_archive);
+    }
     torch::serialize::OutputArchive optimizer_archive;
     optimizer.save(optimizer_archive);
     archive.write("optimizer", optimizer_archive);
@@ -75,8 +80,8 @@ TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device
   return trained;
 }
 
-void load_training_state(const std::filesystem::path& run, ResNet& model, torch::optim::Optimizer& optimizer,
-                         GradScaler& scaler, int64_t step) {
+bool load_training_state(const std::filesystem::path& run, ResNet& model, torch::optim::Optimizer& optimizer,
+                         GradScaler& scaler, int64_t step, ResNet* average) {
   const auto path = run / "train_state.pt";
   if (!std::filesystem::exists(path)) throw Error("checkpoint '" + run.string() + "' has no train_state.pt");
   torch::serialize::InputArchive archive;
@@ -89,12 +94,16 @@ void load_training_state(const std::filesystem::path& run, ResNet& model, torch:
   torch::serialize::InputArchive model_archive;
   archive.read("model", model_archive);
   model->load(model_archive);
+  torch::serialize::InputArchive average_archive;
+  const bool has_average = average && archive.try_read("average", average_archive);
+  if (has_average) (*average)->load(average_archive);
   torch::serialize::InputArchive optimizer_archive;
   archive.read("optimizer", optimizer_archive);
   optimizer.load(optimizer_archive);
   scaler.load(archive);
   archive.read("rng", rng);
   compat::set_cpu_rng_state(rng);
+  return has_average;
 }
 
 }  // namespace histotrain

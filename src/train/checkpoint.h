@@ -21,8 +21,10 @@ namespace histotrain {
 // Accepts a run folder or a path to its model.pt; returns the folder.
 std::filesystem::path run_folder(const std::string& checkpoint_arg);
 
+// With `average` (--ema), model.pt holds the averaged weights, the ones that were validated, and
+// train_state.pt holds both.
 void save_checkpoint(const std::filesystem::path& run, ResNet& model, const torch::optim::Optimizer& optimizer,
-                     const GradScaler& scaler, const nlohmann::json& meta);
+                     const GradScaler& scaler, const nlohmann::json& meta, ResNet* average = nullptr);
 
 // checkpoint.json of a run; throws Error when there is none.
 nlohmann::json read_checkpoint_meta(const std::filesystem::path& run);
@@ -44,7 +46,8 @@ TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device
 
 // Restores model, optimizer, scaler and RNG state from train_state.pt; throws Error when it is
 // not from meta's step.
-void load_training_state(const std::filesystem::path& run, ResNet& model, torch::optim::Optimizer& optimizer,
-                         GradScaler& scaler, int64_t step);
+// `average`: loaded when the state holds one; returns whether it did.
+bool load_training_state(const std::filesystem::path& run, ResNet& model, torch::optim::Optimizer& optimizer,
+                         GradScaler& scaler, int64_t step, ResNet* average = nullptr);
 
 }  // namespace histotrain

@@ -11,7 +11,8 @@ namespace histotrain {
   X(data) X(groups) X(data_split) X(cache_dir) X(image_size) X(val_fraction) X(workers) X(arch) X(epochs) X(batch_size)  \
   X(lr) X(schedule) X(warmup_epochs) X(momentum) X(weight_decay) X(label_smoothing) X(amp) X(channels_last) X(augment) X(max_shift) \
   X(backend) X(bucket_mb) X(dist_timeout) X(lr_scaling) X(pipeline_stages) X(micro_batches) X(split) X(devices) \
-  X(threads) X(device) X(seed) X(out) X(resume) X(target_acc) X(max_steps) X(quiet)
+  X(threads) X(device) X(seed) X(out) X(resume) X(target_acc) X(max_steps) X(quiet) X(val_images) X(ema) X(tta) \
+  X(cuda_graph) X(val_every) X(color_jitter)
 
 nlohmann::json to_json(const TrainConfig& config) {
   nlohmann::json j;
@@ -65,6 +66,13 @@ void validate(const TrainConfig& c) {
   require(c.devices.empty() || c.pipeline_stages > 1, "--devices needs --pipeline-stages 2 or more");
   require(c.target_acc >= 0 && c.target_acc <= 1, "--target-acc must be in [0, 1]");
   require(c.max_steps >= 0, "--max-steps must be >= 0");
+  require(c.color_jitter >= 0 && c.color_jitter <= 0.5, "--color-jitter must be in [0, 0.5]");
+  require(c.val_every >= 1, "--val-every must be at least 1");
+  require(c.ema >= 0 && c.ema < 1, "--ema must be in [0, 1) (0: off)");
+  require(c.ema == 0 || c.pipeline_stages == 1, "--ema averages a whole model: not with --pipeline-stages");
+  require(c.cuda_graph == "auto" || c.cuda_graph == "on" || c.cuda_graph == "off", "--cuda-graph must be auto, on or off");
+  require(c.val_images.empty() || (c.data_split == "group" && c.groups.empty()),
+          "--val-images is the split: drop --groups and --split");
 }
 
 }  // namespace histotrain

@@ -15,6 +15,7 @@ struct TrainConfig {
   // group: whole source groups go to one side (from --groups, else near-copy groups found from the
   // pixels and cached); random: per image, which leaks near-copies: audited, with a warning.
   std::string data_split = "group";
+  std::string val_images;        // a list of tiles (paths or file names) to validate on: someone else's split
   std::string cache_dir;         // tile cache folder (empty: default_cache_dir())
   int image_size = 128;          // tiles are decoded once to this size
   double val_fraction = 0.2;     // share of each class's groups held out for validation
@@ -33,6 +34,8 @@ struct TrainConfig {
   double weight_decay = 5e-4;    // on conv/linear weights only, never on BN or biases
   double label_smoothing = 0.1;  // softer targets: better calibrated, less overfit to near-copies
 
+  double ema = 0;                // exponential moving average of the weights, validated and saved (0: off)
+
   // --- precision and memory layout (bf16 + channels-last: the fast path on CPUs with AVX-512 BF16)
   std::string amp = "none";      // none | bf16 | fp16 (fp16: CUDA only, with dynamic loss scaling)
   bool channels_last = false;    // NHWC activations and conv weights: what oneDNN and cuDNN prefer
@@ -40,6 +43,7 @@ struct TrainConfig {
   // --- augmentation (free for histology: no canonical orientation) ---
   bool augment = true;           // random flips + 90-degree rotations + shifts
   double max_shift = 0.0625;     // random translation, as a fraction of the tile side
+  double color_jitter = 0;       // per-channel gain/offset jitter of normalised images (stain variation)
 
   // --- data parallelism: world size and rank come from the launcher's environment ---
   std::string backend;           // gloo | nccl ("": nccl on CUDA, gloo on CPU)
@@ -60,8 +64,13 @@ struct TrainConfig {
   std::string out = "runs/latest";
   std::string resume;            // run folder to continue from
   double target_acc = 0;         // stop once validation accuracy reaches this (0: never)
+  int val_every = 1;             // validate and checkpoint every N epochs (and after the last one)
   int64_t max_steps = 0;         // stop after this many optimizer steps (0: no limit; benchmarks);
                                  // the LR schedule still spans all epochs
+  bool tta = false;              // validate on the mean softmax over the 8 flips/rotations of each tile
+  // CUDA graph of the whole train step (forward, backward, update) replayed each step: auto uses
+  // it where it applies (CUDA, LibTorch 2.x, one process, no pipeline, no fp16); on requires it.
+  std::string cuda_graph = "auto";
   bool quiet = false;            // no progress bars
 };
 

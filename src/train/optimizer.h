@@ -14,6 +14,16 @@ std::unique_ptr<torch::optim::SGD> make_optimizer(ResNet& model, const TrainConf
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 
+// The update of torch::optim::SGD (Nesterov momentum, per-group weight decay, no dampening) with
+// multi-tensor (foreach) kernels: a few launches per parameter group instead of about five per
+// parameter, which a GPU step of a few milliseconds cannot afford. Momentum buffers live in the
+// optimizer's own state, so checkpoints and SGD::step() see the same values; a missing buffer
+// starts at zero, which gives the same first step as SGD's clone of the gradient.
+void multi_tensor_sgd_step(torch::optim::SGD& optimizer);
+// The same with the learning rate read from `neg_lr`, a 0-dim tensor on the parameters' device
+// holding -lr: a captured CUDA graph then reads the current value at each replay.
+void multi_tensor_sgd_step(torch::optim::SGD& optimizer, const torch::Tensor& neg_lr);
+
 // Drops the gradients instead of zero-filling them (PyTorch's set_to_none): backward then
 // writes fresh tensors, and no memset per parameter runs each step. LibTorch 1.13's
 // Optimizer::zero_grad() can only zero-fill.

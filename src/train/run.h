@@ -19,6 +19,8 @@
 #include "pipeline/stage_plan.h"
 #include "train/amp.h"
 #include "train/config.h"
+#include "train/graphed_step.h"
+#include "train/weight_average.h"
 #include "util/files.h"
 
 namespace histotrain {
@@ -40,6 +42,10 @@ struct Run {
   std::unique_ptr<torch::optim::SGD> optimizer;
   Precision precision = Precision::fp32;
   std::unique_ptr<GradScaler> scaler;  // active for fp16 only
+  std::unique_ptr<WeightAverage> average;   // --ema: the weights that are validated and saved
+  bool use_graph = false;                   // replay the step as a CUDA graph (--cuda-graph)
+  std::unique_ptr<GraphedTrainStep> graph;  // captured at the first step
+  double graph_capture_seconds = 0;
   torch::MemoryFormat format = torch::MemoryFormat::Contiguous;
   double peak_lr = 0;           // config.lr, scaled with the world size (lr_scaling)
   int64_t steps_per_epoch = 0;
@@ -57,6 +63,8 @@ struct Run {
   int world_size() const { return dp ? dp->world_size() : 1; }
   int data_ranks() const { return dp ? dp->data_ranks() : 1; }  // ranks that each take their own images
   int64_t global_batch() const { return int64_t{config.batch_size} * data_ranks(); }
+  // The model that validation and checkpoints see: the weight average when there is one.
+  ResNet& evaluated_model() { return average ? average->model() : model; }
   // Progress and reports come from rank 0 only.
   void log(const std::string& line) const {
     if (!is_main()) return;

@@ -1,6 +1,8 @@
 // Setting a run up: the world, the data, the model, the pipeline stages, a resume.
 #include <torch/torch.h>
 
+#include <set>
+
 #include "compat.h"
 #include "data/split_audit.h"
 #include "pipeline/local_pipeline.h"
@@ -15,7 +17,20 @@ namespace histotrain {
 
 namespace {
 
+// --val-images: the tiles the list names (by file name, so a list from another machine works)
+// are validation, the rest training.
+Split split_from_list(const TileDataset& data, const std::string& list_file) {
+  std::set<std::string> names;
+  for (const std::string& line : read_list_file(list_file)) names.insert(fs::path(line).filename().string());
+  Split split;
+  for (int64_t i = 0; i < data.size(); ++i)
+    (names.count(fs::path(data.path(i)).filename().string()) ? split.val : split.train).push_back(i);
+  if (split.val.empty()) throw Error(list_file + " names none of the tiles in " + data.scan.root);
+  return split;
+}
+
 Split make_split(const TileDataset& data, const TrainConfig& c) {
+  if (!c.val_images.empty()) return split_from_list(data, c.val_images);
   if (c.data_split == "group") return split_by_group(data.labels, data.groups, c.val_fraction, c.seed);
   std::vector<std::string> one_group_per_image;
   for (int64_t i = 0; i < data.size(); ++i) one_group_per_image.push_back("image:" + data.path(i));
@@ -58,7 +73,7 @@ void load_data(Run& run) {
   data_options.root = c.data;
   data_options.image_size = c.image_size;
   data_options.groups_csv = c.groups;
-  data_options.find_groups = c.data_split == "group";
+  data_options.find_groups = c.data_split == "group" && c.val_images.empty();
   data_options.cache_dir = c.cache_dir;
   data_options.workers = c.workers;
   data_options.quiet = c.quiet || !run.is_main();
@@ -68,8 +83,11 @@ void load_data(Run& run) {
   if (run.data.classes.size() < 2) throw Error("training needs at least 2 classes, found only '" + run.data.classes[0] + "'");
   run.split = make_split(run.data, c);
   run.log("split: " + std::to_string(run.split.train.size()) + " training, " + std::to_string(run.split.val.size()) +
-          " validation images (" + (c.data_split == "group" ? "per source group" : "per image") + ", seed " +
-          std::to_string(c.seed) + ")");
+          " validation images (" +
+          (!c.val_images.empty() ? "as listed in " + c.val_images
+                                 : (c.data_split == "group" ? "per source group" : "per image") + std::string(", seed ") +
+                                       std::to_string(c.seed)) +
+          ")");
   if (c.data_split == "random" && !run.split.val.empty())
     run.dp->node_leaders_first([&] {
       if (run.is_main()) audit_random_split(run);
@@ -103,6 +121,26 @@ void build_model(Run& run) {
   }
   run.optimizer = make_optimizer(run.model, c);
   run.scaler = std::make_unique<GradScaler>(run.precision == Precision::fp16);
+  if (c.ema > 0) run.average = std::make_unique<WeightAverage>(run.model, c.ema);
+}
+
+// Why this run cannot replay its step as a CUDA graph; "" when it can.
+std::string cuda_graph_obstacle(const Run& run) {
+  if (!run.device.is_cuda()) return "the run is not on a CUDA device";
+  if (!GraphedTrainStep::available())
+    return "this build has no CUDA graphs (LibTorch " + compat::torch_version() + ", CUDA " +
+           (compat::cuda_available() ? "yes" : "no") + "; graphs need a CUDA LibTorch 2.x)";
+  if (run.world_size() > 1) return "data-parallel and pipeline runs communicate inside the step";
+  if (run.device_stages) return "pipeline stages on several devices";
+  if (run.precision == Precision::fp16) return "fp16 loss scaling may skip steps (use --amp bf16)";
+  return "";
+}
+
+void decide_cuda_graph(Run& run) {
+  const std::string& mode = run.config.cuda_graph;
+  const std::string obstacle = cuda_graph_obstacle(run);
+  if (mode == "on" && !obstacle.empty()) throw UsageError("--cuda-graph on: " + obstacle);
+  run.use_graph = mode != "off" && obstacle.empty();
 }
 
 // The stages: as --split says, else balanced on per-unit time per step, measured by every rank
@@ -197,6 +235,7 @@ void prepare(Run& run) {
   plan_steps(run);
   build_model(run);
   if (c.pipeline_stages > 1) cut_into_stages(run);  // after the optimizer: placing keeps the parameters
+  decide_cuda_graph(run);
 }
 
 void restore(Run& run) {
@@ -207,10 +246,16 @@ void restore(Run& run) {
 
   run.start_epoch = meta.at("epoch").get<int64_t>();
   run.step = meta.at("step").get<int64_t>();
-  load_training_state(from, run.model, *run.optimizer, *run.scaler, run.step);
+  const bool had_average =
+      load_training_state(from, run.model, *run.optimizer, *run.scaler, run.step, run.average ? &run.average->model() : nullptr);
   run.model->to(run.device);
   if (run.device_stages) place_stages(run.model, *run.device_stages, parse_devices(run.config.devices));
   if (run.config.channels_last) to_channels_last(*run.model);
+  if (run.average) {
+    run.average->model()->to(run.device);
+    if (run.config.channels_last) to_channels_last(*run.average->model());
+    if (!had_average) run.average->reset();  // the saved run had no --ema: start it from here
+  }
   const int saved_world = meta.value("world_size", 1);
   if (saved_world != run.world_size()) {
     // Steps per epoch depend on the world size: continue at the start of the next epoch.

@@ -21,6 +21,24 @@ struct EpochStats {
   int64_t skipped_steps = 0;  // fp16 steps skipped for inf/NaN gradients
 };
 
+// Reads the loss back: the only host synchronisation of a step, every tenth step.
+void show_progress(Progress& progress, int64_t steps_done, const Run& run, const torch::Tensor& loss_sum) {
+  char extra[64];
+  std::snprintf(extra, sizeof extra, "loss %.3f", loss_sum.item<double>() / steps_done);
+  progress.update(steps_done * run.global_batch(), extra);
+}
+
+void capture_step(Run& run, const Batch& example) {
+  const auto start = Clock::now();
+  run.graph = std::make_unique<GraphedTrainStep>(run.model, *run.optimizer, run.precision, run.config.label_smoothing,
+                                                 run.average.get(), example);
+  run.graph_capture_seconds = seconds_since(start);
+  char line[96];
+  std::snprintf(line, sizeof line, "train step captured as a CUDA graph in %.2f s (3 warm-up steps included)",
+                run.graph_capture_seconds);
+  run.log(line);
+}
+
 EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const LrSchedule& schedule) {
   const TrainConfig& c = run.config;
   const auto start = Clock::now();
@@ -32,6 +50,7 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
   Augmentation augmentation;
   augmentation.dihedral = c.augment;
   augmentation.max_shift = c.augment ? static_cast<int>(c.max_shift * c.image_size) : 0;
+  augmentation.color_jitter = c.augment ? c.color_jitter : 0;
   const auto loss_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(c.label_smoothing);
 
   const int64_t steps = std::min(run.steps_per_epoch, run.stop_step - run.step);
@@ -42,11 +61,20 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
   // Running sums stay on the device and are read only for the progress line.
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(run.device));
   torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(run.device));
+  if (run.graph) run.graph->reset_sums();
   for (int64_t s = 0; s < steps; ++s, ++run.step) {
     const int64_t* items = order.data() + s * c.batch_size;
     // Later pipeline stages never see the images: they need the labels only.
     const Batch batch = run.pipeline && run.pipeline->stage() > 0 ? batches.make_labels(items, c.batch_size)
                                                                    : batches.make(items, c.batch_size, &augmentation, &rng);
+    if (run.use_graph) {
+      if (!run.graph) capture_step(run, batch);
+      run.graph->step(batch, schedule.at(run.step), run.average ? 1 - run.average->decay_at(run.step) : 0);
+      loss_sum = run.graph->loss_sum();
+      correct = run.graph->correct();
+      if ((s + 1) % 10 == 0 || s + 1 == steps) show_progress(progress, s + 1, run, loss_sum);
+      continue;
+    }
     set_learning_rate(*run.optimizer, schedule.at(run.step));
     clear_gradients(*run.optimizer);
     if (run.pipeline || run.device_stages) {
@@ -69,12 +97,14 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
       loss_sum += loss.detach();
       correct += (logits.argmax(1) == batch.labels).sum();
     }
-    if (!run.scaler->step(*run.optimizer)) ++skipped;
-    if (((s + 1) % 10 == 0 || s + 1 == steps) && !run.pipeline && !run.device_stages) {
-      char extra[64];
-      std::snprintf(extra, sizeof extra, "loss %.3f", loss_sum.item<double>() / (s + 1));
-      progress.update((s + 1) * run.global_batch(), extra);
+    if (run.scaler->enabled()) {
+      if (!run.scaler->step(*run.optimizer)) ++skipped;
+    } else {
+      multi_tensor_sgd_step(*run.optimizer);
     }
+    if (run.average) run.average->update(run.step);
+    if (((s + 1) % 10 == 0 || s + 1 == steps) && !run.pipeline && !run.device_stages)
+      show_progress(progress, s + 1, run, loss_sum);
   }
   EpochStats stats;
   stats.images = steps * run.global_batch();
@@ -92,11 +122,12 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
 // Each rank evaluates its shard of the validation set with rank 0's BatchNorm statistics; the
 // counts and loss sums are added over ranks before any ratio is taken.
 EvalResult validate_globally(Run& run, const BatchMaker& batches) {
-  if (!run.pipeline) run.dp->broadcast_buffers(run.model);  // pipeline stages gathered the model already
+  if (!run.pipeline) run.dp->broadcast_buffers(run.evaluated_model());  // pipeline stages gathered the model already
   const std::vector<int64_t> mine = run.dp->shard(run.split.val);
-  EvalResult val = evaluate(run.model, batches, mine, static_cast<int64_t>(run.data.classes.size()),
-                            run.config.batch_size * 2, run.precision);
+  EvalResult val = evaluate(run.evaluated_model(), batches, mine, static_cast<int64_t>(run.data.classes.size()),
+                            run.config.batch_size * 2, run.precision, run.config.tta);
   run.dp->sum(val.confusion);
+  run.dp->sum(val.single_view);
   val.loss = run.dp->sum(val.loss * static_cast<double>(mine.size())) / static_cast<double>(run.split.val.size());
   return val;
 }
@@ -132,7 +163,10 @@ nlohmann::json train(const TrainConfig& config) {
     const EpochStats stats = train_epoch(run, batches, epoch, schedule);
     train_seconds += stats.seconds;
     epochs_done = epoch + 1;
-    if (run.pipeline) run.pipeline->gather(*run.optimizer);  // every rank: the whole model, for validation and the checkpoint
+    // --val-every: validation and checkpoint every N epochs, and always after the last one.
+    const bool last = epochs_done == c.epochs || run.step >= run.stop_step;
+    const bool milestone = last || epochs_done % c.val_every == 0;
+    if (run.pipeline && milestone) run.pipeline->gather(*run.optimizer);  // every rank: the whole model, for validation and the checkpoint
     nlohmann::json record = {{"epoch", epochs_done},
                              {"step", run.step},
                              {"lr", schedule.at(std::max<int64_t>(0, run.step - 1))},
@@ -150,25 +184,32 @@ nlohmann::json train(const TrainConfig& config) {
     std::snprintf(buf, sizeof buf, ": train loss %.3f acc %.3f, %.1f img/s", stats.loss, stats.accuracy,
                   stats.images / std::max(1e-9, stats.seconds));
     line += buf;
-    if (!run.split.val.empty()) {
+    if (!run.split.val.empty() && milestone) {
       const EvalResult val = validate_globally(run, batches);
       run.last_val = val.confusion.to_json(run.data.classes);
       run.last_val["loss"] = val.loss;
+      if (c.tta) run.last_val["accuracy_single_view"] = val.single_view.accuracy();
       record["val_loss"] = val.loss;
       record["val_acc"] = val.confusion.accuracy();
       record["val_macro_f1"] = val.confusion.macro_f1();
+      if (c.tta) record["val_acc_single_view"] = val.single_view.accuracy();
       record["val_s"] = val.seconds;
       run.best_acc = std::max(run.best_acc, val.confusion.accuracy());
       std::snprintf(buf, sizeof buf, "; val loss %.3f acc %.4f macro-F1 %.4f", val.loss, val.confusion.accuracy(),
                     val.confusion.macro_f1());
       line += buf;
+      if (c.tta) {
+        std::snprintf(buf, sizeof buf, " (with flips/rotations; %.4f without)", val.single_view.accuracy());
+        line += buf;
+      }
       if (c.target_acc > 0 && val.confusion.accuracy() >= c.target_acc && run.time_to_target < 0)
         run.time_to_target = train_seconds;
     }
     run.log(line);
-    if (run.is_main()) {
-      append_line(run.out / "metrics.jsonl", record.dump());
-      save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler, checkpoint_meta(run, epochs_done, train_seconds));
+    if (run.is_main()) append_line(run.out / "metrics.jsonl", record.dump());
+    if (run.is_main() && milestone) {
+      save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler, checkpoint_meta(run, epochs_done, train_seconds),
+                      run.average ? &run.average->model() : nullptr);
     }
     if (run.time_to_target >= 0) {
       run.log("reached target accuracy " + std::to_string(c.target_acc) + " after " + format_duration(run.time_to_target) +
@@ -206,6 +247,10 @@ nlohmann::json train(const TrainConfig& config) {
                             {"global_batch", run.global_batch()},
                             {"peak_lr", run.peak_lr},
                             {"pipeline", pipeline_report},
+                            {"ema", c.ema},
+                            {"tta", c.tta},
+                            {"cuda_graph", run.graph != nullptr},
+                            {"graph_capture_s", run.graph_capture_seconds},
                             {"backend", run.dp->backend()},
                             {"launcher", run.dp->world().launcher},
                             {"step_times_ms", step_times_json(*run.dp)},

@@ -59,6 +59,18 @@ void ensure_writable_dir(const fs::path& dir) {
     throw Error("output folder " + dir.string() + " is not writable");
 }
 
+std::vector<std::string> read_list_file(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot read list file '" + path.string() + "'");
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (!line.empty() && line[0] != '#') lines.push_back(line);
+  }
+  return lines;
+}
+
 void append_line(const fs::path& path, const std::string& line) {
   std::FILE* f = std::fopen(path.c_str(), "a");
   if (!f) throw Error("cannot append to " + path.string());

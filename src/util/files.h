@@ -23,6 +23,10 @@ void replace_file_atomically(const fs::path& path, const std::function<void(cons
 // Creates `dir` if needed and checks that a file can be written there; throws Error otherwise.
 void ensure_writable_dir(const fs::path& dir);
 
+// The lines of a list file (one path per line), trailing spaces and CRs cut, blank lines and
+// '#' comments skipped; throws Error when the file cannot be read.
+std::vector<std::string> read_list_file(const fs::path& path);
+
 // Appends one line (a newline is added) and flushes it to disk.
 void append_line(const fs::path& path, const std::string& line);
 

@@ -1,0 +1,181 @@
+// The pieces of the fast training path: the multi-tensor optimizer update, the weight average,
+// test-time augmentation, the CUDA-graph step (on CUDA only) and their flags end to end.
+#include <gtest/gtest.h>
+
+#include "compat.h"
+#include "data/batches.h"
+#include "model/resnet.h"
+#include "test_util.h"
+#include "train/config.h"
+#include "train/evaluate.h"
+#include "train/graphed_step.h"
+#include "train/optimizer.h"
+#include "train/weight_average.h"
+
+namespace histotrain {
+namespace {
+
+using testing::read_json;
+using testing::run_histotrain;
+using testing::ScratchDir;
+
+TrainConfig small_config() {
+  TrainConfig c;
+  c.lr = 0.1;
+  c.weight_decay = 0.01;
+  return c;
+}
+
+// One forward/backward on a fixed batch, for two models that must stay equal.
+void backward_on(ResNet& model, const torch::Tensor& images, const torch::Tensor& labels) {
+  torch::nn::functional::cross_entropy(model->forward(images), labels).backward();
+}
+
+ResNet copy_of(ResNet& model) {
+  ResNet copy(model->arch, model->fc->options.out_features());
+  torch::NoGradGuard no_grad;
+  auto to = copy->parameters(), from = model->parameters();
+  for (size_t i = 0; i < to.size(); ++i) to[i].copy_(from[i]);
+  auto tb = copy->buffers(), fb = model->buffers();
+  for (size_t i = 0; i < tb.size(); ++i) tb[i].copy_(fb[i]);
+  return copy;
+}
+
+TEST(FastPath, MultiTensorSgdMatchesTorchSgd) {
+  torch::manual_seed(1);
+  ResNet reference("resnet18", 3);
+  ResNet multi = copy_of(reference), with_tensor_lr = copy_of(reference);
+  const TrainConfig c = small_config();
+  auto reference_opt = make_optimizer(reference, c);
+  auto multi_opt = make_optimizer(multi, c);
+  auto tensor_opt = make_optimizer(with_tensor_lr, c);
+  const torch::Tensor neg_lr = torch::full({}, -c.lr);
+  for (int step = 0; step < 3; ++step) {
+    const auto images = torch::randn({4, 3, 32, 32});
+    const auto labels = torch::randint(0, 3, {4}, torch::kLong);
+    for (auto* opt : {reference_opt.get(), multi_opt.get(), tensor_opt.get()}) clear_gradients(*opt);
+    backward_on(reference, images, labels);
+    backward_on(multi, images, labels);
+    backward_on(with_tensor_lr, images, labels);
+    reference_opt->step();
+    multi_tensor_sgd_step(*multi_opt);
+    multi_tensor_sgd_step(*tensor_opt, neg_lr);
+  }
+  const auto r = reference->parameters(), m = multi->parameters(), t = with_tensor_lr->parameters();
+  for (size_t i = 0; i < r.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(m[i], r[i], 1e-5, 1e-6)) << "parameter " << i;
+    EXPECT_TRUE(torch::allclose(t[i], r[i], 1e-5, 1e-6)) << "parameter " << i << " (lr as a tensor)";
+  }
+}
+
+TEST(FastPath, WeightAverageRampsUpThenFollowsTheDecay) {
+  torch::manual_seed(2);
+  ResNet model("resnet18", 3);
+  WeightAverage average(model, 0.99);
+  EXPECT_NEAR(average.decay_at(0), 0.1, 1e-12);  // (1 + 0) / (10 + 0): the start is forgotten fast
+  EXPECT_NEAR(average.decay_at(10000), 0.99, 1e-12);
+  const torch::Tensor before = average.model()->fc->weight.clone();
+  EXPECT_TRUE(torch::equal(before, model->fc->weight)) << "the average starts as a copy";
+  {
+    torch::NoGradGuard no_grad;
+    model->fc->weight.add_(1.0);
+  }
+  average.update(0);  // 0.1 * old + 0.9 * new
+  EXPECT_TRUE(torch::allclose(average.model()->fc->weight, before + 0.9, 1e-5, 1e-6));
+  average.update(torch::full({}, 0.5));  // half-way to the model
+  EXPECT_TRUE(torch::allclose(average.model()->fc->weight, before + 0.95, 1e-5, 1e-6));
+  EXPECT_FALSE(average.model()->fc->weight.requires_grad());
+}
+
+TEST(FastPath, DihedralViewsAreTheEightSymmetries) {
+  const auto image = torch::arange(2 * 3 * 5 * 5, torch::kFloat32).view({2, 3, 5, 5});
+  std::vector<torch::Tensor> views;
+  for (int s = 0; s < 8; ++s) views.push_back(dihedral_view(image, s));
+  for (int a = 0; a < 8; ++a)
+    for (int b = a + 1; b < 8; ++b) EXPECT_FALSE(torch::equal(views[a], views[b])) << a << " and " << b;
+  EXPECT_TRUE(torch::equal(views[0], image));
+  // Each view moves pixels, never changes them.
+  for (const auto& v : views) EXPECT_TRUE(torch::equal(std::get<0>(v.flatten().sort()), image.flatten()));
+}
+
+// The graph replays exactly the eager step: same weights after a few steps.
+TEST(FastPath, CudaGraphStepMatchesTheEagerStep) {
+  if (!GraphedTrainStep::available() || !compat::cuda_available()) GTEST_SKIP() << "needs a CUDA LibTorch 2.x";
+  torch::manual_seed(3);
+  const torch::Device cuda(torch::kCUDA);
+  ResNet eager("resnet18", 3);
+  ResNet graphed = copy_of(eager);
+  eager->to(cuda);
+  graphed->to(cuda);
+  const TrainConfig c = small_config();
+  auto eager_opt = make_optimizer(eager, c);
+  auto graph_opt = make_optimizer(graphed, c);
+  std::vector<Batch> batches;
+  for (int i = 0; i < 4; ++i)
+    batches.push_back({torch::randn({8, 3, 32, 32}, cuda), torch::randint(0, 3, {8}, torch::TensorOptions().dtype(torch::kLong).device(cuda))});
+  GraphedTrainStep graph(graphed, *graph_opt, Precision::fp32, 0.0, nullptr, batches[0]);
+  for (const Batch& b : batches) {
+    clear_gradients(*eager_opt);
+    backward_on(eager, b.images, b.labels);
+    multi_tensor_sgd_step(*eager_opt);
+    graph.step(b, c.lr, 0);
+  }
+  const auto e = eager->parameters(), g = graphed->parameters();
+  for (size_t i = 0; i < e.size(); ++i) EXPECT_TRUE(torch::allclose(g[i], e[i], 1e-4, 1e-5)) << "parameter " << i;
+  const auto eb = eager->buffers(), gb = graphed->buffers();
+  for (size_t i = 0; i < eb.size(); ++i)
+    EXPECT_TRUE(torch::allclose(gb[i].to(torch::kFloat64), eb[i].to(torch::kFloat64), 1e-4, 1e-5)) << "buffer " << i;
+}
+
+std::string fast_args(const std::string& data, const std::filesystem::path& out) {
+  return "train --data " + data + " --groups " + data + "/groups.csv --image-size 32 --batch-size 16 --epochs 2 "
+         "--threads 2 --quiet --ema 0.9 --tta --out " + out.string();
+}
+
+TEST(FastPath, EmaAndTtaTrainResumeAndReport) {
+  ScratchDir dir;
+  const std::string data = testing::shared_synthetic_dataset(40, 96).string();
+  const auto straight = run_histotrain(fast_args(data, dir / "straight"));
+  ASSERT_EQ(straight.exit_code, 0) << straight.err;
+  const auto summary = read_json(dir / "straight/summary.json");
+  EXPECT_EQ(summary["ema"].get<double>(), 0.9);
+  EXPECT_TRUE(summary["tta"].get<bool>());
+  EXPECT_FALSE(summary["cuda_graph"].get<bool>());
+  EXPECT_GT(summary["best_val_acc"].get<double>(), 0.0);
+  // The average is part of the training state: a stopped and resumed run validates the same.
+  ASSERT_EQ(run_histotrain(fast_args(data, dir / "halves") + " --max-steps 10").exit_code, 0);
+  const auto resumed = run_histotrain("train --resume " + (dir / "halves").string() + " --max-steps 0 --quiet");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const auto a = testing::read_jsonl(dir / "straight/metrics.jsonl"), b = testing::read_jsonl(dir / "halves/metrics.jsonl");
+  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_NEAR(b[1]["val_loss"].get<double>(), a[1]["val_loss"].get<double>(), 1e-4);
+  // The saved model is the average: eval reproduces the last validation.
+  const auto eval = run_histotrain("eval --checkpoint " + (dir / "straight").string() + " --data " + data + " --quiet");
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+}
+
+TEST(FastPath, CudaGraphOnWithoutCudaIsAUsageError) {
+  if (GraphedTrainStep::available() && compat::cuda_available()) GTEST_SKIP() << "CUDA graphs are available here";
+  ScratchDir dir;
+  const std::string data = testing::shared_synthetic_dataset(40, 96).string();
+  const auto result = run_histotrain(fast_args(data, dir / "run") + " --cuda-graph on");
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_NE(result.err.find("--cuda-graph on"), std::string::npos) << result.err;
+}
+
+TEST(FastPath, ValidationListIsTheSplit) {
+  ScratchDir dir;
+  const std::string data = testing::shared_synthetic_dataset(40, 96).string();
+  const auto first = run_histotrain(fast_args(data, dir / "first") + " --max-steps 1");
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const auto again = run_histotrain(
+      "train --data " + data + " --val-images " + (dir / "first/val_images.txt").string() +
+      " --image-size 32 --batch-size 16 --epochs 1 --max-steps 1 --threads 2 --quiet --out " + (dir / "second").string());
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(testing::read_text(dir / "second/val_images.txt"), testing::read_text(dir / "first/val_images.txt"));
+  EXPECT_EQ(testing::read_text(dir / "second/train_images.txt"), testing::read_text(dir / "first/train_images.txt"));
+}
+
+}  // namespace
+}  // namespace histotrain

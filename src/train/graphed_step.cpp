@@ -3,7 +3,7 @@
 #include "compat.h"
 #include "util/errors.h"
 
-#if defined(HISTOTRAIN_WITH_CUDA) && HISTOTRAIN_TORCH_AT_LEAST(2, 0)
+#if defined(HISTOTRAIN_WITH_CUDA) && HISTOTRAIN_TORCH_AT_LEAST(2, 0) && !defined(HISTOTRAIN_NO_CUDA_GRAPHS)
 #define HISTOTRAIN_CUDA_GRAPHS 1
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
@@ -111,9 +111,26 @@ struct GraphedTrainStep::Impl {
       // Gradients start undefined so that backward allocates them inside the graph's own memory
       // pool, and each replay overwrites them instead of adding to them.
       clear_gradients(optimizer);
-      graph.capture_begin();
-      train_step();
-      graph.capture_end();
+      bool capturing = false;
+      try {
+        graph.capture_begin();
+        capturing = true;
+        train_step();
+        capturing = false;
+        graph.capture_end();
+      } catch (...) {  // leave the model as it was, so that the caller may go on without a graph
+        if (capturing) {
+          try {
+            graph.capture_end();  // the stream must leave capture mode before it can run kernels again
+          } catch (...) {
+          }
+        }
+        at::autocast::set_autocast_cache_enabled(true);
+        clear_gradients(optimizer);
+        side.synchronize();
+        restore_state(saved);
+        throw;
+      }
       at::autocast::set_autocast_cache_enabled(true);
       at::cuda::CUDAEvent captured;
       captured.record(side);

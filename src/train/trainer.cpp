@@ -28,10 +28,19 @@ void show_progress(Progress& progress, int64_t steps_done, const Run& run, const
   progress.update(steps_done * run.global_batch(), extra);
 }
 
+// With --cuda-graph auto a failed capture is not fatal: the run goes on with the eager step.
 void capture_step(Run& run, const Batch& example) {
   const auto start = Clock::now();
-  run.graph = std::make_unique<GraphedTrainStep>(run.model, *run.optimizer, run.precision, run.config.label_smoothing,
-                                                 run.average.get(), example);
+  try {
+    run.graph = std::make_unique<GraphedTrainStep>(run.model, *run.optimizer, run.precision,
+                                                   run.config.label_smoothing, run.average.get(), example);
+  } catch (const std::exception& e) {
+    if (run.config.cuda_graph == "on") throw;
+    run.use_graph = false;
+    run.log(std::string("warning: the train step could not be captured as a CUDA graph; the run goes on without "
+                        "one: ") + e.what());
+    return;
+  }
   run.graph_capture_seconds = seconds_since(start);
   char line[96];
   std::snprintf(line, sizeof line, "train step captured as a CUDA graph in %.2f s (3 warm-up steps included)",
@@ -67,8 +76,8 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
     // Later pipeline stages never see the images: they need the labels only.
     const Batch batch = run.pipeline && run.pipeline->stage() > 0 ? batches.make_labels(items, c.batch_size)
                                                                    : batches.make(items, c.batch_size, &augmentation, &rng);
+    if (run.use_graph && !run.graph) capture_step(run, batch);
     if (run.use_graph) {
-      if (!run.graph) capture_step(run, batch);
       run.graph->step(batch, schedule.at(run.step), run.average ? 1 - run.average->decay_at(run.step) : 0);
       loss_sum = run.graph->loss_sum();
       correct = run.graph->correct();

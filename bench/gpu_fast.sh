@@ -54,6 +54,7 @@ declare -A RECIPES=(
   [same]="--epochs 20 --warmup-epochs 5 --max-shift 0.084"
   [ema_tta]="--epochs 20 --warmup-epochs 5 --max-shift 0.084 --ema 0.99 --tta"
   [ema_tta_jitter]="--epochs 20 --warmup-epochs 5 --max-shift 0.084 --ema 0.99 --tta --color-jitter 0.1"
+  [ema_tta_jitter_30]="--epochs 30 --warmup-epochs 7.5 --max-shift 0.084 --ema 0.99 --tta --color-jitter 0.1"
 )
 if section "time to accuracy: histotrain vs torch_fast_recipe.py, lung tiles 96 px, the peer's grouped splits" 150; then
   echo "who recipe seed train_s wall_s val_acc single_view_acc" >"$LOG/accuracy.txt"
@@ -66,7 +67,7 @@ if section "time to accuracy: histotrain vs torch_fast_recipe.py, lung tiles 96 
           --epochs 20 2>"$LOG/peer-$seed.err" | sed -n 's/^RESULT //p')
     echo "$r" >"$WORK/peer-$seed.json"
     [ -n "$r" ] && echo "peer fast_recipe $seed $(field "$WORK/peer-$seed.json" "d['train_s'], $((SECONDS - t0)), d['tta_acc'], d['val_acc']" | tr -d '(),')" | tee -a "$LOG/accuracy.txt"
-    for recipe in same ema_tta ema_tta_jitter; do
+    for recipe in same ema_tta ema_tta_jitter ema_tta_jitter_30; do
       [ "$(left)" -ge 40 ] || { echo "out of time"; break 2; }
       out=$WORK/run-$recipe-$seed
       t0=$(date +%s.%N)
@@ -75,7 +76,7 @@ if section "time to accuracy: histotrain vs torch_fast_recipe.py, lung tiles 96 
         --val-every 100 --cache-dir "$CACHE" --quiet --out "$out" >/dev/null 2>"$out.log" || { tail -5 "$out.log"; continue; }
       wall=$("$PYTHON" -c "print($(date +%s.%N) - $t0)")
       echo "histotrain $recipe $seed $(field "$out/summary.json" "round(d['train_s'],2), round($wall,2), round(d['val']['accuracy'],4), round(d['val'].get('accuracy_single_view', d['val']['accuracy']),4)" | tr -d '(),')" | tee -a "$LOG/accuracy.txt"
-      [ "$seed" = "$(echo $SEEDS | cut -d' ' -f1)" ] && grep -E "captured|data ready|epoch 20/" "$out.log"
+      [ "$seed" = "$(echo $SEEDS | cut -d' ' -f1)" ] && grep -E "captured|warning|data ready|epoch (20|30)/" "$out.log"
     done
   done
   echo "(peer columns: train_s, wall_s, tta_acc in the val_acc column, plain val_acc in the single-view column)"
@@ -91,17 +92,19 @@ if section "train-step images/s: histotrain CUDA graph vs Python eager, bf16 cha
   timeout 60 "$PYTHON" bench/torch_step_bench.py --compile-sizes "" | tee -a "$LOG/throughput.txt"
 fi
 
-if section "data parallel on the GPU: NCCL world 1, Gloo with 2 ranks on one GPU, torchrun" 60; then
+if section "data parallel on the GPU: NCCL with one rank (launch, torchrun), Gloo with 2 ranks on one GPU" 60; then
   common=(--data "$LUNG" --val-images "$WORK/val-0.txt" --image-size 96 --amp bf16 --channels-last --epochs 1 --max-steps 30 --cache-dir "$CACHE" --quiet)
   timeout 40 build/histotrain launch -n 1 -- train --device cuda --backend nccl --batch-size 256 "${common[@]}" --out "$WORK/nccl1" 2>&1 | tail -2
-  timeout 40 build/histotrain launch -n 2 -- train --device cuda:0 --backend gloo --batch-size 128 "${common[@]}" --out "$WORK/gloo2" 2>&1 | tail -2
-  timeout 40 torchrun --no-python --nproc_per_node 2 build/histotrain train --device cuda:0 --backend gloo --batch-size 128 "${common[@]}" --out "$WORK/torchrun2" 2>&1 | tail -2
-  for r in nccl1 gloo2 torchrun2; do
+  timeout 40 torchrun --no-python --nproc_per_node 1 build/histotrain train --device cuda --backend nccl --batch-size 256 "${common[@]}" --out "$WORK/torchrun1" 2>&1 | tail -2
+  if build/histotrain --version | grep -q gloo; then
+    timeout 40 build/histotrain launch -n 2 -- train --device cuda:0 --backend gloo --batch-size 128 "${common[@]}" --out "$WORK/gloo2" 2>&1 | tail -2
+  fi
+  for r in nccl1 torchrun1 gloo2; do
     [ -f "$WORK/$r/summary.json" ] && echo "$r: $(field "$WORK/$r/summary.json" "d['backend'], d['launcher'], d['world_size'], round(d['steps']*d['global_batch']/d['train_s']), 'img/s', round(d['val']['accuracy'],4)")"
   done | tee "$LOG/gpu-ddp.txt"
 fi
 
-if section "CPU data parallel, weak scaling: ResNet-18 64 px, 32 images per rank, 1 thread per rank" 90; then
+if build/histotrain --version | grep -q gloo && section "CPU data parallel, weak scaling: ResNet-18 64 px, 32 images per rank, 1 thread per rank" 90; then
   timeout 30 build/histotrain train --data "$LUNG" --image-size 64 --epochs 1 --max-steps 1 --val-images "$WORK/val-0.txt" --cache-dir "$CACHE" --quiet --out "$WORK/warm64" >/dev/null 2>&1
   for ranks in 1 2 4 8 16; do
     [ "$(left)" -ge 25 ] || break
@@ -110,12 +113,6 @@ if section "CPU data parallel, weak scaling: ResNet-18 64 px, 32 images per rank
       --out "$WORK/cpu-$ranks" >/dev/null 2>"$WORK/cpu-$ranks.log" || { tail -3 "$WORK/cpu-$ranks.log"; continue; }
     echo "histotrain $ranks $(field "$WORK/cpu-$ranks/summary.json" "round(d['steps']*d['global_batch']/d['train_s'],1), round(d['step_times_ms']['backward'],1), round(d['step_times_ms']['allreduce'],1), round(d['step_times_ms']['exposed'],1)" | tr -d '(),')"
   done | tee "$LOG/cpu-ddp.txt"
-  for ranks in 1 16; do
-    [ "$(left)" -ge 40 ] || break
-    r=$(timeout 60 "$PYTHON" "$PEER_DIR/torch_reference.py" --data "$LUNG" --image-size 64 --batch-size 32 --nproc "$ranks" \
-          --threads 1 --workers 1 --max-steps 20 --device cpu 2>/dev/null | sed -n 's/^RESULT //p')
-    echo "peer $ranks $r"
-  done | tee -a "$LOG/cpu-ddp.txt"
 fi
 
 if section "pipeline stages on the GPU: 2 stages on cuda:0,cuda:0, 4 micro-batches" 30; then

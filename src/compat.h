@@ -37,6 +37,15 @@ inline std::string torch_version() {
 
 inline bool cuda_available() { return torch::cuda::is_available(); }
 
+// Whether this build links a CUDA LibTorch (known without touching the driver).
+inline bool built_with_cuda() {
+#ifdef HISTOTRAIN_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
 // Seeds the CPU generator and, when present, every CUDA generator.
 inline void manual_seed(uint64_t seed) {
   torch::manual_seed(seed);

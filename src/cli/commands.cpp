@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "compat.h"
+#include "dist/communicator.h"
 #include "util/errors.h"
 
 namespace histotrain {
@@ -11,7 +12,9 @@ int run_cli(int argc, char** argv) {
   CLI::App app{"histotrain: train ResNet classifiers on histopathology tiles (LC25000 layout), fast and honestly "
                "measured"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "histotrain 0.1.0 (LibTorch " + compat::torch_version() + ")");
+  app.set_version_flag("--version", "histotrain 0.1.0 (LibTorch " + compat::torch_version() + ", CUDA " +
+                                        (compat::built_with_cuda() ? "yes" : "no") + ", backends: " +
+                                        Communicator::available_backends() + ")");
   std::vector<Command> commands = {add_synth_command(app), add_train_command(app), add_eval_command(app),
                                    add_predict_command(app), add_launch_command(app), add_groups_command(app),
                                    add_split_audit_command(app)};

@@ -3,8 +3,13 @@
 #include <nlohmann/json.hpp>
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+// Gloo's own headers ship with Debian (libgloo-dev) but not with PyTorch wheels: a wheel build
+// without them has NCCL only.
+#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>)
+#define HISTOTRAIN_WITH_GLOO 1
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -23,7 +28,7 @@ namespace {
 
 using Milliseconds = std::chrono::milliseconds;
 
-bool is_loopback(const std::string& host) { return host == "localhost" || host.rfind("127.", 0) == 0; }
+[[maybe_unused]] bool is_loopback(const std::string& host) { return host == "localhost" || host.rfind("127.", 0) == 0; }
 
 c10::intrusive_ptr<c10d::Store> open_store(const WorldInfo& world, std::chrono::seconds timeout) {
   c10d::TCPStoreOptions options;
@@ -49,7 +54,7 @@ c10::intrusive_ptr<c10d::Store> open_store(const WorldInfo& world, std::chrono::
 
 // This host's address on the route to `host` (a UDP "connect" sends nothing; it only picks the
 // route), or "" when there is none.
-std::string local_address_towards(const std::string& host, int port) {
+[[maybe_unused]] std::string local_address_towards(const std::string& host, int port) {
   addrinfo hints{};
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_DGRAM;
@@ -70,6 +75,7 @@ std::string local_address_towards(const std::string& host, int port) {
   return address;
 }
 
+#ifdef HISTOTRAIN_WITH_GLOO
 // The network interface Gloo uses: GLOO_SOCKET_IFNAME when set (as in PyTorch); else the one
 // that reaches the master, so that every rank is reachable at the address its route names
 // (the host name may resolve to an address other ranks cannot reach).
@@ -89,6 +95,13 @@ c10::intrusive_ptr<compat::CollectiveBackend> make_gloo(const c10::intrusive_ptr
   options->devices.push_back(gloo_device(master_addr, master_port));
   return c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, world_size, options);
 }
+#else
+c10::intrusive_ptr<compat::CollectiveBackend> make_gloo(const c10::intrusive_ptr<c10d::Store>&, int, int,
+                                                        const std::string&, int, std::chrono::seconds) {
+  throw UsageError("--backend gloo: this histotrain was built without Gloo's headers (install libgloo-dev, or "
+                   "put its include folder on CMAKE_PREFIX_PATH); use --backend nccl on GPUs");
+}
+#endif
 
 c10::intrusive_ptr<compat::CollectiveBackend> make_nccl([[maybe_unused]] const c10::intrusive_ptr<c10d::Store>& store,
                                                         [[maybe_unused]] int rank, [[maybe_unused]] int world_size,
@@ -110,6 +123,17 @@ std::string choose_backend(const std::string& requested, const torch::Device& de
 }
 
 }  // namespace
+
+std::string Communicator::available_backends() {
+  std::string names;
+#ifdef HISTOTRAIN_WITH_GLOO
+  names += "gloo";
+#endif
+#ifdef USE_C10D_NCCL
+  names += names.empty() ? "nccl" : " nccl";
+#endif
+  return names.empty() ? "none" : names;
+}
 
 std::unique_ptr<Communicator> Communicator::connect(const WorldInfo& world, const std::string& requested_backend,
                                                     const torch::Device& device, std::chrono::seconds timeout) {

@@ -32,6 +32,10 @@ class Communicator {
   static std::unique_ptr<Communicator> connect(const WorldInfo& world, const std::string& backend,
                                                const torch::Device& device, std::chrono::seconds timeout);
 
+  // The backends this build can start: "gloo nccl", "gloo" (CPU LibTorch), "nccl" (a wheel's
+  // LibTorch without Gloo's headers).
+  static std::string available_backends();
+
   // Over an existing store (several ranks inside one process, for tests): Gloo.
   Communicator(c10::intrusive_ptr<c10d::Store> store, int rank, int world_size, std::chrono::seconds timeout);
 

@@ -94,11 +94,13 @@ fi
 
 if section "data parallel on the GPU: NCCL with one rank (launch, torchrun), Gloo with 2 ranks on one GPU" 60; then
   common=(--data "$LUNG" --val-images "$WORK/val-0.txt" --image-size 96 --amp bf16 --channels-last --epochs 1 --max-steps 30 --cache-dir "$CACHE" --quiet)
-  timeout 40 build/histotrain launch -n 1 -- train --device cuda --backend nccl --batch-size 256 "${common[@]}" --out "$WORK/nccl1" 2>&1 | tail -2
-  timeout 40 torchrun --no-python --nproc_per_node 1 build/histotrain train --device cuda --backend nccl --batch-size 256 "${common[@]}" --out "$WORK/torchrun1" 2>&1 | tail -2
+  # Whole logs, not tails: a failure's first lines say why.
+  timeout 40 build/histotrain launch -n 1 -- train --device cuda --backend nccl --batch-size 256 "${common[@]}" --out "$WORK/nccl1" >"$LOG/nccl1.log" 2>&1
+  timeout 40 torchrun --no-python --nproc_per_node 1 build/histotrain train --device cuda --backend nccl --batch-size 256 "${common[@]}" --out "$WORK/torchrun1" >"$LOG/torchrun1.log" 2>&1
   if build/histotrain --version | grep -q gloo; then
-    timeout 40 build/histotrain launch -n 2 -- train --device cuda:0 --backend gloo --batch-size 128 "${common[@]}" --out "$WORK/gloo2" 2>&1 | tail -2
+    timeout 40 build/histotrain launch -n 2 -- train --device cuda:0 --backend gloo --batch-size 128 "${common[@]}" --out "$WORK/gloo2" >"$LOG/gloo2.log" 2>&1
   fi
+  grep -hiE "error|failed|exception" "$LOG"/nccl1.log "$LOG"/torchrun1.log 2>/dev/null | head -20
   for r in nccl1 torchrun1 gloo2; do
     [ -f "$WORK/$r/summary.json" ] && echo "$r: $(field "$WORK/$r/summary.json" "d['backend'], d['launcher'], d['world_size'], round(d['steps']*d['global_batch']/d['train_s']), 'img/s', round(d['val']['accuracy'],4)")"
   done | tee "$LOG/gpu-ddp.txt"

@@ -17,7 +17,45 @@
 
 namespace histotrain {
 
-#ifdef HISTOTRAIN_CUDA_GRAPHS
+namespace {
+
+// Everything a warm-up step changes although the learning rate is zero: BatchNorm statistics
+// and momentum buffers. Saved before the warm-up and put back after it.
+struct SavedState {
+  std::vector<torch::Tensor> buffers;
+  std::map<const void*, torch::Tensor> momentum;
+};
+
+torch::Tensor* momentum_buffer(torch::optim::SGD& optimizer, const torch::Tensor& p) {
+  auto found = optimizer.state().find(compat::optimizer_state_key(optimizer.state(), p));
+  if (found == optimizer.state().end()) return nullptr;
+  return &static_cast<torch::optim::SGDParamState&>(*found->second).momentum_buffer();
+}
+
+SavedState save_state(ResNet& model, torch::optim::SGD& optimizer) {
+  SavedState saved;
+  for (auto& b : model->buffers()) saved.buffers.push_back(b.clone());
+  for (auto& group : optimizer.param_groups())
+    for (auto& p : group.params())
+      if (const torch::Tensor* buffer = momentum_buffer(optimizer, p))
+        saved.momentum[p.unsafeGetTensorImpl()] = buffer->clone();
+  return saved;
+}
+
+void restore_state(ResNet& model, torch::optim::SGD& optimizer, const SavedState& saved) {
+  torch::NoGradGuard no_grad;
+  auto buffers = model->buffers();
+  for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(saved.buffers[i]);
+  for (auto& group : optimizer.param_groups())
+    for (auto& p : group.params()) {
+      torch::Tensor* buffer = momentum_buffer(optimizer, p);
+      if (!buffer) continue;
+      const auto before = saved.momentum.find(p.unsafeGetTensorImpl());
+      before == saved.momentum.end() ? buffer->zero_() : buffer->copy_(before->second);  // zero: as if never created
+    }
+}
+
+}  // namespace
 
 struct GraphedTrainStep::Impl {
   ResNet model;
@@ -27,7 +65,9 @@ struct GraphedTrainStep::Impl {
   WeightAverage* average;
   // Static tensors the graph reads and writes: their addresses are baked into it.
   torch::Tensor images, labels, neg_lr, average_share, loss_sum, correct;
-  at::cuda::CUDAGraph graph;
+#ifdef HISTOTRAIN_CUDA_GRAPHS
+  std::unique_ptr<at::cuda::CUDAGraph> graph;  // null: the step runs eagerly
+#endif
 
   Impl(ResNet m, torch::optim::SGD& o, Precision p, double smoothing, WeightAverage* a, const Batch& example)
       : model(std::move(m)),
@@ -61,95 +101,98 @@ struct GraphedTrainStep::Impl {
     correct.add_((logits.argmax(1) == labels).sum());
   }
 
-  // Everything a warm-up step changes although the learning rate is zero: BatchNorm statistics
-  // and momentum buffers. Saved before the warm-up and put back after it.
-  struct Saved {
-    std::vector<torch::Tensor> buffers;
-    std::map<const void*, torch::Tensor> momentum;
-  };
-  Saved save_state() {
-    Saved saved;
-    for (auto& b : model->buffers()) saved.buffers.push_back(b.clone());
-    for (auto& group : optimizer.param_groups())
-      for (auto& p : group.params()) {
-        auto found = optimizer.state().find(compat::optimizer_state_key(optimizer.state(), p));
-        if (found != optimizer.state().end())
-          saved.momentum[p.unsafeGetTensorImpl()] =
-              static_cast<torch::optim::SGDParamState&>(*found->second).momentum_buffer().clone();
-      }
-    return saved;
-  }
-  void restore_state(const Saved& saved) {
-    torch::NoGradGuard no_grad;
-    auto buffers = model->buffers();
-    for (size_t i = 0; i < buffers.size(); ++i) buffers[i].copy_(saved.buffers[i]);
-    for (auto& group : optimizer.param_groups())
-      for (auto& p : group.params()) {
-        auto found = optimizer.state().find(compat::optimizer_state_key(optimizer.state(), p));
-        if (found == optimizer.state().end()) continue;
-        torch::Tensor buffer = static_cast<torch::optim::SGDParamState&>(*found->second).momentum_buffer();
-        const auto before = saved.momentum.find(p.unsafeGetTensorImpl());
-        before == saved.momentum.end() ? buffer.zero_() : buffer.copy_(before->second);  // zero: as if never created
-      }
+  void warm_up() {
+    for (int i = 0; i < 3; ++i) {
+      clear_gradients(optimizer);
+      train_step();
+    }
+    // Gradients start undefined so that backward allocates them inside the graph's own memory
+    // pool, and each replay overwrites them instead of adding to them.
+    clear_gradients(optimizer);
   }
 
-  void capture() {
-    const Saved saved = save_state();
+  // Three warm-up steps with the learning rate at zero (cuDNN picks its kernels, the allocator
+  // settles), the capture, then the state as it was before the warm-up.
+  void prepare(bool capture) {
+    const SavedState saved = save_state(model, optimizer);
+    if (capture)
+      warm_up_and_capture(saved);
+    else
+      warm_up();
+    restore_state(model, optimizer, saved);
+    loss_sum.zero_();
+    correct.zero_();
+  }
+
+  void replay() {
+#ifdef HISTOTRAIN_CUDA_GRAPHS
+    if (graph) return graph->replay();
+#endif
+    clear_gradients(optimizer);
+    train_step();
+  }
+
+#ifdef HISTOTRAIN_CUDA_GRAPHS
+  void warm_up_and_capture(const SavedState& saved) {
     const auto caller = c10::cuda::getCurrentCUDAStream();
     const auto side = c10::cuda::getStreamFromPool();
     at::cuda::CUDAEvent ready;
     ready.record(caller);
     ready.block(side);
-    {
-      // Capture must run on a stream other than the default one; warm up on the same stream.
-      c10::cuda::CUDAStreamGuard on_side(side);
-      at::autocast::set_autocast_cache_enabled(false);  // cached casts would outlive the capture
-      for (int i = 0; i < 3; ++i) {
-        clear_gradients(optimizer);
-        train_step();
-      }
-      // Gradients start undefined so that backward allocates them inside the graph's own memory
-      // pool, and each replay overwrites them instead of adding to them.
-      clear_gradients(optimizer);
-      bool capturing = false;
-      try {
-        graph.capture_begin();
-        capturing = true;
-        train_step();
-        capturing = false;
-        graph.capture_end();
-      } catch (...) {  // leave the model as it was, so that the caller may go on without a graph
-        if (capturing) {
-          try {
-            graph.capture_end();  // the stream must leave capture mode before it can run kernels again
-          } catch (...) {
-          }
+    // Capture must run on a stream other than the default one; warm up on the same stream.
+    c10::cuda::CUDAStreamGuard on_side(side);
+    at::autocast::set_autocast_cache_enabled(false);  // cached casts would outlive the capture
+    warm_up();
+    graph = std::make_unique<at::cuda::CUDAGraph>();
+    bool capturing = false;
+    try {
+      graph->capture_begin();
+      capturing = true;
+      train_step();
+      capturing = false;
+      graph->capture_end();
+    } catch (...) {  // leave the model as it was, so that the caller may go on without a graph
+      if (capturing) {
+        try {
+          graph->capture_end();  // the stream must leave capture mode before it can run kernels again
+        } catch (...) {
         }
-        at::autocast::set_autocast_cache_enabled(true);
-        clear_gradients(optimizer);
-        side.synchronize();
-        restore_state(saved);
-        throw;
       }
+      graph.reset();
       at::autocast::set_autocast_cache_enabled(true);
-      at::cuda::CUDAEvent captured;
-      captured.record(side);
-      captured.block(caller);
+      clear_gradients(optimizer);
+      side.synchronize();
+      restore_state(model, optimizer, saved);
+      throw;
     }
-    restore_state(saved);
-    loss_sum.zero_();
-    correct.zero_();
+    at::autocast::set_autocast_cache_enabled(true);
+    at::cuda::CUDAEvent captured;
+    captured.record(side);
+    captured.block(caller);
   }
+#else
+  void warm_up_and_capture(const SavedState&) {
+    throw Error("CUDA graphs need histotrain built against a CUDA LibTorch 2.x (this build: LibTorch " +
+                compat::torch_version() + (compat::built_with_cuda() ? ", graphs compiled out)" : ", no CUDA)"));
+  }
+#endif
 };
 
-bool GraphedTrainStep::available() { return true; }
+bool GraphedTrainStep::available() {
+#ifdef HISTOTRAIN_CUDA_GRAPHS
+  return true;
+#else
+  return false;
+#endif
+}
 
 GraphedTrainStep::GraphedTrainStep(ResNet model, torch::optim::SGD& optimizer, Precision precision,
-                                   double label_smoothing, WeightAverage* average, const Batch& example)
+                                   double label_smoothing, WeightAverage* average, const Batch& example, bool capture)
     : impl_(std::make_unique<Impl>(std::move(model), optimizer, precision, label_smoothing, average, example)) {
-  if (!impl_->images.is_cuda()) throw Error("a CUDA graph needs the batch on a CUDA device");
-  if (precision == Precision::fp16) throw Error("a CUDA graph cannot hold fp16 loss scaling (its steps may be skipped)");
-  impl_->capture();
+  if (capture && !impl_->images.is_cuda()) throw Error("a CUDA graph needs the batch on a CUDA device");
+  if (capture && precision == Precision::fp16)
+    throw Error("a CUDA graph cannot hold fp16 loss scaling (its steps may be skipped)");
+  impl_->prepare(capture);
 }
 
 void GraphedTrainStep::step(const Batch& batch, double lr, double average_share) {
@@ -157,7 +200,7 @@ void GraphedTrainStep::step(const Batch& batch, double lr, double average_share)
   impl_->labels.copy_(batch.labels, /*non_blocking=*/true);
   impl_->neg_lr.fill_(-lr);
   impl_->average_share.fill_(average_share);
-  impl_->graph.replay();
+  impl_->replay();
 }
 
 torch::Tensor GraphedTrainStep::loss_sum() const { return impl_->loss_sum; }
@@ -166,24 +209,6 @@ void GraphedTrainStep::reset_sums() {
   impl_->loss_sum.zero_();
   impl_->correct.zero_();
 }
-
-#else  // no CUDA LibTorch 2.x: the trainer runs its eager step
-
-struct GraphedTrainStep::Impl {};
-
-bool GraphedTrainStep::available() { return false; }
-
-GraphedTrainStep::GraphedTrainStep(ResNet, torch::optim::SGD&, Precision, double, WeightAverage*, const Batch&) {
-  throw Error("CUDA graphs need histotrain built against a CUDA LibTorch 2.x (this build: LibTorch " +
-              compat::torch_version() + (compat::cuda_available() ? ")" : ", no CUDA)"));
-}
-
-void GraphedTrainStep::step(const Batch&, double, double) {}
-torch::Tensor GraphedTrainStep::loss_sum() const { return {}; }
-torch::Tensor GraphedTrainStep::correct() const { return {}; }
-void GraphedTrainStep::reset_sums() {}
-
-#endif
 
 GraphedTrainStep::~GraphedTrainStep() = default;
 

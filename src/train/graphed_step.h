@@ -20,10 +20,12 @@ class GraphedTrainStep {
   static bool available();
 
   // Runs three warm-up steps on `example` (cuDNN picks its kernels, the allocator settles) with the
-  // learning rate at zero and restores every buffer they touched, then captures one step.
-  // `average` may be null. Throws Error where graphs are not available.
+  // learning rate at zero, captures one step, and restores every buffer the warm-up touched.
+  // `average` may be null. Throws Error where graphs are not available. With `capture` false,
+  // the same warm-up, static buffers and step run eagerly on any device: how the CPU build
+  // tests everything but the capture itself.
   GraphedTrainStep(ResNet model, torch::optim::SGD& optimizer, Precision precision, double label_smoothing,
-                   WeightAverage* average, const Batch& example);
+                   WeightAverage* average, const Batch& example, bool capture = true);
   ~GraphedTrainStep();
   GraphedTrainStep(const GraphedTrainStep&) = delete;
   GraphedTrainStep& operator=(const GraphedTrainStep&) = delete;

@@ -19,6 +19,9 @@ Command add_predict_command(CLI::App& root);
 Command add_launch_command(CLI::App& root);
 Command add_groups_command(CLI::App& root);
 Command add_split_audit_command(CLI::App& root);
+Command add_bench_command(CLI::App& root);
+Command add_report_command(CLI::App& root);
+Command add_decode_bench_command(CLI::App& root);
 
 struct NearCopyOptions;
 // --threshold and --neighbours, shared by `groups` and `split-audit`; and their checks.

@@ -32,6 +32,7 @@ void add_flags(CLI::App* app, TrainConfig& c) {
   app->add_option("--image-size", c.image_size, "Tile side the model sees, px")->capture_default_str();
   app->add_option("--val-fraction", c.val_fraction, "Share of each class held out for validation")->capture_default_str();
   app->add_option("--workers", c.workers, "JPEG decode threads (0: all cores)")->capture_default_str();
+  app->add_flag("--prefetch", c.prefetch, "Assemble the next batch on a second thread while a step runs");
   app->add_option("--arch", c.arch, "resnet18 | resnet34 | resnet50")->capture_default_str();
   app->add_option("--epochs", c.epochs, "Epochs")->capture_default_str();
   app->add_option("--batch-size", c.batch_size, "Images per optimizer step on each rank")->capture_default_str();

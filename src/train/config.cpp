@@ -12,7 +12,7 @@ namespace histotrain {
   X(lr) X(schedule) X(warmup_epochs) X(momentum) X(weight_decay) X(label_smoothing) X(amp) X(channels_last) X(augment) X(max_shift) \
   X(backend) X(bucket_mb) X(dist_timeout) X(lr_scaling) X(pipeline_stages) X(micro_batches) X(split) X(devices) \
   X(threads) X(device) X(seed) X(out) X(resume) X(target_acc) X(max_steps) X(quiet) X(val_images) X(ema) X(tta) \
-  X(cuda_graph) X(val_every) X(color_jitter)
+  X(cuda_graph) X(val_every) X(color_jitter) X(prefetch)
 
 nlohmann::json to_json(const TrainConfig& config) {
   nlohmann::json j;

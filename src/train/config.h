@@ -20,6 +20,7 @@ struct TrainConfig {
   int image_size = 128;          // tiles are decoded once to this size
   double val_fraction = 0.2;     // share of each class's groups held out for validation
   int workers = 0;               // JPEG decode threads for the cache (0: all cores)
+  bool prefetch = false;         // assemble the next batch on a second thread during the step
 
   // --- model ---
   std::string arch = "resnet18";

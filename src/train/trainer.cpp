@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include <future>
+
 #include "compat.h"
 #include "data/batches.h"
 #include "pipeline/local_pipeline.h"
@@ -71,11 +73,19 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(run.device));
   torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(run.device));
   if (run.graph) run.graph->reset_sums();
-  for (int64_t s = 0; s < steps; ++s, ++run.step) {
+  const auto batch_for_step = [&](int64_t s) {
     const int64_t* items = order.data() + s * c.batch_size;
     // Later pipeline stages never see the images: they need the labels only.
-    const Batch batch = run.pipeline && run.pipeline->stage() > 0 ? batches.make_labels(items, c.batch_size)
-                                                                   : batches.make(items, c.batch_size, &augmentation, &rng);
+    return run.pipeline && run.pipeline->stage() > 0 ? batches.make_labels(items, c.batch_size)
+                                                     : batches.make(items, c.batch_size, &augmentation, &rng);
+  };
+  // --prefetch: the next batch is assembled on a second thread while this step runs. Batches are
+  // still made one after another, so the random augmentation is the same as without.
+  std::future<Batch> next;
+  if (c.prefetch && steps > 0) next = std::async(std::launch::async, batch_for_step, 0);
+  for (int64_t s = 0; s < steps; ++s, ++run.step) {
+    const Batch batch = c.prefetch ? next.get() : batch_for_step(s);
+    if (c.prefetch && s + 1 < steps) next = std::async(std::launch::async, batch_for_step, s + 1);
     if (run.use_graph && !run.graph) capture_step(run, batch);
     if (run.use_graph) {
       run.graph->step(batch, schedule.at(run.step), run.average ? 1 - run.average->decay_at(run.step) : 0);

@@ -1,0 +1,170 @@
+#include "bench/study_plan.h"
+
+#include <algorithm>
+#include <set>
+
+#include "util/errors.h"
+
+namespace histotrain {
+
+std::string StudyConfig::method() const {
+  if (device != "cpu") return "gpu";
+  if (pipeline_stages > 1) return "pipeline";
+  if (prefetch) return "prefetch";
+  if (amp != "none" || channels_last) return "precision";
+  if (ranks > 1) return "ranks";
+  return "threads";
+}
+
+namespace {
+
+StudyConfig cpu_config(const std::string& name, int ranks, int threads) {
+  StudyConfig c;
+  c.name = name;
+  c.ranks = ranks;
+  c.threads = threads;
+  return c;
+}
+
+}  // namespace
+
+StudyPlan default_plan(int cores, bool cuda) {
+  StudyPlan plan;
+  const std::string all = std::to_string(cores);
+  plan.configs.push_back(cpu_config("serial", 1, 1));
+  if (cores > 1) plan.configs.push_back(cpu_config("threads-" + all, 1, cores));
+  for (int r = 2; r <= cores; r *= 2) plan.configs.push_back(cpu_config("ranks-" + std::to_string(r), r, 1));
+  if (cores > 2 && (cores & (cores - 1)) != 0) plan.configs.push_back(cpu_config("ranks-" + all, cores, 1));
+  if (cores >= 2) {
+    StudyConfig pipeline = cpu_config("pipeline-2x4", 2, std::max(1, cores / 2));
+    pipeline.pipeline_stages = 2;
+    pipeline.micro_batches = 4;
+    pipeline.peer = false;
+    plan.configs.push_back(pipeline);
+  }
+  StudyConfig bf16 = cpu_config("bf16-cl-" + all, 1, cores);
+  bf16.amp = "bf16";
+  bf16.channels_last = true;
+  plan.configs.push_back(bf16);
+  StudyConfig prefetch = cpu_config("prefetch-" + all, 1, cores);
+  prefetch.prefetch = true;
+  prefetch.peer = false;
+  plan.configs.push_back(prefetch);
+  if (cuda) {
+    StudyConfig gpu = bf16;
+    gpu.name = "cuda-bf16-cl";
+    gpu.device = "cuda";
+    plan.configs.push_back(gpu);
+  }
+  plan.accuracy_configs = {cores > 1 ? "threads-" + std::to_string(cores) : "serial"};
+  if (cores >= 2) plan.accuracy_configs.push_back("ranks-2");
+  for (int w = 1; w <= cores; w *= 2) plan.decode_workers.push_back(w);
+  if (plan.decode_workers.back() != cores) plan.decode_workers.push_back(cores);
+  return plan;
+}
+
+namespace {
+
+nlohmann::json config_json(const StudyConfig& c) {
+  return {{"name", c.name},         {"ranks", c.ranks}, {"threads", c.threads}, {"device", c.device},
+          {"amp", c.amp},           {"channels_last", c.channels_last},       {"pipeline_stages", c.pipeline_stages},
+          {"micro_batches", c.micro_batches}, {"prefetch", c.prefetch},       {"peer", c.peer}};
+}
+
+// Reads `key` into `field` when present; a value of the wrong type is a usage error.
+template <typename T>
+void read_field(const nlohmann::json& j, const char* key, T& field, const std::string& where) {
+  if (!j.contains(key)) return;
+  try {
+    j.at(key).get_to(field);
+  } catch (const nlohmann::json::exception&) {
+    throw UsageError("plan: " + where + "'" + key + "' has the wrong type: " + j.at(key).dump());
+  }
+}
+
+void reject_unknown(const nlohmann::json& j, const std::set<std::string>& known, const std::string& where) {
+  for (const auto& [key, value] : j.items())
+    if (!known.count(key)) throw UsageError("plan: unknown field " + where + "'" + key + "'");
+}
+
+StudyConfig config_from_json(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("name")) throw UsageError("plan: every configuration needs a \"name\"");
+  reject_unknown(j, {"name", "ranks", "threads", "device", "amp", "channels_last", "pipeline_stages", "micro_batches",
+                     "prefetch", "peer"}, "in a configuration: ");
+  StudyConfig c;
+  const std::string where = "configuration " + j.at("name").dump() + ": ";
+#define READ(field) read_field(j, #field, c.field, where);
+  READ(name) READ(ranks) READ(threads) READ(device) READ(amp) READ(channels_last) READ(pipeline_stages)
+  READ(micro_batches) READ(prefetch) READ(peer)
+#undef READ
+  if (c.ranks < 1 || c.threads < 1) throw UsageError("plan: " + where + "ranks and threads must be at least 1");
+  if (c.device != "cpu" && c.device != "cuda") throw UsageError("plan: " + where + "device must be cpu or cuda");
+  if (c.pipeline_stages > 1 && c.pipeline_stages != c.ranks)
+    throw UsageError("plan: " + where + "a pipeline needs one rank per stage (ranks == pipeline_stages)");
+  return c;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const StudyPlan& p) {
+  nlohmann::json configs = nlohmann::json::array();
+  for (const auto& c : p.configs) configs.push_back(config_json(c));
+  return {{"arch", p.arch},
+          {"image_size", p.image_size},
+          {"global_batch", p.global_batch},
+          {"steps", p.steps},
+          {"repeats", p.repeats},
+          {"configs", configs},
+          {"accuracy_configs", p.accuracy_configs},
+          {"accuracy_epochs", p.accuracy_epochs},
+          {"target_acc", p.target_acc},
+          {"decode_images", p.decode_images},
+          {"decode_workers", p.decode_workers}};
+}
+
+StudyPlan plan_from_json(const nlohmann::json& j) {
+  if (!j.is_object()) throw UsageError("plan: expected a JSON object");
+  reject_unknown(j, {"arch", "image_size", "global_batch", "steps", "repeats", "configs", "accuracy_configs",
+                     "accuracy_epochs", "target_acc", "decode_images", "decode_workers"}, "");
+  StudyPlan p;
+#define READ(field) read_field(j, #field, p.field, "");
+  READ(arch) READ(image_size) READ(global_batch) READ(steps) READ(repeats) READ(accuracy_configs)
+  READ(accuracy_epochs) READ(target_acc) READ(decode_images) READ(decode_workers)
+#undef READ
+  if (j.contains("configs")) {
+    if (!j.at("configs").is_array()) throw UsageError("plan: \"configs\" must be a list");
+    for (const auto& c : j.at("configs")) p.configs.push_back(config_from_json(c));
+  }
+  if (p.configs.empty() || p.configs.front().name != "serial" || p.configs.front().workers() != 1 ||
+      p.configs.front().device != "cpu")
+    throw UsageError("plan: the first configuration must be \"serial\" (1 rank, 1 thread, CPU): speedups are taken against it");
+  std::set<std::string> names;
+  for (const auto& c : p.configs)
+    if (!names.insert(c.name).second) throw UsageError("plan: two configurations are named '" + c.name + "'");
+  for (const auto& a : p.accuracy_configs)
+    if (!names.count(a)) throw UsageError("plan: accuracy_configs names '" + a + "', which is not a configuration");
+  if (p.steps < 1 || p.repeats < 1 || p.global_batch < 2 || p.image_size < 16 || p.accuracy_epochs < 1)
+    throw UsageError("plan: steps, repeats and accuracy_epochs must be >= 1, global_batch >= 2, image_size >= 16");
+  return p;
+}
+
+std::string infeasible_reason(const StudyConfig& c, const StudyPlan& plan, int cores, bool cuda) {
+  if (c.device == "cuda" && !cuda) return "CUDA is not available here";
+  if (c.device == "cpu" && c.workers() > cores)
+    return "needs " + std::to_string(c.workers()) + " cores, this machine has " + std::to_string(cores);
+  if (plan.global_batch % c.ranks != 0 && c.pipeline_stages == 1)
+    return "the global batch " + std::to_string(plan.global_batch) + " does not split over " + std::to_string(c.ranks) +
+           " ranks";
+  if (c.pipeline_stages > 1 && plan.global_batch % c.micro_batches != 0)
+    return "the batch does not split into " + std::to_string(c.micro_batches) + " micro-batches";
+  return "";
+}
+
+std::string peer_unsupported_reason(const StudyConfig& c) {
+  if (!c.peer) return "not asked for";
+  if (c.pipeline_stages > 1) return "the peer has no pipeline";
+  if (c.prefetch) return "the peer's DataLoader always prefetches";
+  return "";
+}
+
+}  // namespace histotrain

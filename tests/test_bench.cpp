@@ -1,0 +1,164 @@
+// The scaling study: its plan, a tiny study end to end, the report redrawn and merged.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "bench/study_plan.h"
+#include "test_util.h"
+#include "util/errors.h"
+
+namespace histotrain {
+namespace {
+
+using testing::read_json;
+using testing::read_text;
+using testing::run_histotrain;
+using testing::ScratchDir;
+
+TEST(StudyPlan, TheDefaultFitsTheMachine) {
+  const StudyPlan two = default_plan(2, false);
+  std::vector<std::string> names;
+  for (const auto& c : two.configs) names.push_back(c.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"serial", "threads-2", "ranks-2", "pipeline-2x4", "bf16-cl-2", "prefetch-2"}));
+  for (const auto& c : two.configs) EXPECT_EQ(infeasible_reason(c, two, 2, false), "") << c.name;
+  const StudyPlan big = default_plan(16, true);
+  std::map<std::string, int> workers;
+  for (const auto& c : big.configs) workers[c.name] = c.workers();
+  EXPECT_EQ(workers.at("ranks-16"), 16);
+  EXPECT_EQ(workers.at("ranks-8"), 8);
+  EXPECT_TRUE(workers.count("cuda-bf16-cl"));
+  EXPECT_EQ(big.decode_workers, (std::vector<int>{1, 2, 4, 8, 16}));
+  // The same plan on a smaller machine: what does not fit is named, not attempted.
+  for (const auto& c : big.configs)
+    if (c.name == "ranks-16") EXPECT_NE(infeasible_reason(c, big, 2, false).find("needs 16 cores"), std::string::npos);
+    else if (c.device == "cuda") EXPECT_NE(infeasible_reason(c, big, 2, false).find("CUDA"), std::string::npos);
+  // A plan survives its JSON.
+  EXPECT_EQ(to_json(plan_from_json(to_json(big))), to_json(big));
+}
+
+TEST(StudyPlan, BadPlansAreUsageErrors) {
+  const auto error_of = [](const std::string& text) {
+    try {
+      plan_from_json(nlohmann::json::parse(text));
+    } catch (const UsageError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(error_of(R"({"configs": [{"name": "threads-2", "threads": 2}]})").find("first configuration must be"), std::string::npos);
+  EXPECT_NE(error_of(R"({"configs": [{"name": "serial"}], "stpes": 3})").find("unknown field 'stpes'"), std::string::npos);
+  EXPECT_NE(error_of(R"({"configs": [{"name": "serial"}, {"name": "serial"}]})").find("two configurations"), std::string::npos);
+  EXPECT_NE(error_of(R"({"configs": [{"name": "serial"}], "accuracy_configs": ["fast"]})").find("'fast'"), std::string::npos);
+  EXPECT_NE(error_of(R"({"configs": [{"name": "serial", "ranks": "two"}]})").find("wrong type"), std::string::npos);
+}
+
+// One tiny study on synthetic tiles, shared by the tests below.
+const std::filesystem::path& tiny_study() {
+  static ScratchDir dir;
+  static const std::filesystem::path study = [] {
+    const std::string data = testing::shared_synthetic_dataset(40, 96).string();
+    std::ofstream(dir / "plan.json") << R"({"image_size": 32, "global_batch": 8, "steps": 2, "repeats": 3,
+      "configs": [{"name": "serial"}, {"name": "threads-2", "threads": 2}, {"name": "ranks-2", "ranks": 2},
+                  {"name": "ranks-64", "ranks": 64}, {"name": "gpu", "device": "cuda"}],
+      "accuracy_configs": ["serial"], "accuracy_epochs": 1, "target_acc": 0.2,
+      "decode_images": 20, "decode_workers": [1, 2]})";
+    const auto result = run_histotrain("bench --data " + data + " --groups " + data + "/groups.csv --plan " +
+                                       (dir / "plan.json").string() + " --out " + (dir / "study").string());
+    EXPECT_EQ(result.exit_code, 0) << result.err;
+    EXPECT_NE(result.err.find("bench [2/"), std::string::npos) << "progress names the run and how many remain";
+    EXPECT_NE(result.err.find("left)"), std::string::npos) << "and estimates the time left";
+    return dir / "study";
+  }();
+  return study;
+}
+
+// results.csv as rows of named fields.
+std::vector<std::map<std::string, std::string>> read_csv(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> header;
+  std::stringstream h(line);
+  for (std::string f; std::getline(h, f, ',');) header.push_back(f);
+  std::vector<std::map<std::string, std::string>> rows;
+  while (std::getline(in, line)) {
+    std::map<std::string, std::string> row;
+    std::stringstream fields(line);
+    std::string f;
+    for (size_t i = 0; i < header.size() && std::getline(fields, f, ','); ++i) row[header[i]] = f;
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+TEST(Bench, TinyPlanRunsEndToEndWithConsistentFigures) {
+  const auto study = tiny_study();
+  const auto rows = read_csv(study / "results.csv");
+  std::map<std::string, std::map<std::string, std::string>> by_config;
+  for (const auto& r : rows) by_config[r.at("config")] = r;
+  ASSERT_EQ(by_config.size(), 5u) << "every configuration is reported";
+  EXPECT_EQ(std::stod(by_config.at("serial").at("speedup")), 1.0) << "the baseline's speedup is 1";
+  for (const auto& [name, r] : by_config) {
+    if (r.at("status") != "ok") continue;
+    const double s = std::stod(r.at("speedup")), e = std::stod(r.at("efficiency")), p = std::stod(r.at("workers"));
+    EXPECT_NEAR(e, s / p, 1e-3) << name;
+    EXPECT_LE(std::stod(r.at("images_per_s_min")), std::stod(r.at("images_per_s"))) << name;
+    EXPECT_GE(std::stod(r.at("images_per_s_max")), std::stod(r.at("images_per_s"))) << name;
+  }
+  EXPECT_EQ(by_config.at("threads-2").at("status"), "ok");
+  EXPECT_EQ(by_config.at("ranks-2").at("status"), "ok");
+  EXPECT_EQ(by_config.at("ranks-64").at("status"), "skipped") << "more ranks than cores: skipped, not crashed";
+  EXPECT_EQ(by_config.at("gpu").at("status"), "skipped");
+  const auto results = read_json(study / "results.json");
+  for (const auto& r : results["training"])
+    if (r["config"] == "gpu") EXPECT_NE(r["reason"].get<std::string>().find("CUDA"), std::string::npos);
+  for (const auto& r : results["training"])
+    if (r["status"] == "ok") EXPECT_EQ(r["images_per_s_runs"].size(), 3u) << "three repeats";
+  ASSERT_EQ(results["accuracy"].size(), 1u);
+  EXPECT_EQ(results["accuracy"][0]["status"], "ok");
+  EXPECT_EQ(results["decode"].size(), 4u) << "threads and processes, 1 and 2 workers";
+  const std::string report = read_text(study / "report.md");
+  for (const char* name : {"serial", "threads-2", "ranks-2", "ranks-64", "needs 64 cores", "Time to accuracy", "Data loading"})
+    EXPECT_NE(report.find(name), std::string::npos) << name;
+}
+
+TEST(Bench, ReportIsRedrawnFromSavedResultsAndMerged) {
+  const auto study = tiny_study();
+  ScratchDir dir;
+  for (const char* name : {"laptop", "node"}) {
+    std::filesystem::create_directories(dir / name);
+    std::filesystem::copy_file(study / "results.json", dir / name / "results.json");
+  }
+  const auto redraw = run_histotrain("report " + (dir / "laptop").string());
+  ASSERT_EQ(redraw.exit_code, 0) << redraw.err;
+  EXPECT_EQ(read_text(dir / "laptop/report.md"), read_text(study / "report.md")) << "same results, same report";
+  EXPECT_EQ(read_text(dir / "laptop/results.csv"), read_text(study / "results.csv"));
+  const auto merged = run_histotrain("report " + (dir / "laptop").string() + " " + (dir / "node").string() + " --out " +
+                                     (dir / "both").string());
+  ASSERT_EQ(merged.exit_code, 0) << merged.err;
+  const std::string report = read_text(dir / "both/report.md");
+  EXPECT_NE(report.find("laptop: threads-2"), std::string::npos) << report;
+  EXPECT_NE(report.find("node: threads-2"), std::string::npos);
+  EXPECT_EQ(run_histotrain("report " + (dir / "laptop").string() + " " + (dir / "node").string()).exit_code, 2)
+      << "several studies need --out";
+  EXPECT_EQ(run_histotrain("report " + (dir / "nothing").string()).exit_code, 1);
+}
+
+// Prefetching assembles the same batches in the same order: the run is the same.
+TEST(Bench, PrefetchChangesTimingNotResults) {
+  ScratchDir dir;
+  const std::string data = testing::shared_synthetic_dataset(40, 96).string();
+  const std::string args = "train --data " + data + " --groups " + data +
+                           "/groups.csv --image-size 32 --batch-size 16 --epochs 1 --threads 2 --quiet --out ";
+  ASSERT_EQ(run_histotrain(args + (dir / "plain").string()).exit_code, 0);
+  ASSERT_EQ(run_histotrain(args + (dir / "prefetch").string() + " --prefetch").exit_code, 0);
+  const auto a = testing::read_jsonl(dir / "plain/metrics.jsonl"), b = testing::read_jsonl(dir / "prefetch/metrics.jsonl");
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  for (const char* key : {"train_loss", "val_loss", "val_acc"}) EXPECT_NEAR(a[0][key].get<double>(), b[0][key].get<double>(), 1e-6) << key;
+}
+
+}  // namespace
+}  // namespace histotrain

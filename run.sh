@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(cmake make g++ pkg-config ccache
           libtorch-dev libturbojpeg0-dev libtbb-dev libcli11-dev nlohmann-json3-dev libgtest-dev
-          python3-torch python3-torchvision python3-numpy python3-pil)
+          python3-torch python3-torchvision python3-numpy python3-pil gnuplot-nox)
 JOBS=$(nproc)
 
 install_missing() {

@@ -73,6 +73,7 @@ class Study {
                 {"training", nlohmann::json::array()},
                 {"accuracy", nlohmann::json::array()},
                 {"decode", nlohmann::json::array()}};
+    scan_size_ = static_cast<int64_t>(scan_image_folder(o_.data).images.size());
     count_units();
   }
 
@@ -104,20 +105,32 @@ class Study {
   bool feasible(const StudyConfig& c) const { return infeasible_reason(c, plan_, cores_, cuda_).empty(); }
   bool peer_runs(const StudyConfig& c) const { return !o_.peer.empty() && peer_unsupported_reason(c).empty(); }
 
-  // Work units for the progress line: one per run.
+  // Runs for the progress line, and their expected cost for its estimate of the time left: a
+  // throughput run costs 1; a time-to-accuracy run its epochs' steps in throughput runs' steps.
   void count_units() {
     for (const auto& c : plan_.configs)
       if (feasible(c)) total_units_ += plan_.repeats * (peer_runs(c) ? 2 : 1);
     for (const auto& name : plan_.accuracy_configs)
       if (feasible(config_named(name))) total_units_ += 1;
     total_units_ += static_cast<int>(plan_.decode_workers.size()) * 2;
+    total_cost_ = total_units_ + static_cast<double>(plan_.accuracy_configs.size()) * (accuracy_cost() - 1);
+  }
+
+  double accuracy_cost() const {
+    const double steps_per_epoch = std::max(1.0, 0.8 * static_cast<double>(scan_size_) / plan_.global_batch);
+    return std::max(1.0, plan_.accuracy_epochs * steps_per_epoch / plan_.steps);
+  }
+
+  void finished(double cost = 1) {
+    ++done_units_;
+    done_cost_ += cost;
   }
 
   void announce(const std::string& what) {
     if (o_.quiet) return;
     const double elapsed = seconds_since(start_);
-    std::string eta = done_units_ > 0 ? ", about " + format_duration(elapsed / done_units_ * (total_units_ - done_units_)) + " left"
-                                      : "";
+    std::string eta = done_cost_ > 0 ? ", about " + format_duration(elapsed / done_cost_ * std::max(0.0, total_cost_ - done_cost_)) + " left"
+                                     : "";
     std::fprintf(stderr, "bench [%d/%d] %s (%s elapsed%s)\n", done_units_ + 1, total_units_, what.c_str(),
                  format_duration(elapsed).c_str(), eta.c_str());
   }
@@ -153,7 +166,7 @@ class Study {
     fs::remove_all(run);
     const int code = run_logged(train_command(plan_.configs.front(), run) + " --epochs 1 --max-steps 1 --val-fraction 0",
                                 run.string() + ".log");
-    ++done_units_;
+    finished();
     if (code != 0) throw Error("the study's first run failed; see " + run.string() + ".log");
   }
 
@@ -187,7 +200,7 @@ class Study {
       fs::remove_all(run);
       const int code = run_logged(train_command(c, run) + " --epochs 1 --val-fraction 0 --max-steps " +
                                       std::to_string(plan_.steps), run.string() + ".log");
-      ++done_units_;
+      finished();
       if (code != 0) {
         r["status"] = "failed";
         r["reason"] = "exit code " + std::to_string(code) + ", see " + run.string() + ".log";
@@ -238,7 +251,7 @@ class Study {
                             std::to_string(plan_.steps) + " --amp " + c.amp + " --device " + c.device;
       if (c.channels_last) command += " --channels-last";
       const int code = run_logged(command, log);
-      ++done_units_;
+      finished();
       const double rate = peer_rate(log);
       if (code != 0 || rate <= 0) {
         r["status"] = "failed";
@@ -272,7 +285,7 @@ class Study {
     std::snprintf(target, sizeof target, "%g", plan_.target_acc);
     const int code = run_logged(train_command(c, run) + " --epochs " + std::to_string(plan_.accuracy_epochs) +
                                     " --target-acc " + target, run.string() + ".log");
-    ++done_units_;
+    finished(accuracy_cost());
     nlohmann::json r = config_record(c, "histotrain");
     if (code != 0) {
       r["status"] = "failed";
@@ -306,6 +319,9 @@ class Study {
     const size_t n = std::min<size_t>(scan.images.size(), static_cast<size_t>(std::max(1, plan_.decode_images)));
     const size_t stride = std::max<size_t>(1, scan.images.size() / n);
     for (size_t i = 0; i < scan.images.size() && paths.size() < n; i += stride) paths.push_back(scan.images[i].path);
+    // One untimed pass first: the files in the page cache and the decoder's first-use costs paid,
+    // so that the first timed configuration is not the only one that pays them.
+    decode_with_threads(paths, cores_);
     for (const char* mode : {"threads", "processes"})
       for (int workers : plan_.decode_workers) {
         announce(std::string("decoding ") + std::to_string(paths.size()) + " tiles with " + std::to_string(workers) +
@@ -323,7 +339,7 @@ class Study {
           r["images_per_s"] = static_cast<double>(paths.size()) / decoding;
           r["images_per_s_wall"] = static_cast<double>(paths.size()) / wall;
         }
-        ++done_units_;
+        finished();
         results_["decode"].push_back(r);
         save();
       }
@@ -380,6 +396,8 @@ class Study {
   bool cuda_;
   nlohmann::json results_;
   int total_units_ = 1, done_units_ = 0;  // 1: the warm-up
+  double total_cost_ = 1, done_cost_ = 0;
+  int64_t scan_size_ = 0;  // images in the data set
   Clock::time_point start_ = Clock::now();
 };
 

@@ -116,10 +116,15 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
       loss_sum += loss.detach();
       correct += (logits.argmax(1) == batch.labels).sum();
     }
+    // On a GPU the multi-tensor update saves ~300 kernel launches per step. On CPUs it is no
+    // faster and allocates every step direction at once, which made backward 10% slower (pages
+    // handed back to the OS and faulted in again); there SGD::step() updates one tensor at a time.
     if (run.scaler->enabled()) {
       if (!run.scaler->step(*run.optimizer)) ++skipped;
-    } else {
+    } else if (run.device.is_cuda()) {
       multi_tensor_sgd_step(*run.optimizer);
+    } else {
+      run.optimizer->step();
     }
     if (run.average) run.average->update(run.step);
     if (((s + 1) % 10 == 0 || s + 1 == steps) && !run.pipeline && !run.device_stages)

@@ -28,7 +28,7 @@ TEST(StudyPlan, TheDefaultFitsTheMachine) {
   for (const auto& c : big.configs) workers[c.name] = c.workers();
   EXPECT_EQ(workers.at("ranks-16"), 16);
   EXPECT_EQ(workers.at("ranks-8"), 8);
-  EXPECT_TRUE(workers.count("cuda-bf16-cl"));
+  for (const char* gpu : {"cuda-fp32", "cuda-bf16-cl", "cuda-fp16-cl"}) EXPECT_TRUE(workers.count(gpu)) << gpu;
   EXPECT_EQ(big.decode_workers, (std::vector<int>{1, 2, 4, 8, 16}));
   // The same plan on a smaller machine: what does not fit is named, not attempted.
   for (const auto& c : big.configs)

@@ -50,11 +50,14 @@ StudyPlan default_plan(int cores, bool cuda) {
   prefetch.prefetch = true;
   prefetch.peer = false;
   plan.configs.push_back(prefetch);
-  if (cuda) {
-    StudyConfig gpu = bf16;
-    gpu.name = "cuda-bf16-cl";
-    gpu.device = "cuda";
-    plan.configs.push_back(gpu);
+  if (cuda) {  // one GPU in fp32, bf16 and fp16 (with loss scaling), the last two channels-last
+    for (const char* amp : {"none", "bf16", "fp16"}) {
+      StudyConfig gpu = cpu_config(std::string("cuda-") + (std::string(amp) == "none" ? "fp32" : amp + std::string("-cl")), 1, cores);
+      gpu.device = "cuda";
+      gpu.amp = amp;
+      gpu.channels_last = gpu.amp != "none";
+      plan.configs.push_back(gpu);
+    }
   }
   plan.accuracy_configs = {cores > 1 ? "threads-" + std::to_string(cores) : "serial"};
   if (cores >= 2) plan.accuracy_configs.push_back("ranks-2");

@@ -1,6 +1,7 @@
 #include "bench/study_runner.h"
 
 #include <tbb/global_control.h>
+#include <sys/wait.h>
 #include <tbb/parallel_for.h>
 
 #include <algorithm>

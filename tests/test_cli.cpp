@@ -83,6 +83,38 @@ TEST(Cli, TrainLearnsWritesRunFolderThenEvalAndPredictUseIt) {
     EXPECT_EQ(testing::run_torchvision_parity((run / "model.pt").string() + " resnet18 5"), 0);
 }
 
+// A damaged checkpoint file is refused by its checksum, and the one before it is kept intact.
+TEST(Cli, DamagedCheckpointIsAClearErrorAndThePreviousOneIsKept) {
+  ScratchDir dir;
+  const std::string data = synth_data();
+  const auto run = dir / "run";
+  ASSERT_EQ(run_histotrain(train_args(data, run, 2)).exit_code, 0);
+  EXPECT_EQ(read_json(run / "previous/checkpoint.json")["epoch"], 1) << "the epoch before the last is kept";
+  EXPECT_EQ(read_json(run / "checkpoint.json")["epoch"], 2);
+  // Cut model.pt short, as a full disk or a killed copy would.
+  const auto size = std::filesystem::file_size(run / "model.pt");
+  std::filesystem::resize_file(run / "model.pt", size / 2);
+  const auto eval = run_histotrain("eval --checkpoint " + run.string() + " --data " + data + " --quiet");
+  EXPECT_EQ(eval.exit_code, 1);
+  EXPECT_NE(eval.err.find("damaged or truncated"), std::string::npos) << eval.err;
+  EXPECT_NE(eval.err.find("previous"), std::string::npos) << "names the intact checkpoint";
+  // A flipped byte in the training state stops a resume the same way.
+  {
+    std::fstream state(run / "train_state.pt", std::ios::in | std::ios::out | std::ios::binary);
+    state.seekp(100);
+    state.put('\x5a');
+  }
+  const auto resume = run_histotrain("train --resume " + run.string() + " --epochs 3 --quiet");
+  EXPECT_EQ(resume.exit_code, 1);
+  EXPECT_NE(resume.err.find("train_state.pt is damaged"), std::string::npos) << resume.err;
+  // The previous checkpoint evaluates and resumes.
+  EXPECT_EQ(run_histotrain("eval --checkpoint " + (run / "previous").string() + " --data " + data + " --quiet").exit_code, 0);
+  const auto again = run_histotrain("train --resume " + (run / "previous").string() + " --out " + (dir / "again").string() +
+                                    " --epochs 2 --quiet");
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(read_json(dir / "again/checkpoint.json")["epoch"], 2);
+}
+
 TEST(Cli, ResumeContinuesFromTheLastEpoch) {
   ScratchDir dir;
   const std::string data = synth_data();

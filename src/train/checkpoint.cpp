@@ -14,8 +14,55 @@ std::filesystem::path run_folder(const std::string& checkpoint_arg) {
   return p;
 }
 
+namespace {
+
+const char* const kCheckpointFiles[] = {"model.pt", "train_state.pt", "checkpoint.json"};
+
+// FNV-1a of a file's bytes, as hex; "" when it cannot be read.
+std::string file_checksum(const fs::path& path) {
+  std::vector<uint8_t> bytes;
+  if (!read_file_bytes(path, bytes)) return "";
+  Fnv1a hash;
+  hash.add(bytes.data(), bytes.size());
+  return hex64(hash.value);
+}
+
+// The checkpoint in place becomes RUN/previous before a new one is written: whatever happens to
+// the new one, the one before it survives. The files are hard links where the file system allows.
+void keep_previous_checkpoint(const fs::path& run) {
+  if (!fs::exists(run / "checkpoint.json")) return;
+  const fs::path staging = run / "previous.tmp", previous = run / "previous";
+  fs::remove_all(staging);
+  fs::create_directories(staging);
+  for (const char* name : kCheckpointFiles) {
+    if (!fs::exists(run / name)) continue;
+    std::error_code linked;
+    fs::create_hard_link(run / name, staging / name, linked);
+    if (linked) fs::copy_file(run / name, staging / name);
+  }
+  fs::remove_all(previous);
+  fs::rename(staging, previous);
+}
+
+// Throws Error when `file` of the checkpoint in `run` does not hash to what checkpoint.json says.
+void verify_checksum(const fs::path& run, const nlohmann::json& meta, const char* file) {
+  if (!meta.contains("checksums")) return;  // written before checksums existed
+  const std::string expected = meta.at("checksums").value(file, "");
+  if (expected.empty() || file_checksum(run / file) == expected) return;
+  std::string message = "checkpoint file " + (run / file).string() +
+                        " is damaged or truncated (its checksum differs from checkpoint.json's)";
+  if (fs::exists(run / "previous" / "checkpoint.json"))
+    message += "; the checkpoint before it is intact in " + (run / "previous").string() + " (use it with --resume " +
+               (run / "previous").string() + " --out NEW_FOLDER, or eval --checkpoint)";
+  throw Error(message);
+}
+
+}  // namespace
+
 void save_checkpoint(const std::filesystem::path& run, ResNet& model, const torch::optim::Optimizer& optimizer,
-                     const GradScaler& scaler, const nlohmann::json& meta, ResNet* average) {
+                     const GradScaler& scaler, const nlohmann::json& meta_in, ResNet* average) {
+  keep_previous_checkpoint(run);
+  nlohmann::json meta = meta_in;
   replace_file_atomically(run / "model.pt", [&](const fs::path& tmp) { torch::save(average ? *average : model, tmp.string()); });
   replace_file_atomically(run / "train_state.pt", [&](const fs::path& tmp) {
     torch::serialize::OutputArchive archive;
@@ -35,6 +82,8 @@ void save_checkpoint(const std::filesystem::path& run, ResNet& model, const torc
     archive.write("step", torch::tensor(meta.at("step").get<int64_t>()));
     archive.save_to(tmp.string());
   });
+  // checkpoint.json, written last, vouches for the two files by their checksums.
+  meta["checksums"] = {{"model.pt", file_checksum(run / "model.pt")}, {"train_state.pt", file_checksum(run / "train_state.pt")}};
   write_file_atomically(run / "checkpoint.json", meta.dump(2) + "\n");
 }
 
@@ -53,6 +102,7 @@ ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta) 
   ResNet model(meta.at("arch").get<std::string>(), static_cast<int64_t>(meta.at("classes").size()));
   const auto path = run / "model.pt";
   if (!std::filesystem::exists(path)) throw Error("checkpoint '" + run.string() + "' has no model.pt");
+  verify_checksum(run, meta, "model.pt");
   try {
     torch::load(model, path.string());
   } catch (const c10::Error& e) {
@@ -84,6 +134,7 @@ bool load_training_state(const std::filesystem::path& run, ResNet& model, torch:
                          GradScaler& scaler, int64_t step, ResNet* average) {
   const auto path = run / "train_state.pt";
   if (!std::filesystem::exists(path)) throw Error("checkpoint '" + run.string() + "' has no train_state.pt");
+  verify_checksum(run, read_checkpoint_meta(run), "train_state.pt");
   torch::serialize::InputArchive archive;
   archive.load_from(path.string());
   torch::Tensor saved_step, rng;

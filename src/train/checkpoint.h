@@ -1,4 +1,7 @@
-// A run folder's checkpoint: three files, each replaced atomically.
+// A run folder's checkpoint: three files, each replaced atomically. checkpoint.json holds the
+// checksums of the other two, checked on every load: a damaged or truncated file is a clear
+// error, never weights read as garbage. The checkpoint before the last one is kept in
+// RUN/previous (a run folder of its own).
 //   model.pt         the model, torch::save(module): loads in Python with torch.jit.load(...)
 //                    .state_dict() into torchvision.models.resnetXX(num_classes=K)
 //   train_state.pt   everything --resume needs, in one file so it is always consistent: model,

@@ -1,5 +1,6 @@
 // An 8-bit RGB image, rows top to bottom, pixels interleaved (RGBRGB...).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

@@ -50,6 +50,49 @@ void capture_step(Run& run, const Batch& example) {
   run.log(line);
 }
 
+// Forward and backward of one batch (through the pipeline when there is one, with the gradient
+// all-reduce when there are replicas); adds the batch's mean loss and correct count to the sums.
+void forward_backward(Run& run, const Batch& batch, const torch::nn::functional::CrossEntropyFuncOptions& loss_options,
+                      torch::Tensor& loss_sum, torch::Tensor& correct) {
+  const TrainConfig& c = run.config;
+  if (run.pipeline || run.device_stages) {
+    const PipelineStepResult r =
+        run.pipeline ? run.pipeline->step(batch, c.micro_batches, loss_options, run.precision, *run.scaler)
+                     : local_pipeline_step(run.model, batch, c.micro_batches, loss_options, run.precision, *run.scaler);
+    loss_sum += r.loss_sum / c.batch_size;  // non-zero on the last stage only
+    correct += r.correct;
+    run.pipeline_seconds += r.seconds;
+    run.pipeline_waiting += r.waiting;
+    return;
+  }
+  torch::Tensor logits;
+  {
+    AutocastScope autocast(run.precision, run.device);
+    logits = run.model->forward(batch.images);
+  }
+  const torch::Tensor loss =
+      torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), batch.labels, loss_options);  // fp32 loss
+  run.dp->backward(run.scaler->scale_loss(loss));  // and, with several ranks, the gradient all-reduce
+  loss_sum += loss.detach();
+  correct += (logits.argmax(1) == batch.labels).sum();
+}
+
+// The optimizer step (and the weight average); false when fp16 loss scaling skipped it.
+bool update_weights(Run& run) {
+  bool stepped = true;
+  // On a GPU the multi-tensor update saves ~300 kernel launches per step. On CPUs it is no
+  // faster and allocates every step direction at once; in an A/B run it made the whole CPU step
+  // about 10% slower (backward 144 against 129 ms), so there SGD::step() updates one tensor at a time.
+  if (run.scaler->enabled())
+    stepped = run.scaler->step(*run.optimizer);
+  else if (run.device.is_cuda())
+    multi_tensor_sgd_step(*run.optimizer);
+  else
+    run.optimizer->step();
+  if (run.average) run.average->update(run.step);
+  return stepped;
+}
+
 EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const LrSchedule& schedule) {
   const TrainConfig& c = run.config;
   const auto start = Clock::now();
@@ -96,37 +139,8 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
     }
     set_learning_rate(*run.optimizer, schedule.at(run.step));
     clear_gradients(*run.optimizer);
-    if (run.pipeline || run.device_stages) {
-      const PipelineStepResult r =
-          run.pipeline ? run.pipeline->step(batch, c.micro_batches, loss_options, run.precision, *run.scaler)
-                       : local_pipeline_step(run.model, batch, c.micro_batches, loss_options, run.precision, *run.scaler);
-      loss_sum += r.loss_sum / c.batch_size;  // non-zero on the last stage only
-      correct += r.correct;
-      run.pipeline_seconds += r.seconds;
-      run.pipeline_waiting += r.waiting;
-    } else {
-      torch::Tensor logits;
-      {
-        AutocastScope autocast(run.precision, run.device);
-        logits = run.model->forward(batch.images);
-      }
-      const torch::Tensor loss =
-          torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), batch.labels, loss_options);  // fp32 loss
-      run.dp->backward(run.scaler->scale_loss(loss));  // and, with several ranks, the gradient all-reduce
-      loss_sum += loss.detach();
-      correct += (logits.argmax(1) == batch.labels).sum();
-    }
-    // On a GPU the multi-tensor update saves ~300 kernel launches per step. On CPUs it is no
-    // faster and allocates every step direction at once; in an A/B run it made the whole CPU step
-    // about 10% slower (backward 144 against 129 ms), so there SGD::step() updates one tensor at a time.
-    if (run.scaler->enabled()) {
-      if (!run.scaler->step(*run.optimizer)) ++skipped;
-    } else if (run.device.is_cuda()) {
-      multi_tensor_sgd_step(*run.optimizer);
-    } else {
-      run.optimizer->step();
-    }
-    if (run.average) run.average->update(run.step);
+    forward_backward(run, batch, loss_options, loss_sum, correct);
+    if (!update_weights(run)) ++skipped;
     if (((s + 1) % 10 == 0 || s + 1 == steps) && !run.pipeline && !run.device_stages)
       show_progress(progress, s + 1, run, loss_sum);
   }

@@ -24,13 +24,17 @@ TEST(EpochOrder, ShuffledPerEpochDeterministicAndShardedEvenly) {
   }
 }
 
-TEST(BatchMaker, NormalisesAndAugmentsWithoutChangingContent) {
-  const auto root = testing::shared_synthetic_dataset(4, 64);
+// 20 synthetic tiles at 32 px.
+TileDataset small_dataset() {
   DataOptions options;
-  options.root = root.string();
+  options.root = testing::shared_synthetic_dataset(4, 64).string();
   options.image_size = 32;
   options.quiet = true;
-  const TileDataset data = load_dataset(options);
+  return load_dataset(options);
+}
+
+TEST(BatchMaker, NormalisesAndAugmentsWithoutChangingContent) {
+  const TileDataset data = small_dataset();
   const BatchMaker maker(data, torch::kCPU);
   const std::vector<int64_t> items = {0, 5, 19};
   const Batch plain = maker.make(items.data(), 3);
@@ -76,12 +80,7 @@ TEST(BatchMaker, NormalisesAndAugmentsWithoutChangingContent) {
 }
 
 TEST(BatchMaker, ColorJitterIsAPerChannelGainAndOffset) {
-  const auto root = testing::shared_synthetic_dataset(4, 64);
-  DataOptions options;
-  options.root = root.string();
-  options.image_size = 32;
-  options.quiet = true;
-  const TileDataset data = load_dataset(options);
+  const TileDataset data = small_dataset();
   const BatchMaker maker(data, torch::kCPU);
   const std::vector<int64_t> items = {0, 5, 19};
   const Batch plain = maker.make(items.data(), 3);

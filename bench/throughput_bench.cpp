@@ -59,6 +59,13 @@ static void bench_decode(const std::vector<std::string>& paths, int size, const 
   }
 }
 
+// Every item of the dataset in one shuffled order (seed 0, epoch 0).
+static std::vector<int64_t> shuffled_items(const TileDataset& data) {
+  std::vector<int64_t> all(static_cast<size_t>(data.size()));
+  for (int64_t i = 0; i < data.size(); ++i) all[i] = i;
+  return epoch_order(all, 0, 0, true);
+}
+
 struct StepConfig {
   int threads, batch, steps;
   Precision precision;
@@ -77,12 +84,7 @@ static void bench_train(const TileDataset& data, const StepConfig& c) {
   const auto optimizer = make_optimizer(model, TrainConfig{});  // the trainer's optimizer, default settings
   const BatchMaker maker(data, c.device,
                          c.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous);
-  std::vector<int64_t> order = epoch_order(std::vector<int64_t>([&] {
-                                             std::vector<int64_t> all(static_cast<size_t>(data.size()));
-                                             for (int64_t i = 0; i < data.size(); ++i) all[i] = i;
-                                             return all;
-                                           }()),
-                                           0, 0, true);
+  const std::vector<int64_t> order = shuffled_items(data);
   Augmentation augmentation;
   augmentation.max_shift = data.image_size() / 16;
   std::mt19937_64 rng(0);
@@ -131,9 +133,7 @@ static void bench_train_graph(const TileDataset& data, const StepConfig& c) {
   model->train();
   const auto optimizer = make_optimizer(model, TrainConfig{});
   const BatchMaker maker(data, c.device, c.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous);
-  std::vector<int64_t> all(static_cast<size_t>(data.size()));
-  for (int64_t i = 0; i < data.size(); ++i) all[i] = i;
-  const std::vector<int64_t> order = epoch_order(all, 0, 0, true);
+  const std::vector<int64_t> order = shuffled_items(data);
   Augmentation augmentation;
   augmentation.max_shift = data.image_size() / 16;
   std::mt19937_64 rng(0);

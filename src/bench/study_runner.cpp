@@ -79,12 +79,12 @@ class Study {
   }
 
   nlohmann::json run() {
-    const auto start = Clock::now();
+    start_ = Clock::now();
     warm_cache();
     for (const StudyConfig& c : plan_.configs) measure_throughput(c);
     for (const std::string& name : plan_.accuracy_configs) measure_accuracy(config_named(name));
     measure_decoding();
-    results_["study"]["seconds"] = seconds_since(start);
+    results_["study"]["seconds"] = seconds_since(start_);
     save();
     return results_;
   }
@@ -178,6 +178,11 @@ class Study {
             {"micro_batches", c.micro_batches}, {"prefetch", c.prefetch}};
   }
 
+  static void mark_failed(nlohmann::json& record, int code, const std::string& log) {
+    record["status"] = "failed";
+    record["reason"] = "exit code " + std::to_string(code) + ", see " + log;
+  }
+
   void add_skipped(const StudyConfig& c, const std::string& program, const std::string& reason) {
     nlohmann::json r = config_record(c, program);
     r["status"] = "skipped";
@@ -203,8 +208,7 @@ class Study {
                                       std::to_string(plan_.steps), run.string() + ".log");
       finished();
       if (code != 0) {
-        r["status"] = "failed";
-        r["reason"] = "exit code " + std::to_string(code) + ", see " + run.string() + ".log";
+        mark_failed(r, code, run.string() + ".log");
         break;
       }
       const nlohmann::json s = read_summary(run);
@@ -255,8 +259,7 @@ class Study {
       finished();
       const double rate = peer_rate(log);
       if (code != 0 || rate <= 0) {
-        r["status"] = "failed";
-        r["reason"] = "exit code " + std::to_string(code) + ", see " + log.string();
+        mark_failed(r, code, log.string());
         break;
       }
       rates.push_back(rate);
@@ -289,8 +292,7 @@ class Study {
     finished(accuracy_cost());
     nlohmann::json r = config_record(c, "histotrain");
     if (code != 0) {
-      r["status"] = "failed";
-      r["reason"] = "exit code " + std::to_string(code) + ", see " + run.string() + ".log";
+      mark_failed(r, code, run.string() + ".log");
     } else {
       const nlohmann::json s = read_summary(run);
       r["status"] = "ok";

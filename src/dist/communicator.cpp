@@ -149,8 +149,10 @@ std::unique_ptr<Communicator> Communicator::connect(const WorldInfo& world, cons
     throw RankFailure("rank " + std::to_string(world.rank) + ": not all " + std::to_string(world.world_size) +
                       " ranks joined within " + std::to_string(timeout.count()) + " s (" + e.what() + ")");
   }
-  return std::unique_ptr<Communicator>(
+  auto communicator = std::unique_ptr<Communicator>(
       new Communicator(store, group, world.rank, world.world_size, backend, timeout));
+  if (backend == "nccl") communicator->host_values_via_ = device;
+  return communicator;
 }
 
 Communicator::Communicator(c10::intrusive_ptr<c10d::Store> store, int rank, int world_size, std::chrono::seconds timeout)
@@ -180,13 +182,29 @@ Communicator::Work Communicator::all_reduce_sum_async(torch::Tensor& tensor) {
   return start("all-reduce", [&] { return group_->allreduce(tensors); });
 }
 
-void Communicator::all_reduce_sum(torch::Tensor& tensor) { wait(all_reduce_sum_async(tensor), "all-reduce"); }
+template <typename Collective>
+void Communicator::through_backend_device(torch::Tensor& tensor, Collective collective) {
+  if (tensor.device() == host_values_via_ || host_values_via_.is_cpu()) {
+    collective(tensor);
+    return;
+  }
+  torch::Tensor staged = tensor.to(host_values_via_);
+  collective(staged);
+  torch::NoGradGuard no_grad;
+  tensor.copy_(staged.to(tensor.device()));
+}
+
+void Communicator::all_reduce_sum(torch::Tensor& tensor) {
+  through_backend_device(tensor, [this](torch::Tensor& t) { wait(all_reduce_sum_async(t), "all-reduce"); });
+}
 
 void Communicator::all_reduce_max(torch::Tensor& tensor) {
-  std::vector<at::Tensor> tensors{tensor};
-  c10d::AllreduceOptions options;
-  options.reduceOp = c10d::ReduceOp::MAX;
-  wait(start("all-reduce (max)", [&] { return group_->allreduce(tensors, options); }), "all-reduce (max)");
+  through_backend_device(tensor, [this](torch::Tensor& t) {
+    std::vector<at::Tensor> tensors{t};
+    c10d::AllreduceOptions options;
+    options.reduceOp = c10d::ReduceOp::MAX;
+    wait(start("all-reduce (max)", [&] { return group_->allreduce(tensors, options); }), "all-reduce (max)");
+  });
 }
 
 void Communicator::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
@@ -197,9 +215,12 @@ void Communicator::broadcast(const std::vector<torch::Tensor>& tensors, int root
     std::vector<torch::Tensor> flat_parts;
     for (const auto& t : group) flat_parts.push_back(t.detach().reshape(-1));
     std::vector<at::Tensor> flat{torch::cat(flat_parts)};
-    c10d::BroadcastOptions options;
-    options.rootRank = root;
-    wait(start("broadcast", [&] { return group_->broadcast(flat, options); }), "broadcast");
+    through_backend_device(flat[0], [&](torch::Tensor& t) {
+      std::vector<at::Tensor> buffer{t};
+      c10d::BroadcastOptions options;
+      options.rootRank = root;
+      wait(start("broadcast", [&] { return group_->broadcast(buffer, options); }), "broadcast");
+    });
     torch::NoGradGuard no_grad;
     int64_t offset = 0;
     for (const auto& t : group) {

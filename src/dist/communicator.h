@@ -69,6 +69,10 @@ class Communicator {
   // Launches a collective; a failure to start it becomes a RankFailure as a failed wait does.
   template <typename Launch>
   Work start(const std::string& what, Launch launch);
+  // NCCL reduces CUDA tensors only: host values (counts, sums, flags, the stage plan) travel
+  // through host_values_via_ and back. Gloo takes them where they are.
+  template <typename Collective>
+  void through_backend_device(torch::Tensor& tensor, Collective collective);
   [[noreturn]] void fail(const std::string& what, const std::exception& cause);
   std::string missing_ranks();
 
@@ -77,6 +81,7 @@ class Communicator {
   int rank_, world_size_;
   std::string backend_;
   std::chrono::seconds timeout_;
+  torch::Device host_values_via_{torch::kCPU};  // the rank's GPU with NCCL
 };
 
 }  // namespace histotrain

@@ -35,6 +35,7 @@ struct Rank {
   pid_t pid = -1;
   bool running = true;
   int exit_code = 0;  // exit status, or 128 + signal
+  std::string ended;  // how it ended, in words
 };
 
 void print_prefixed(Stream& s, const char* data, size_t n) {
@@ -81,8 +82,12 @@ int exit_code_of(int status) {
   return 1;
 }
 
-std::string how_it_ended(int code) {
-  if (code > 128) return "was killed by signal " + std::to_string(code - 128) + " (" + strsignal(code - 128) + ")";
+std::string how_it_ended(int status) {
+  if (WIFSIGNALED(status))
+    return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (" + strsignal(WTERMSIG(status)) + ")";
+  const int code = exit_code_of(status);
+  if (code == 128 + SIGINT || code == 128 + SIGTERM)
+    return "stopped for " + std::string(strsignal(code - 128)) + " (exit code " + std::to_string(code) + ")";
   return "exited with code " + std::to_string(code);
 }
 
@@ -136,12 +141,14 @@ int launch_local_ranks(const LaunchOptions& o) {
   int result = 0;
   int failed_rank = -1;
   std::chrono::steady_clock::time_point kill_at{};
+  bool forwarded_signal = false;
   size_t open_streams = streams.size();
   size_t running = ranks.size();
   while (running > 0 || open_streams > 0) {
     if (g_signal_to_forward) {
       std::fprintf(stderr, "histotrain launch: passing signal %d to every rank\n", static_cast<int>(g_signal_to_forward));
       signal_all(ranks, g_signal_to_forward);
+      forwarded_signal = true;
       g_signal_to_forward = 0;
       if (kill_at == std::chrono::steady_clock::time_point{})
         kill_at = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -176,12 +183,17 @@ int launch_local_ranks(const LaunchOptions& o) {
       if (!ranks[r].running || ::waitpid(ranks[r].pid, &status, WNOHANG) != ranks[r].pid) continue;
       ranks[r].running = false;
       ranks[r].exit_code = exit_code_of(status);
+      ranks[r].ended = how_it_ended(status);
       --running;
-      if (ranks[r].exit_code != 0 && failed_rank < 0) {
+      // After a forwarded signal every rank is on its way out (writing a checkpoint, perhaps):
+      // only the grace period's end stops them.
+      if (ranks[r].exit_code != 0 && failed_rank < 0 && forwarded_signal) {
         failed_rank = r;
         result = ranks[r].exit_code;
-        std::fprintf(stderr, "histotrain launch: rank %d %s; stopping the other ranks\n", r,
-                     how_it_ended(ranks[r].exit_code).c_str());
+      } else if (ranks[r].exit_code != 0 && failed_rank < 0) {
+        failed_rank = r;
+        result = ranks[r].exit_code;
+        std::fprintf(stderr, "histotrain launch: rank %d %s; stopping the other ranks\n", r, ranks[r].ended.c_str());
         signal_all(ranks, SIGTERM);
         kill_at = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                                         std::chrono::duration<double>(o.grace_seconds));

@@ -1,24 +1,57 @@
 #!/usr/bin/env bash
-# Fuzzes the JPEG decode + resize path with libFuzzer for a bounded time (clang, ASan, UBSan).
+# Fuzzes histotrain's readers of untrusted bytes with libFuzzer for a bounded time (clang, ASan,
+# UBSan), one target after the other:
+#   jpeg        the JPEG decode + resize path every tile takes into the cache
+#   tile_cache  the tile-cache reader (header, sizes, completion flag, checksum)
 #
-#   bench/fuzz.sh [SECONDS]        (default 120; needs clang and libturbojpeg0-dev)
+#   bench/fuzz.sh [SECONDS] [jpeg|tile_cache|all]   (default 120 s each, all; needs clang,
+#                                                     libturbojpeg0-dev, libtbb-dev)
 #
-# Seeds: a few synthetic tiles from `histotrain synth` (grey, 4:4:4, 4:2:0, large and small) when
-# build/histotrain exists. A crash leaves crash-* files in build-fuzz/; each one becomes a
-# regression test in tests/test_jpeg.cpp. Prints libFuzzer's summary: runs, coverage, crashes.
+# Seeds, when build/histotrain exists: synthetic tiles from `histotrain synth` (grey, 4:4:4,
+# 4:2:0, large and small) and a real tile cache of five 16 px tiles. A crash leaves crash-* files
+# in build-fuzz/TARGET/; each one becomes a regression test (tests/test_jpeg.cpp,
+# tests/test_tile_cache.cpp). Prints libFuzzer's summary per target: runs, coverage, crashes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${1:-120}
-OUT=build-fuzz
-mkdir -p "$OUT/corpus"
-clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc \
-  fuzz/fuzz_jpeg.cpp src/data/jpeg.cpp src/data/resize.cpp src/util/files.cpp -lturbojpeg -o "$OUT/fuzz_jpeg"
-if [ -x build/histotrain ] && [ -z "$(ls -A "$OUT/corpus")" ]; then
+WHICH=${2:-all}
+FLAGS=(-std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc)
+
+seed_jpeg() {
+  local corpus=$1 seeds
   seeds=$(mktemp -d)
   build/histotrain synth --out "$seeds" --per-class 2 --size 48 --seed 3 --quiet
   build/histotrain synth --out "$seeds/large" --per-class 1 --size 300 --seed 4 --quiet
-  find "$seeds" -name '*.jpeg' -exec cp {} "$OUT/corpus/" \;
+  find "$seeds" -name '*.jpeg' -exec cp {} "$corpus/" \;
   rm -rf "$seeds"
-fi
-cd "$OUT"
-./fuzz_jpeg -max_total_time="$SECONDS_TO_RUN" -max_len=65536 -print_final_stats=1 corpus 2>&1 | tail -25
+}
+
+seed_tile_cache() {
+  local corpus=$1 seeds
+  seeds=$(mktemp -d)
+  build/histotrain synth --out "$seeds/data" --per-class 1 --size 32 --seed 5 --quiet
+  # Training fails (too few images) after the cache is built: the cache is all this needs.
+  build/histotrain train --data "$seeds/data" --image-size 16 --cache-dir "$seeds/cache" --val-fraction 0 \
+    --epochs 1 --max-steps 1 --batch-size 2 --quiet --out "$seeds/run" >/dev/null 2>&1 || true
+  find "$seeds/cache" -name '*.tiles' -exec cp {} "$corpus/" \;
+  rm -rf "$seeds"
+}
+
+fuzz() {
+  local target=$1 max_len=$2
+  shift 2
+  local out=build-fuzz/$target
+  mkdir -p "$out/corpus"
+  echo "== fuzz_$target"
+  clang++ "${FLAGS[@]}" "fuzz/fuzz_$target.cpp" "$@" -o "$out/fuzz_$target"
+  if [ -x build/histotrain ] && [ -z "$(ls -A "$out/corpus")" ]; then "seed_$target" "$out/corpus"; fi
+  (cd "$out" && "./fuzz_$target" -max_total_time="$SECONDS_TO_RUN" -max_len="$max_len" -print_final_stats=1 corpus 2>&1 |
+     tail -25)
+}
+
+case "$WHICH" in jpeg|all) fuzz jpeg 65536 src/data/jpeg.cpp src/data/resize.cpp src/util/files.cpp -lturbojpeg ;; esac
+case "$WHICH" in
+  tile_cache|all)
+    fuzz tile_cache 16384 src/data/tile_cache.cpp src/data/jpeg.cpp src/data/resize.cpp src/util/files.cpp \
+      src/util/progress.cpp -lturbojpeg -ltbb ;;
+esac

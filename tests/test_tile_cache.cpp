@@ -71,16 +71,56 @@ TEST(TileCache, CorruptImagesAreCountedAndDatasetLeavesThemOut) {
   EXPECT_EQ(load_dataset(options).size(), 2);
 }
 
+// Two tiles in dir/data (values 30 and `second`), cached at 16 px and closed again.
+struct TwoTileCache {
+  ScanResult scan;
+  std::string path;  // the cache file
+};
+TwoTileCache build_two_tile_cache(const ScratchDir& dir, uint8_t second = 30) {
+  write_tile(dir / "data/a/1.jpeg", 30);
+  write_tile(dir / "data/b/1.jpeg", second);
+  TwoTileCache built{scan_image_folder((dir / "data").string()), ""};
+  built.path = TileCache::open_or_build(built.scan, options_for(dir, 16))->path();
+  return built;
+}
+
 TEST(TileCache, HalfWrittenCacheFileIsNeverTrusted) {
   ScratchDir dir;
-  write_tile(dir / "data/a/1.jpeg", 30);
-  write_tile(dir / "data/b/1.jpeg", 30);
-  const auto scan = scan_image_folder((dir / "data").string());
-  auto cache = TileCache::open_or_build(scan, options_for(dir, 16));
-  const std::string path = cache->path();
-  cache.reset();
+  const auto [scan, path] = build_two_tile_cache(dir);
   std::filesystem::resize_file(path, std::filesystem::file_size(path) - 100);  // torn write
   EXPECT_FALSE(TileCache::open_or_build(scan, options_for(dir, 16))->reused());
+}
+
+// A byte changed anywhere after the header (bit rot, a bad copy) fails the checksum; so does a
+// foreign file of the right size. Both are rebuilt, never trained on.
+TEST(TileCache, DamagedOrForeignCacheIsDetectedByItsChecksumAndRebuilt) {
+  ScratchDir dir;
+  const auto [scan, path] = build_two_tile_cache(dir, 200);
+  const auto size = std::filesystem::file_size(path);
+  for (const std::uintmax_t offset : {std::uintmax_t{45}, size - 1}) {  // a status byte, the last tile byte
+    {
+      std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
+      file.seekp(static_cast<std::streamoff>(offset));
+      file.put('\x7f');
+    }
+    const auto rebuilt = TileCache::open_or_build(scan, options_for(dir, 16));
+    EXPECT_FALSE(rebuilt->reused()) << "damaged at byte " << offset;
+    EXPECT_NEAR(rebuilt->tile(1)[size_t{16 * 16 * 3 - 1}], 200, 3);
+  }
+  testing::write_bytes(path, std::vector<uint8_t>(size, 0x48));  // same size, other bytes
+  EXPECT_FALSE(TileCache::open_or_build(scan, options_for(dir, 16))->reused());
+  EXPECT_TRUE(TileCache::open_or_build(scan, options_for(dir, 16))->reused()) << "the rebuilt cache is trusted";
+}
+
+// A build killed half-way leaves NAME.building<pid>; the next build removes it.
+TEST(TileCache, WhatAKilledBuildLeftBehindIsRemoved) {
+  ScratchDir dir;
+  const auto [scan, path] = build_two_tile_cache(dir);
+  const std::string abandoned = path + ".building999999999";  // no such process
+  testing::write_bytes(abandoned, std::vector<uint8_t>(100, 1));
+  std::filesystem::remove(path);
+  EXPECT_FALSE(TileCache::open_or_build(scan, options_for(dir, 16))->reused());
+  EXPECT_FALSE(std::filesystem::exists(abandoned));
 }
 
 }  // namespace

@@ -2,10 +2,13 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -25,7 +28,8 @@ namespace histotrain {
 
 namespace {
 
-constexpr char kMagic[8] = {'H', 'T', 'T', 'I', 'L', 'E', 'S', '1'};
+// Version 2 added the checksum; a version-1 file is rebuilt like any stale cache.
+constexpr char kMagic[8] = {'H', 'T', 'T', 'I', 'L', 'E', 'S', '2'};
 
 // On-disk layout: header, one status byte per image (1 decoded, 2 failed), padding to 4 KiB,
 // then the tiles, count x size x size x 3 bytes.
@@ -34,8 +38,35 @@ struct Header {
   uint64_t fingerprint;
   int64_t count;
   int32_t size;
-  int32_t complete;  // set last: a build killed half-way is never taken for a cache
+  int32_t complete;   // set last: a build killed half-way is never taken for a cache
+  uint64_t checksum;  // of everything after the header: a damaged byte is found, not trained on
 };
+
+constexpr int64_t kMaxTiles = int64_t{1} << 32;
+
+// The checksum of the status bytes and tiles, in 8 MiB chunks hashed in parallel and combined
+// in order (the same value for any number of threads).
+uint64_t payload_checksum(const uint8_t* payload, size_t bytes) {
+  constexpr size_t kChunk = size_t{8} << 20;
+  const size_t chunks = (bytes + kChunk - 1) / kChunk;
+  std::vector<uint64_t> hashes(chunks);
+  tbb::parallel_for(size_t{0}, chunks, [&](size_t c) {
+    hashes[c] = fast_hash(payload + c * kChunk, std::min(kChunk, bytes - c * kChunk), c);
+  });
+  return fast_hash(hashes.data(), hashes.size() * sizeof(uint64_t), bytes);
+}
+
+// Removes what builds that were killed left behind (NAME.building<pid> of a process now gone).
+void remove_abandoned_builds(const std::string& dir, const std::string& name) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string file = entry.path().filename().string();
+    const std::string prefix = name + ".building";
+    if (file.rfind(prefix, 0) != 0) continue;
+    const long pid = std::strtol(file.c_str() + prefix.size(), nullptr, 10);
+    if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) std::filesystem::remove(entry.path(), ec);
+  }
+}
 
 size_t tiles_offset(int64_t count) {
   const size_t raw = sizeof(Header) + static_cast<size_t>(count);
@@ -94,6 +125,7 @@ int64_t TileCache::failed() const {
 }
 
 bool TileCache::map_existing(const std::string& path, uint64_t fingerprint, int64_t count, int size) {
+  if (count < 0 || count > kMaxTiles || size < 8 || size > 4096) return false;  // sizes below cannot overflow
   const int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) return false;
   struct stat st {};
@@ -105,6 +137,12 @@ bool TileCache::map_existing(const std::string& path, uint64_t fingerprint, int6
   const auto* header = static_cast<const Header*>(map);
   if (std::memcmp(header->magic, kMagic, sizeof kMagic) != 0 || header->fingerprint != fingerprint ||
       header->count != count || header->size != size || header->complete != 1) {
+    ::munmap(map, expected);
+    return false;
+  }
+  const auto* payload = static_cast<const uint8_t*>(map) + sizeof(Header);
+  if (payload_checksum(payload, expected - sizeof(Header)) != header->checksum) {
+    std::fprintf(stderr, "warning: tile cache %s is damaged (its checksum differs); it is rebuilt\n", path.c_str());
     ::munmap(map, expected);
     return false;
   }
@@ -127,9 +165,13 @@ static void build_cache_file(const ScanResult& scan, const TileCacheOptions& opt
   const std::string tmp = path + ".building" + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) throw Error("cannot create tile cache " + tmp + ": " + std::strerror(errno));
-  if (::ftruncate(fd, static_cast<off_t>(total)) != 0) {
+  // Reserve every block now: writing through the mapping into a full disk would kill the
+  // process with SIGBUS half-way instead of failing here with a reason.
+  if (const int error = ::posix_fallocate(fd, 0, static_cast<off_t>(total)); error != 0) {
     ::close(fd);
-    throw Error("cannot size tile cache " + tmp + " (" + std::to_string(total >> 20) + " MiB): " + std::strerror(errno));
+    ::unlink(tmp.c_str());
+    throw Error("cannot make the tile cache " + path + " (" + std::to_string((total >> 20) + 1) + " MiB): " +
+                std::strerror(error) + "; free space there, or choose another folder with --cache-dir");
   }
   void* map = ::mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   ::close(fd);
@@ -164,6 +206,7 @@ static void build_cache_file(const ScanResult& scan, const TileCacheOptions& opt
     progress.update(done += static_cast<int64_t>(range.size()));
   });
   progress.finish();
+  header->checksum = payload_checksum(base + sizeof(Header), total - sizeof(Header));
   ::msync(map, total, MS_SYNC);
   header->complete = 1;
   ::msync(map, sizeof(Header), MS_SYNC);
@@ -172,6 +215,14 @@ static void build_cache_file(const ScanResult& scan, const TileCacheOptions& opt
   std::filesystem::rename(tmp, path, ec);
   if (ec) throw Error("cannot move tile cache into place at " + path + ": " + ec.message());
   std::sort(errors.begin(), errors.end());
+}
+
+std::shared_ptr<TileCache> TileCache::open_existing(const std::string& path, uint64_t fingerprint, int64_t count,
+                                                    int size) {
+  std::shared_ptr<TileCache> cache(new TileCache());
+  if (!cache->map_existing(path, fingerprint, count, size)) return nullptr;
+  cache->reused_ = true;
+  return cache;
 }
 
 std::shared_ptr<TileCache> TileCache::open_or_build(const ScanResult& scan, const TileCacheOptions& options) {
@@ -187,6 +238,7 @@ std::shared_ptr<TileCache> TileCache::open_or_build(const ScanResult& scan, cons
     cache->reused_ = true;
     return cache;
   }
+  remove_abandoned_builds(dir, cache_file_name(scan, options.size));
   build_cache_file(scan, options, fingerprint, path, cache->errors_);
   if (!cache->map_existing(path, fingerprint, count, options.size))
     throw Error("tile cache " + path + " was written but cannot be read back");

@@ -34,6 +34,10 @@ class TileCache {
  public:
   // Opens the cache for `scan` at options.size, building it first when missing or stale.
   static std::shared_ptr<TileCache> open_or_build(const ScanResult& scan, const TileCacheOptions& options);
+  // The cache file at `path` when it is complete, intact (checksum) and holds `count` tiles of
+  // `size` px made from the files `fingerprint` describes; null otherwise, whatever its bytes.
+  static std::shared_ptr<TileCache> open_existing(const std::string& path, uint64_t fingerprint, int64_t count,
+                                                  int size);
   ~TileCache();
   TileCache(const TileCache&) = delete;
   TileCache& operator=(const TileCache&) = delete;

@@ -1,9 +1,12 @@
 #include "util/files.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <random>
 
@@ -21,6 +24,20 @@ bool read_file_bytes(const fs::path& path, std::vector<uint8_t>& out) {
   return static_cast<bool>(in.read(reinterpret_cast<char*>(out.data()), size));
 }
 
+std::string read_text_file(const fs::path& path) {
+  std::vector<uint8_t> bytes;
+  if (!read_file_bytes(path, bytes)) throw Error("cannot read " + path.string());
+  return std::string(bytes.begin(), bytes.end());
+}
+
+bool sync_to_disk(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
 static fs::path temporary_sibling(const fs::path& path) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   return path.string() + ".tmp" + std::to_string(::getpid()) + "-" + hex64(rng()).substr(0, 6);
@@ -30,11 +47,7 @@ void replace_file_atomically(const fs::path& path, const std::function<void(cons
   const fs::path tmp = temporary_sibling(path);
   try {
     write(tmp);
-    int fd = ::open(tmp.c_str(), O_RDONLY);
-    if (fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
+    if (!sync_to_disk(tmp)) throw Error("cannot write " + tmp.string() + ": " + std::strerror(errno));
     fs::rename(tmp, path);
   } catch (...) {
     std::error_code ignored;
@@ -45,9 +58,11 @@ void replace_file_atomically(const fs::path& path, const std::function<void(cons
 
 void write_file_atomically(const fs::path& path, const std::string& contents) {
   replace_file_atomically(path, [&](const fs::path& tmp) {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    if (!out.flush()) throw Error("cannot write " + tmp.string());
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) throw Error("cannot create " + tmp.string() + ": " + std::strerror(errno));
+    const bool written = std::fwrite(contents.data(), 1, contents.size(), f) == contents.size() && std::fflush(f) == 0;
+    const int error = errno;
+    if (std::fclose(f) != 0 || !written) throw Error("cannot write " + path.string() + ": " + std::strerror(written ? errno : error));
   });
 }
 
@@ -72,13 +87,16 @@ std::vector<std::string> read_list_file(const fs::path& path) {
 }
 
 void append_line(const fs::path& path, const std::string& line) {
-  std::FILE* f = std::fopen(path.c_str(), "a");
-  if (!f) throw Error("cannot append to " + path.string());
-  std::fputs(line.c_str(), f);
-  std::fputc('\n', f);
-  std::fflush(f);
-  ::fsync(::fileno(f));
-  std::fclose(f);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
+  if (fd < 0) throw Error("cannot append to " + path.string() + ": " + std::strerror(errno));
+  struct stat before {};
+  ::fstat(fd, &before);
+  const std::string text = line + "\n";
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  const int error = errno;
+  if (!written) (void)::ftruncate(fd, before.st_size);  // no half line is left behind
+  ::close(fd);
+  if (!written) throw Error("cannot append to " + path.string() + ": " + std::strerror(error));
 }
 
 void Fnv1a::add(const void* data, size_t n) {
@@ -87,6 +105,30 @@ void Fnv1a::add(const void* data, size_t n) {
     value ^= p[i];
     value *= 1099511628211ull;
   }
+}
+
+namespace {
+constexpr uint64_t kPrime1 = 0x9E3779B185EBCA87ull, kPrime2 = 0xC2B2AE3D27D4EB4Full, kPrime3 = 0x165667B19E3779F9ull;
+uint64_t rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+uint64_t mix_lane(uint64_t lane, uint64_t word) { return rotl(lane + word * kPrime2, 31) * kPrime1; }
+}  // namespace
+
+uint64_t fast_hash(const void* data, size_t n, uint64_t seed) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  uint64_t lanes[4] = {seed + kPrime1 + kPrime2, seed + kPrime2, seed, seed - kPrime1};
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int l = 0; l < 4; ++l) {
+      uint64_t word;
+      std::memcpy(&word, p + i + 8 * l, 8);
+      lanes[l] = mix_lane(lanes[l], word);
+    }
+  uint64_t h = rotl(lanes[0], 1) + rotl(lanes[1], 7) + rotl(lanes[2], 12) + rotl(lanes[3], 18) + n;
+  for (; i < n; ++i) h = rotl(h ^ (p[i] * kPrime3), 11) * kPrime1;
+  h ^= h >> 33;
+  h *= kPrime2;
+  h ^= h >> 29;
+  return h;
 }
 
 std::string hex64(uint64_t v) {

@@ -12,6 +12,11 @@ namespace fs = std::filesystem;
 
 // Reads a whole file; false when it cannot be opened or read.
 bool read_file_bytes(const fs::path& path, std::vector<uint8_t>& out);
+// A whole text file; throws Error when it cannot be read.
+std::string read_text_file(const fs::path& path);
+
+// Forces a file's (or a folder's: the names in it) data to disk; false on failure.
+bool sync_to_disk(const fs::path& path);
 
 // Writes through a temporary file in the same folder and renames it over `path`, so a reader
 // (or a run killed half-way) sees either the old file or the new one, never a torn one.
@@ -27,7 +32,8 @@ void ensure_writable_dir(const fs::path& dir);
 // '#' comments skipped; throws Error when the file cannot be read.
 std::vector<std::string> read_list_file(const fs::path& path);
 
-// Appends one line (a newline is added) and flushes it to disk.
+// Appends one line (a newline is added) and flushes it to disk; throws Error (with the system's
+// reason: a full disk, a read-only file system) when it cannot.
 void append_line(const fs::path& path, const std::string& line);
 
 // 64-bit FNV-1a, for cache fingerprints.
@@ -39,5 +45,9 @@ struct Fnv1a {
 };
 
 std::string hex64(uint64_t v);
+
+// A fast 64-bit hash of a large buffer (four independent lanes, several GB/s per core), for
+// checksums of tile caches: it finds damaged bytes, it is no defence against a forger.
+uint64_t fast_hash(const void* data, size_t n, uint64_t seed = 0);
 
 }  // namespace histotrain

@@ -152,12 +152,14 @@ TEST(Pipeline, TwoStagesOnTwoRanksTrainAndTheCheckpointIsAWholeModel) {
   EXPECT_NE(alone.err.find("needs 2 ranks, one per stage"), std::string::npos) << alone.err;
 }
 
-TEST(DataParallel, LaunchPassesSigtermToEveryRank) {
+// SIGTERM to `launch` (as Slurm or a user's Ctrl-C sends it) reaches every rank; they agree on a
+// step, rank 0 writes a checkpoint there, and `launch -- train --resume` goes on from it.
+void sigterm_to_launch_then_resume(const std::string& extra_args) {
   ScratchDir dir;
   const std::string data = synth_data();
   const auto result = run_script(
       "cd " + dir.path().string() + "\n" +
-      "$HISTOTRAIN launch -n 2 --threads-per-rank 1 -- " + train_args(data, dir / "run", 200) +
+      "$HISTOTRAIN launch -n 2 --threads-per-rank 1 -- " + train_args(data, dir / "run", 200) + extra_args +
       " >launch.out 2>launch.err & launcher=$!\n"
       "for i in $(seq 1 600); do grep -q 'training resnet18' launch.err && break; sleep 0.1; done\n"
       "ranks=$(pgrep -P $launcher | tr '\\n' ' ')\n"
@@ -171,6 +173,18 @@ TEST(DataParallel, LaunchPassesSigtermToEveryRank) {
   EXPECT_LE(std::stoi(m[2]), 15);
   EXPECT_NE(result.out.find("ranks alive: 0"), std::string::npos) << result.out;
   EXPECT_NE(result.err.find("passing signal 15 to every rank"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("stopped by SIGTERM at step"), std::string::npos) << result.err;
+  const auto step = testing::read_json(dir / "run/checkpoint.json")["step"].get<int64_t>();
+  const auto resumed = run_histotrain("launch -n 2 --threads-per-rank 1 -- train --resume " + (dir / "run").string() +
+                                      " --max-steps " + std::to_string(step + 2));
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(testing::read_json(dir / "run/checkpoint.json")["step"], step + 2);
+}
+
+TEST(DataParallel, LaunchPassesSigtermToEveryRank) { sigterm_to_launch_then_resume(""); }
+
+TEST(Pipeline, SigtermStopsBothStagesAtOneStepWithAWholeCheckpoint) {
+  sigterm_to_launch_then_resume(" --pipeline-stages 2 --micro-batches 2 --split 5");
 }
 
 // Ranks started with different flags stop at the start, each saying what differs.

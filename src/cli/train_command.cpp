@@ -77,6 +77,11 @@ void add_flags(CLI::App* app, TrainConfig& c) {
                   "Validate and checkpoint every N epochs and after the last (short GPU runs: fewer pauses)")
       ->capture_default_str();
   app->add_option("--max-steps", c.max_steps, "Stop after this many optimizer steps (benchmarks)");
+  app->add_option("--checkpoint-steps", c.checkpoint_steps,
+                  "Also write a checkpoint every N steps inside an epoch (long epochs on preemptible nodes)")
+      ->capture_default_str();
+  app->add_flag("--deterministic", c.deterministic,
+                "Deterministic kernels only: an interrupted and resumed run ends with the same weights, bit for bit");
   app->add_option("--ema", c.ema, "Validate and save a moving average of the weights with this decay (e.g. 0.99; 0: off)")
       ->capture_default_str();
   app->add_flag("--tta", c.tta, "Validate on the mean prediction over each tile's 8 flips and rotations");
@@ -95,8 +100,9 @@ Command add_train_command(CLI::App& root) {
   return {app, [app, parsed] {
             const TrainConfig config =
                 parsed->resume.empty() ? *parsed : resumed_config(parsed->resume, explicitly_given(*app, *parsed));
-            const nlohmann::json summary = train(config);
-            if (!summary.is_null()) std::printf("%s\n", summary.dump().c_str());  // rank 0 only
+            const TrainOutcome outcome = train(config);
+            if (outcome.stopped_by != 0) return 128 + outcome.stopped_by;  // the shell's convention for a signal
+            if (!outcome.summary.is_null()) std::printf("%s\n", outcome.summary.dump().c_str());  // rank 0 only
             return 0;
           }};
 }

@@ -86,6 +86,13 @@ double DataParallel::sum(double value) {
   return t.item<double>();
 }
 
+int DataParallel::agree_on_stop(int signal_number) {
+  if (!comm_) return signal_number;
+  auto t = torch::tensor({signal_number}, torch::kInt32);
+  comm_->all_reduce_max(t);
+  return t.item<int>();
+}
+
 torch::Device device_for_rank(const torch::Device& requested, const WorldInfo& world) {
   if (requested.is_cuda() && !requested.has_index() && world.distributed()) {
     const int64_t gpus = static_cast<int64_t>(torch::cuda::device_count());

@@ -48,6 +48,11 @@ class DataParallel {
     if (comm_) comm_->check_agreement(what, value);
   }
 
+  // Returns once every rank has called it.
+  void barrier() {
+    if (comm_) comm_->barrier();
+  }
+
   // Every rank takes rank 0's parameters and buffers (start, and after a resume).
   void broadcast_model(ResNet& model);
   // BatchNorm statistics drift apart between ranks (each sees its own images): rank 0's are
@@ -73,6 +78,9 @@ class DataParallel {
   // Sums over ranks.
   void sum(ConfusionMatrix& confusion);
   double sum(double value);
+  // The largest `signal_number` any rank states (0: none): every rank learns of a stop signal
+  // that one of them received, at the same step.
+  int agree_on_stop(int signal_number);
 
  private:
   WorldInfo world_;

@@ -1,6 +1,12 @@
 #include "train/checkpoint.h"
 
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <functional>
+#include <sstream>
 
 #include "compat.h"
 #include "util/errors.h"
@@ -25,6 +31,65 @@ std::string file_checksum(const fs::path& path) {
   Fnv1a hash;
   hash.add(bytes.data(), bytes.size());
   return hex64(hash.value);
+}
+
+// A new checkpoint is staged as NAME.next files beside the one in place. checkpoint.json.next,
+// written last and whole, marks the stage complete; the renames that follow cannot fail for lack
+// of space, and a run killed between two of them leaves a complete stage that the next save,
+// load or resume finishes. A stage without checkpoint.json.next is a write that never finished.
+fs::path staged(const fs::path& run, const char* name) { return run / (std::string(name) + ".next"); }
+
+void finish_staged_checkpoint(const fs::path& run) {
+  std::error_code ignored;  // a read-only folder: the checkpoint in place stays the one read
+  const bool complete = fs::exists(staged(run, "checkpoint.json"));
+  for (const char* name : kCheckpointFiles) {  // checkpoint.json last
+    if (!fs::exists(staged(run, name))) continue;
+    if (complete)
+      fs::rename(staged(run, name), run / name, ignored);
+    else
+      fs::remove(staged(run, name), ignored);
+  }
+  if (complete) sync_to_disk(run);
+}
+
+// Serializes with `write` into memory, then writes the bytes to the staged path of `name`
+// (flushed to disk) and returns their checksum. LibTorch's file writer cannot fail cleanly: on a
+// full disk its destructor throws during unwinding and the process aborts, so it never touches
+// the file system here.
+std::string write_staged(const fs::path& run, const char* name, const std::function<void(std::ostream&)>& write) {
+  std::ostringstream buffer;
+  try {
+    write(buffer);
+  } catch (const c10::Error& e) {
+    throw Error(std::string("serializing ") + name + " failed (" + e.what_without_backtrace() + ")");
+  }
+  const std::string bytes = buffer.str();
+  write_file_atomically(staged(run, name), bytes);
+  Fnv1a hash;
+  hash.add(bytes.data(), bytes.size());
+  return hex64(hash.value);
+}
+
+// Why a write in `folder` may have failed, when the file system says: full, or read-only.
+std::string storage_hint(const fs::path& folder) {
+  struct statvfs fs_info {};
+  if (::statvfs(folder.c_str(), &fs_info) != 0) return "";
+  if (fs_info.f_flag & ST_RDONLY) return " (the file system is read-only)";
+  const double free_mib = static_cast<double>(fs_info.f_bavail) * fs_info.f_frsize / (1 << 20);
+  if (free_mib < 1024) {
+    char text[96];
+    std::snprintf(text, sizeof text, " (%.1f MiB free on that file system)", free_mib);
+    return text;
+  }
+  return "";
+}
+
+std::string intact_checkpoint_note(const fs::path& run) {
+  if (!fs::exists(run / "checkpoint.json")) return "";
+  std::ifstream in(run / "checkpoint.json");
+  const auto meta = nlohmann::json::parse(in, nullptr, false);
+  if (meta.is_discarded()) return "";
+  return "; the checkpoint already there (step " + std::to_string(meta.value("step", int64_t{0})) + ") is intact";
 }
 
 // The checkpoint in place becomes RUN/previous before a new one is written: whatever happens to
@@ -61,33 +126,49 @@ void verify_checksum(const fs::path& run, const nlohmann::json& meta, const char
 
 void save_checkpoint(const std::filesystem::path& run, ResNet& model, const torch::optim::Optimizer& optimizer,
                      const GradScaler& scaler, const nlohmann::json& meta_in, ResNet* average) {
-  keep_previous_checkpoint(run);
-  nlohmann::json meta = meta_in;
-  replace_file_atomically(run / "model.pt", [&](const fs::path& tmp) { torch::save(average ? *average : model, tmp.string()); });
-  replace_file_atomically(run / "train_state.pt", [&](const fs::path& tmp) {
-    torch::serialize::OutputArchive archive;
-    torch::serialize::OutputArchive model_archive;
-    model->save(model_archive);
-    archive.write("model", model_archive);
-    if (average) {
-      torch::serialize::OutputArchive average_archive;
-      (*average)->save(average_archive);
-      archive.write("average", average_archive);
-    }
-    torch::serialize::OutputArchive optimizer_archive;
-    optimizer.save(optimizer_archive);
-    archive.write("optimizer", optimizer_archive);
-    archive.write("rng", compat::cpu_rng_state());
-    scaler.save(archive);
-    archive.write("step", torch::tensor(meta.at("step").get<int64_t>()));
-    archive.save_to(tmp.string());
-  });
-  // checkpoint.json, written last, vouches for the two files by their checksums.
-  meta["checksums"] = {{"model.pt", file_checksum(run / "model.pt")}, {"train_state.pt", file_checksum(run / "train_state.pt")}};
-  write_file_atomically(run / "checkpoint.json", meta.dump(2) + "\n");
+  try {
+    finish_staged_checkpoint(run);
+    keep_previous_checkpoint(run);
+    nlohmann::json meta = meta_in;
+    meta["checksums"]["model.pt"] =
+        write_staged(run, "model.pt", [&](std::ostream& out) { torch::save(average ? *average : model, out); });
+    meta["checksums"]["train_state.pt"] = write_staged(run, "train_state.pt", [&](std::ostream& out) {
+      torch::serialize::OutputArchive archive;
+      torch::serialize::OutputArchive model_archive;
+      model->save(model_archive);
+      archive.write("model", model_archive);
+      if (average) {
+        torch::serialize::OutputArchive average_archive;
+        (*average)->save(average_archive);
+        archive.write("average", average_archive);
+      }
+      torch::serialize::OutputArchive optimizer_archive;
+      optimizer.save(optimizer_archive);
+      archive.write("optimizer", optimizer_archive);
+      archive.write("rng", compat::cpu_rng_state());
+      scaler.save(archive);
+      archive.write("step", torch::tensor(meta_in.at("step").get<int64_t>()));
+      archive.save_to(out);
+    });
+    // checkpoint.json, written last and whole, vouches for the two files by their checksums; its
+    // staged copy existing is what makes the new checkpoint complete.
+    write_file_atomically(staged(run, "checkpoint.json"), meta.dump(2) + "\n");
+  } catch (const std::exception& e) {
+    const std::string message = "cannot write a checkpoint to " + run.string() + ": " + e.what() + storage_hint(run) +
+                                intact_checkpoint_note(run);  // the hint sees the disk as the write left it
+    std::error_code ignored;
+    for (const char* name : kCheckpointFiles) fs::remove(staged(run, name), ignored);
+    throw Error(message);
+  }
+  finish_staged_checkpoint(run);  // renames only: no space needed
+}
+
+bool has_checkpoint(const std::filesystem::path& run) {
+  return fs::exists(run / "checkpoint.json") || fs::exists(staged(run, "checkpoint.json"));
 }
 
 nlohmann::json read_checkpoint_meta(const std::filesystem::path& run) {
+  finish_staged_checkpoint(run);  // a save that a killed run left between its renames
   const auto path = run / "checkpoint.json";
   std::ifstream in(path);
   if (!in) throw Error("no checkpoint at '" + run.string() + "' (expected " + path.string() + ", written by histotrain train)");

@@ -1,4 +1,6 @@
-// A run folder's checkpoint: three files, each replaced atomically. checkpoint.json holds the
+// A run folder's checkpoint: three files, replaced together (staged, then renamed; see
+// checkpoint.cpp). A write that fails (full disk, read-only folder) is a clear error and leaves
+// the checkpoint in place untouched. checkpoint.json holds the
 // checksums of the other two, checked on every load: a damaged or truncated file is a clear
 // error, never weights read as garbage. The checkpoint before the last one is kept in
 // RUN/previous (a run folder of its own).
@@ -28,6 +30,9 @@ std::filesystem::path run_folder(const std::string& checkpoint_arg);
 // train_state.pt holds both.
 void save_checkpoint(const std::filesystem::path& run, ResNet& model, const torch::optim::Optimizer& optimizer,
                      const GradScaler& scaler, const nlohmann::json& meta, ResNet* average = nullptr);
+
+// Whether `run` holds a checkpoint (or one complete but not yet renamed into place).
+bool has_checkpoint(const std::filesystem::path& run);
 
 // checkpoint.json of a run; throws Error when there is none.
 nlohmann::json read_checkpoint_meta(const std::filesystem::path& run);

@@ -12,7 +12,7 @@ namespace histotrain {
   X(lr) X(schedule) X(warmup_epochs) X(momentum) X(weight_decay) X(label_smoothing) X(amp) X(channels_last) X(augment) X(max_shift) \
   X(backend) X(bucket_mb) X(dist_timeout) X(lr_scaling) X(pipeline_stages) X(micro_batches) X(split) X(devices) \
   X(threads) X(device) X(seed) X(out) X(resume) X(target_acc) X(max_steps) X(quiet) X(val_images) X(ema) X(tta) \
-  X(cuda_graph) X(val_every) X(color_jitter) X(prefetch)
+  X(cuda_graph) X(val_every) X(color_jitter) X(prefetch) X(checkpoint_steps) X(deterministic)
 
 nlohmann::json to_json(const TrainConfig& config) {
   nlohmann::json j;
@@ -68,6 +68,7 @@ void validate(const TrainConfig& c) {
   require(c.max_steps >= 0, "--max-steps must be >= 0");
   require(c.color_jitter >= 0 && c.color_jitter <= 0.5, "--color-jitter must be in [0, 0.5]");
   require(c.val_every >= 1, "--val-every must be at least 1");
+  require(c.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0 (0: checkpoints with validation only)");
   require(c.ema >= 0 && c.ema < 1, "--ema must be in [0, 1) (0: off)");
   require(c.ema == 0 || c.pipeline_stages == 1, "--ema averages a whole model: not with --pipeline-stages");
   require(c.cuda_graph == "auto" || c.cuda_graph == "on" || c.cuda_graph == "off", "--cuda-graph must be auto, on or off");

@@ -66,6 +66,8 @@ struct TrainConfig {
   std::string resume;            // run folder to continue from
   double target_acc = 0;         // stop once validation accuracy reaches this (0: never)
   int val_every = 1;             // validate and checkpoint every N epochs (and after the last one)
+  int64_t checkpoint_steps = 0;  // also checkpoint every N steps inside an epoch (0: only with validation)
+  bool deterministic = false;    // deterministic kernels only: a resumed run ends with identical weights
   int64_t max_steps = 0;         // stop after this many optimizer steps (0: no limit; benchmarks);
                                  // the LR schedule still spans all epochs
   bool tta = false;              // validate on the mean softmax over the 8 flips/rotations of each tile

@@ -28,6 +28,26 @@ namespace histotrain {
 using Clock = std::chrono::steady_clock;
 inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// The part of an epoch already trained, summed over ranks: what a checkpoint written in the
+// middle of an epoch carries, so that the resumed epoch reports the same figures.
+struct EpochProgress {
+  int64_t steps = 0;
+  double loss_sum = 0;  // sum of the steps' mean losses, over ranks
+  double correct = 0;   // correctly classified training images, over ranks
+  double seconds = 0;   // training time of those steps
+  nlohmann::json to_json() const {
+    return {{"steps", steps}, {"loss_sum", loss_sum}, {"correct", correct}, {"seconds", seconds}};
+  }
+  static EpochProgress from_json(const nlohmann::json& j) {
+    EpochProgress p;
+    p.steps = j.value("steps", int64_t{0});
+    p.loss_sum = j.value("loss_sum", 0.0);
+    p.correct = j.value("correct", 0.0);
+    p.seconds = j.value("seconds", 0.0);
+    return p;
+  }
+};
+
 // Everything a run needs, set up once.
 struct Run {
   TrainConfig config;
@@ -52,6 +72,8 @@ struct Run {
   int64_t schedule_steps = 0;  // epochs x steps per epoch: what the LR schedule spans
   int64_t stop_step = 0;       // where training stops: schedule_steps, or earlier with --max-steps
   int64_t start_epoch = 0, step = 0;
+  EpochProgress resumed_progress;  // a resume in the middle of epoch start_epoch: the steps already taken
+  int stopped_by = 0;              // the signal (SIGINT, SIGTERM) the run stopped for, once it has
   double previous_seconds = 0;  // training time before a resume
   double best_acc = 0;
   double time_to_target = -1;
@@ -81,7 +103,9 @@ void restore(Run& run);
 
 // Reports: the start line, checkpoint metadata, the pipeline and data-parallel step reports.
 std::string start_line(const Run& run);
-nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train_seconds);
+// `progress`: the part of the next epoch already trained, for a checkpoint inside an epoch.
+nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train_seconds,
+                               const EpochProgress& progress = {});
 nlohmann::json pipeline_json(Run& run);  // a collective: every rank calls it
 nlohmann::json step_times_json(const DataParallel& dp);
 

@@ -66,8 +66,8 @@ std::string start_line(const Run& run) {
   return line;
 }
 
-nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train_seconds) {
-  return {{"format", 1},
+nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train_seconds, const EpochProgress& progress) {
+  nlohmann::json meta = {{"format", 1},
           {"arch", run.config.arch},
           {"classes", run.data.classes},
           {"image_size", run.config.image_size},
@@ -79,6 +79,8 @@ nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train
           {"metrics", run.last_val},
           {"config", to_json(run.config)},
           {"torch_version", compat::torch_version()}};
+  if (progress.steps > 0) meta["epoch_progress"] = progress.to_json();
+  return meta;
 }
 
 }  // namespace histotrain

@@ -10,6 +10,7 @@
 #include "train/optimizer.h"
 #include "train/run.h"
 #include "train/runtime.h"
+#include "train/trainer.h"
 #include "util/errors.h"
 #include "util/progress.h"
 
@@ -226,7 +227,9 @@ void prepare(Run& run) {
     throw Error("'" + run.out.string() + "' already holds a run; continue it with --resume " + run.out.string() +
                 " or choose another --out");
   join_world(run);
+  if (c.resume.empty() && run.is_main()) write_file_atomically(run.out / kRunConfigFile, to_json(c).dump(2) + "\n");
   set_threads(c.threads, run.dp->world().local_world_size);
+  if (c.deterministic) use_deterministic_algorithms();
   run.precision = parse_precision(c.amp);
   check_precision_supported(run.precision, run.device);
   compat::manual_seed(c.seed);
@@ -256,19 +259,28 @@ void restore(Run& run) {
     if (run.config.channels_last) to_channels_last(*run.average->model());
     if (!had_average) run.average->reset();  // the saved run had no --ema: start it from here
   }
+  if (meta.contains("epoch_progress")) run.resumed_progress = EpochProgress::from_json(meta.at("epoch_progress"));
   const int saved_world = meta.value("world_size", 1);
   if (saved_world != run.world_size()) {
-    // Steps per epoch depend on the world size: continue at the start of the next epoch.
+    // Steps per epoch and each rank's share of an epoch depend on the world size: the run
+    // continues at the start of the epoch it was in.
     run.step = run.start_epoch * run.steps_per_epoch;
+    run.resumed_progress = {};
     run.log("note: the run was saved with " + std::to_string(saved_world) + " rank(s) and continues with " +
             std::to_string(run.world_size()) + "; it resumes at the start of epoch " +
             std::to_string(run.start_epoch + 1) + " (step " + std::to_string(run.step) + ")");
+  } else if (run.step != run.start_epoch * run.steps_per_epoch + run.resumed_progress.steps) {
+    throw Error("cannot resume '" + from.string() + "': its step " + std::to_string(run.step) +
+                " does not fall where this run's epochs of " + std::to_string(run.steps_per_epoch) +
+                " steps put it (were the data or the batch size changed?)");
   }
   run.last_val = meta.value("metrics", nlohmann::json());
   run.previous_seconds = meta.value("train_seconds", 0.0);
   run.best_acc = meta.value("best_val_acc", 0.0);
-  run.log("resumed from " + from.string() + " after epoch " + std::to_string(run.start_epoch) + " (step " +
-      std::to_string(run.step) + ")");
+  run.log("resumed from " + from.string() + " at step " + std::to_string(run.step) + " (epoch " +
+          std::to_string(run.start_epoch + 1) + ", " +
+          (run.resumed_progress.steps > 0 ? std::to_string(run.resumed_progress.steps) + " of its steps done)"
+                                          : "from its start)"));
 }
 
 }  // namespace histotrain

@@ -30,4 +30,12 @@ void set_threads(int threads, int ranks_on_node) {
   at::set_num_threads(threads);
 }
 
+void use_deterministic_algorithms() {
+  // cuBLAS reads this when its first handle is made, after this point; a user's setting wins.
+  setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+  at::globalContext().setDeterministicAlgorithms(true, /*warn_only=*/false);
+  at::globalContext().setBenchmarkCuDNN(false);
+  at::globalContext().setDeterministicCuDNN(true);
+}
+
 }  // namespace histotrain

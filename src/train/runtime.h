@@ -15,4 +15,8 @@ torch::Device parse_device(const std::string& name);
 // otherwise start with 1 here.
 void set_threads(int threads, int ranks_on_node = 1);
 
+// --deterministic: LibTorch refuses kernels that are not run-to-run deterministic; on CUDA cuDNN
+// stops autotuning and picks deterministic algorithms, and cuBLAS gets a fixed workspace.
+void use_deterministic_algorithms();
+
 }  // namespace histotrain

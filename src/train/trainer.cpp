@@ -12,15 +12,20 @@
 #include "train/schedule.h"
 #include "util/memory.h"
 #include "util/progress.h"
+#include "util/stop_signal.h"
 
 namespace histotrain {
 
 namespace {
 
+// One epoch's figures, over all ranks; `progress` is what a checkpoint taken now would carry.
 struct EpochStats {
   double loss = 0, accuracy = 0, seconds = 0;
   int64_t images = 0;
   int64_t skipped_steps = 0;  // fp16 steps skipped for inf/NaN gradients
+  EpochProgress progress;     // all the steps of the epoch taken so far, with their sums
+  bool complete = false;      // false: stopped inside the epoch (--max-steps, a signal)
+  bool stopped = false;       // every rank agreed to stop for a signal
 };
 
 // Reads the loss back: the only host synchronisation of a step, every tenth step.
@@ -93,24 +98,67 @@ bool update_weights(Run& run) {
   return stepped;
 }
 
-EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const LrSchedule& schedule) {
+// Augmentation randomness depends only on (seed, epoch, rank, step): a run resumed at any step
+// replays it exactly, and a prefetching thread needs no shared generator.
+std::mt19937_64 augmentation_rng(uint64_t seed, int64_t epoch, int rank, int64_t step_in_epoch) {
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(epoch),
+                    static_cast<uint32_t>(rank), static_cast<uint32_t>(step_in_epoch), 0x68747261u};
+  return std::mt19937_64(seq);
+}
+
+// Whether to stop after this step for SIGINT/SIGTERM. Every rank stops at the same step: a signal
+// that any rank received is agreed on by all (on GPUs every tenth step, as each check waits for
+// the device).
+bool stop_requested(Run& run, int64_t step_in_epoch) {
+  if (run.world_size() == 1) return stop_signal() != 0;
+  if (run.device.is_cuda() && (step_in_epoch + 1) % 10 != 0) return false;
+  const int agreed = run.dp->agree_on_stop(stop_signal());
+  if (agreed != 0) request_stop(agreed);
+  return agreed != 0;
+}
+
+// The epoch so far, summed over ranks: the steps of it taken before a resume (`before`) plus
+// this process's. A collective: every rank calls it at the same step.
+EpochProgress progress_over_ranks(Run& run, const EpochProgress& before, int64_t steps, const torch::Tensor& loss_sum,
+                                  const torch::Tensor& correct, double seconds) {
+  EpochProgress p;
+  p.steps = before.steps + steps;
+  p.loss_sum = before.loss_sum + run.dp->sum(loss_sum.item<double>());
+  p.correct = before.correct + run.dp->sum(static_cast<double>(correct.item<int64_t>()));
+  p.seconds = before.seconds + seconds;
+  return p;
+}
+
+// A checkpoint in the middle of epoch `epoch` (--checkpoint-steps, --max-steps, a signal); a
+// collective, as pipeline stages first gather the whole model.
+void save_inside_epoch(Run& run, int64_t epoch, const EpochProgress& progress, double train_seconds) {
+  if (run.pipeline) run.pipeline->gather(*run.optimizer);
+  if (!run.is_main()) return;
+  save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler, checkpoint_meta(run, epoch, train_seconds, progress),
+                  run.average ? &run.average->model() : nullptr);
+}
+
+// Trains the rest of epoch `epoch` (from step `before.steps` of it). Stops early at --max-steps
+// or for a signal; writes a checkpoint every --checkpoint-steps steps. `seconds_before_epoch`:
+// training time of the epochs before, for the checkpoints.
+EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const LrSchedule& schedule,
+                       const EpochProgress& before, double seconds_before_epoch) {
   const TrainConfig& c = run.config;
   const auto start = Clock::now();
   // This rank's disjoint shard of the epoch's shuffled order.
   const std::vector<int64_t> order =
       epoch_order(run.split.train, c.seed, epoch, /*shuffle=*/true, run.dp->data_rank(), run.data_ranks());
-  // Augmentation randomness depends only on (seed, epoch, rank): a resumed run replays it exactly.
-  std::mt19937_64 rng(c.seed * 7919 + static_cast<uint64_t>(epoch) + 17 + 1000003ull * static_cast<uint64_t>(run.dp->data_rank()));
   Augmentation augmentation;
   augmentation.dihedral = c.augment;
   augmentation.max_shift = c.augment ? static_cast<int>(c.max_shift * c.image_size) : 0;
   augmentation.color_jitter = c.augment ? c.color_jitter : 0;
   const auto loss_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(c.label_smoothing);
 
-  const int64_t steps = std::min(run.steps_per_epoch, run.stop_step - run.step);
+  const int64_t first = before.steps;
+  const int64_t end = first + std::min(run.steps_per_epoch - first, run.stop_step - run.step);
   int64_t skipped = 0;
-  Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs), steps * run.global_batch(),
-                    "img", c.quiet || !run.is_main());
+  Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs),
+                    (end - first) * run.global_batch(), "img", c.quiet || !run.is_main());
   run.model->train();
   // Running sums stay on the device and are read only for the progress line.
   torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(run.device));
@@ -119,40 +167,51 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
   const auto batch_for_step = [&](int64_t s) {
     const int64_t* items = order.data() + s * c.batch_size;
     // Later pipeline stages never see the images: they need the labels only.
-    return run.pipeline && run.pipeline->stage() > 0 ? batches.make_labels(items, c.batch_size)
-                                                     : batches.make(items, c.batch_size, &augmentation, &rng);
+    if (run.pipeline && run.pipeline->stage() > 0) return batches.make_labels(items, c.batch_size);
+    std::mt19937_64 rng = augmentation_rng(c.seed, epoch, run.dp->data_rank(), s);
+    return batches.make(items, c.batch_size, &augmentation, &rng);
   };
-  // --prefetch: the next batch is assembled on a second thread while this step runs. Batches are
-  // still made one after another, so the random augmentation is the same as without.
+  // --prefetch: the next batch is assembled on a second thread while this step runs.
   std::future<Batch> next;
-  if (c.prefetch && steps > 0) next = std::async(std::launch::async, batch_for_step, 0);
-  for (int64_t s = 0; s < steps; ++s, ++run.step) {
+  if (c.prefetch && end > first) next = std::async(std::launch::async, batch_for_step, first);
+  int64_t s = first;
+  bool stopped = false;
+  while (s < end && !stopped) {
     const Batch batch = c.prefetch ? next.get() : batch_for_step(s);
-    if (c.prefetch && s + 1 < steps) next = std::async(std::launch::async, batch_for_step, s + 1);
+    if (c.prefetch && s + 1 < end) next = std::async(std::launch::async, batch_for_step, s + 1);
     if (run.use_graph && !run.graph) capture_step(run, batch);
     if (run.use_graph) {
       run.graph->step(batch, schedule.at(run.step), run.average ? 1 - run.average->decay_at(run.step) : 0);
       loss_sum = run.graph->loss_sum();
       correct = run.graph->correct();
-      if ((s + 1) % 10 == 0 || s + 1 == steps) show_progress(progress, s + 1, run, loss_sum);
-      continue;
+    } else {
+      set_learning_rate(*run.optimizer, schedule.at(run.step));
+      clear_gradients(*run.optimizer);
+      forward_backward(run, batch, loss_options, loss_sum, correct);
+      if (!update_weights(run)) ++skipped;
     }
-    set_learning_rate(*run.optimizer, schedule.at(run.step));
-    clear_gradients(*run.optimizer);
-    forward_backward(run, batch, loss_options, loss_sum, correct);
-    if (!update_weights(run)) ++skipped;
-    if (((s + 1) % 10 == 0 || s + 1 == steps) && !run.pipeline && !run.device_stages)
-      show_progress(progress, s + 1, run, loss_sum);
+    ++s;
+    ++run.step;
+    const int64_t done = s - first;
+    if ((done % 10 == 0 || s == end) && !run.pipeline && !run.device_stages) show_progress(progress, done, run, loss_sum);
+    stopped = stop_requested(run, s - 1);
+    if (!stopped && c.checkpoint_steps > 0 && s < run.steps_per_epoch && s % c.checkpoint_steps == 0)
+      save_inside_epoch(run, epoch, progress_over_ranks(run, before, done, loss_sum, correct, seconds_since(start)),
+                        seconds_before_epoch + before.seconds + seconds_since(start));
   }
+  if (next.valid()) next.wait();  // a prefetch still running when a signal stopped the epoch
   EpochStats stats;
-  stats.images = steps * run.global_batch();
+  stats.progress = progress_over_ranks(run, before, s - first, loss_sum, correct, seconds_since(start));
+  stats.complete = stats.progress.steps == run.steps_per_epoch;
+  stats.stopped = stopped;
+  stats.images = stats.progress.steps * run.global_batch();
   stats.skipped_steps = skipped;
-  if (steps > 0) {  // over all ranks
-    stats.loss = run.dp->sum(loss_sum.item<double>()) / (steps * run.data_ranks());
-    stats.accuracy = run.dp->sum(static_cast<double>(correct.item<int64_t>())) / stats.images;
+  if (stats.progress.steps > 0) {
+    stats.loss = stats.progress.loss_sum / static_cast<double>(stats.progress.steps * run.data_ranks());
+    stats.accuracy = stats.progress.correct / static_cast<double>(stats.images);
   }
-  stats.seconds = seconds_since(start);
-  if (run.pipeline || run.device_stages) progress.update(steps * run.global_batch(), "");
+  stats.seconds = stats.progress.seconds;
+  if (run.pipeline || run.device_stages) progress.update((s - first) * run.global_batch(), "");
   progress.finish();
   return stats;
 }
@@ -174,19 +233,32 @@ EvalResult validate_globally(Run& run, const BatchMaker& batches) {
 
 TrainConfig resumed_config(const std::string& run, const nlohmann::json& overrides) {
   const fs::path from = run_folder(run);
-  nlohmann::json saved = read_checkpoint_meta(from).at("config");
+  nlohmann::json saved;
+  if (has_checkpoint(from) || !fs::exists(from / kRunConfigFile)) {
+    saved = read_checkpoint_meta(from).at("config");  // a clear error when there is neither
+    saved["resume"] = from.string();
+  } else {
+    // Stopped before its first checkpoint: nothing to continue, so it starts again with its flags.
+    saved = nlohmann::json::parse(read_text_file(from / kRunConfigFile));
+    saved["resume"] = "";
+    std::fprintf(stderr, "note: %s has no checkpoint yet (the run stopped before its first one); it starts again "
+                 "from step 0 with the flags it was given\n", from.string().c_str());
+  }
   for (const auto& [key, value] : overrides.items()) saved[key] = value;
-  saved["resume"] = from.string();
   if (!overrides.contains("out")) saved["out"] = from.string();
   return config_from_json(saved);
 }
 
-nlohmann::json train(const TrainConfig& config) {
+TrainOutcome train(const TrainConfig& config) {
   validate(config);
   Run run;
   run.config = config;
   prepare(run);
   if (!config.resume.empty()) restore(run);
+  // From here on Ctrl-C and SIGTERM stop the run at a step boundary, with a checkpoint. Once
+  // rank 0 reports that training starts, every rank catches them (the barrier).
+  catch_stop_signals();
+  run.dp->barrier();
   run.dp->broadcast_model(run.model);  // every rank starts from rank 0's weights
   run.dp->attach(run.model, *run.scaler, run.config.bucket_mb);
   const TrainConfig& c = run.config;
@@ -195,10 +267,19 @@ nlohmann::json train(const TrainConfig& config) {
                             run.schedule_steps);
   run.log(start_line(run));
 
-  double train_seconds = run.previous_seconds;
+  // The training time before the epoch the run starts in (a checkpoint inside an epoch counts
+  // that epoch's steps in both train_seconds and its progress).
+  double train_seconds = run.previous_seconds - run.resumed_progress.seconds;
   int64_t epochs_done = run.start_epoch;
   for (int64_t epoch = run.start_epoch; epoch < c.epochs && run.step < run.stop_step; ++epoch) {
-    const EpochStats stats = train_epoch(run, batches, epoch, schedule);
+    const EpochProgress before = epoch == run.start_epoch ? run.resumed_progress : EpochProgress{};
+    const EpochStats stats = train_epoch(run, batches, epoch, schedule, before, train_seconds);
+    if (stats.stopped && !stats.complete) {  // a signal: keep the work, skip the reports
+      save_inside_epoch(run, epoch, stats.progress, train_seconds + stats.seconds);
+      run.stopped_by = stop_signal();
+      run.dp->barrier();  // no rank exits before the checkpoint is written: a launcher may stop the rest
+      break;
+    }
     train_seconds += stats.seconds;
     epochs_done = epoch + 1;
     // --val-every: validation and checkpoint every N epochs, and always after the last one.
@@ -213,6 +294,7 @@ nlohmann::json train(const TrainConfig& config) {
                              {"train_images_per_s", stats.images / std::max(1e-9, stats.seconds)},
                              {"epoch_train_s", stats.seconds},
                              {"train_s", train_seconds}};
+    if (!stats.complete) record["epoch_steps"] = stats.progress.steps;  // stopped inside the epoch (--max-steps)
     if (run.scaler->enabled()) {
       record["loss_scale"] = run.scaler->scale();
       record["skipped_steps"] = stats.skipped_steps;
@@ -245,9 +327,22 @@ nlohmann::json train(const TrainConfig& config) {
     }
     run.log(line);
     if (run.is_main()) append_line(run.out / "metrics.jsonl", record.dump());
-    if (run.is_main() && milestone) {
+    if (run.is_main() && milestone && stats.complete) {
       save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler, checkpoint_meta(run, epochs_done, train_seconds),
                       run.average ? &run.average->model() : nullptr);
+    }
+    if (!stats.complete) {  // --max-steps inside an epoch (the model is gathered): a resume finishes the epoch
+      epochs_done = epoch;
+      if (run.is_main())
+        save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler,
+                        checkpoint_meta(run, epoch, train_seconds, stats.progress),
+                        run.average ? &run.average->model() : nullptr);
+    }
+    if (stats.stopped && run.step < run.stop_step) {  // a signal at the epoch's last step
+      if (!milestone) save_inside_epoch(run, epochs_done, {}, train_seconds);
+      run.stopped_by = stop_signal();
+      run.dp->barrier();
+      break;
     }
     if (run.time_to_target >= 0) {
       run.log("reached target accuracy " + std::to_string(c.target_acc) + " after " + format_duration(run.time_to_target) +
@@ -256,8 +351,15 @@ nlohmann::json train(const TrainConfig& config) {
     }
   }
 
+  release_stop_signals();
+  if (run.stopped_by != 0) {
+    run.log(std::string("stopped by ") + signal_name(run.stopped_by) + " at step " + std::to_string(run.step) +
+            "; the checkpoint in " + run.out.string() + " holds every step taken. Continue with: histotrain train "
+            "--resume " + run.out.string());
+    return {nullptr, run.stopped_by};
+  }
   const nlohmann::json pipeline_report = pipeline_json(run);  // a collective: every rank takes part
-  if (!run.is_main()) return nullptr;
+  if (!run.is_main()) return {};
   nlohmann::json summary = {{"arch", c.arch},
                             {"classes", run.data.classes},
                             {"image_size", c.image_size},
@@ -299,7 +401,7 @@ nlohmann::json train(const TrainConfig& config) {
                             {"torch_version", compat::torch_version()},
                             {"config", to_json(c)}};
   write_file_atomically(run.out / "summary.json", summary.dump(2) + "\n");
-  return summary;
+  return {summary, 0};
 }
 
 }  // namespace histotrain

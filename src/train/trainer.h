@@ -10,8 +10,17 @@
 
 namespace histotrain {
 
-// Trains as `config` says and returns the summary (also written to <out>/summary.json).
-nlohmann::json train(const TrainConfig& config);
+// The flags a run was started with, written before any work: `--resume` on a run stopped
+// before its first checkpoint starts it again with them.
+inline constexpr const char* kRunConfigFile = "run_config.json";
+
+struct TrainOutcome {
+  nlohmann::json summary;  // rank 0 of a finished run (also in <out>/summary.json); null otherwise
+  int stopped_by = 0;      // SIGINT or SIGTERM when the run stopped early for it (a checkpoint holds its steps)
+};
+
+// Trains as `config` says.
+TrainOutcome train(const TrainConfig& config);
 
 // For --resume: the saved config of `run`, with `overrides` (fields the user set again) on top.
 TrainConfig resumed_config(const std::string& run, const nlohmann::json& overrides);

@@ -2,7 +2,7 @@
 # histotrain's entry point on a Debian 12 machine. Each command installs what is missing first.
 #
 #   ./run.sh demo    install, build, then synthesize tiles, train, evaluate (a few minutes, 2 cores)
-#   ./run.sh test    install, build, run every test (ctest)
+#   ./run.sh test    install, build, run every test (ctest), then the unit tests under ASan + UBSan
 #   ./run.sh build   install and build only
 #   ./run.sh bench   install, build, run the foundation benchmark (with the Python peer)
 set -euo pipefail
@@ -55,6 +55,19 @@ run_tests() {
   build
   echo "== testing"
   ctest --test-dir build --output-on-failure -j 2
+  sanitized_unit_tests
+}
+
+# The unit tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer (in
+# build-sanitize; ccache makes the rebuild cheap after the first one).
+sanitized_unit_tests() {
+  echo "== building the unit tests with ASan + UBSan"
+  cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DHISTOTRAIN_SANITIZE=ON -DHISTOTRAIN_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-sanitize -j "$JOBS" --target histotrain_tests
+  echo "== unit tests under ASan + UBSan"
+  # Leak checking is off: LibTorch keeps process-lifetime allocations it never frees.
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-sanitize --output-on-failure -j 2 -L unit
 }
 
 bench() {

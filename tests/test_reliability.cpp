@@ -114,9 +114,12 @@ std::string in_mount_namespace(const std::string& inner) {
   return result.out + result.err;
 }
 
-// A disk that fills while a checkpoint is written, and a cache folder too small for the tiles:
-// each is a clear error, and what was written before is intact.
-TEST(Reliability, FullDiskWhileWritingACheckpointOrTheTileCacheIsAClearErrorAndLosesNothing) {
+// A study with no runs yet: enough for `histotrain report` to write its report files.
+constexpr const char* kEmptyStudy = R"({"study": {"plan": {}}, "training": [], "decode": [], "accuracy": []})";
+
+// A disk that fills while a checkpoint is written, a cache folder too small for the tiles, a
+// full disk under a study's report: each is a clear error, and what was written before is intact.
+TEST(Reliability, FullDiskWhileWritingACheckpointACacheOrAReportIsAClearErrorAndLosesNothing) {
   ScratchDir dir;
   const std::string data = synth_data(), small = (dir / "small").string(), tiny = (dir / "tiny").string();
   // 200 MiB: one checkpoint of ResNet-18 (135 MB: model.pt and train_state.pt) fits, two do not.
@@ -130,7 +133,12 @@ TEST(Reliability, FullDiskWhileWritingACheckpointOrTheTileCacheIsAClearErrorAndL
       "echo \"left behind: $(ls " + small + "/run | grep -c -E 'next|tmp')\"\n"
       "$HISTOTRAIN train --data " + data + " --image-size 64 --epochs 1 --quiet --cache-dir " + tiny +
       " --out " + small + "/cache-run; echo \"cache exit $?\"\n"
-      "echo \"tile cache files: $(ls -A " + tiny + " | grep -c tiles)\"");
+      "echo \"tile cache files: $(ls -A " + tiny + " | grep -c tiles)\"\n"
+      // A study's report on the disk, now filled to the last byte.
+      "mkdir " + small + "/study && echo '" + kEmptyStudy + "' >" + small + "/study/results.json\n"
+      "cat /dev/zero >" + small + "/filler 2>/dev/null\n"
+      "$HISTOTRAIN report " + small + "/study; echo \"report exit $?\"\n"
+      "echo \"results kept: $(grep -c training " + small + "/study/results.json)\"");
   if (output.empty()) GTEST_SKIP() << "this machine does not allow mount namespaces";
   EXPECT_NE(output.find("train exit 1"), std::string::npos) << output;
   EXPECT_NE(output.find("cannot write a checkpoint to " + small + "/run"), std::string::npos) << output;
@@ -143,6 +151,9 @@ TEST(Reliability, FullDiskWhileWritingACheckpointOrTheTileCacheIsAClearErrorAndL
   EXPECT_NE(output.find("cannot make the tile cache"), std::string::npos) << output;
   EXPECT_NE(output.find("No space left on device"), std::string::npos) << output;
   EXPECT_NE(output.find("tile cache files: 0"), std::string::npos) << output;
+  EXPECT_NE(output.find("report exit 1"), std::string::npos) << output;
+  EXPECT_TRUE(std::regex_search(output, std::regex("cannot (create|write) .*: No space left on device"))) << output;
+  EXPECT_NE(output.find("results kept: 1"), std::string::npos) << output;
 }
 
 // The output folder turns read-only in the middle of a run (a remount after a storage fault).

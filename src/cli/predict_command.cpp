@@ -1,7 +1,6 @@
 // histotrain predict: class and probabilities for individual images.
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 
 #include "cli/commands.h"
 #include "data/batches.h"
@@ -10,6 +9,7 @@
 #include "train/checkpoint.h"
 #include "train/runtime.h"
 #include "util/errors.h"
+#include "util/files.h"
 
 namespace histotrain {
 
@@ -110,8 +110,7 @@ int run_predict(const PredictOptions& o) {
     if (o.csv.empty()) std::printf("%s\t%s\t%.4f\n", p.path.c_str(), classes[best].c_str(), p.probabilities[best]);
   }
   if (!o.csv.empty()) {
-    std::ofstream out(o.csv, std::ios::trunc);
-    if (!(out << csv)) throw Error("cannot write " + o.csv);
+    write_file_atomically(o.csv, csv);  // a full disk is an error, never a CSV cut short
     std::fprintf(stderr, "wrote %zu predictions to %s\n", predictions.size() - failed, o.csv.c_str());
   }
   if (failed) std::fprintf(stderr, "%d of %zu image(s) could not be read\n", failed, predictions.size());

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <thread>
@@ -578,9 +577,7 @@ SynthReport write_synthetic_dataset(const SynthOptions& options) {
         tile = rotate_and_crop(tile, symmetry.uniform(-options.max_rotation, options.max_rotation));
       const auto bytes = encode_jpeg(tile, options.quality);
       const fs::path path = root / "lung_colon_image_set" / layout.folder / cls / name;
-      std::ofstream out(path, std::ios::binary | std::ios::trunc);
-      out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-      if (!out) throw Error("cannot write " + path.string());
+      write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
       csv_rows[i].push_back(name + "," + cls + "," + group);
     }
     progress.update(done += sc.tiles);

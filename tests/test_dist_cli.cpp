@@ -207,7 +207,7 @@ TEST(DataParallel, RanksWithDifferentSettingsRefuseToStart) {
       << result.err;
 }
 
-TEST(DataParallel, BusyPortAndUnreachableMasterAreClearErrors) {
+TEST(DataParallel, BusyPortUnreachableMasterAndAMissingRankAreClearErrors) {
   ScratchDir dir;
   const std::string data = synth_data();
   const std::string args = train_args(data, dir / "run", 1) + " --dist-timeout 3";
@@ -225,6 +225,16 @@ TEST(DataParallel, BusyPortAndUnreachableMasterAreClearErrors) {
                                 std::to_string(free_loopback_port()) + " $HISTOTRAIN " + args);
   EXPECT_EQ(alone.exit_code, 1);
   EXPECT_NE(alone.err.find("cannot reach the rendezvous master (rank 0)"), std::string::npos) << alone.err;
+  // Rank 0 of a job whose rank 1 never starts: bounded by --dist-timeout, and no C++ backtrace.
+  const auto waiting = run_script("start=$(date +%s); RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+                                  std::to_string(free_loopback_port()) + " $HISTOTRAIN " + args +
+                                  "; code=$?; echo \"after $(( $(date +%s) - start )) s\"; exit $code");
+  EXPECT_EQ(waiting.exit_code, 1);
+  EXPECT_NE(waiting.err.find("rank 0: not all 2 ranks joined within 3 s"), std::string::npos) << waiting.err;
+  EXPECT_EQ(waiting.err.find("frame #"), std::string::npos) << waiting.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(waiting.out, m, std::regex("after (\\d+) s"))) << waiting.out;
+  EXPECT_LE(std::stoi(m[1]), 15);
 }
 
 // Rank 0 and rank 1 in two network namespaces joined by a virtual Ethernet pair: no loopback

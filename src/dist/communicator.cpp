@@ -26,6 +26,16 @@ namespace histotrain {
 
 namespace {
 
+// An exception's message without LibTorch's C++ backtrace (c10::Error::what() appends one).
+std::string reason(const std::exception& e) {
+  const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
+  std::string text = torch_error ? torch_error->what_without_backtrace() : e.what();
+  const size_t backtrace = text.find("\nException raised from");
+  if (backtrace != std::string::npos) text.resize(backtrace);
+  return text;
+}
+
+
 using Milliseconds = std::chrono::milliseconds;
 
 [[maybe_unused]] bool is_loopback(const std::string& host) { return host == "localhost" || host.rfind("127.", 0) == 0; }
@@ -42,13 +52,13 @@ c10::intrusive_ptr<c10d::Store> open_store(const WorldInfo& world, std::chrono::
     return c10::make_intrusive<c10d::TCPStore>(world.master_addr, options);
   } catch (const std::exception& e) {
     if (world.rank == 0) {
-      const std::string why = e.what();
+      const std::string why = reason(e);
       const bool taken = why.find("in use") != std::string::npos;
       throw Error("rank 0 cannot open the rendezvous store at " + where + " (" + why + ")" +
                   (taken ? ". Is the port taken by another job? Choose another MASTER_PORT." : ""));
     }
     throw RankFailure("rank " + std::to_string(world.rank) + " cannot reach the rendezvous master (rank 0) at " + where +
-                      " within " + std::to_string(timeout.count()) + " s: " + e.what());
+                      " within " + std::to_string(timeout.count()) + " s: " + reason(e));
   }
 }
 
@@ -147,7 +157,7 @@ std::unique_ptr<Communicator> Communicator::connect(const WorldInfo& world, cons
     throw;
   } catch (const std::exception& e) {
     throw RankFailure("rank " + std::to_string(world.rank) + ": not all " + std::to_string(world.world_size) +
-                      " ranks joined within " + std::to_string(timeout.count()) + " s (" + e.what() + ")");
+                      " ranks joined within " + std::to_string(timeout.count()) + " s (" + reason(e) + ")");
   }
   auto communicator = std::unique_ptr<Communicator>(
       new Communicator(store, group, world.rank, world.world_size, backend, timeout));
@@ -294,7 +304,7 @@ void Communicator::wait(const Work& work, const std::string& what) {
 }
 
 void Communicator::fail(const std::string& what, const std::exception& cause) {
-  throw RankFailure("rank " + std::to_string(rank_) + ": " + what + " failed: " + missing_ranks() + " (" + cause.what() +
+  throw RankFailure("rank " + std::to_string(rank_) + ": " + what + " failed: " + missing_ranks() + " (" + reason(cause) +
                     ")");
 }
 

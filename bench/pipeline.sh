@@ -3,7 +3,10 @@
 # (`histotrain launch`), one thread each, for M = 1, 2, 4, 8 micro-batches per batch, next to
 # the unsplit model on one process. Same model, image size, batch and steps everywhere.
 #
-#   bench/pipeline.sh [DATA]       K=2 SIZE=128 BATCH=32 STEPS=16 MICRO="1 2 4 8" bench/pipeline.sh
+#   bench/pipeline.sh [DATA]       K=2 SIZE=128 BATCH=32 STEPS=16 MICRO="1 2 4 8" VIRTUAL="1 2" bench/pipeline.sh
+#
+# VIRTUAL: chunks per stage (--virtual-stages; 2: the interleaved schedule, each rank runs two
+# chunks and a micro-batch loops through the ranks twice).
 #
 # images/s: training steps only (summary.json train_s). waiting: each stage's share of its step
 # time blocked in receives (the bubble plus transfers), against the fill-drain schedule's
@@ -18,6 +21,7 @@ SIZE=${SIZE:-128}
 BATCH=${BATCH:-32}
 STEPS=${STEPS:-16}
 MICRO=${MICRO:-"1 2 4 8"}
+VIRTUAL=${VIRTUAL:-"1 2"}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 common=(--data "$DATA" --image-size "$SIZE" --batch-size "$BATCH" --epochs 1 --val-fraction 0
@@ -32,11 +36,14 @@ for threads in 1 "$K"; do
 import json; s=json.load(open('$WORK/unsplit-$threads/summary.json'))
 print(f\"unsplit, 1 process x {s['threads']} thread(s):        {s['steps']*s['global_batch']/s['train_s']:6.1f} img/s, peak RSS {s['peak_rss_mib']:.0f} MiB\")"
 done
-for m in $MICRO; do
-  build/histotrain launch -n "$K" --threads-per-rank 1 -- train "${common[@]}" --max-steps "$STEPS" --pipeline-stages "$K" \
-    --micro-batches "$m" --out "$WORK/pipe-$m" >/dev/null 2>"$WORK/pipe-$m.log" || { cat "$WORK/pipe-$m.log" >&2; exit 1; }
-  "$PYTHON" -c "
-import json; s=json.load(open('$WORK/pipe-$m/summary.json')); p=s['pipeline']
-stages=', '.join(f\"stage {x['stage']} ({x['first_unit']}..{x['last_unit']}) waits {x['waiting_fraction']:.0%}, peak RSS {x['peak_rss_mib']:.0f} MiB\" for x in p['per_stage'])
-print(f\"pipeline K={p['stages']} M={p['micro_batches']}: {s['steps']*s['global_batch']/s['train_s']:6.1f} img/s; bubble (K-1)/(M+K-1) = {p['bubble_theoretical']:.0%}; {stages}\")"
+for v in $VIRTUAL; do
+  for m in $MICRO; do
+    out="$WORK/pipe-$v-$m"
+    build/histotrain launch -n "$K" --threads-per-rank 1 -- train "${common[@]}" --max-steps "$STEPS" --pipeline-stages "$K" \
+      --micro-batches "$m" --virtual-stages "$v" --out "$out" >/dev/null 2>"$out.log" || { cat "$out.log" >&2; exit 1; }
+    "$PYTHON" -c "
+import json; s=json.load(open('$out/summary.json')); p=s['pipeline']
+stages=', '.join(f\"stage {x['stage']} ({' + '.join(x['chunks'])}) waits {x['waiting_fraction']:.0%}, peak RSS {x['peak_rss_mib']:.0f} MiB\" for x in p['per_stage'])
+print(f\"pipeline K={p['stages']} V={p['virtual_stages']} M={p['micro_batches']}: {s['steps']*s['global_batch']/s['train_s']:6.1f} img/s; bubble (K-1)/(VM+K-1) = {p['bubble_theoretical']:.0%}; {stages}\")"
+  done
 done

@@ -23,6 +23,12 @@ TEST(StagePlan, BalancesContiguousStagesOnCost) {
   EXPECT_EQ(three.stage_of(0), 0);
   EXPECT_EQ(three.stage_of(6), 2);
   EXPECT_EQ(balance_stages({1, 2, 3}, 1).bounds, (std::vector<int64_t>{0, 3}));
+  StagePlan interleaved = balance_stages({1, 1, 1, 1, 1, 1, 1, 1}, 4);
+  interleaved.ranks = 2;  // chunks 0 and 2 on stage 0, 1 and 3 on stage 1
+  EXPECT_EQ(interleaved.virtual_stages(), 2);
+  EXPECT_EQ(interleaved.chunks_of(1), (std::vector<int>{1, 3}));
+  EXPECT_EQ(interleaved.stage_of(5), 0) << "unit 5 is in chunk 2";
+  EXPECT_EQ(interleaved.stage_of(7), 1);
   EXPECT_THROW(balance_stages({1, 2}, 3), UsageError);
 }
 
@@ -81,14 +87,16 @@ StepOutcome unsplit_step(int micro_batches, const torch::Tensor& x, const torch:
   return out;
 }
 
-std::vector<StepOutcome> pipeline_step(int stages, int micro_batches, const torch::Tensor& x, const torch::Tensor& y) {
+std::vector<StepOutcome> pipeline_step(int stages, int micro_batches, const torch::Tensor& x, const torch::Tensor& y,
+                                       int virtual_stages) {
   std::vector<ResNet> models;
   for (int r = 0; r < stages; ++r) {  // built here: the global generator is shared by the threads
     torch::manual_seed(4);
     models.emplace_back("resnet18", 5);
     models.back()->train();
   }
-  const StagePlan plan = balance_stages(std::vector<double>(10, 1.0), stages);
+  StagePlan plan = balance_stages(std::vector<double>(10, 1.0), stages * virtual_stages);
+  plan.ranks = stages;
   auto store = c10::make_intrusive<c10d::HashStore>();
   std::vector<StepOutcome> outcomes(stages);
   std::vector<std::string> errors(stages);
@@ -126,12 +134,12 @@ double largest_difference(const std::vector<torch::Tensor>& a, const std::vector
   return worst;
 }
 
-void expect_pipeline_matches_unsplit(int stages, int micro_batches) {
+void expect_pipeline_matches_unsplit(int stages, int micro_batches, int virtual_stages = 1) {
   torch::manual_seed(11);
   const auto x = torch::randn({8, 3, 64, 64});
   const auto y = torch::arange(8).remainder(5);
   const StepOutcome reference = unsplit_step(micro_batches, x, y);
-  const auto ranks = pipeline_step(stages, micro_batches, x, y);
+  const auto ranks = pipeline_step(stages, micro_batches, x, y, virtual_stages);
   ASSERT_EQ(ranks.size(), static_cast<size_t>(stages));
   EXPECT_NEAR(ranks.back().loss_sum, reference.loss_sum, 1e-4) << "the last stage owns the loss";
   // Each parameter has a gradient on exactly one rank, equal to the unsplit model's.
@@ -154,6 +162,11 @@ void expect_pipeline_matches_unsplit(int stages, int micro_batches) {
 TEST(Pipeline, TwoStagesOneMicroBatchStepLikeTheUnsplitModel) { expect_pipeline_matches_unsplit(2, 1); }
 TEST(Pipeline, FourStagesOneMicroBatchStepLikeTheUnsplitModel) { expect_pipeline_matches_unsplit(4, 1); }
 TEST(Pipeline, MicroBatchGradientsAccumulateAsTheirMean) { expect_pipeline_matches_unsplit(2, 4); }
+// Interleaved: 2 ranks of 2 chunks each (a micro-batch goes rank 0, 1, 0, 1): the same step.
+TEST(Pipeline, InterleavedChunksStepLikeTheUnsplitModel) {
+  expect_pipeline_matches_unsplit(2, 1, 2);
+  expect_pipeline_matches_unsplit(2, 4, 2);
+}
 
 // Stages on devices inside one process (cpu,cpu here): the same step as the unsplit model.
 TEST(Pipeline, StagesOnDevicesInOneProcessStepLikeTheUnsplitModel) {

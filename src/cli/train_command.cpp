@@ -58,6 +58,9 @@ void add_flags(CLI::App* app, TrainConfig& c) {
       ->capture_default_str();
   app->add_option("--micro-batches", c.micro_batches, "Micro-batches per batch in the pipeline (GPipe)")
       ->capture_default_str();
+  app->add_option("--virtual-stages", c.virtual_stages,
+                  "Chunks per pipeline stage: rank s runs chunks s, s+K, ... (interleaved schedule, a smaller bubble)")
+      ->capture_default_str();
   app->add_option("--devices", c.devices, "Stages on these devices in one process: cuda:0,cuda:1 (cpu,cpu to test)");
   // One flag, two meanings told apart by form, because both are what users of each feature expect.
   app->add_option_function<std::string>(

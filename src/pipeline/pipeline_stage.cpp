@@ -1,6 +1,7 @@
 #include "pipeline/pipeline_stage.h"
 
 #include <chrono>
+#include <map>
 
 #include "util/errors.h"
 
@@ -19,20 +20,21 @@ PipelineStage::PipelineStage(ResNet& model, StagePlan plan, Communicator& comm, 
                      std::to_string(comm.world_size()));
 }
 
-// The shape of this stage's input for a micro-batch: what the units before it make of an image.
-std::vector<int64_t> PipelineStage::input_shape(int64_t micro_batch) {
-  if (input_shape_.empty()) {
+// The shape of chunk c's input for a micro-batch: what the units before it make of an image.
+std::vector<int64_t> PipelineStage::input_shape(int chunk, int64_t micro_batch) {
+  std::vector<int64_t>& shape = input_shapes_[chunk];
+  if (shape.empty()) {
     torch::NoGradGuard no_grad;
     const bool was_training = model_->is_training();
     model_->eval();  // no BatchNorm statistics are touched
     const auto probe = model_->forward_units(
-        torch::zeros({1, 3, image_size_, image_size_}, model_->parameters()[0].options()), 0, plan_.first(stage_));
+        torch::zeros({1, 3, image_size_, image_size_}, model_->parameters()[0].options()), 0, plan_.first(chunk));
     if (was_training) model_->train();
-    input_shape_ = probe.sizes().vec();
+    shape = probe.sizes().vec();
   }
-  std::vector<int64_t> shape = input_shape_;
-  shape[0] = micro_batch;
-  return shape;
+  std::vector<int64_t> sized = shape;
+  sized[0] = micro_batch;
+  return sized;
 }
 
 torch::Tensor PipelineStage::receive_like(const std::vector<int64_t>& shape, int from, int tag, double& waiting) {
@@ -52,51 +54,67 @@ PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches,
     throw UsageError("--micro-batches " + std::to_string(micro_batches) + " must divide the batch of " +
                      std::to_string(n));
   const int64_t mb = n / micro_batches;
-  const int previous = stage_ - 1, next = stage_ + 1;
-  const std::vector<int64_t> in_shape = stage_ > 0 ? input_shape(mb) : std::vector<int64_t>{};
+  const int last_chunk = plan_.chunks() - 1;
+  // Messages are told apart by the chunk that receives them and the micro-batch: activations
+  // going into chunk c, and gradients coming back out of it.
+  const auto forward_tag = [&](int chunk, int m) { return chunk * 2 * micro_batches + m; };
+  const auto backward_tag = [&](int chunk, int m) { return chunk * 2 * micro_batches + micro_batches + m; };
+  const auto stage_of = [&](int chunk) { return plan_.stage_of_chunk(chunk); };
   PipelineStepResult result;
-  std::vector<torch::Tensor> inputs(micro_batches), outputs(micro_batches);
+  const std::vector<int> chunks = plan_.chunks_of(stage_);
+  std::map<int, std::vector<torch::Tensor>> inputs, outputs;
   std::vector<Communicator::Work> sends;
   torch::Tensor loss_sum = torch::zeros({}, batch.labels.options().dtype(torch::kFloat64));  // read once, at the end
   torch::Tensor correct = torch::zeros({}, batch.labels.options());
 
-  // Fill: every micro-batch forward through this stage.
-  for (int m = 0; m < micro_batches; ++m) {
-    torch::Tensor x = stage_ == 0 ? batch.images.narrow(0, m * mb, mb)
-                                  : receive_like(in_shape, previous, m, result.waiting).contiguous(format_).requires_grad_(true);
-    inputs[m] = x;
-    {
-      AutocastScope autocast(precision, x.device());
-      outputs[m] = model_->forward_units(x, plan_.first(stage_), plan_.end(stage_));
-    }
-    if (!is_last()) {
-      torch::Tensor wire = outputs[m].detach().to(torch::kFloat32).contiguous();
-      sends.push_back(comm_.send_async(wire, next, m));
+  // Fill: every micro-batch forward through each of this stage's chunks, in order.
+  for (const int c : chunks) {
+    inputs[c].resize(micro_batches);
+    outputs[c].resize(micro_batches);
+    for (int m = 0; m < micro_batches; ++m) {
+      torch::Tensor x = c == 0 ? batch.images.narrow(0, m * mb, mb)
+                               : receive_like(input_shape(c, mb), stage_of(c - 1), forward_tag(c, m), result.waiting)
+                                     .contiguous(format_)
+                                     .requires_grad_(true);
+      inputs[c][m] = x;
+      {
+        AutocastScope autocast(precision, x.device());
+        outputs[c][m] = model_->forward_units(x, plan_.first(c), plan_.end(c));
+      }
+      if (c != last_chunk) {
+        torch::Tensor wire = outputs[c][m].detach().to(torch::kFloat32).contiguous();
+        sends.push_back(comm_.send_async(wire, stage_of(c + 1), forward_tag(c + 1, m)));
+      }
     }
   }
-  // Drain: backward in reverse order; gradients of the inputs go back a stage.
-  for (int m = micro_batches - 1; m >= 0; --m) {
-    if (is_last()) {
-      const torch::Tensor labels = batch.labels.narrow(0, m * mb, mb);
-      const torch::Tensor logits = outputs[m].to(torch::kFloat32);
-      const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
-      scaler.scale_loss(loss / micro_batches).backward();
-      loss_sum += loss.detach() * static_cast<double>(mb);
-      correct += (logits.argmax(1) == labels).sum();
-    } else {
-      const torch::Tensor grad =
-          receive_like(outputs[m].sizes().vec(), next, micro_batches + m, result.waiting).contiguous(
-              outputs[m].suggest_memory_format());
-      outputs[m].backward(grad.to(outputs[m].scalar_type()));
+  // Drain: backward through the chunks in reverse, micro-batches in reverse; the gradients of a
+  // chunk's inputs go back to the chunk before it.
+  for (auto c_it = chunks.rbegin(); c_it != chunks.rend(); ++c_it) {
+    const int c = *c_it;
+    for (int m = micro_batches - 1; m >= 0; --m) {
+      torch::Tensor& out = outputs[c][m];
+      if (c == last_chunk) {
+        const torch::Tensor labels = batch.labels.narrow(0, m * mb, mb);
+        const torch::Tensor logits = out.to(torch::kFloat32);
+        const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
+        scaler.scale_loss(loss / micro_batches).backward();
+        loss_sum += loss.detach() * static_cast<double>(mb);
+        correct += (logits.argmax(1) == labels).sum();
+      } else {
+        const torch::Tensor grad =
+            receive_like(out.sizes().vec(), stage_of(c + 1), backward_tag(c + 1, m), result.waiting)
+                .contiguous(out.suggest_memory_format());
+        out.backward(grad.to(out.scalar_type()));
+      }
+      if (c > 0) {
+        torch::Tensor wire = inputs[c][m].grad().to(torch::kFloat32).contiguous();
+        sends.push_back(comm_.send_async(wire, stage_of(c - 1), backward_tag(c, m)));
+      }
+      out = torch::Tensor();  // the activations of a finished micro-batch can go
     }
-    if (stage_ > 0) {
-      torch::Tensor wire = inputs[m].grad().to(torch::kFloat32).contiguous();
-      sends.push_back(comm_.send_async(wire, previous, micro_batches + m));
-    }
-    outputs[m] = torch::Tensor();  // the activations of a finished micro-batch can go
   }
   for (auto& work : sends) comm_.wait(work, "pipeline send");
-  if (is_last()) {
+  if (plan_.stage_of_chunk(last_chunk) == stage_) {
     result.loss_sum = loss_sum.item<double>();
     result.correct = correct.item<int64_t>();
   }

@@ -1,13 +1,15 @@
-// Pipeline model parallelism: rank s of K runs stage s of a ResNet cut by a StagePlan.
+// Pipeline model parallelism: rank s of K runs stage s of a ResNet cut by a StagePlan (one
+// chunk of consecutive units, or V chunks with --virtual-stages V).
 // Each step cuts the batch into M micro-batches and runs them fill-drain (GPipe): every
-// micro-batch forward, stage by stage (activations go to the next rank), then every backward
-// (gradients come back). The last stage owns the loss. Parameter gradients accumulate over the
+// micro-batch forward, chunk by chunk (activations go to the next chunk's rank), then every
+// backward (gradients come back). The last stage owns the loss. Parameter gradients accumulate over the
 // micro-batches (each micro-batch loss is divided by M), and the optimizer steps once per batch.
 // BatchNorm normalises each micro-batch with its own statistics (as GPipe does); with M = 1 a
 // step is exactly the unsplit model's step.
 #pragma once
 #include <torch/torch.h>
 
+#include <map>
 #include <vector>
 
 #include "data/batches.h"
@@ -33,7 +35,7 @@ class PipelineStage {
                 torch::MemoryFormat format = torch::MemoryFormat::Contiguous);
 
   int stage() const { return stage_; }
-  bool is_last() const { return stage_ == plan_.stages() - 1; }
+  bool is_last() const { return stage_ == plan_.stage_of_chunk(plan_.chunks() - 1); }  // owns the loss
   const StagePlan& plan() const { return plan_; }
 
   // Forward and backward of one batch (every rank passes the same batch; only the first stage
@@ -49,7 +51,7 @@ class PipelineStage {
 
  private:
   torch::Tensor receive_like(const std::vector<int64_t>& shape, int from, int tag, double& waiting);
-  std::vector<int64_t> input_shape(int64_t micro_batch);
+  std::vector<int64_t> input_shape(int chunk, int64_t micro_batch);
 
   ResNet& model_;
   StagePlan plan_;
@@ -57,7 +59,7 @@ class PipelineStage {
   int stage_;
   int64_t image_size_;
   torch::MemoryFormat format_;
-  std::vector<int64_t> input_shape_;  // per image, found once
+  std::map<int, std::vector<int64_t>> input_shapes_;  // per chunk, found once
 };
 
 }  // namespace histotrain

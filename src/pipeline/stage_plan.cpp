@@ -10,16 +10,23 @@
 
 namespace histotrain {
 
+std::vector<int> StagePlan::chunks_of(int stage) const {
+  std::vector<int> mine;
+  for (int c = stage; c < chunks(); c += stages()) mine.push_back(c);
+  return mine;
+}
+
 int StagePlan::stage_of(int64_t unit) const {
-  for (int s = 0; s < stages(); ++s)
-    if (unit >= first(s) && unit < end(s)) return s;
+  for (int c = 0; c < chunks(); ++c)
+    if (unit >= first(c) && unit < end(c)) return stage_of_chunk(c);
   throw Error("unit " + std::to_string(unit) + " belongs to no pipeline stage");
 }
 
 StagePlan balance_stages(const std::vector<double>& costs, int stages) {
   const int64_t n = static_cast<int64_t>(costs.size());
   if (stages < 1 || stages > n)
-    throw UsageError("--pipeline-stages must be between 1 and " + std::to_string(n) + " (the units of this ResNet)");
+    throw UsageError("--pipeline-stages (times --virtual-stages) must be between 1 and " + std::to_string(n) +
+                     " (the units of this ResNet)");
   std::vector<double> prefix(n + 1, 0);
   for (int64_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + costs[i];
   // best[k][i]: the smallest largest-stage cost of the first i units in k stages.
@@ -57,8 +64,8 @@ StagePlan parse_split(const std::string& text, int64_t units, int stages) {
   }
   plan.bounds.push_back(units);
   if (plan.stages() != stages)
-    throw UsageError("--split '" + text + "' gives " + std::to_string(plan.stages()) + " stages, --pipeline-stages " +
-                     std::to_string(stages));
+    throw UsageError("--split '" + text + "' gives " + std::to_string(plan.stages()) +
+                     " parts; --pipeline-stages (times --virtual-stages) asks for " + std::to_string(stages));
   return plan;
 }
 
@@ -106,22 +113,26 @@ std::string describe(const StagePlan& plan, ResNet& model, const std::vector<dou
   double total = 0;
   for (double c : costs) total += c;
   std::string text;
-  for (int s = 0; s < plan.stages(); ++s) {
+  for (int c = 0; c < plan.chunks(); ++c) {
     int64_t params = 0;
     double cost = 0;
-    for (int64_t u = plan.first(s); u < plan.end(s); ++u) {
+    for (int64_t u = plan.first(c); u < plan.end(c); ++u) {
       for (const auto& p : model->unit_parameters(u)) params += p.numel();
       if (!costs.empty()) cost += costs[static_cast<size_t>(u)];
     }
     char line[200];
-    std::snprintf(line, sizeof line, "  stage %d: units %s .. %s, %.2f M parameters", s,
-                  model->unit_name(plan.first(s)).c_str(), model->unit_name(plan.end(s) - 1).c_str(), params / 1e6);
+    if (plan.virtual_stages() > 1)
+      std::snprintf(line, sizeof line, "  stage %d, chunk %d: units %s .. %s, %.2f M parameters", plan.stage_of_chunk(c),
+                    c, model->unit_name(plan.first(c)).c_str(), model->unit_name(plan.end(c) - 1).c_str(), params / 1e6);
+    else
+      std::snprintf(line, sizeof line, "  stage %d: units %s .. %s, %.2f M parameters", c,
+                    model->unit_name(plan.first(c)).c_str(), model->unit_name(plan.end(c) - 1).c_str(), params / 1e6);
     text += line;
     if (!costs.empty()) {
       std::snprintf(line, sizeof line, ", %.1f ms per step (%.0f%%)", 1000 * cost, 100 * cost / total);
       text += line;
     }
-    if (s + 1 < plan.stages()) text += "\n";
+    if (c + 1 < plan.chunks()) text += "\n";
   }
   return text;
 }

@@ -10,12 +10,21 @@
 
 namespace histotrain {
 
+// The network cut into consecutive chunks; chunk c runs on stage (rank) c mod stages(). With one
+// chunk per stage (the default) chunk s is stage s. With V chunks per stage (--virtual-stages V,
+// the interleaved schedule) stage s runs chunks s, s + K, s + 2K, ...: a micro-batch loops
+// through the ranks V times, and the fill-drain bubble shrinks about V-fold.
 struct StagePlan {
-  std::vector<int64_t> bounds;  // stage s runs units [bounds[s], bounds[s + 1])
+  std::vector<int64_t> bounds;  // chunk c runs units [bounds[c], bounds[c + 1])
+  int ranks = 0;                // stages (0: one per chunk)
 
-  int stages() const { return static_cast<int>(bounds.size()) - 1; }
-  int64_t first(int stage) const { return bounds.at(stage); }
-  int64_t end(int stage) const { return bounds.at(stage + 1); }
+  int chunks() const { return static_cast<int>(bounds.size()) - 1; }
+  int stages() const { return ranks > 0 ? ranks : chunks(); }
+  int virtual_stages() const { return chunks() / stages(); }
+  int64_t first(int chunk) const { return bounds.at(chunk); }
+  int64_t end(int chunk) const { return bounds.at(chunk + 1); }
+  int stage_of_chunk(int chunk) const { return chunk % stages(); }
+  std::vector<int> chunks_of(int stage) const;  // ascending
   int stage_of(int64_t unit) const;
 };
 
@@ -34,7 +43,8 @@ std::vector<double> measure_unit_costs(const std::string& arch, int64_t classes,
                                        int micro_batches, int64_t image_size, const torch::Device& device,
                                        torch::MemoryFormat format);
 
-// One line per stage: units, parameter count, measured cost per step and its share.
+// One line per chunk: its stage (when stages hold several chunks), units, parameter count,
+// measured cost per step and its share.
 std::string describe(const StagePlan& plan, ResNet& model, const std::vector<double>& unit_costs);
 
 }  // namespace histotrain

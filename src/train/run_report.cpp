@@ -23,17 +23,28 @@ nlohmann::json pipeline_json(Run& run) {
   seconds[run.pipeline->stage()] = run.pipeline_seconds;
   rss[run.pipeline->stage()] = peak_rss_mib();
   for (auto* t : {&waiting, &seconds, &rss}) run.dp->communicator()->all_reduce_sum(*t);
+  const StagePlan& plan = run.pipeline->plan();
+  const int v = plan.virtual_stages();
   nlohmann::json per_stage = nlohmann::json::array();
-  for (int s = 0; s < stages; ++s)
+  for (int s = 0; s < stages; ++s) {
+    const std::vector<int> chunks = plan.chunks_of(s);
+    nlohmann::json units = nlohmann::json::array();
+    for (int c : chunks) units.push_back(run.model->unit_name(plan.first(c)) + ".." + run.model->unit_name(plan.end(c) - 1));
     per_stage.push_back({{"stage", s},
-                         {"first_unit", run.model->unit_name(run.pipeline->plan().first(s))},
-                         {"last_unit", run.model->unit_name(run.pipeline->plan().end(s) - 1)},
+                         {"first_unit", run.model->unit_name(plan.first(chunks.front()))},
+                         {"last_unit", run.model->unit_name(plan.end(chunks.back()) - 1)},
+                         {"chunks", units},
                          {"waiting_fraction", waiting[s].item<double>() / std::max(1e-9, seconds[s].item<double>())},
                          {"peak_rss_mib", rss[s].item<double>()}});
+  }
   return {{"stages", stages},
           {"micro_batches", m},
-          {"bounds", run.pipeline->plan().bounds},
-          {"bubble_theoretical", static_cast<double>(stages - 1) / (m + stages - 1)},
+          {"virtual_stages", v},
+          {"bounds", plan.bounds},
+          {"bubble_theoretical", static_cast<double>(stages - 1) / (v * m + stages - 1)},
+          {"bubble_theoretical_covers", "(K-1)/(V M+K-1): the fill-drain schedule's idle share with V chunks per "
+                                        "stage, for M >= K; with fewer micro-batches than stages and V > 1 the "
+                                        "chunks wait for each other longer"},
           {"per_stage", per_stage},
           {"waiting_fraction_covers", "share of the stage's step time spent blocked receiving activations or "
                                       "gradients: the pipeline bubble plus transfer time"}};

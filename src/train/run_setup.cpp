@@ -150,10 +150,11 @@ void cut_into_stages(Run& run) {
   const TrainConfig& c = run.config;
   Communicator* comm = run.dp->communicator();  // null for stages on devices in one process
   const int64_t units = run.model->unit_count();
+  const int chunks = c.pipeline_stages * c.virtual_stages;
   std::vector<double> costs;
   StagePlan plan;
   if (!c.split.empty()) {
-    plan = parse_split(c.split, units, c.pipeline_stages);
+    plan = parse_split(c.split, units, chunks);
   } else {
     costs = measure_unit_costs(c.arch, static_cast<int64_t>(run.data.classes.size()), c.batch_size / c.micro_batches,
                                c.micro_batches, c.image_size, run.device, run.format);
@@ -161,18 +162,20 @@ void cut_into_stages(Run& run) {
     if (comm) comm->all_reduce_sum(mean);
     const int ranks = comm ? comm->world_size() : 1;
     for (size_t u = 0; u < costs.size(); ++u) costs[u] = mean[static_cast<int64_t>(u)].item<double>() / ranks;
-    auto bounds = torch::zeros({c.pipeline_stages + 1}, torch::kLong);
+    auto bounds = torch::zeros({chunks + 1}, torch::kLong);
     if (run.is_main()) {
-      plan = balance_stages(costs, c.pipeline_stages);
-      for (int s = 0; s <= c.pipeline_stages; ++s) bounds[s] = plan.bounds[static_cast<size_t>(s)];
+      plan = balance_stages(costs, chunks);
+      for (int s = 0; s <= chunks; ++s) bounds[s] = plan.bounds[static_cast<size_t>(s)];
     }
     if (comm) comm->broadcast_from_rank0({bounds});  // one plan, even if the ranks' sums differ in the last bit
     plan.bounds.assign(bounds.data_ptr<int64_t>(), bounds.data_ptr<int64_t>() + bounds.numel());
   }
+  plan.ranks = c.pipeline_stages;
   run.log("pipeline: " + std::to_string(c.pipeline_stages) + " stages on " +
           (c.devices.empty() ? std::to_string(c.pipeline_stages) + " ranks" : "devices " + c.devices) + ", " +
           std::to_string(c.micro_batches) + " micro-batch(es) of " +
-          std::to_string(c.batch_size / c.micro_batches) + " per batch (GPipe)" +
+          std::to_string(c.batch_size / c.micro_batches) + " per batch (GPipe" +
+          (c.virtual_stages > 1 ? ", interleaved: " + std::to_string(c.virtual_stages) + " chunks per stage)" : ")") +
           (c.split.empty() ? ", balanced on measured time per step:" : ", split as given:") + "\n" +
           describe(plan, run.model, costs));
   if (comm) {

@@ -24,13 +24,18 @@ namespace {
 
 const char* const kCheckpointFiles[] = {"model.pt", "train_state.pt", "checkpoint.json"};
 
-// FNV-1a of a file's bytes, as hex; "" when it cannot be read.
+// FNV-1a of bytes, as hex: what checkpoint.json records for each file.
+std::string checksum(const void* data, size_t size) {
+  Fnv1a hash;
+  hash.add(data, size);
+  return hex64(hash.value);
+}
+
+// The checksum of a file's bytes; "" when it cannot be read.
 std::string file_checksum(const fs::path& path) {
   std::vector<uint8_t> bytes;
   if (!read_file_bytes(path, bytes)) return "";
-  Fnv1a hash;
-  hash.add(bytes.data(), bytes.size());
-  return hex64(hash.value);
+  return checksum(bytes.data(), bytes.size());
 }
 
 // A new checkpoint is staged as NAME.next files beside the one in place. checkpoint.json.next,
@@ -65,9 +70,7 @@ std::string write_staged(const fs::path& run, const char* name, const std::funct
   }
   const std::string bytes = buffer.str();
   write_file_atomically(staged(run, name), bytes);
-  Fnv1a hash;
-  hash.add(bytes.data(), bytes.size());
-  return hex64(hash.value);
+  return checksum(bytes.data(), bytes.size());
 }
 
 // Why a write in `folder` may have failed, when the file system says: full, or read-only.

@@ -129,13 +129,27 @@ EpochProgress progress_over_ranks(Run& run, const EpochProgress& before, int64_t
   return p;
 }
 
-// A checkpoint in the middle of epoch `epoch` (--checkpoint-steps, --max-steps, a signal); a
-// collective, as pipeline stages first gather the whole model.
-void save_inside_epoch(Run& run, int64_t epoch, const EpochProgress& progress, double train_seconds) {
-  if (run.pipeline) run.pipeline->gather(*run.optimizer);
+// The checkpoint after `epochs_done` whole epochs and `progress` of the next one; rank 0 writes
+// it (pipeline stages must have gathered the model).
+void write_checkpoint(Run& run, int64_t epochs_done, double train_seconds, const EpochProgress& progress = {}) {
   if (!run.is_main()) return;
-  save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler, checkpoint_meta(run, epoch, train_seconds, progress),
+  save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler,
+                  checkpoint_meta(run, epochs_done, train_seconds, progress),
                   run.average ? &run.average->model() : nullptr);
+}
+
+// A checkpoint between validations (--checkpoint-steps, a signal); a collective, as pipeline
+// stages first gather the whole model.
+void save_between_validations(Run& run, int64_t epochs_done, const EpochProgress& progress, double train_seconds) {
+  if (run.pipeline) run.pipeline->gather(*run.optimizer);
+  write_checkpoint(run, epochs_done, train_seconds, progress);
+}
+
+// Ends a run stopped by a signal, once its checkpoint is written: no rank exits before rank 0
+// has written it, as a launcher may stop the rest when one exits.
+void stop_for_signal(Run& run) {
+  run.stopped_by = stop_signal();
+  run.dp->barrier();
 }
 
 // Trains the rest of epoch `epoch` (from step `before.steps` of it). Stops early at --max-steps
@@ -196,8 +210,8 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
     if ((done % 10 == 0 || s == end) && !run.pipeline && !run.device_stages) show_progress(progress, done, run, loss_sum);
     stopped = stop_requested(run, s - 1);
     if (!stopped && c.checkpoint_steps > 0 && s < run.steps_per_epoch && s % c.checkpoint_steps == 0)
-      save_inside_epoch(run, epoch, progress_over_ranks(run, before, done, loss_sum, correct, seconds_since(start)),
-                        seconds_before_epoch + before.seconds + seconds_since(start));
+      save_between_validations(run, epoch, progress_over_ranks(run, before, done, loss_sum, correct, seconds_since(start)),
+                               seconds_before_epoch + before.seconds + seconds_since(start));
   }
   if (next.valid()) next.wait();  // a prefetch still running when a signal stopped the epoch
   EpochStats stats;
@@ -275,9 +289,8 @@ TrainOutcome train(const TrainConfig& config) {
     const EpochProgress before = epoch == run.start_epoch ? run.resumed_progress : EpochProgress{};
     const EpochStats stats = train_epoch(run, batches, epoch, schedule, before, train_seconds);
     if (stats.stopped && !stats.complete) {  // a signal: keep the work, skip the reports
-      save_inside_epoch(run, epoch, stats.progress, train_seconds + stats.seconds);
-      run.stopped_by = stop_signal();
-      run.dp->barrier();  // no rank exits before the checkpoint is written: a launcher may stop the rest
+      save_between_validations(run, epoch, stats.progress, train_seconds + stats.seconds);
+      stop_for_signal(run);
       break;
     }
     train_seconds += stats.seconds;
@@ -327,21 +340,14 @@ TrainOutcome train(const TrainConfig& config) {
     }
     run.log(line);
     if (run.is_main()) append_line(run.out / "metrics.jsonl", record.dump());
-    if (run.is_main() && milestone && stats.complete) {
-      save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler, checkpoint_meta(run, epochs_done, train_seconds),
-                      run.average ? &run.average->model() : nullptr);
-    }
-    if (!stats.complete) {  // --max-steps inside an epoch (the model is gathered): a resume finishes the epoch
-      epochs_done = epoch;
-      if (run.is_main())
-        save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler,
-                        checkpoint_meta(run, epoch, train_seconds, stats.progress),
-                        run.average ? &run.average->model() : nullptr);
+    if (milestone) {
+      // --max-steps inside an epoch keeps that epoch's progress: a resume finishes the epoch.
+      if (!stats.complete) epochs_done = epoch;
+      write_checkpoint(run, epochs_done, train_seconds, stats.complete ? EpochProgress{} : stats.progress);
     }
     if (stats.stopped && run.step < run.stop_step) {  // a signal at the epoch's last step
-      if (!milestone) save_inside_epoch(run, epochs_done, {}, train_seconds);
-      run.stopped_by = stop_signal();
-      run.dp->barrier();
+      if (!milestone) save_between_validations(run, epochs_done, {}, train_seconds);
+      stop_for_signal(run);
       break;
     }
     if (run.time_to_target >= 0) {

@@ -130,6 +130,7 @@ TEST(Pipeline, TwoStagesOnTwoRanksTrainAndTheCheckpointIsAWholeModel) {
   EXPECT_EQ(summary["pipeline"]["micro_batches"], 4);
   EXPECT_DOUBLE_EQ(summary["pipeline"]["bubble_theoretical"].get<double>(), 0.2);
   EXPECT_EQ(summary["pipeline"]["per_stage"].size(), 2u);
+  EXPECT_TRUE(summary["pipeline"]["estimated_step_s"].is_null()) << "a cut given by hand has no measured costs";
   EXPECT_EQ(summary["global_batch"], 16) << "stages share each batch: no data parallelism";
   EXPECT_EQ(summary["steps"], 2 * (160 / 16));
   EXPECT_GT(summary["best_val_acc"].get<double>(), 0.3) << "chance is 0.2";
@@ -145,6 +146,7 @@ TEST(Pipeline, TwoStagesOnTwoRanksTrainAndTheCheckpointIsAWholeModel) {
                                          " --pipeline-stages 2 --micro-batches 2 --devices cpu,cpu --threads 1");
   ASSERT_EQ(on_devices.exit_code, 0) << on_devices.err;
   EXPECT_NE(on_devices.err.find("2 stages on devices cpu,cpu"), std::string::npos) << on_devices.err;
+  EXPECT_NE(on_devices.err.find("estimated step"), std::string::npos) << "measured costs, balanced: " << on_devices.err;
   EXPECT_EQ(read_json(dir / "devices" / "summary.json")["pipeline"]["devices"], "cpu,cpu");
 
   const auto alone = run_histotrain(train_args(data, dir / "alone", 1) + " --pipeline-stages 2");

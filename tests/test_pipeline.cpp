@@ -7,6 +7,7 @@
 #include "model/resnet.h"
 #include "pipeline/local_pipeline.h"
 #include "pipeline/pipeline_stage.h"
+#include "pipeline/schedule_estimate.h"
 #include "pipeline/stage_plan.h"
 #include "train/config.h"
 #include "train/optimizer.h"
@@ -37,6 +38,59 @@ TEST(StagePlan, SplitGivenByHand) {
   for (const char* bad : {"7,4", "0,4", "4,10", "x", "4,,7", "4"}) EXPECT_THROW(parse_split(bad, 10, 3), UsageError) << bad;
 }
 
+// Units whose backward pass costs twice their forward pass, and no update.
+UnitCosts costs_from_passes(const std::vector<double>& passes) {
+  UnitCosts costs;
+  for (double pass : passes) {
+    costs.forward.push_back(pass / 3);
+    costs.backward.push_back(2 * pass / 3);
+    costs.update.push_back(0);
+  }
+  return costs;
+}
+
+TEST(ScheduleEstimate, EvenStagesIdleAsTheFillDrainFormulaSays) {
+  const UnitCosts costs = costs_from_passes({3, 3, 3, 3});
+  StagePlan two{{0, 2, 4}};  // 2 stages of 6 units of time per micro-batch
+  const StepEstimate gpipe = estimate_step(two, costs, 4);
+  EXPECT_DOUBLE_EQ(gpipe.seconds, (4 + 2 - 1) * 6.0);
+  for (double idle : gpipe.idle) EXPECT_NEAR(idle, 1.0 / (4 + 2 - 1), 1e-12);
+  StagePlan interleaved{{0, 1, 2, 3, 4}, 2};  // 2 chunks of 3 per stage
+  const StepEstimate chunks = estimate_step(interleaved, costs, 4);
+  EXPECT_DOUBLE_EQ(chunks.seconds, (2 * 4 + 2 - 1) * 3.0);
+  for (double idle : chunks.idle) EXPECT_NEAR(idle, 1.0 / (2 * 4 + 2 - 1), 1e-12);
+  EXPECT_DOUBLE_EQ(estimate_step(two, costs, 1).seconds, 12.0) << "one micro-batch: nothing overlaps";
+}
+
+TEST(ScheduleEstimate, TheUpdateAndTheSlowestStageSetTheStep) {
+  UnitCosts costs = costs_from_passes({3, 6});
+  costs.update = {1, 4};
+  const StepEstimate estimate = estimate_step(StagePlan{{0, 1, 2}}, costs, 2);
+  // Stage 0: forwards 0-1, 1-2; stage 1: forwards 1-3, 3-5, backwards 5-9, 9-13, update 13-17.
+  // Stage 0: backwards 9-11, 13-15, update 15-16.
+  EXPECT_DOUBLE_EQ(estimate.seconds, 17.0);
+  EXPECT_NEAR(estimate.idle[0], 1 - 7.0 / 17, 1e-12);
+  EXPECT_NEAR(estimate.idle[1], 1 - 16.0 / 17, 1e-12);
+}
+
+TEST(ScheduleEstimate, FittingEvensOutTheStagesOfAnInterleavedPlan) {
+  // ResNet-18's units at 128 px on one core (ms per micro-batch of 8, forward + backward).
+  const UnitCosts costs = costs_from_passes({55.8, 41.2, 40.1, 30.4, 34.3, 28.9, 32.4, 44.6, 58.9, 0.2});
+  StagePlan balanced = balance_stages(costs.per_step(4), 4);
+  balanced.ranks = 2;
+  const StagePlan fitted = fit_to_schedule(balanced, costs, 4);
+  EXPECT_LT(estimate_step(fitted, costs, 4).seconds, estimate_step(balanced, costs, 4).seconds)
+      << "the largest chunk was smallest, but one stage held more than the other";
+  EXPECT_NEAR(estimate_step(fitted, costs, 4).seconds, 830.9, 0.05) << "the best of all 84 cuts";
+  ASSERT_EQ(fitted.chunks(), 4);
+  for (int c = 0; c < 4; ++c) EXPECT_LT(fitted.first(c), fitted.end(c));
+  // With one chunk per stage the balanced plan is already the fastest.
+  const StagePlan one_each = balance_stages(costs.per_step(4), 2);
+  EXPECT_EQ(fit_to_schedule(one_each, costs, 4).bounds, one_each.bounds);
+  // One micro-batch overlaps nothing, so every cut takes as long: the balanced one stays.
+  EXPECT_EQ(fit_to_schedule(one_each, costs, 1).bounds, one_each.bounds);
+}
+
 TEST(StagePlan, UnitsChainToTheWholeNetwork) {
   torch::manual_seed(0);
   ResNet model("resnet18", 5);
@@ -54,9 +108,14 @@ TEST(StagePlan, UnitsChainToTheWholeNetwork) {
   const auto x = torch::randn({2, 3, 64, 64});
   const auto split = model->forward_units(model->forward_units(x, 0, 4), 4, model->unit_count());
   EXPECT_TRUE(torch::allclose(split, model->forward(x), 1e-5, 1e-6));
-  const auto costs = measure_unit_costs("resnet18", 5, 4, 2, 32, torch::kCPU, torch::MemoryFormat::Contiguous);
-  ASSERT_EQ(costs.size(), 10u);
-  for (double c : costs) EXPECT_GT(c, 0);
+  const UnitCosts costs = measure_unit_costs("resnet18", 5, 4, 32, torch::kCPU, torch::MemoryFormat::Contiguous);
+  ASSERT_EQ(costs.forward.size(), 10u);
+  for (size_t u = 0; u < 10; ++u) {
+    EXPECT_GT(costs.forward[u], 0);
+    EXPECT_GT(costs.backward[u], 0);
+    EXPECT_GE(costs.update[u], 0);
+  }
+  EXPECT_DOUBLE_EQ(costs.per_step(2)[3], 2 * (costs.forward[3] + costs.backward[3]) + costs.update[3]);
 }
 
 // One training step of an unsplit ResNet-18 (BatchNorm in training mode), and the same step as a

@@ -69,19 +69,32 @@ StagePlan parse_split(const std::string& text, int64_t units, int stages) {
   return plan;
 }
 
-std::vector<double> measure_unit_costs(const std::string& arch, int64_t classes, int64_t batch,
-                                       int micro_batches, int64_t image_size, const torch::Device& device,
-                                       torch::MemoryFormat format) {
+std::vector<double> UnitCosts::per_step(int micro_batches) const {
+  std::vector<double> step;
+  for (size_t u = 0; u < forward.size(); ++u) step.push_back(micro_batches * (forward[u] + backward[u]) + update[u]);
+  return step;
+}
+
+UnitCosts measure_unit_costs(const std::string& arch, int64_t classes, int64_t batch, int64_t image_size,
+                             const torch::Device& device, torch::MemoryFormat format) {
   using Clock = std::chrono::steady_clock;
+  const auto seconds = [](Clock::time_point from, Clock::time_point to) {
+    return std::chrono::duration<double>(to - from).count();
+  };
+  const auto finished = [&]() {
+    if (device.is_cuda()) torch::cuda::synchronize();
+    return Clock::now();
+  };
   ResNet probe(arch, classes);
   probe->to(device);
   if (format == torch::MemoryFormat::ChannelsLast) to_channels_last(*probe);
   probe->train();
   torch::Tensor x = torch::randn({batch, 3, image_size, image_size}, torch::TensorOptions().device(device))
                         .contiguous(format);
-  std::vector<double> costs;
+  UnitCosts costs;
   for (int64_t u = 0; u < probe->unit_count(); ++u) {
-    double pass = std::numeric_limits<double>::infinity(), update = pass;
+    const double inf = std::numeric_limits<double>::infinity();
+    double forward = inf, backward = inf, update = inf;
     torch::Tensor y;
     // The trainer's update rule: SGD, Nesterov momentum, weight decay.
     torch::optim::SGD sgd(probe->unit_parameters(u),
@@ -93,17 +106,20 @@ std::vector<double> measure_unit_costs(const std::string& arch, int64_t classes,
       const torch::Tensor input = u == 0 ? x : x.detach().requires_grad_(true);
       const auto start = Clock::now();
       y = probe->forward_units(input, u, u + 1);
+      const auto forward_done = finished();
       y.sum().backward();
-      if (device.is_cuda()) torch::cuda::synchronize();
-      const auto backward_done = Clock::now();
+      const auto backward_done = finished();
       sgd.step();
-      if (device.is_cuda()) torch::cuda::synchronize();
+      const auto update_done = finished();
       if (run > 0) {
-        pass = std::min(pass, std::chrono::duration<double>(backward_done - start).count());
-        update = std::min(update, std::chrono::duration<double>(Clock::now() - backward_done).count());
+        forward = std::min(forward, seconds(start, forward_done));
+        backward = std::min(backward, seconds(forward_done, backward_done));
+        update = std::min(update, seconds(backward_done, update_done));
       }
     }
-    costs.push_back(micro_batches * pass + update);
+    costs.forward.push_back(forward);
+    costs.backward.push_back(backward);
+    costs.update.push_back(update);
     x = y.detach();
   }
   return costs;

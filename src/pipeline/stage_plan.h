@@ -28,6 +28,15 @@ struct StagePlan {
   int stage_of(int64_t unit) const;
 };
 
+// Measured seconds per unit: the forward and the backward pass of one micro-batch, and the
+// optimizer's update of the unit's parameters (once per step; it grows with the parameters: the
+// late, wide blocks hold most of them).
+struct UnitCosts {
+  std::vector<double> forward, backward, update;
+  // Seconds per training step of `micro_batches` micro-batches, unit by unit.
+  std::vector<double> per_step(int micro_batches) const;
+};
+
 // The contiguous split of `unit_costs` into `stages` parts whose largest part is smallest.
 StagePlan balance_stages(const std::vector<double>& unit_costs, int stages);
 
@@ -35,13 +44,11 @@ StagePlan balance_stages(const std::vector<double>& unit_costs, int stages);
 // [0,4) [4,7) [7,18)). Throws UsageError for anything that is not such a list.
 StagePlan parse_split(const std::string& text, int64_t units, int stages);
 
-// Seconds each unit costs per training step: `micro_batches` forward + backward passes of
-// `micro_batch` images of `image_size` px, plus its share of the optimizer step (which grows with
-// its parameters: the late, wide blocks hold most of them). Best of 3 after a warm-up, on a fresh
-// model of `arch`, so the one being trained keeps its BatchNorm statistics.
-std::vector<double> measure_unit_costs(const std::string& arch, int64_t classes, int64_t micro_batch,
-                                       int micro_batches, int64_t image_size, const torch::Device& device,
-                                       torch::MemoryFormat format);
+// What each unit costs with micro-batches of `micro_batch` images of `image_size` px. Best of 3
+// after a warm-up, on a fresh model of `arch`, so the one being trained keeps its BatchNorm
+// statistics.
+UnitCosts measure_unit_costs(const std::string& arch, int64_t classes, int64_t micro_batch, int64_t image_size,
+                             const torch::Device& device, torch::MemoryFormat format);
 
 // One line per chunk: its stage (when stages hold several chunks), units, parameter count,
 // measured cost per step and its share.

@@ -16,6 +16,7 @@
 #include "dist/data_parallel.h"
 #include "model/resnet.h"
 #include "pipeline/pipeline_stage.h"
+#include "pipeline/schedule_estimate.h"
 #include "pipeline/stage_plan.h"
 #include "train/amp.h"
 #include "train/config.h"
@@ -54,6 +55,7 @@ struct Run {
   std::unique_ptr<DataParallel> dp;  // world of one for single-process training
   std::unique_ptr<PipelineStage> pipeline;  // --pipeline-stages > 1 over ranks: this rank's stage
   std::optional<StagePlan> device_stages;   // --pipeline-stages > 1 over --devices, in this process
+  std::optional<StepEstimate> pipeline_estimate;  // from measured unit costs (none with --split)
   fs::path out;
   torch::Device device{torch::kCPU};
   TileDataset data;

@@ -35,6 +35,8 @@ nlohmann::json pipeline_json(Run& run) {
                          {"last_unit", run.model->unit_name(plan.end(chunks.back()) - 1)},
                          {"chunks", units},
                          {"waiting_fraction", waiting[s].item<double>() / std::max(1e-9, seconds[s].item<double>())},
+                         {"estimated_idle_fraction",
+                          run.pipeline_estimate ? nlohmann::json(run.pipeline_estimate->idle.at(s)) : nullptr},
                          {"peak_rss_mib", rss[s].item<double>()}});
   }
   return {{"stages", stages},
@@ -46,6 +48,9 @@ nlohmann::json pipeline_json(Run& run) {
                                         "stage, for M >= K; with fewer micro-batches than stages and V > 1 the "
                                         "chunks wait for each other longer"},
           {"per_stage", per_stage},
+          {"estimated_step_s", run.pipeline_estimate ? nlohmann::json(run.pipeline_estimate->seconds) : nullptr},
+          {"estimated_covers", "the schedule replayed with each unit's forward, backward and update time measured at "
+                               "the start, transfers taken as free; null with --split"},
           {"waiting_fraction_covers", "share of the stage's step time spent blocked receiving activations or "
                                       "gradients: the pipeline bubble plus transfer time"}};
 }

@@ -144,6 +144,34 @@ void decide_cuda_graph(Run& run) {
   run.use_graph = mode != "off" && obstacle.empty();
 }
 
+// Every rank's measurement, averaged: ranks that measured at the same time saw the same
+// contention, and one plan must come out of them.
+UnitCosts mean_over_ranks(UnitCosts costs, Communicator* comm) {
+  if (!comm) return costs;
+  std::vector<double>* parts[] = {&costs.forward, &costs.backward, &costs.update};
+  for (std::vector<double>* part : parts) {
+    auto sum = torch::tensor(*part, torch::kFloat64);
+    comm->all_reduce_sum(sum);
+    for (size_t u = 0; u < part->size(); ++u)
+      (*part)[u] = sum[static_cast<int64_t>(u)].item<double>() / comm->world_size();
+  }
+  return costs;
+}
+
+// "estimated step 1040 ms (transfers free), stages idle 9%, 14%": to set against the measured step.
+std::string describe_estimate(const Run& run) {
+  if (!run.pipeline_estimate) return "";
+  char text[64];
+  std::snprintf(text, sizeof text, "\n  estimated step %.0f ms (transfers free), stages idle",
+                1000 * run.pipeline_estimate->seconds);
+  std::string line = text;
+  for (size_t s = 0; s < run.pipeline_estimate->idle.size(); ++s) {
+    std::snprintf(text, sizeof text, "%s %.0f%%", s ? "," : "", 100 * run.pipeline_estimate->idle[s]);
+    line += text;
+  }
+  return line;
+}
+
 // The stages: as --split says, else balanced on per-unit time per step, measured by every rank
 // together (so the cores are as busy as during training); rank 0's plan is everyone's.
 void cut_into_stages(Run& run) {
@@ -156,19 +184,22 @@ void cut_into_stages(Run& run) {
   if (!c.split.empty()) {
     plan = parse_split(c.split, units, chunks);
   } else {
-    costs = measure_unit_costs(c.arch, static_cast<int64_t>(run.data.classes.size()), c.batch_size / c.micro_batches,
-                               c.micro_batches, c.image_size, run.device, run.format);
-    auto mean = torch::tensor(costs, torch::kFloat64);
-    if (comm) comm->all_reduce_sum(mean);
-    const int ranks = comm ? comm->world_size() : 1;
-    for (size_t u = 0; u < costs.size(); ++u) costs[u] = mean[static_cast<int64_t>(u)].item<double>() / ranks;
+    const UnitCosts measured = mean_over_ranks(
+        measure_unit_costs(c.arch, static_cast<int64_t>(run.data.classes.size()), c.batch_size / c.micro_batches,
+                           c.image_size, run.device, run.format),
+        comm);
+    costs = measured.per_step(c.micro_batches);
     auto bounds = torch::zeros({chunks + 1}, torch::kLong);
     if (run.is_main()) {
       plan = balance_stages(costs, chunks);
+      plan.ranks = c.pipeline_stages;
+      plan = fit_to_schedule(plan, measured, c.micro_batches);
       for (int s = 0; s <= chunks; ++s) bounds[s] = plan.bounds[static_cast<size_t>(s)];
     }
     if (comm) comm->broadcast_from_rank0({bounds});  // one plan, even if the ranks' sums differ in the last bit
     plan.bounds.assign(bounds.data_ptr<int64_t>(), bounds.data_ptr<int64_t>() + bounds.numel());
+    plan.ranks = c.pipeline_stages;
+    run.pipeline_estimate = estimate_step(plan, measured, c.micro_batches);
   }
   plan.ranks = c.pipeline_stages;
   run.log("pipeline: " + std::to_string(c.pipeline_stages) + " stages on " +
@@ -177,7 +208,7 @@ void cut_into_stages(Run& run) {
           std::to_string(c.batch_size / c.micro_batches) + " per batch (GPipe" +
           (c.virtual_stages > 1 ? ", interleaved: " + std::to_string(c.virtual_stages) + " chunks per stage)" : ")") +
           (c.split.empty() ? ", balanced on measured time per step:" : ", split as given:") + "\n" +
-          describe(plan, run.model, costs));
+          describe(plan, run.model, costs) + describe_estimate(run));
   if (comm) {
     run.pipeline = std::make_unique<PipelineStage>(run.model, plan, *comm, c.image_size, run.format);
   } else {

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(cmake make g++ pkg-config ccache
-          libtorch-dev libturbojpeg0-dev libtbb-dev libcli11-dev nlohmann-json3-dev libgtest-dev
+          libtorch-dev libturbojpeg0-dev libtbb-dev libcli11-dev nlohmann-json3-dev libgtest-dev libjemalloc-dev
           python3-torch python3-torchvision python3-numpy python3-pil gnuplot-nox)
 JOBS=$(nproc)
 

@@ -26,6 +26,7 @@
 #include "train/graphed_step.h"
 #include "train/runtime.h"
 #include "train/optimizer.h"
+#include "util/allocator.h"
 #include "util/files.h"
 #include "util/memory.h"
 
@@ -166,6 +167,7 @@ static void bench_train_graph(const TileDataset& data, const StepConfig& c) {
 }
 
 int main(int argc, char** argv) {
+  histotrain::keep_freed_memory();  // as the histotrain program does
   CLI::App app{"histotrain foundation benchmark"};
   std::string data_root, cache_dir = "/tmp/histotrain-bench-cache";
   int images = 2000, steps = 20, batch = 32;

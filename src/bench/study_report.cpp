@@ -104,7 +104,8 @@ std::string machine_lines(const nlohmann::json& results) {
   std::ostringstream md;
   auto describe = [&](const nlohmann::json& s, const std::string& prefix) {
     md << "- " << prefix << s.value("cpu", "") << ", " << s.value("cores", 0) << " cores, CUDA "
-       << (s.value("cuda", false) ? "yes" : "no") << ", LibTorch " << s.value("torch", "") << "; data "
+       << (s.value("cuda", false) ? "yes" : "no") << ", LibTorch " << s.value("torch", "")
+       << (s.contains("allocator") ? ", " + s.value("allocator", "") : "") << "; data "
        << s.value("data", "") << "; " << s.value("date", "") << "; the study took "
        << format_duration(s.value("seconds", 0.0)) << ".\n";
     const auto& p = s.at("plan");

@@ -15,6 +15,7 @@
 #include "compat.h"
 #include "data/scan.h"
 #include "data/tile_cache.h"
+#include "util/allocator.h"
 #include "util/errors.h"
 #include "util/files.h"
 #include "util/progress.h"
@@ -67,6 +68,7 @@ class Study {
                   {"cores", cores_},
                   {"cuda", cuda_},
                   {"torch", compat::torch_version()},
+                  {"allocator", allocator_name()},
                   {"data", fs::absolute(o_.data).string()},
                   {"date", utc_date()},
                   {"peer", o_.peer.empty() ? nlohmann::json(nullptr) : nlohmann::json(o_.peer)},

@@ -4,6 +4,7 @@
 
 #include "compat.h"
 #include "dist/communicator.h"
+#include "util/allocator.h"
 #include "util/errors.h"
 
 namespace histotrain {
@@ -14,7 +15,7 @@ int run_cli(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "histotrain 0.1.0 (LibTorch " + compat::torch_version() + ", CUDA " +
                                         (compat::built_with_cuda() ? "yes" : "no") + ", backends: " +
-                                        Communicator::available_backends() + ")");
+                                        Communicator::available_backends() + ", allocator: " + allocator_name() + ")");
   std::vector<Command> commands = {add_synth_command(app), add_train_command(app), add_eval_command(app),
                                    add_predict_command(app), add_launch_command(app), add_groups_command(app),
                                    add_split_audit_command(app), add_bench_command(app), add_report_command(app),

@@ -10,6 +10,7 @@
 #include "train/optimizer.h"
 #include "train/run.h"
 #include "train/schedule.h"
+#include "util/allocator.h"
 #include "util/memory.h"
 #include "util/progress.h"
 #include "util/stop_signal.h"
@@ -405,6 +406,7 @@ TrainOutcome train(const TrainConfig& config) {
                                                      "part of it after backward returned; overlapped: the rest"},
                             {"device", run.device.str()},
                             {"torch_version", compat::torch_version()},
+                            {"allocator", allocator_name()},
                             {"config", to_json(c)}};
   write_file_atomically(run.out / "summary.json", summary.dump(2) + "\n");
   return {summary, 0};

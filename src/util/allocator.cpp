@@ -1,0 +1,41 @@
+#include "util/allocator.h"
+
+#include <malloc.h>
+
+#include <climits>
+
+#ifdef HISTOTRAIN_WITH_JEMALLOC
+#include <jemalloc/jemalloc.h>
+
+// Read by jemalloc when it starts, before main(): freed pages are never purged (given back to
+// the kernel), so the next step reuses them without faults. Memory use stays at its peak, which
+// is what a training process needs anyway.
+extern "C" {
+const char* malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1";
+}
+#endif
+
+namespace histotrain {
+
+void keep_freed_memory() {
+#ifndef HISTOTRAIN_WITH_JEMALLOC
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's ceiling; larger blocks are still mapped each time
+  mallopt(M_TRIM_THRESHOLD, INT_MAX);
+#endif
+}
+
+std::string allocator_name() {
+#ifdef HISTOTRAIN_WITH_JEMALLOC
+  const char* version = nullptr;
+  size_t size = sizeof version;
+  if (mallctl("version", &version, &size, nullptr, 0) == 0 && version) {
+    const std::string full = version;  // "5.3.0-0-g54eaed1d8b56b1aa528be3bdd1877e59c56fa90c"
+    return "jemalloc " + full.substr(0, full.find('-'));
+  }
+  return "jemalloc";
+#else
+  return "glibc malloc";
+#endif
+}
+
+}  // namespace histotrain

@@ -74,7 +74,8 @@ void load_data(Run& run) {
   data_options.root = c.data;
   data_options.image_size = c.image_size;
   data_options.groups_csv = c.groups;
-  data_options.find_groups = c.data_split == "group" && c.val_images.empty();
+  // Groups keep near-copies on one side of a split; with no validation images there is none.
+  data_options.find_groups = c.data_split == "group" && c.val_images.empty() && c.val_fraction > 0;
   data_options.cache_dir = c.cache_dir;
   data_options.workers = c.workers;
   data_options.quiet = c.quiet || !run.is_main();

@@ -1,5 +1,5 @@
 // Where a ResNet is cut into pipeline stages: at unit boundaries (stem, each residual block,
-// head; see ResNetImpl::forward_units), balanced on measured forward+backward time or given.
+// head; see ResNetImpl::forward_units), balanced on measured time (see also schedule_estimate.h) or given.
 #pragma once
 #include <torch/torch.h>
 

@@ -56,7 +56,7 @@ struct TrainConfig {
   int pipeline_stages = 1;       // K: needs K ranks (histotrain launch -n K); 1: no pipeline
   int micro_batches = 1;         // M: each batch runs as M micro-batches, fill-drain (GPipe)
   int virtual_stages = 1;        // V: each rank runs V chunks, s, s + K, ... (interleaved); the bubble shrinks ~V-fold
-  std::string split;             // "4,7": first unit of each later stage ("": balanced on measured cost)
+  std::string split;             // "4,7": first unit of each later stage ("": cut on measured cost)
   std::string devices;           // "cuda:0,cuda:1": the stages on these devices inside one process instead
 
   // --- run ---

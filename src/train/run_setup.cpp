@@ -173,8 +173,9 @@ std::string describe_estimate(const Run& run) {
   return line;
 }
 
-// The stages: as --split says, else balanced on per-unit time per step, measured by every rank
-// together (so the cores are as busy as during training); rank 0's plan is everyone's.
+// The stages: as --split says, else the cut whose schedule is shortest with the per-unit times
+// measured by every rank together (so the cores are as busy as during training); rank 0's plan is
+// everyone's.
 void cut_into_stages(Run& run) {
   const TrainConfig& c = run.config;
   Communicator* comm = run.dp->communicator();  // null for stages on devices in one process
@@ -184,6 +185,7 @@ void cut_into_stages(Run& run) {
   StagePlan plan;
   if (!c.split.empty()) {
     plan = parse_split(c.split, units, chunks);
+    plan.ranks = c.pipeline_stages;
   } else {
     const UnitCosts measured = mean_over_ranks(
         measure_unit_costs(c.arch, static_cast<int64_t>(run.data.classes.size()), c.batch_size / c.micro_batches,
@@ -202,13 +204,12 @@ void cut_into_stages(Run& run) {
     plan.ranks = c.pipeline_stages;
     run.pipeline_estimate = estimate_step(plan, measured, c.micro_batches);
   }
-  plan.ranks = c.pipeline_stages;
   run.log("pipeline: " + std::to_string(c.pipeline_stages) + " stages on " +
           (c.devices.empty() ? std::to_string(c.pipeline_stages) + " ranks" : "devices " + c.devices) + ", " +
           std::to_string(c.micro_batches) + " micro-batch(es) of " +
           std::to_string(c.batch_size / c.micro_batches) + " per batch (GPipe" +
           (c.virtual_stages > 1 ? ", interleaved: " + std::to_string(c.virtual_stages) + " chunks per stage)" : ")") +
-          (c.split.empty() ? ", balanced on measured time per step:" : ", split as given:") + "\n" +
+          (c.split.empty() ? ", cut on measured time per step:" : ", split as given:") + "\n" +
           describe(plan, run.model, costs) + describe_estimate(run));
   if (comm) {
     run.pipeline = std::make_unique<PipelineStage>(run.model, plan, *comm, c.image_size, run.format);

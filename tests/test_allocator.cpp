@@ -43,5 +43,21 @@ TEST(Allocator, StepsAfterTheFirstReuseFreedMemoryWithoutPageFaults) {
   EXPECT_FALSE(allocator_name().empty());
 }
 
+// The count the pipeline reports activations with: it follows what is held, not what is mapped.
+TEST(Allocator, AllocatedBytesFollowWhatIsHeld) {
+#ifdef __SANITIZE_ADDRESS__
+  GTEST_SKIP() << "AddressSanitizer's allocator keeps its own count";
+#endif
+  const double before = static_cast<double>(allocated_bytes());
+  void* p = std::malloc(40u << 20);
+  ASSERT_NE(p, nullptr);
+  std::memset(p, 1, 40u << 20);
+  const double holding = static_cast<double>(allocated_bytes());
+  std::free(p);
+  const double after = static_cast<double>(allocated_bytes());
+  EXPECT_NEAR(holding - before, 40 << 20, 1 << 20) << allocator_name();
+  EXPECT_NEAR(after, before, 1 << 20) << "freed memory is no longer counted, even if the allocator keeps its pages";
+}
+
 }  // namespace
 }  // namespace histotrain

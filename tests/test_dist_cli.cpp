@@ -130,6 +130,8 @@ TEST(Pipeline, TwoStagesOnTwoRanksTrainAndTheCheckpointIsAWholeModel) {
   EXPECT_EQ(summary["pipeline"]["micro_batches"], 4);
   EXPECT_DOUBLE_EQ(summary["pipeline"]["bubble_theoretical"].get<double>(), 0.2);
   EXPECT_EQ(summary["pipeline"]["per_stage"].size(), 2u);
+  for (const auto& stage : summary["pipeline"]["per_stage"])
+    EXPECT_GT(stage["step_held_peak_mib"].get<double>(), 0) << "activations held for backward";
   EXPECT_TRUE(summary["pipeline"]["estimated_step_s"].is_null()) << "a cut given by hand has no measured costs";
   EXPECT_EQ(summary["global_batch"], 16) << "stages share each batch: no data parallelism";
   EXPECT_EQ(summary["steps"], 2 * (160 / 16));
@@ -143,11 +145,14 @@ TEST(Pipeline, TwoStagesOnTwoRanksTrainAndTheCheckpointIsAWholeModel) {
   EXPECT_EQ(read_json(run / "summary.json")["epochs"], 3);
 
   const auto on_devices = run_histotrain(train_args(data, dir / "devices", 1) +
-                                         " --pipeline-stages 2 --micro-batches 2 --devices cpu,cpu --threads 1");
+                                         " --pipeline-stages 2 --micro-batches 2 --devices cpu,cpu --threads 1"
+                                         " --pipeline-schedule 1f1b");
   ASSERT_EQ(on_devices.exit_code, 0) << on_devices.err;
   EXPECT_NE(on_devices.err.find("2 stages on devices cpu,cpu"), std::string::npos) << on_devices.err;
+  EXPECT_NE(on_devices.err.find("per batch (1F1B)"), std::string::npos) << on_devices.err;
   EXPECT_NE(on_devices.err.find("estimated step"), std::string::npos) << "measured costs, balanced: " << on_devices.err;
   EXPECT_EQ(read_json(dir / "devices" / "summary.json")["pipeline"]["devices"], "cpu,cpu");
+  EXPECT_EQ(read_json(dir / "devices" / "summary.json")["pipeline"]["schedule"], "1f1b");
 
   const auto alone = run_histotrain(train_args(data, dir / "alone", 1) + " --pipeline-stages 2");
   EXPECT_EQ(alone.exit_code, 2);
@@ -185,8 +190,9 @@ void sigterm_to_launch_then_resume(const std::string& extra_args) {
 
 TEST(DataParallel, LaunchPassesSigtermToEveryRank) { sigterm_to_launch_then_resume(""); }
 
+// With the 1F1B schedule: the resumed run keeps it (it is one of the run's flags).
 TEST(Pipeline, SigtermStopsBothStagesAtOneStepWithAWholeCheckpoint) {
-  sigterm_to_launch_then_resume(" --pipeline-stages 2 --micro-batches 2 --split 5");
+  sigterm_to_launch_then_resume(" --pipeline-stages 2 --micro-batches 2 --split 5 --pipeline-schedule 1f1b");
 }
 
 // Ranks started with different flags stop at the start, each saying what differs.

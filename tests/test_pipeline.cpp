@@ -1,11 +1,14 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 
+#include <set>
 #include <thread>
+#include <tuple>
 
 #include "dist/communicator.h"
 #include "model/resnet.h"
 #include "pipeline/local_pipeline.h"
+#include "pipeline/pipeline_schedule.h"
 #include "pipeline/pipeline_stage.h"
 #include "pipeline/schedule_estimate.h"
 #include "pipeline/stage_plan.h"
@@ -15,6 +18,8 @@
 
 namespace histotrain {
 namespace {
+
+constexpr PipelineSchedule kGPipe = PipelineSchedule::fill_drain, k1F1B = PipelineSchedule::one_forward_one_backward;
 
 TEST(StagePlan, BalancesContiguousStagesOnCost) {
   const auto two = balance_stages({1, 1, 1, 1, 4}, 2);
@@ -52,20 +57,20 @@ UnitCosts costs_from_passes(const std::vector<double>& passes) {
 TEST(ScheduleEstimate, EvenStagesIdleAsTheFillDrainFormulaSays) {
   const UnitCosts costs = costs_from_passes({3, 3, 3, 3});
   StagePlan two{{0, 2, 4}};  // 2 stages of 6 units of time per micro-batch
-  const StepEstimate gpipe = estimate_step(two, costs, 4);
+  const StepEstimate gpipe = estimate_step(two, costs, 4, kGPipe);
   EXPECT_DOUBLE_EQ(gpipe.seconds, (4 + 2 - 1) * 6.0);
   for (double idle : gpipe.idle) EXPECT_NEAR(idle, 1.0 / (4 + 2 - 1), 1e-12);
   StagePlan interleaved{{0, 1, 2, 3, 4}, 2};  // 2 chunks of 3 per stage
-  const StepEstimate chunks = estimate_step(interleaved, costs, 4);
+  const StepEstimate chunks = estimate_step(interleaved, costs, 4, kGPipe);
   EXPECT_DOUBLE_EQ(chunks.seconds, (2 * 4 + 2 - 1) * 3.0);
   for (double idle : chunks.idle) EXPECT_NEAR(idle, 1.0 / (2 * 4 + 2 - 1), 1e-12);
-  EXPECT_DOUBLE_EQ(estimate_step(two, costs, 1).seconds, 12.0) << "one micro-batch: nothing overlaps";
+  EXPECT_DOUBLE_EQ(estimate_step(two, costs, 1, kGPipe).seconds, 12.0) << "one micro-batch: nothing overlaps";
 }
 
 TEST(ScheduleEstimate, TheUpdateAndTheSlowestStageSetTheStep) {
   UnitCosts costs = costs_from_passes({3, 6});
   costs.update = {1, 4};
-  const StepEstimate estimate = estimate_step(StagePlan{{0, 1, 2}}, costs, 2);
+  const StepEstimate estimate = estimate_step(StagePlan{{0, 1, 2}}, costs, 2, kGPipe);
   // Stage 0: forwards 0-1, 1-2; stage 1: forwards 1-3, 3-5, backwards 5-9, 9-13, update 13-17.
   // Stage 0: backwards 9-11, 13-15, update 15-16.
   EXPECT_DOUBLE_EQ(estimate.seconds, 17.0);
@@ -78,17 +83,72 @@ TEST(ScheduleEstimate, FittingEvensOutTheStagesOfAnInterleavedPlan) {
   const UnitCosts costs = costs_from_passes({55.8, 41.2, 40.1, 30.4, 34.3, 28.9, 32.4, 44.6, 58.9, 0.2});
   StagePlan balanced = balance_stages(costs.per_step(4), 4);
   balanced.ranks = 2;
-  const StagePlan fitted = fit_to_schedule(balanced, costs, 4);
-  EXPECT_LT(estimate_step(fitted, costs, 4).seconds, estimate_step(balanced, costs, 4).seconds)
+  const StagePlan fitted = fit_to_schedule(balanced, costs, 4, kGPipe);
+  EXPECT_LT(estimate_step(fitted, costs, 4, kGPipe).seconds, estimate_step(balanced, costs, 4, kGPipe).seconds)
       << "the largest chunk was smallest, but one stage held more than the other";
-  EXPECT_NEAR(estimate_step(fitted, costs, 4).seconds, 830.9, 0.05) << "the best of all 84 cuts";
+  EXPECT_NEAR(estimate_step(fitted, costs, 4, kGPipe).seconds, 830.9, 0.05) << "the best of all 84 cuts";
   ASSERT_EQ(fitted.chunks(), 4);
   for (int c = 0; c < 4; ++c) EXPECT_LT(fitted.first(c), fitted.end(c));
   // With one chunk per stage the balanced plan is already the fastest.
   const StagePlan one_each = balance_stages(costs.per_step(4), 2);
-  EXPECT_EQ(fit_to_schedule(one_each, costs, 4).bounds, one_each.bounds);
+  EXPECT_EQ(fit_to_schedule(one_each, costs, 4, kGPipe).bounds, one_each.bounds);
   // One micro-batch overlaps nothing, so every cut takes as long: the balanced one stays.
-  EXPECT_EQ(fit_to_schedule(one_each, costs, 1).bounds, one_each.bounds);
+  EXPECT_EQ(fit_to_schedule(one_each, costs, 1, kGPipe).bounds, one_each.bounds);
+}
+
+std::string ops_text(const std::vector<PipelineOp>& ops) {  // "F0 F1 B0": micro-batches (chunk when interleaved)
+  std::string text;
+  for (const PipelineOp& op : ops)
+    text += (text.empty() ? "" : " ") + std::string(op.forward ? "F" : "B") + std::to_string(op.micro_batch);
+  return text;
+}
+
+TEST(PipelineSchedule, OneForwardOneBackwardAlternatesAfterAWarmUp) {
+  const StagePlan two{{0, 1, 2}};
+  EXPECT_EQ(ops_text(stage_ops(two, 0, 4, k1F1B)), "F0 F1 B0 F2 B1 F3 B2 B3");
+  EXPECT_EQ(ops_text(stage_ops(two, 1, 4, k1F1B)), "F0 B0 F1 B1 F2 B2 F3 B3");
+  EXPECT_EQ(ops_text(stage_ops(two, 0, 4, kGPipe)), "F0 F1 F2 F3 B3 B2 B1 B0");
+  EXPECT_EQ(parse_pipeline_schedule("1f1b"), k1F1B);
+  EXPECT_EQ(schedule_name(parse_pipeline_schedule("gpipe")), "gpipe");
+  EXPECT_THROW(parse_pipeline_schedule("pipedream"), UsageError);
+}
+
+// Every stage runs each of its chunks' forwards and backwards exactly once, in an order that
+// cannot deadlock (the replay would throw), with the step of fill-drain where the bubble
+// formula says so and fewer activations held.
+TEST(PipelineSchedule, OneForwardOneBackwardRunsEveryOpOnceAsFastAsFillDrainWithLessHeld) {
+  const UnitCosts costs = costs_from_passes(std::vector<double>(12, 3.0));
+  for (int stages = 2; stages <= 4; ++stages)
+    for (int virtual_stages = 1; virtual_stages <= 3; ++virtual_stages) {
+      if (12 % (stages * virtual_stages) != 0) continue;
+      StagePlan plan = balance_stages(std::vector<double>(12, 1.0), stages * virtual_stages);
+      plan.ranks = stages;
+      for (int m = 1; m <= 9; ++m) {
+        const std::string where = "K=" + std::to_string(stages) + " V=" + std::to_string(virtual_stages) +
+                                  " M=" + std::to_string(m);
+        for (int s = 0; s < stages; ++s) {
+          std::vector<PipelineOp> ops = stage_ops(plan, s, m, k1F1B);
+          std::multiset<std::tuple<int, int, bool>> seen, expected;
+          for (const PipelineOp& op : ops) seen.insert({op.chunk, op.micro_batch, op.forward});
+          for (const PipelineOp& op : stage_ops(plan, s, m, kGPipe)) expected.insert({op.chunk, op.micro_batch, op.forward});
+          EXPECT_EQ(seen, expected) << where << " stage " << s;
+          const int held = peak_held_activations(ops);
+          EXPECT_LE(held, peak_held_activations(stage_ops(plan, s, m, kGPipe))) << where;
+          if (virtual_stages == 1) EXPECT_LE(held, stages - s) << where << ": 1F1B holds at most K - s";
+        }
+        const double one_f_one_b = estimate_step(plan, costs, m, k1F1B).seconds;  // throws on a deadlock
+        const double fill_drain = estimate_step(plan, costs, m, kGPipe).seconds;
+        if (virtual_stages == 1 || m % stages == 0)
+          EXPECT_DOUBLE_EQ(one_f_one_b, fill_drain) << where;
+        else
+          EXPECT_LE(one_f_one_b, 1.25 * fill_drain) << where << ": a short last group";
+      }
+    }
+  // Interleaved, 8 micro-batches on 2 ranks of 2 chunks: fill-drain holds all 16, 1F1B 5 and 3.
+  StagePlan interleaved{{0, 3, 6, 9, 12}, 2};
+  EXPECT_EQ(peak_held_activations(stage_ops(interleaved, 0, 8, kGPipe)), 16);
+  EXPECT_EQ(peak_held_activations(stage_ops(interleaved, 0, 8, k1F1B)), 5);
+  EXPECT_EQ(peak_held_activations(stage_ops(interleaved, 1, 8, k1F1B)), 3);
 }
 
 TEST(StagePlan, UnitsChainToTheWholeNetwork) {
@@ -147,7 +207,7 @@ StepOutcome unsplit_step(int micro_batches, const torch::Tensor& x, const torch:
 }
 
 std::vector<StepOutcome> pipeline_step(int stages, int micro_batches, const torch::Tensor& x, const torch::Tensor& y,
-                                       int virtual_stages) {
+                                       int virtual_stages, PipelineSchedule schedule) {
   std::vector<ResNet> models;
   for (int r = 0; r < stages; ++r) {  // built here: the global generator is shared by the threads
     torch::manual_seed(4);
@@ -164,7 +224,7 @@ std::vector<StepOutcome> pipeline_step(int stages, int micro_batches, const torc
     threads.emplace_back([&, r] {
       try {
         Communicator comm(store, r, stages, std::chrono::seconds(60));
-        PipelineStage stage(models[r], plan, comm, x.size(2));
+        PipelineStage stage(models[r], plan, comm, x.size(2), torch::MemoryFormat::Contiguous, schedule);
         auto optimizer = make_optimizer(models[r], TrainConfig{});
         GradScaler scaler(false);
         Batch batch{r == 0 ? x : torch::Tensor(), y};  // later stages get labels only
@@ -193,12 +253,13 @@ double largest_difference(const std::vector<torch::Tensor>& a, const std::vector
   return worst;
 }
 
-void expect_pipeline_matches_unsplit(int stages, int micro_batches, int virtual_stages = 1) {
+void expect_pipeline_matches_unsplit(int stages, int micro_batches, int virtual_stages = 1,
+                                     PipelineSchedule schedule = kGPipe) {
   torch::manual_seed(11);
   const auto x = torch::randn({8, 3, 64, 64});
   const auto y = torch::arange(8).remainder(5);
   const StepOutcome reference = unsplit_step(micro_batches, x, y);
-  const auto ranks = pipeline_step(stages, micro_batches, x, y, virtual_stages);
+  const auto ranks = pipeline_step(stages, micro_batches, x, y, virtual_stages, schedule);
   ASSERT_EQ(ranks.size(), static_cast<size_t>(stages));
   EXPECT_NEAR(ranks.back().loss_sum, reference.loss_sum, 1e-4) << "the last stage owns the loss";
   // Each parameter has a gradient on exactly one rank, equal to the unsplit model's.
@@ -226,24 +287,34 @@ TEST(Pipeline, InterleavedChunksStepLikeTheUnsplitModel) {
   expect_pipeline_matches_unsplit(2, 1, 2);
   expect_pipeline_matches_unsplit(2, 4, 2);
 }
+// 1F1B runs the same forwards and backwards in another order: the same step.
+TEST(Pipeline, OneForwardOneBackwardStepsLikeTheUnsplitModel) {
+  expect_pipeline_matches_unsplit(2, 4, 1, k1F1B);
+  expect_pipeline_matches_unsplit(3, 4, 1, k1F1B);
+  expect_pipeline_matches_unsplit(2, 4, 2, k1F1B);
+  expect_pipeline_matches_unsplit(2, 2, 2, k1F1B);
+}
 
 // Stages on devices inside one process (cpu,cpu here): the same step as the unsplit model.
 TEST(Pipeline, StagesOnDevicesInOneProcessStepLikeTheUnsplitModel) {
   torch::manual_seed(11);
   const auto x = torch::randn({8, 3, 64, 64});
   const auto y = torch::arange(8).remainder(5);
-  const StepOutcome reference = unsplit_step(2, x, y);
-  torch::manual_seed(4);
+  const StepOutcome reference = unsplit_step(4, x, y);
+  for (const PipelineSchedule schedule : {kGPipe, k1F1B}) {
+    torch::manual_seed(4);
+    ResNet model("resnet18", 5);
+    model->train();
+    const StagePlan plan = parse_split("5", model->unit_count(), 2);
+    place_stages(model, plan, parse_devices("cpu,cpu"));
+    GradScaler scaler(false);
+    const auto result = local_pipeline_step(model, plan, schedule, Batch{x, y}, 4, {}, Precision::fp32, scaler);
+    EXPECT_NEAR(result.loss_sum, reference.loss_sum, 1e-4) << schedule_name(schedule);
+    std::vector<torch::Tensor> gradients;
+    for (const auto& p : model->parameters()) gradients.push_back(p.grad());
+    EXPECT_LT(largest_difference(gradients, reference.gradients), 1e-5) << schedule_name(schedule);
+  }
   ResNet model("resnet18", 5);
-  model->train();
-  auto optimizer = make_optimizer(model, TrainConfig{});
-  place_stages(model, parse_split("5", model->unit_count(), 2), parse_devices("cpu,cpu"));
-  GradScaler scaler(false);
-  const auto result = local_pipeline_step(model, Batch{x, y}, 2, {}, Precision::fp32, scaler);
-  EXPECT_NEAR(result.loss_sum, reference.loss_sum, 1e-4);
-  std::vector<torch::Tensor> gradients;
-  for (const auto& p : model->parameters()) gradients.push_back(p.grad());
-  EXPECT_LT(largest_difference(gradients, reference.gradients), 1e-5);
   EXPECT_THROW(parse_devices("cpu"), UsageError);
   EXPECT_THROW(place_stages(model, parse_split("5", model->unit_count(), 2), parse_devices("cpu,cpu,cpu")), UsageError);
 }

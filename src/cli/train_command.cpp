@@ -56,7 +56,11 @@ void add_flags(CLI::App* app, TrainConfig& c) {
   app->add_option("--lr-scaling", c.lr_scaling, "linear: peak lr x world size; none")->capture_default_str();
   app->add_option("--pipeline-stages", c.pipeline_stages, "Cut the model into K stages, one per rank (launch -n K)")
       ->capture_default_str();
-  app->add_option("--micro-batches", c.micro_batches, "Micro-batches per batch in the pipeline (GPipe)")
+  app->add_option("--micro-batches", c.micro_batches, "Micro-batches per batch in the pipeline")
+      ->capture_default_str();
+  app->add_option("--pipeline-schedule", c.pipeline_schedule,
+                  "gpipe: every forward, then every backward; 1f1b: one forward, one backward (at most K "
+                  "micro-batches' activations held)")
       ->capture_default_str();
   app->add_option("--virtual-stages", c.virtual_stages,
                   "Chunks per pipeline stage: rank s runs chunks s, s+K, ... (interleaved schedule, a smaller bubble)")

@@ -25,7 +25,8 @@ void place_stages(ResNet& model, const StagePlan& plan, const std::vector<torch:
       for (const auto& module : model->unit_modules(u)) module->to(devices[static_cast<size_t>(s)]);
 }
 
-PipelineStepResult local_pipeline_step(ResNet& model, const Batch& batch, int micro_batches,
+PipelineStepResult local_pipeline_step(ResNet& model, const StagePlan& plan, PipelineSchedule schedule,
+                                       const Batch& batch, int micro_batches,
                                        const torch::nn::functional::CrossEntropyFuncOptions& loss_options,
                                        Precision precision, GradScaler& scaler) {
   const auto start = std::chrono::steady_clock::now();
@@ -36,8 +37,7 @@ PipelineStepResult local_pipeline_step(ResNet& model, const Batch& batch, int mi
   const int64_t mb = n / micro_batches;
   std::vector<torch::Tensor> losses(micro_batches);
   torch::Tensor loss_sum, correct;
-  PipelineStepResult result;
-  for (int m = 0; m < micro_batches; ++m) {  // fill: every micro-batch through every stage
+  const auto forward = [&](int m) {  // through every stage
     torch::Tensor logits;
     {
       AutocastScope autocast(precision, batch.images.device());
@@ -51,8 +51,18 @@ PipelineStepResult local_pipeline_step(ResNet& model, const Batch& batch, int mi
                                   : losses[m].detach() * static_cast<double>(mb);
     const auto hits = (logits.argmax(1) == labels).sum();
     correct = correct.defined() ? correct + hits : hits;
+  };
+  const auto backward = [&](int m) {
+    scaler.scale_loss(losses[m] / micro_batches).backward();
+    losses[m] = torch::Tensor();
+  };
+  for (const PipelineOp& op : stage_ops(plan, 0, micro_batches, schedule)) {
+    if (op.forward)
+      forward(op.micro_batch);
+    else
+      backward(op.micro_batch);
   }
-  for (int m = micro_batches - 1; m >= 0; --m) scaler.scale_loss(losses[m] / micro_batches).backward();  // drain
+  PipelineStepResult result;
   result.loss_sum = loss_sum.item<double>();
   result.correct = correct.item<int64_t>();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -1,8 +1,10 @@
 #include "pipeline/pipeline_stage.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 
+#include "util/allocator.h"
 #include "util/errors.h"
 
 namespace histotrain {
@@ -13,8 +15,14 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 }  // namespace
 
 PipelineStage::PipelineStage(ResNet& model, StagePlan plan, Communicator& comm, int64_t image_size,
-                             torch::MemoryFormat format)
-    : model_(model), plan_(std::move(plan)), comm_(comm), stage_(comm.rank()), image_size_(image_size), format_(format) {
+                             torch::MemoryFormat format, PipelineSchedule schedule)
+    : model_(model),
+      plan_(std::move(plan)),
+      comm_(comm),
+      stage_(comm.rank()),
+      image_size_(image_size),
+      format_(format),
+      schedule_(schedule) {
   if (plan_.stages() != comm.world_size())
     throw UsageError(std::to_string(plan_.stages()) + " pipeline stages need as many ranks; this job has " +
                      std::to_string(comm.world_size()));
@@ -61,57 +69,74 @@ PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches,
   const auto backward_tag = [&](int chunk, int m) { return chunk * 2 * micro_batches + micro_batches + m; };
   const auto stage_of = [&](int chunk) { return plan_.stage_of_chunk(chunk); };
   PipelineStepResult result;
-  const std::vector<int> chunks = plan_.chunks_of(stage_);
-  std::map<int, std::vector<torch::Tensor>> inputs, outputs;
+  std::map<int, std::vector<torch::Tensor>> inputs, outputs;  // per chunk and micro-batch, while held
   std::vector<Communicator::Work> sends;
   torch::Tensor loss_sum = torch::zeros({}, batch.labels.options().dtype(torch::kFloat64));  // read once, at the end
   torch::Tensor correct = torch::zeros({}, batch.labels.options());
 
-  // Fill: every micro-batch forward through each of this stage's chunks, in order.
-  for (const int c : chunks) {
+  // Micro-batch m through chunk c: its input is a slice of the images or the previous chunk's
+  // activations; its output goes on to the next chunk's rank unless this is the last chunk.
+  const auto forward = [&](int c, int m) {
+    torch::Tensor x = c == 0 ? batch.images.narrow(0, m * mb, mb)
+                             : receive_like(input_shape(c, mb), stage_of(c - 1), forward_tag(c, m), result.waiting)
+                                   .contiguous(format_)
+                                   .requires_grad_(true);
     inputs[c].resize(micro_batches);
     outputs[c].resize(micro_batches);
-    for (int m = 0; m < micro_batches; ++m) {
-      torch::Tensor x = c == 0 ? batch.images.narrow(0, m * mb, mb)
-                               : receive_like(input_shape(c, mb), stage_of(c - 1), forward_tag(c, m), result.waiting)
-                                     .contiguous(format_)
-                                     .requires_grad_(true);
-      inputs[c][m] = x;
-      {
-        AutocastScope autocast(precision, x.device());
-        outputs[c][m] = model_->forward_units(x, plan_.first(c), plan_.end(c));
-      }
-      if (c != last_chunk) {
-        torch::Tensor wire = outputs[c][m].detach().to(torch::kFloat32).contiguous();
-        sends.push_back(comm_.send_async(wire, stage_of(c + 1), forward_tag(c + 1, m)));
-      }
+    inputs[c][m] = x;
+    {
+      AutocastScope autocast(precision, x.device());
+      outputs[c][m] = model_->forward_units(x, plan_.first(c), plan_.end(c));
     }
-  }
-  // Drain: backward through the chunks in reverse, micro-batches in reverse; the gradients of a
-  // chunk's inputs go back to the chunk before it.
-  for (auto c_it = chunks.rbegin(); c_it != chunks.rend(); ++c_it) {
-    const int c = *c_it;
-    for (int m = micro_batches - 1; m >= 0; --m) {
-      torch::Tensor& out = outputs[c][m];
-      if (c == last_chunk) {
-        const torch::Tensor labels = batch.labels.narrow(0, m * mb, mb);
-        const torch::Tensor logits = out.to(torch::kFloat32);
-        const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
-        scaler.scale_loss(loss / micro_batches).backward();
-        loss_sum += loss.detach() * static_cast<double>(mb);
-        correct += (logits.argmax(1) == labels).sum();
-      } else {
-        const torch::Tensor grad =
-            receive_like(out.sizes().vec(), stage_of(c + 1), backward_tag(c + 1, m), result.waiting)
-                .contiguous(out.suggest_memory_format());
-        out.backward(grad.to(out.scalar_type()));
-      }
-      if (c > 0) {
-        torch::Tensor wire = inputs[c][m].grad().to(torch::kFloat32).contiguous();
-        sends.push_back(comm_.send_async(wire, stage_of(c - 1), backward_tag(c, m)));
-      }
-      out = torch::Tensor();  // the activations of a finished micro-batch can go
+    if (c != last_chunk) {
+      torch::Tensor wire = outputs[c][m].detach().to(torch::kFloat32).contiguous();
+      sends.push_back(comm_.send_async(wire, stage_of(c + 1), forward_tag(c + 1, m)));
     }
+  };
+  // Its backward: from the loss on the last chunk, else from the gradient the next chunk sends
+  // back; the gradient of its input goes back to the chunk before.
+  const auto backward = [&](int c, int m) {
+    torch::Tensor& out = outputs[c][m];
+    if (c == last_chunk) {
+      const torch::Tensor labels = batch.labels.narrow(0, m * mb, mb);
+      const torch::Tensor logits = out.to(torch::kFloat32);
+      const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
+      scaler.scale_loss(loss / micro_batches).backward();
+      loss_sum += loss.detach() * static_cast<double>(mb);
+      correct += (logits.argmax(1) == labels).sum();
+    } else {
+      const torch::Tensor grad = receive_like(out.sizes().vec(), stage_of(c + 1), backward_tag(c + 1, m), result.waiting)
+                                     .contiguous(out.suggest_memory_format());
+      out.backward(grad.to(out.scalar_type()));
+    }
+    if (c > 0) {
+      torch::Tensor wire = inputs[c][m].grad().to(torch::kFloat32).contiguous();
+      sends.push_back(comm_.send_async(wire, stage_of(c - 1), backward_tag(c, m)));
+    }
+    out = torch::Tensor();  // a finished micro-batch's activations can go
+    inputs[c][m] = torch::Tensor();
+  };
+  // A send holds its tensor until it completes: let finished ones go, so that a schedule that
+  // frees activations early (1F1B) does keep less memory.
+  const auto release_finished_sends = [&] {
+    std::vector<Communicator::Work> pending;
+    for (auto& work : sends)
+      if (work->isCompleted())
+        comm_.wait(work, "pipeline send");
+      else
+        pending.push_back(work);
+    sends.swap(pending);
+  };
+  const bool on_cpu = model_->parameters()[0].device().is_cpu();  // the allocator counts host memory only
+  const double held_before = on_cpu ? static_cast<double>(allocated_bytes()) : 0;
+  for (const PipelineOp& op : stage_ops(plan_, stage_, micro_batches, schedule_)) {
+    if (op.forward)
+      forward(op.chunk, op.micro_batch);
+    else
+      backward(op.chunk, op.micro_batch);
+    release_finished_sends();
+    if (on_cpu)
+      result.held_peak_bytes = std::max(result.held_peak_bytes, static_cast<double>(allocated_bytes()) - held_before);
   }
   for (auto& work : sends) comm_.wait(work, "pipeline send");
   if (plan_.stage_of_chunk(last_chunk) == stage_) {

@@ -1,9 +1,10 @@
 // Pipeline model parallelism: rank s of K runs stage s of a ResNet cut by a StagePlan (one
 // chunk of consecutive units, or V chunks with --virtual-stages V).
-// Each step cuts the batch into M micro-batches and runs them fill-drain (GPipe): every
-// micro-batch forward, chunk by chunk (activations go to the next chunk's rank), then every
-// backward (gradients come back). The last stage owns the loss. Parameter gradients accumulate over the
-// micro-batches (each micro-batch loss is divided by M), and the optimizer steps once per batch.
+// Each step cuts the batch into M micro-batches and runs their forwards (activations go to the
+// next chunk's rank) and backwards (gradients come back) in the order of a schedule
+// (pipeline_schedule.h): fill-drain (GPipe) or one-forward-one-backward. The last stage owns
+// the loss. Parameter gradients accumulate over the micro-batches (each micro-batch loss is
+// divided by M), and the optimizer steps once per batch.
 // BatchNorm normalises each micro-batch with its own statistics (as GPipe does); with M = 1 a
 // step is exactly the unsplit model's step.
 #pragma once
@@ -15,6 +16,7 @@
 #include "data/batches.h"
 #include "dist/communicator.h"
 #include "model/resnet.h"
+#include "pipeline/pipeline_schedule.h"
 #include "pipeline/stage_plan.h"
 #include "train/amp.h"
 
@@ -25,6 +27,9 @@ struct PipelineStepResult {
   int64_t correct = 0;  // last stage: correct top-1 predictions
   double seconds = 0;   // the whole step on this rank
   double waiting = 0;   // blocked in receives: idle (the bubble) plus transfer time
+  // The most memory the step held beyond what was held before it, sampled between its ops:
+  // activations kept for backward, and tensors in flight. CPU stages only; -1 on a GPU.
+  double held_peak_bytes = -1;
 };
 
 class PipelineStage {
@@ -32,7 +37,8 @@ class PipelineStage {
   // Every rank holds the whole model (same initialisation); it computes and updates only its
   // stage's units.
   PipelineStage(ResNet& model, StagePlan plan, Communicator& comm, int64_t image_size,
-                torch::MemoryFormat format = torch::MemoryFormat::Contiguous);
+                torch::MemoryFormat format = torch::MemoryFormat::Contiguous,
+                PipelineSchedule schedule = PipelineSchedule::fill_drain);
 
   int stage() const { return stage_; }
   bool is_last() const { return stage_ == plan_.stage_of_chunk(plan_.chunks() - 1); }  // owns the loss
@@ -59,6 +65,7 @@ class PipelineStage {
   int stage_;
   int64_t image_size_;
   torch::MemoryFormat format_;
+  PipelineSchedule schedule_;
   std::map<int, std::vector<int64_t>> input_shapes_;  // per chunk, found once
 };
 

@@ -1,6 +1,7 @@
 #include "pipeline/schedule_estimate.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <utility>
 
 namespace histotrain {
@@ -13,26 +14,10 @@ double chunk_sum(const StagePlan& plan, const std::vector<double>& per_unit, int
   return sum;
 }
 
-// One stage's work in the order PipelineStage::step does it.
-struct Task {
-  int chunk;
-  int micro_batch;
-  bool forward;
-};
-
-std::vector<Task> tasks_of(const StagePlan& plan, int stage, int micro_batches) {
-  std::vector<Task> tasks;
-  const std::vector<int> chunks = plan.chunks_of(stage);
-  for (int c : chunks)
-    for (int m = 0; m < micro_batches; ++m) tasks.push_back({c, m, true});
-  for (auto c = chunks.rbegin(); c != chunks.rend(); ++c)
-    for (int m = micro_batches - 1; m >= 0; --m) tasks.push_back({*c, m, false});
-  return tasks;
-}
-
 }  // namespace
 
-StepEstimate estimate_step(const StagePlan& plan, const UnitCosts& costs, int micro_batches) {
+StepEstimate estimate_step(const StagePlan& plan, const UnitCosts& costs, int micro_batches,
+                           PipelineSchedule schedule) {
   const int chunks = plan.chunks(), stages = plan.stages();
   std::vector<double> forward(chunks), backward(chunks), update(stages, 0), busy(stages, 0);
   for (int c = 0; c < chunks; ++c) {
@@ -43,21 +28,21 @@ StepEstimate estimate_step(const StagePlan& plan, const UnitCosts& costs, int mi
   // finished[chunk][m]: when the forward (0) or backward (1) of micro-batch m through chunk ended; < 0: not yet.
   std::vector<std::vector<double>> finished[2];
   for (auto& f : finished) f.assign(chunks, std::vector<double>(micro_batches, -1));
-  std::vector<std::vector<Task>> todo(stages);
+  std::vector<std::vector<PipelineOp>> todo(stages);
   std::vector<size_t> next(stages, 0);
   std::vector<double> clock(stages, 0);
-  for (int s = 0; s < stages; ++s) todo[s] = tasks_of(plan, s, micro_batches);
-  // Each pass runs every stage's tasks up to the first whose input is not there yet; a correct
+  for (int s = 0; s < stages; ++s) todo[s] = stage_ops(plan, s, micro_batches, schedule);
+  // Each pass runs every stage's ops up to the first whose input is not there yet; a correct
   // schedule always lets some stage go on.
   for (bool progress = true; progress;) {
     progress = false;
     for (int s = 0; s < stages; ++s) {
       while (next[s] < todo[s].size()) {
-        const Task& t = todo[s][next[s]];
+        const PipelineOp& t = todo[s][next[s]];
         double ready = 0;  // when its input is there: the chunk before's activations, or the chunk after's gradients
         if (t.forward && t.chunk > 0) ready = finished[0][t.chunk - 1][t.micro_batch];
         if (!t.forward && t.chunk + 1 < chunks) ready = finished[1][t.chunk + 1][t.micro_batch];
-        if (ready < 0) break;
+        if (ready < 0 || (!t.forward && finished[0][t.chunk][t.micro_batch] < 0)) break;
         const double cost = t.forward ? forward[t.chunk] : backward[t.chunk];
         clock[s] = std::max(clock[s], ready) + cost;
         busy[s] += cost;
@@ -67,6 +52,8 @@ StepEstimate estimate_step(const StagePlan& plan, const UnitCosts& costs, int mi
       }
     }
   }
+  for (int s = 0; s < stages; ++s)
+    if (next[s] < todo[s].size()) throw std::logic_error("pipeline schedule " + schedule_name(schedule) + " deadlocks");
   StepEstimate estimate;
   for (int s = 0; s < stages; ++s) estimate.seconds = std::max(estimate.seconds, clock[s] + update[s]);
   for (int s = 0; s < stages; ++s)
@@ -82,10 +69,10 @@ namespace {
 constexpr double kWorthMoving = 1e-3;
 
 // Tries every cut from bounds[cut] on (the ones before are fixed); keeps the fastest in `best`.
-void try_every_cut(StagePlan& plan, size_t cut, const UnitCosts& costs, int micro_batches, StagePlan& best,
-                   double& best_seconds) {
+void try_every_cut(StagePlan& plan, size_t cut, const UnitCosts& costs, int micro_batches,
+                   PipelineSchedule schedule, StagePlan& best, double& best_seconds) {
   if (cut + 1 == plan.bounds.size()) {
-    const double seconds = estimate_step(plan, costs, micro_batches).seconds;
+    const double seconds = estimate_step(plan, costs, micro_batches, schedule).seconds;
     if (seconds < best_seconds * (1 - kWorthMoving)) {
       best_seconds = seconds;
       best = plan;
@@ -95,17 +82,17 @@ void try_every_cut(StagePlan& plan, size_t cut, const UnitCosts& costs, int micr
   const int64_t chunks_left = static_cast<int64_t>(plan.bounds.size()) - 1 - static_cast<int64_t>(cut);
   for (int64_t b = plan.bounds[cut - 1] + 1; b <= plan.bounds.back() - chunks_left; ++b) {
     plan.bounds[cut] = b;
-    try_every_cut(plan, cut + 1, costs, micro_batches, best, best_seconds);
+    try_every_cut(plan, cut + 1, costs, micro_batches, schedule, best, best_seconds);
   }
 }
 
 }  // namespace
 
-StagePlan fit_to_schedule(StagePlan plan, const UnitCosts& costs, int micro_batches) {
+StagePlan fit_to_schedule(StagePlan plan, const UnitCosts& costs, int micro_batches, PipelineSchedule schedule) {
   // Every cut: ResNet-18 in 4 chunks has 84, the 18 units of ResNet-34 or -50 at most 24,310.
   StagePlan best = plan, scratch = plan;
-  double best_seconds = estimate_step(plan, costs, micro_batches).seconds;
-  try_every_cut(scratch, 1, costs, micro_batches, best, best_seconds);
+  double best_seconds = estimate_step(plan, costs, micro_batches, schedule).seconds;
+  try_every_cut(scratch, 1, costs, micro_batches, schedule, best, best_seconds);
   return best;
 }
 

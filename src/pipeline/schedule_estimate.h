@@ -1,8 +1,9 @@
 // How long a pipeline step should take, from measured unit costs, under the schedule that
-// PipelineStage runs; and the cut of the network that makes it shortest.
+// PipelineStage runs (pipeline_schedule.h); and the cut of the network that makes it shortest.
 #pragma once
 #include <vector>
 
+#include "pipeline/pipeline_schedule.h"
 #include "pipeline/stage_plan.h"
 
 namespace histotrain {
@@ -12,17 +13,17 @@ struct StepEstimate {
   std::vector<double> idle;    // per stage: its share of the step spent waiting for other stages
 };
 
-// Replays the fill-drain schedule with each chunk's measured forward and backward time, transfers
-// taken as free: every stage runs its forwards (chunk by chunk, each chunk's micro-batches in
-// order), then its backwards in reverse order, each as soon as its input has arrived from the
-// stage before (activations) or after (gradients), and then its optimizer update.
-StepEstimate estimate_step(const StagePlan& plan, const UnitCosts& costs, int micro_batches);
+// Replays `schedule` with each chunk's measured forward and backward time, transfers taken as
+// free: every stage runs its ops in order, each as soon as its input has arrived from the stage
+// before (activations) or after (gradients), and then its optimizer update.
+StepEstimate estimate_step(const StagePlan& plan, const UnitCosts& costs, int micro_batches,
+                           PipelineSchedule schedule);
 
 // The cut of the network into plan.chunks() chunks on plan.stages() stages whose estimated step is
 // shortest, of every cut tried (`plan`'s stays unless another is more than 0.1% shorter).
 // balance_stages evens out the largest chunk, which is what counts with one
 // chunk per stage; with several chunks per stage each stage's total counts too, and in a ResNet-18
 // cut in 4 the two pull apart by 8%.
-StagePlan fit_to_schedule(StagePlan plan, const UnitCosts& costs, int micro_batches);
+StagePlan fit_to_schedule(StagePlan plan, const UnitCosts& costs, int micro_batches, PipelineSchedule schedule);
 
 }  // namespace histotrain

@@ -1,6 +1,7 @@
 #include "train/config.h"
 
 #include "model/resnet.h"
+#include "pipeline/pipeline_schedule.h"
 #include "train/amp.h"
 #include "util/errors.h"
 
@@ -10,7 +11,7 @@ namespace histotrain {
 #define HISTOTRAIN_CONFIG_FIELDS(X)                                                                         \
   X(data) X(groups) X(data_split) X(cache_dir) X(image_size) X(val_fraction) X(workers) X(arch) X(epochs) X(batch_size)  \
   X(lr) X(schedule) X(warmup_epochs) X(momentum) X(weight_decay) X(label_smoothing) X(amp) X(channels_last) X(augment) X(max_shift) \
-  X(backend) X(bucket_mb) X(dist_timeout) X(lr_scaling) X(pipeline_stages) X(micro_batches) X(virtual_stages) X(split) X(devices) \
+  X(backend) X(bucket_mb) X(dist_timeout) X(lr_scaling) X(pipeline_stages) X(micro_batches) X(pipeline_schedule) X(virtual_stages) X(split) X(devices) \
   X(threads) X(device) X(seed) X(out) X(resume) X(target_acc) X(max_steps) X(quiet) X(val_images) X(ema) X(tta) \
   X(cuda_graph) X(val_every) X(color_jitter) X(prefetch) X(checkpoint_steps) X(deterministic)
 
@@ -64,6 +65,7 @@ void validate(const TrainConfig& c) {
           "--micro-batches must divide --batch-size into micro-batches of at least 2 images");
   require(c.micro_batches == 1 || c.pipeline_stages > 1, "--micro-batches needs --pipeline-stages 2 or more");
   require(c.devices.empty() || c.pipeline_stages > 1, "--devices needs --pipeline-stages 2 or more");
+  parse_pipeline_schedule(c.pipeline_schedule);  // throws UsageError for anything else
   require(c.virtual_stages >= 1, "--virtual-stages must be at least 1");
   require(c.virtual_stages == 1 || (c.pipeline_stages > 1 && c.devices.empty()),
           "--virtual-stages needs --pipeline-stages 2 or more on ranks (not --devices)");

@@ -54,7 +54,8 @@ struct TrainConfig {
 
   // --- pipeline model parallelism: rank s of K trains stage s ---
   int pipeline_stages = 1;       // K: needs K ranks (histotrain launch -n K); 1: no pipeline
-  int micro_batches = 1;         // M: each batch runs as M micro-batches, fill-drain (GPipe)
+  int micro_batches = 1;         // M: each batch runs as M micro-batches
+  std::string pipeline_schedule = "gpipe";  // gpipe: fill-drain; 1f1b: one forward, one backward (less memory)
   int virtual_stages = 1;        // V: each rank runs V chunks, s, s + K, ... (interleaved); the bubble shrinks ~V-fold
   std::string split;             // "4,7": first unit of each later stage ("": cut on measured cost)
   std::string devices;           // "cuda:0,cuda:1": the stages on these devices inside one process instead

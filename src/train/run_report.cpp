@@ -13,16 +13,18 @@ nlohmann::json pipeline_json(Run& run) {
   if (run.device_stages)
     return {{"stages", run.config.pipeline_stages},
             {"micro_batches", run.config.micro_batches},
+            {"schedule", run.config.pipeline_schedule},
             {"bounds", run.device_stages->bounds},
             {"devices", run.config.devices}};
   if (!run.pipeline) return nullptr;
   const int stages = run.config.pipeline_stages, m = run.config.micro_batches;
   auto waiting = torch::zeros({stages}, torch::kFloat64), seconds = torch::zeros({stages}, torch::kFloat64),
-       rss = torch::zeros({stages}, torch::kFloat64);
+       rss = torch::zeros({stages}, torch::kFloat64), held = torch::zeros({stages}, torch::kFloat64);
   waiting[run.pipeline->stage()] = run.pipeline_waiting;
   seconds[run.pipeline->stage()] = run.pipeline_seconds;
   rss[run.pipeline->stage()] = peak_rss_mib();
-  for (auto* t : {&waiting, &seconds, &rss}) run.dp->communicator()->all_reduce_sum(*t);
+  held[run.pipeline->stage()] = run.pipeline_held_peak_bytes / (1 << 20);
+  for (auto* t : {&waiting, &seconds, &rss, &held}) run.dp->communicator()->all_reduce_sum(*t);
   const StagePlan& plan = run.pipeline->plan();
   const int v = plan.virtual_stages();
   nlohmann::json per_stage = nlohmann::json::array();
@@ -37,20 +39,26 @@ nlohmann::json pipeline_json(Run& run) {
                          {"waiting_fraction", waiting[s].item<double>() / std::max(1e-9, seconds[s].item<double>())},
                          {"estimated_idle_fraction",
                           run.pipeline_estimate ? nlohmann::json(run.pipeline_estimate->idle.at(s)) : nullptr},
-                         {"peak_rss_mib", rss[s].item<double>()}});
+                         {"peak_rss_mib", rss[s].item<double>()},
+                         {"step_held_peak_mib", held[s].item<double>() >= 0 ? nlohmann::json(held[s].item<double>()) : nullptr}});
   }
   return {{"stages", stages},
           {"micro_batches", m},
+          {"schedule", run.config.pipeline_schedule},
           {"virtual_stages", v},
           {"bounds", plan.bounds},
           {"bubble_theoretical", static_cast<double>(stages - 1) / (v * m + stages - 1)},
           {"bubble_theoretical_covers", "(K-1)/(V M+K-1): the fill-drain schedule's idle share with V chunks per "
-                                        "stage, for M >= K; with fewer micro-batches than stages and V > 1 the "
-                                        "chunks wait for each other longer"},
+                                        "stage, for M >= K, and 1F1B's with V = 1 or M a multiple of K; with "
+                                        "fewer micro-batches than stages and V > 1 the chunks wait for each other "
+                                        "longer"},
           {"per_stage", per_stage},
           {"estimated_step_s", run.pipeline_estimate ? nlohmann::json(run.pipeline_estimate->seconds) : nullptr},
           {"estimated_covers", "the schedule replayed with each unit's forward, backward and update time measured at "
                                "the start, transfers taken as free; null with --split"},
+          {"step_held_peak_mib_covers", "the most memory a step held beyond what was held before it (activations "
+                                        "kept for backward, tensors in flight), by the allocator's count between "
+                                        "the schedule's ops; CPU stages only"},
           {"waiting_fraction_covers", "share of the stage's step time spent blocked receiving activations or "
                                       "gradients: the pipeline bubble plus transfer time"}};
 }

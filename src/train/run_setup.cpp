@@ -6,6 +6,7 @@
 #include "compat.h"
 #include "data/split_audit.h"
 #include "pipeline/local_pipeline.h"
+#include "pipeline/pipeline_schedule.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/run.h"
@@ -181,6 +182,7 @@ void cut_into_stages(Run& run) {
   Communicator* comm = run.dp->communicator();  // null for stages on devices in one process
   const int64_t units = run.model->unit_count();
   const int chunks = c.pipeline_stages * c.virtual_stages;
+  const PipelineSchedule schedule = parse_pipeline_schedule(c.pipeline_schedule);
   std::vector<double> costs;
   StagePlan plan;
   if (!c.split.empty()) {
@@ -196,23 +198,24 @@ void cut_into_stages(Run& run) {
     if (run.is_main()) {
       plan = balance_stages(costs, chunks);
       plan.ranks = c.pipeline_stages;
-      plan = fit_to_schedule(plan, measured, c.micro_batches);
+      plan = fit_to_schedule(plan, measured, c.micro_batches, schedule);
       for (int s = 0; s <= chunks; ++s) bounds[s] = plan.bounds[static_cast<size_t>(s)];
     }
     if (comm) comm->broadcast_from_rank0({bounds});  // one plan, even if the ranks' sums differ in the last bit
     plan.bounds.assign(bounds.data_ptr<int64_t>(), bounds.data_ptr<int64_t>() + bounds.numel());
     plan.ranks = c.pipeline_stages;
-    run.pipeline_estimate = estimate_step(plan, measured, c.micro_batches);
+    run.pipeline_estimate = estimate_step(plan, measured, c.micro_batches, schedule);
   }
   run.log("pipeline: " + std::to_string(c.pipeline_stages) + " stages on " +
           (c.devices.empty() ? std::to_string(c.pipeline_stages) + " ranks" : "devices " + c.devices) + ", " +
           std::to_string(c.micro_batches) + " micro-batch(es) of " +
-          std::to_string(c.batch_size / c.micro_batches) + " per batch (GPipe" +
+          std::to_string(c.batch_size / c.micro_batches) + " per batch (" +
+          (schedule == PipelineSchedule::fill_drain ? "GPipe" : "1F1B") +
           (c.virtual_stages > 1 ? ", interleaved: " + std::to_string(c.virtual_stages) + " chunks per stage)" : ")") +
           (c.split.empty() ? ", cut on measured time per step:" : ", split as given:") + "\n" +
           describe(plan, run.model, costs) + describe_estimate(run));
   if (comm) {
-    run.pipeline = std::make_unique<PipelineStage>(run.model, plan, *comm, c.image_size, run.format);
+    run.pipeline = std::make_unique<PipelineStage>(run.model, plan, *comm, c.image_size, run.format, schedule);
   } else {
     place_stages(run.model, plan, parse_devices(c.devices));
     run.device_stages = plan;

@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include <climits>
+#include <cstdint>
 
 #ifdef HISTOTRAIN_WITH_JEMALLOC
 #include <jemalloc/jemalloc.h>
@@ -35,6 +36,20 @@ std::string allocator_name() {
   return "jemalloc";
 #else
   return "glibc malloc";
+#endif
+}
+
+size_t allocated_bytes() {
+#ifdef HISTOTRAIN_WITH_JEMALLOC
+  uint64_t epoch = 1;  // jemalloc's statistics are refreshed when the epoch is advanced
+  size_t size = sizeof epoch;
+  mallctl("epoch", &epoch, &size, &epoch, size);
+  size_t allocated = 0;
+  size = sizeof allocated;
+  return mallctl("stats.allocated", &allocated, &size, nullptr, 0) == 0 ? allocated : 0;
+#else
+  const struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;  // in-use heap blocks, and mapped ones
 #endif
 }
 

@@ -4,6 +4,7 @@
 // get them again: ~45,000 a step for ResNet-18 at 128 px, batch 32, about 10% of the step's time
 // on one core. jemalloc with purging off, or glibc with a raised threshold and no trim, keeps them.
 #pragma once
+#include <cstddef>
 #include <string>
 
 namespace histotrain {
@@ -15,5 +16,10 @@ void keep_freed_memory();
 
 // "jemalloc 5.3.0" or "glibc malloc": for the version line and summaries.
 std::string allocator_name();
+
+// Bytes the program holds now (allocated, not yet freed), by the allocator's own count: what a
+// schedule's activations add, without the pages the allocator keeps for reuse (which RSS counts).
+// Takes a few microseconds.
+size_t allocated_bytes();
 
 }  // namespace histotrain

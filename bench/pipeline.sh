@@ -11,9 +11,10 @@
 # (gpipe: fill-drain; 1f1b: one forward, one backward, fewer activations held).
 #
 # images/s: training steps only (summary.json train_s); in brackets, what the stage plan's
-# schedule promises from the unit costs measured at the start, transfers taken as free.
+# schedule promises from the unit costs and transfer times measured at the start.
 # waiting: each stage's share of its step time blocked in receives (the bubble plus transfers),
-# against the schedule's (K-1)/(VM+K-1). holds: the most memory a step held beyond what was held
+# against the schedule's (K-1)/(VM+K-1); in brackets, the share of the step that its messages
+# spend in transfer, from the ping-pong measured at the start. holds: the most memory a step held beyond what was held
 # before it (activations kept for backward, tensors in flight), by the allocator's count.
 # peak RSS: each rank's high-water mark (every rank maps the tile cache and holds the whole
 # model; the allocator keeps freed pages for the next step).
@@ -55,7 +56,8 @@ run_pipeline() {  # ROUND SCHEDULE V M: one pipeline run; prints its line and re
   "$PYTHON" -c "
 import json; s=json.load(open('$out/summary.json')); p=s['pipeline']
 rate=s['steps']*s['global_batch']/s['train_s']
-stages=', '.join(f\"stage {x['stage']} ({' + '.join(x['chunks'])}) waits {x['waiting_fraction']:.0%}, holds {x['step_held_peak_mib']:.0f} MiB, peak RSS {x['peak_rss_mib']:.0f} MiB\" for x in p['per_stage'])
+recv=lambda x: f\" (transfers {x['estimated_receiving_s']*s['steps']/s['train_s']:.1%})\" if x.get('estimated_receiving_s') is not None else ''
+stages=', '.join(f\"stage {x['stage']} ({' + '.join(x['chunks'])}) waits {x['waiting_fraction']:.0%}{recv(x)}, holds {x['step_held_peak_mib']:.0f} MiB, peak RSS {x['peak_rss_mib']:.0f} MiB\" for x in p['per_stage'])
 est=f\" (estimated {s['global_batch']/p['estimated_step_s']:.1f})\" if p.get('estimated_step_s') else ''
 print(f\"pipeline {p['schedule']:5} K={p['stages']} V={p['virtual_stages']} M={p['micro_batches']}: {rate:6.1f} img/s{est}; bubble (K-1)/(VM+K-1) = {p['bubble_theoretical']:.0%}; {stages}\")
 open('$WORK/rates', 'a').write(f'$1 $2 $3 $4 {rate}\\n')"

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/distributed/c10d/HashStore.hpp>
 
+#include <functional>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -12,6 +13,7 @@
 #include "pipeline/pipeline_stage.h"
 #include "pipeline/schedule_estimate.h"
 #include "pipeline/stage_plan.h"
+#include "pipeline/transfer_cost.h"
 #include "train/config.h"
 #include "train/optimizer.h"
 #include "util/errors.h"
@@ -76,6 +78,21 @@ TEST(ScheduleEstimate, TheUpdateAndTheSlowestStageSetTheStep) {
   EXPECT_DOUBLE_EQ(estimate.seconds, 17.0);
   EXPECT_NEAR(estimate.idle[0], 1 - 7.0 / 17, 1e-12);
   EXPECT_NEAR(estimate.idle[1], 1 - 16.0 / 17, 1e-12);
+}
+
+// A transfer delays the micro-batch that crosses a cut, and the stage that receives it counts it.
+TEST(ScheduleEstimate, TransfersDelayTheMicroBatchesThatCrossACut) {
+  UnitCosts costs = costs_from_passes({3, 3});
+  costs.transfer = {0.5, 0};  // what leaves unit 0 (the cut); the last unit sends nothing
+  const StagePlan two{{0, 1, 2}};
+  // Forward 0-1, transfer to 1.5, forward 1.5-2.5, backward 2.5-4.5, transfer to 5, backward 5-7.
+  const StepEstimate one = estimate_step(two, costs, 1, kGPipe);
+  EXPECT_DOUBLE_EQ(one.seconds, 7.0);
+  EXPECT_EQ(one.receiving, (std::vector<double>{0.5, 0.5}));
+  const StepEstimate four = estimate_step(two, costs, 4, kGPipe);
+  EXPECT_EQ(four.receiving, (std::vector<double>{2.0, 2.0})) << "one message each way per micro-batch";
+  costs.transfer.clear();
+  EXPECT_DOUBLE_EQ(estimate_step(two, costs, 1, kGPipe).seconds, 6.0) << "no transfers measured: free";
 }
 
 TEST(ScheduleEstimate, FittingEvensOutTheStagesOfAnInterleavedPlan) {
@@ -151,6 +168,39 @@ TEST(PipelineSchedule, OneForwardOneBackwardRunsEveryOpOnceAsFastAsFillDrainWith
   EXPECT_EQ(peak_held_activations(stage_ops(interleaved, 1, 8, k1F1B)), 3);
 }
 
+// `ranks` ranks as threads of this process over one store, each running `body` with its
+// communicator; a rank's exception fails the test.
+void run_ranks(int ranks, const std::function<void(Communicator&)>& body) {
+  auto store = c10::make_intrusive<c10d::HashStore>();
+  std::vector<std::string> errors(ranks);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < ranks; ++r)
+    threads.emplace_back([&, r] {
+      try {
+        Communicator comm(store, r, ranks, std::chrono::seconds(60));
+        body(comm);
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < ranks; ++r) EXPECT_EQ(errors[r], "") << "rank " << r << " of " << ranks;
+}
+
+// Each rank measures its pairs, and all get the same figures, larger for the larger message.
+TEST(PipelineTransfers, EveryPairOfNeighbouringRanksMeasuresAndAllAgree) {
+  for (int ranks : {2, 3}) {
+    std::vector<std::vector<double>> seconds(ranks);
+    run_ranks(ranks, [&](Communicator& comm) {
+      seconds[comm.rank()] = measure_transfers(comm, {256, 4 << 20}, torch::kCPU);
+    });
+    for (int r = 0; r < ranks; ++r) EXPECT_EQ(seconds[r], seconds[0]) << ranks << " ranks, rank " << r;
+    ASSERT_EQ(seconds[0].size(), 2u);
+    EXPECT_GT(seconds[0][0], 0);
+    EXPECT_GT(seconds[0][1], seconds[0][0]) << "16 MiB take longer than 1 KiB";
+  }
+}
+
 TEST(StagePlan, UnitsChainToTheWholeNetwork) {
   torch::manual_seed(0);
   ResNet model("resnet18", 5);
@@ -216,32 +266,22 @@ std::vector<StepOutcome> pipeline_step(int stages, int micro_batches, const torc
   }
   StagePlan plan = balance_stages(std::vector<double>(10, 1.0), stages * virtual_stages);
   plan.ranks = stages;
-  auto store = c10::make_intrusive<c10d::HashStore>();
   std::vector<StepOutcome> outcomes(stages);
-  std::vector<std::string> errors(stages);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < stages; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        Communicator comm(store, r, stages, std::chrono::seconds(60));
-        PipelineStage stage(models[r], plan, comm, x.size(2), torch::MemoryFormat::Contiguous, schedule);
-        auto optimizer = make_optimizer(models[r], TrainConfig{});
-        GradScaler scaler(false);
-        Batch batch{r == 0 ? x : torch::Tensor(), y};  // later stages get labels only
-        const auto result = stage.step(batch, micro_batches, {}, Precision::fp32, scaler);
-        outcomes[r].loss_sum = result.loss_sum;
-        for (const auto& p : models[r]->parameters())
-          outcomes[r].gradients.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
-        optimizer->step();
-        stage.gather(*optimizer);
-        for (const auto& p : models[r]->parameters()) outcomes[r].weights.push_back(p.detach().clone());
-        for (const auto& b : models[r]->buffers()) outcomes[r].buffers.push_back(b.clone());
-      } catch (const std::exception& e) {
-        errors[r] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (int r = 0; r < stages; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+  run_ranks(stages, [&](Communicator& comm) {
+    const int r = comm.rank();
+    PipelineStage stage(models[r], plan, comm, x.size(2), torch::MemoryFormat::Contiguous, schedule);
+    auto optimizer = make_optimizer(models[r], TrainConfig{});
+    GradScaler scaler(false);
+    Batch batch{r == 0 ? x : torch::Tensor(), y};  // later stages get labels only
+    const auto result = stage.step(batch, micro_batches, {}, Precision::fp32, scaler);
+    outcomes[r].loss_sum = result.loss_sum;
+    for (const auto& p : models[r]->parameters())
+      outcomes[r].gradients.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
+    optimizer->step();
+    stage.gather(*optimizer);
+    for (const auto& p : models[r]->parameters()) outcomes[r].weights.push_back(p.detach().clone());
+    for (const auto& b : models[r]->buffers()) outcomes[r].buffers.push_back(b.clone());
+  });
   return outcomes;
 }
 

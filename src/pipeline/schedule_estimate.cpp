@@ -19,7 +19,10 @@ double chunk_sum(const StagePlan& plan, const std::vector<double>& per_unit, int
 StepEstimate estimate_step(const StagePlan& plan, const UnitCosts& costs, int micro_batches,
                            PipelineSchedule schedule) {
   const int chunks = plan.chunks(), stages = plan.stages();
-  std::vector<double> forward(chunks), backward(chunks), update(stages, 0), busy(stages, 0);
+  std::vector<double> forward(chunks), backward(chunks), update(stages, 0), busy(stages, 0), receiving(stages, 0);
+  const auto transfer_after = [&](int chunk) {  // a micro-batch's activations leaving the chunk, or their gradient coming back
+    return costs.transfer.empty() ? 0.0 : costs.transfer[static_cast<size_t>(plan.end(chunk) - 1)];
+  };
   for (int c = 0; c < chunks; ++c) {
     forward[c] = chunk_sum(plan, costs.forward, c);
     backward[c] = chunk_sum(plan, costs.backward, c);
@@ -39,12 +42,18 @@ StepEstimate estimate_step(const StagePlan& plan, const UnitCosts& costs, int mi
     for (int s = 0; s < stages; ++s) {
       while (next[s] < todo[s].size()) {
         const PipelineOp& t = todo[s][next[s]];
-        double ready = 0;  // when its input is there: the chunk before's activations, or the chunk after's gradients
-        if (t.forward && t.chunk > 0) ready = finished[0][t.chunk - 1][t.micro_batch];
-        if (!t.forward && t.chunk + 1 < chunks) ready = finished[1][t.chunk + 1][t.micro_batch];
-        if (ready < 0 || (!t.forward && finished[0][t.chunk][t.micro_batch] < 0)) break;
+        // Its input comes from another stage: the chunk before's activations, or the chunk after's
+        // gradients, which cross the cut after chunk `cut`.
+        const bool from_before = t.forward && t.chunk > 0, from_after = !t.forward && t.chunk + 1 < chunks;
+        const int cut = from_before ? t.chunk - 1 : t.chunk;
+        const double sent = from_before  ? finished[0][t.chunk - 1][t.micro_batch]
+                            : from_after ? finished[1][t.chunk + 1][t.micro_batch]
+                                         : 0;
+        if (sent < 0 || (!t.forward && finished[0][t.chunk][t.micro_batch] < 0)) break;
+        const double in_transit = from_before || from_after ? transfer_after(cut) : 0;
+        receiving[s] += in_transit;
         const double cost = t.forward ? forward[t.chunk] : backward[t.chunk];
-        clock[s] = std::max(clock[s], ready) + cost;
+        clock[s] = std::max(clock[s], sent + in_transit) + cost;
         busy[s] += cost;
         finished[t.forward ? 0 : 1][t.chunk][t.micro_batch] = clock[s];
         ++next[s];
@@ -58,6 +67,7 @@ StepEstimate estimate_step(const StagePlan& plan, const UnitCosts& costs, int mi
   for (int s = 0; s < stages; ++s) estimate.seconds = std::max(estimate.seconds, clock[s] + update[s]);
   for (int s = 0; s < stages; ++s)
     estimate.idle.push_back(estimate.seconds > 0 ? 1 - (busy[s] + update[s]) / estimate.seconds : 0);
+  estimate.receiving = receiving;
   return estimate;
 }
 

@@ -11,11 +11,13 @@ namespace histotrain {
 struct StepEstimate {
   double seconds = 0;          // the step, from the first forward to the last stage's update
   std::vector<double> idle;    // per stage: its share of the step spent waiting for other stages
+  std::vector<double> receiving;  // per stage: seconds a step's messages to it spend in transfer
 };
 
-// Replays `schedule` with each chunk's measured forward and backward time, transfers taken as
-// free: every stage runs its ops in order, each as soon as its input has arrived from the stage
-// before (activations) or after (gradients), and then its optimizer update.
+// Replays `schedule` with each chunk's measured forward and backward time and each transfer's
+// (costs.transfer; free if empty): every stage runs its ops in order, each as soon as its input
+// has arrived from the stage before (activations) or after (gradients), and then its optimizer
+// update. A transfer delays its message but keeps neither rank busy.
 StepEstimate estimate_step(const StagePlan& plan, const UnitCosts& costs, int micro_batches,
                            PipelineSchedule schedule);
 

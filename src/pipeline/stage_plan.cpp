@@ -120,6 +120,7 @@ UnitCosts measure_unit_costs(const std::string& arch, int64_t classes, int64_t b
     costs.forward.push_back(forward);
     costs.backward.push_back(backward);
     costs.update.push_back(update);
+    costs.output_elements.push_back(y.numel());
     x = y.detach();
   }
   return costs;

@@ -33,6 +33,10 @@ struct StagePlan {
 // late, wide blocks hold most of them).
 struct UnitCosts {
   std::vector<double> forward, backward, update;
+  std::vector<int64_t> output_elements;  // of a micro-batch's output: what a cut after the unit sends on
+  // One-way seconds to send the unit's output (and its gradient back) between two stages' ranks
+  // (transfer_cost.h); empty: taken as free (stages in one process).
+  std::vector<double> transfer;
   // Seconds per training step of `micro_batches` micro-batches, unit by unit.
   std::vector<double> per_step(int micro_batches) const;
 };

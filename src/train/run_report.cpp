@@ -39,6 +39,8 @@ nlohmann::json pipeline_json(Run& run) {
                          {"waiting_fraction", waiting[s].item<double>() / std::max(1e-9, seconds[s].item<double>())},
                          {"estimated_idle_fraction",
                           run.pipeline_estimate ? nlohmann::json(run.pipeline_estimate->idle.at(s)) : nullptr},
+                         {"estimated_receiving_s",
+                          run.pipeline_estimate ? nlohmann::json(run.pipeline_estimate->receiving.at(s)) : nullptr},
                          {"peak_rss_mib", rss[s].item<double>()},
                          {"step_held_peak_mib", held[s].item<double>() >= 0 ? nlohmann::json(held[s].item<double>()) : nullptr}});
   }
@@ -54,8 +56,9 @@ nlohmann::json pipeline_json(Run& run) {
                                         "longer"},
           {"per_stage", per_stage},
           {"estimated_step_s", run.pipeline_estimate ? nlohmann::json(run.pipeline_estimate->seconds) : nullptr},
-          {"estimated_covers", "the schedule replayed with each unit's forward, backward and update time measured at "
-                               "the start, transfers taken as free; null with --split"},
+          {"estimated_covers", "the schedule replayed with each unit's forward, backward and update time and each "
+                               "cut's one-way transfer time (a ping-pong between the ranks), measured at the start; "
+                               "estimated_receiving_s: a step's messages to the stage, in transfer; null with --split"},
           {"step_held_peak_mib_covers", "the most memory a step held beyond what was held before it (activations "
                                         "kept for backward, tensors in flight), by the allocator's count between "
                                         "the schedule's ops; CPU stages only"},

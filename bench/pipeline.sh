@@ -15,7 +15,7 @@
 # waiting: each stage's share of its step time blocked in receives (the bubble plus transfers),
 # against the schedule's (K-1)/(VM+K-1); in brackets, the share of the step that its messages
 # spend in transfer, from the ping-pong measured at the start. holds: the most memory a step held beyond what was held
-# before it (activations kept for backward, tensors in flight), by the allocator's count.
+# before it (activations kept for backward, gradients, tensors in flight), by the allocator's count.
 # peak RSS: each rank's high-water mark (every rank maps the tile cache and holds the whole
 # model; the allocator keeps freed pages for the next step).
 #
@@ -46,7 +46,7 @@ for threads in 1 "$K"; do
   build/histotrain train "${common[@]}" --max-steps "$STEPS" --threads "$threads" --out "$WORK/unsplit-$threads" >/dev/null 2>&1
   "$PYTHON" -c "
 import json; s=json.load(open('$WORK/unsplit-$threads/summary.json'))
-print(f\"unsplit, 1 process x {s['threads']} thread(s):        {s['steps']*s['global_batch']/s['train_s']:6.1f} img/s, peak RSS {s['peak_rss_mib']:.0f} MiB\")"
+print(f\"unsplit, 1 process x {s['threads']} thread(s):        {s['steps']*s['global_batch']/s['train_s']:6.1f} img/s, holds {s['step_held_peak_mib']:.0f} MiB, peak RSS {s['peak_rss_mib']:.0f} MiB\")"
 done
 run_pipeline() {  # ROUND SCHEDULE V M: one pipeline run; prints its line and records its images/s
   local out="$WORK/pipe-$1-$2-$3-$4"

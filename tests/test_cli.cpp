@@ -44,6 +44,9 @@ TEST(Cli, TrainLearnsWritesRunFolderThenEvalAndPredictUseIt) {
   const auto summary = read_json(run / "summary.json");
   EXPECT_EQ(summary["val_images"].get<int>() + summary["train_images"].get<int>(), 200);
   EXPECT_GT(summary["best_val_acc"].get<double>(), 0.6) << "chance is 0.2: it should have learned";
+  // ResNet-18's activations for 16 images of 64 px are about 20 MiB.
+  EXPECT_GT(summary["step_held_peak_mib"].get<double>(), 10);
+  EXPECT_LT(summary["step_held_peak_mib"].get<double>(), summary["peak_rss_mib"].get<double>());
   EXPECT_LT(metrics.back()["train_loss"].get<double>(), metrics.front()["train_loss"].get<double>());
 
   const auto eval = run_histotrain("eval --checkpoint " + run.string() + " --data " + data + " --json --quiet");

@@ -28,7 +28,7 @@ struct PipelineStepResult {
   double seconds = 0;   // the whole step on this rank
   double waiting = 0;   // blocked in receives: idle (the bubble) plus transfer time
   // The most memory the step held beyond what was held before it, sampled between its ops:
-  // activations kept for backward, and tensors in flight. CPU stages only; -1 on a GPU.
+  // activations kept for backward, gradients, tensors in flight. CPU stages only; -1 on a GPU.
   double held_peak_bytes = -1;
 };
 

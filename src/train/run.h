@@ -80,7 +80,10 @@ struct Run {
   double best_acc = 0;
   double time_to_target = -1;
   double pipeline_seconds = 0, pipeline_waiting = 0;  // this rank's pipeline steps, and its time blocked in receives
-  double pipeline_held_peak_bytes = -1;               // the most any step held beyond its start (-1: unknown)
+  // The most memory a step held beyond what was held before it, sampled between its passes
+  // (activations kept for backward, gradients), by the allocator's count; -1: unknown (GPU
+  // memory is not counted).
+  double step_held_peak_bytes = -1;
   nlohmann::json split_audit;  // --split random: the leak the audit measured
   nlohmann::json last_val;  // last validation report (kept across a resume)
 

@@ -23,7 +23,7 @@ nlohmann::json pipeline_json(Run& run) {
   waiting[run.pipeline->stage()] = run.pipeline_waiting;
   seconds[run.pipeline->stage()] = run.pipeline_seconds;
   rss[run.pipeline->stage()] = peak_rss_mib();
-  held[run.pipeline->stage()] = run.pipeline_held_peak_bytes / (1 << 20);
+  held[run.pipeline->stage()] = run.step_held_peak_bytes / (1 << 20);
   for (auto* t : {&waiting, &seconds, &rss, &held}) run.dp->communicator()->all_reduce_sum(*t);
   const StagePlan& plan = run.pipeline->plan();
   const int v = plan.virtual_stages();
@@ -60,8 +60,8 @@ nlohmann::json pipeline_json(Run& run) {
                                "cut's one-way transfer time (a ping-pong between the ranks), measured at the start; "
                                "estimated_receiving_s: a step's messages to the stage, in transfer; null with --split"},
           {"step_held_peak_mib_covers", "the most memory a step held beyond what was held before it (activations "
-                                        "kept for backward, tensors in flight), by the allocator's count between "
-                                        "the schedule's ops; CPU stages only"},
+                                        "kept for backward, gradients, tensors in flight), by the allocator's "
+                                        "count between the schedule's ops; CPU stages only"},
           {"waiting_fraction_covers", "share of the stage's step time spent blocked receiving activations or "
                                       "gradients: the pipeline bubble plus transfer time"}};
 }

@@ -71,9 +71,10 @@ void forward_backward(Run& run, const Batch& batch, const torch::nn::functional:
     correct += r.correct;
     run.pipeline_seconds += r.seconds;
     run.pipeline_waiting += r.waiting;
-    run.pipeline_held_peak_bytes = std::max(run.pipeline_held_peak_bytes, r.held_peak_bytes);
+    run.step_held_peak_bytes = std::max(run.step_held_peak_bytes, r.held_peak_bytes);
     return;
   }
+  const double held_before = run.device.is_cpu() ? static_cast<double>(allocated_bytes()) : 0;
   torch::Tensor logits;
   {
     AutocastScope autocast(run.precision, run.device);
@@ -81,7 +82,15 @@ void forward_backward(Run& run, const Batch& batch, const torch::nn::functional:
   }
   const torch::Tensor loss =
       torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), batch.labels, loss_options);  // fp32 loss
+  // Sampled where a pipeline stage samples, between passes: after the forward every activation
+  // the backward needs is held; after the backward, the gradients.
+  const auto sample_held = [&] {
+    if (run.device.is_cpu())
+      run.step_held_peak_bytes = std::max(run.step_held_peak_bytes, static_cast<double>(allocated_bytes()) - held_before);
+  };
+  sample_held();
   run.dp->backward(run.scaler->scale_loss(loss));  // and, with several ranks, the gradient all-reduce
+  sample_held();
   loss_sum += loss.detach();
   correct += (logits.argmax(1) == batch.labels).sum();
 }
@@ -392,6 +401,12 @@ TrainOutcome train(const TrainConfig& config) {
                             {"val", run.last_val},
                             {"threads", at::get_num_threads()},
                             {"peak_rss_mib", peak_rss_mib()},
+                            {"step_held_peak_mib", run.step_held_peak_bytes >= 0
+                                                       ? nlohmann::json(run.step_held_peak_bytes / (1 << 20))
+                                                       : nullptr},
+                            {"step_held_peak_mib_covers", "the most memory a step held beyond what was held before "
+                                                          "it, between its passes (activations kept for backward, "
+                                                          "gradients), by the allocator's count; CPU only"},
                             {"world_size", run.world_size()},
                             {"batch_per_rank", c.batch_size},
                             {"global_batch", run.global_batch()},

@@ -333,6 +333,7 @@ TEST(Pipeline, OneForwardOneBackwardStepsLikeTheUnsplitModel) {
   expect_pipeline_matches_unsplit(3, 4, 1, k1F1B);
   expect_pipeline_matches_unsplit(2, 4, 2, k1F1B);
   expect_pipeline_matches_unsplit(2, 2, 2, k1F1B);
+  expect_pipeline_matches_unsplit(3, 4, 2, k1F1B);  // 4 micro-batches in groups of 3: a short last group
 }
 
 // Stages on devices inside one process (cpu,cpu here): the same step as the unsplit model.

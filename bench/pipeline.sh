@@ -14,7 +14,9 @@
 # schedule promises from the unit costs and transfer times measured at the start.
 # waiting: each stage's share of its step time blocked in receives (the bubble plus transfers),
 # against the schedule's (K-1)/(VM+K-1); in brackets, the share of the step that its messages
-# spend in transfer, from the ping-pong measured at the start. holds: the most memory a step held beyond what was held
+# spend in transfer, from the ping-pong measured at the start. computes: the stage's forwards and
+# backwards per step (its step less its waiting), against the estimate's from the unit costs
+# measured at the start (best of 3, one unit at a time). holds: the most memory a step held beyond what was held
 # before it (activations kept for backward, gradients, tensors in flight), by the allocator's count.
 # peak RSS: each rank's high-water mark (every rank maps the tile cache and holds the whole
 # model; the allocator keeps freed pages for the next step).
@@ -56,8 +58,10 @@ run_pipeline() {  # ROUND SCHEDULE V M: one pipeline run; prints its line and re
   "$PYTHON" -c "
 import json; s=json.load(open('$out/summary.json')); p=s['pipeline']
 rate=s['steps']*s['global_batch']/s['train_s']
-recv=lambda x: f\" (transfers {x['estimated_receiving_s']*s['steps']/s['train_s']:.1%})\" if x.get('estimated_receiving_s') is not None else ''
-stages=', '.join(f\"stage {x['stage']} ({' + '.join(x['chunks'])}) waits {x['waiting_fraction']:.0%}{recv(x)}, holds {x['step_held_peak_mib']:.0f} MiB, peak RSS {x['peak_rss_mib']:.0f} MiB\" for x in p['per_stage'])
+step=s['train_s']/s['steps']
+recv=lambda x: f\" (transfers {x['estimated_receiving_s']/step:.1%})\" if x.get('estimated_receiving_s') is not None else ''
+slow=lambda x: f\", computes {x['computing_s']/x['estimated_computing_s']:.2f}x its estimate\" if x.get('estimated_computing_s') else ''
+stages=', '.join(f\"stage {x['stage']} ({' + '.join(x['chunks'])}) waits {x['waiting_fraction']:.0%}{recv(x)}{slow(x)}, holds {x['step_held_peak_mib']:.0f} MiB, peak RSS {x['peak_rss_mib']:.0f} MiB\" for x in p['per_stage'])
 est=f\" (estimated {s['global_batch']/p['estimated_step_s']:.1f})\" if p.get('estimated_step_s') else ''
 print(f\"pipeline {p['schedule']:5} K={p['stages']} V={p['virtual_stages']} M={p['micro_batches']}: {rate:6.1f} img/s{est}; bubble (K-1)/(VM+K-1) = {p['bubble_theoretical']:.0%}; {stages}\")
 open('$WORK/rates', 'a').write(f'$1 $2 $3 $4 {rate}\\n')"

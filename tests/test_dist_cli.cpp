@@ -130,8 +130,11 @@ TEST(Pipeline, TwoStagesOnTwoRanksTrainAndTheCheckpointIsAWholeModel) {
   EXPECT_EQ(summary["pipeline"]["micro_batches"], 4);
   EXPECT_DOUBLE_EQ(summary["pipeline"]["bubble_theoretical"].get<double>(), 0.2);
   EXPECT_EQ(summary["pipeline"]["per_stage"].size(), 2u);
-  for (const auto& stage : summary["pipeline"]["per_stage"])
+  for (const auto& stage : summary["pipeline"]["per_stage"]) {
     EXPECT_GT(stage["step_held_peak_mib"].get<double>(), 0) << "activations held for backward";
+    EXPECT_GT(stage["computing_s"].get<double>(), 0);
+    EXPECT_TRUE(stage["estimated_computing_s"].is_null());
+  }
   EXPECT_TRUE(summary["pipeline"]["estimated_step_s"].is_null()) << "a cut given by hand has no measured costs";
   EXPECT_EQ(summary["global_batch"], 16) << "stages share each batch: no data parallelism";
   EXPECT_EQ(summary["steps"], 2 * (160 / 16));

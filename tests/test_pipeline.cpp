@@ -89,6 +89,7 @@ TEST(ScheduleEstimate, TransfersDelayTheMicroBatchesThatCrossACut) {
   const StepEstimate one = estimate_step(two, costs, 1, kGPipe);
   EXPECT_DOUBLE_EQ(one.seconds, 7.0);
   EXPECT_EQ(one.receiving, (std::vector<double>{0.5, 0.5}));
+  EXPECT_EQ(one.computing, (std::vector<double>{3.0, 3.0})) << "a forward and a backward each; transfers are not work";
   const StepEstimate four = estimate_step(two, costs, 4, kGPipe);
   EXPECT_EQ(four.receiving, (std::vector<double>{2.0, 2.0})) << "one message each way per micro-batch";
   costs.transfer.clear();

@@ -68,6 +68,7 @@ StepEstimate estimate_step(const StagePlan& plan, const UnitCosts& costs, int mi
   for (int s = 0; s < stages; ++s)
     estimate.idle.push_back(estimate.seconds > 0 ? 1 - (busy[s] + update[s]) / estimate.seconds : 0);
   estimate.receiving = receiving;
+  estimate.computing = busy;
   return estimate;
 }
 

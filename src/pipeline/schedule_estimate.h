@@ -12,6 +12,7 @@ struct StepEstimate {
   double seconds = 0;          // the step, from the first forward to the last stage's update
   std::vector<double> idle;    // per stage: its share of the step spent waiting for other stages
   std::vector<double> receiving;  // per stage: seconds a step's messages to it spend in transfer
+  std::vector<double> computing;  // per stage: seconds of forwards and backwards per step (no update)
 };
 
 // Replays `schedule` with each chunk's measured forward and backward time and each transfer's

@@ -80,6 +80,7 @@ struct Run {
   double best_acc = 0;
   double time_to_target = -1;
   double pipeline_seconds = 0, pipeline_waiting = 0;  // this rank's pipeline steps, and its time blocked in receives
+  int64_t pipeline_steps = 0;                          // how many steps those are
   // The most memory a step held beyond what was held before it, sampled between its passes
   // (activations kept for backward, gradients), by the allocator's count; -1: unknown (GPU
   // memory is not counted).

@@ -41,6 +41,10 @@ nlohmann::json pipeline_json(Run& run) {
                           run.pipeline_estimate ? nlohmann::json(run.pipeline_estimate->idle.at(s)) : nullptr},
                          {"estimated_receiving_s",
                           run.pipeline_estimate ? nlohmann::json(run.pipeline_estimate->receiving.at(s)) : nullptr},
+                         {"computing_s", (seconds[s].item<double>() - waiting[s].item<double>()) /
+                                             std::max<int64_t>(1, run.pipeline_steps)},
+                         {"estimated_computing_s",
+                          run.pipeline_estimate ? nlohmann::json(run.pipeline_estimate->computing.at(s)) : nullptr},
                          {"peak_rss_mib", rss[s].item<double>()},
                          {"step_held_peak_mib", held[s].item<double>() >= 0 ? nlohmann::json(held[s].item<double>()) : nullptr}});
   }
@@ -62,6 +66,9 @@ nlohmann::json pipeline_json(Run& run) {
           {"step_held_peak_mib_covers", "the most memory a step held beyond what was held before it (activations "
                                         "kept for backward, gradients, tensors in flight), by the allocator's "
                                         "count between the schedule's ops; CPU stages only"},
+          {"computing_s_covers", "per step, the stage's forwards and backwards (its pipeline step less the time "
+                                 "blocked in receives; no optimizer update), against the estimate's from the "
+                                 "unit costs measured at the start"},
           {"waiting_fraction_covers", "share of the stage's step time spent blocked receiving activations or "
                                       "gradients: the pipeline bubble plus transfer time"}};
 }

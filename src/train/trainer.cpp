@@ -71,6 +71,7 @@ void forward_backward(Run& run, const Batch& batch, const torch::nn::functional:
     correct += r.correct;
     run.pipeline_seconds += r.seconds;
     run.pipeline_waiting += r.waiting;
+    ++run.pipeline_steps;
     run.step_held_peak_bytes = std::max(run.step_held_peak_bytes, r.held_peak_bytes);
     return;
   }

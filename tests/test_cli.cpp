@@ -178,7 +178,8 @@ TEST(Cli, BadFlagsAreUsageErrorsWithExitCode2) {
         "train --data " + data + " --backend mpi", "train --data " + data + " --bucket-mb 0", "launch -n 2",
         "launch -n 0 -- train --data " + data, "train --data " + data + " --micro-batches 3",
         "train --data " + data + " --micro-batches 2", "train --data " + data + " --virtual-stages 2",
-        "train --data " + data + " --pipeline-stages 2 --pipeline-schedule pipedream"}) {
+        "train --data " + data + " --pipeline-stages 2 --pipeline-schedule pipedream",
+        "train --data " + data + " --pipeline-schedule 1f1b"}) {
     const auto result = run_histotrain(args);
     EXPECT_EQ(result.exit_code, 2) << "histotrain " << args << "\n" << result.err;
     EXPECT_FALSE(result.err.empty()) << args;

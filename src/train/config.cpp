@@ -66,6 +66,7 @@ void validate(const TrainConfig& c) {
   require(c.micro_batches == 1 || c.pipeline_stages > 1, "--micro-batches needs --pipeline-stages 2 or more");
   require(c.devices.empty() || c.pipeline_stages > 1, "--devices needs --pipeline-stages 2 or more");
   parse_pipeline_schedule(c.pipeline_schedule);  // throws UsageError for anything else
+  require(c.pipeline_schedule == "gpipe" || c.pipeline_stages > 1, "--pipeline-schedule needs --pipeline-stages 2 or more");
   require(c.virtual_stages >= 1, "--virtual-stages must be at least 1");
   require(c.virtual_stages == 1 || (c.pipeline_stages > 1 && c.devices.empty()),
           "--virtual-stages needs --pipeline-stages 2 or more on ranks (not --devices)");

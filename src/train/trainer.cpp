@@ -30,10 +30,12 @@ struct EpochStats {
   bool stopped = false;       // every rank agreed to stop for a signal
 };
 
-// Reads the loss back: the only host synchronisation of a step, every tenth step.
-void show_progress(Progress& progress, int64_t steps_done, const Run& run, const torch::Tensor& loss_sum) {
+// Reads the loss back: the only host synchronisation of a step, every tenth step. `carried`: the
+// part of loss_sum from before a resume.
+void show_progress(Progress& progress, int64_t steps_done, const Run& run, const torch::Tensor& loss_sum,
+                   double carried) {
   char extra[64];
-  std::snprintf(extra, sizeof extra, "loss %.3f", loss_sum.item<double>() / steps_done);
+  std::snprintf(extra, sizeof extra, "loss %.3f", (loss_sum.item<double>() - carried) / steps_done);
   progress.update(steps_done * run.global_batch(), extra);
 }
 
@@ -188,8 +190,14 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
   Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(c.epochs),
                     (end - first) * run.global_batch(), "img", c.quiet || !run.is_main());
   run.model->train();
-  // Running sums stay on the device and are read only for the progress line.
-  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(run.device));
+  // Running sums stay on the device and are read only for the progress line. The loss sum is
+  // float64 and, on the main rank, goes on from the sum saved before a resume: a resumed run then
+  // adds the same numbers in the same order as a run never interrupted, and reports the same
+  // epoch loss to the last bit (two partial sums added at the end would differ in it).
+  const double carried = !run.use_graph && run.is_main() ? before.loss_sum : 0;  // the graph keeps its own sum
+  EpochProgress uncarried = before;
+  if (!run.use_graph) uncarried.loss_sum = 0;  // in loss_sum already, on the main rank
+  torch::Tensor loss_sum = torch::full({}, carried, torch::TensorOptions().dtype(torch::kFloat64).device(run.device));
   torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(run.device));
   if (run.graph) run.graph->reset_sums();
   const auto batch_for_step = [&](int64_t s) {
@@ -221,15 +229,16 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
     ++s;
     ++run.step;
     const int64_t done = s - first;
-    if ((done % 10 == 0 || s == end) && !run.pipeline && !run.device_stages) show_progress(progress, done, run, loss_sum);
+    if ((done % 10 == 0 || s == end) && !run.pipeline && !run.device_stages)
+      show_progress(progress, done, run, loss_sum, carried);
     stopped = stop_requested(run, s - 1);
     if (!stopped && c.checkpoint_steps > 0 && s < run.steps_per_epoch && s % c.checkpoint_steps == 0)
-      save_between_validations(run, epoch, progress_over_ranks(run, before, done, loss_sum, correct, seconds_since(start)),
+      save_between_validations(run, epoch, progress_over_ranks(run, uncarried, done, loss_sum, correct, seconds_since(start)),
                                seconds_before_epoch + before.seconds + seconds_since(start));
   }
   if (next.valid()) next.wait();  // a prefetch still running when a signal stopped the epoch
   EpochStats stats;
-  stats.progress = progress_over_ranks(run, before, s - first, loss_sum, correct, seconds_since(start));
+  stats.progress = progress_over_ranks(run, uncarried, s - first, loss_sum, correct, seconds_since(start));
   stats.complete = stats.progress.steps == run.steps_per_epoch;
   stats.stopped = stopped;
   stats.images = stats.progress.steps * run.global_batch();

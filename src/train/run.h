@@ -15,6 +15,7 @@
 #include "data/groups.h"
 #include "dist/data_parallel.h"
 #include "model/resnet.h"
+#include "pipeline/pipeline_schedule.h"
 #include "pipeline/pipeline_stage.h"
 #include "pipeline/schedule_estimate.h"
 #include "pipeline/stage_plan.h"
@@ -55,6 +56,7 @@ struct Run {
   std::unique_ptr<DataParallel> dp;  // world of one for single-process training
   std::unique_ptr<PipelineStage> pipeline;  // --pipeline-stages > 1 over ranks: this rank's stage
   std::optional<StagePlan> device_stages;   // --pipeline-stages > 1 over --devices, in this process
+  PipelineSchedule device_schedule = PipelineSchedule::fill_drain;  // their order (--pipeline-schedule)
   std::optional<StepEstimate> pipeline_estimate;  // from measured unit costs (none with --split)
   fs::path out;
   torch::Device device{torch::kCPU};

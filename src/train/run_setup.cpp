@@ -230,6 +230,7 @@ void cut_into_stages(Run& run) {
   } else {
     place_stages(run.model, plan, parse_devices(c.devices));
     run.device_stages = plan;
+    run.device_schedule = schedule;
   }
 }
 

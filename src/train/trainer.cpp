@@ -5,7 +5,6 @@
 #include "compat.h"
 #include "data/batches.h"
 #include "pipeline/local_pipeline.h"
-#include "pipeline/pipeline_schedule.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
 #include "train/optimizer.h"
@@ -67,7 +66,7 @@ void forward_backward(Run& run, const Batch& batch, const torch::nn::functional:
   if (run.pipeline || run.device_stages) {
     const PipelineStepResult r =
         run.pipeline ? run.pipeline->step(batch, c.micro_batches, loss_options, run.precision, *run.scaler)
-                     : local_pipeline_step(run.model, *run.device_stages, parse_pipeline_schedule(c.pipeline_schedule), batch,
+                     : local_pipeline_step(run.model, *run.device_stages, run.device_schedule, batch,
                                            c.micro_batches, loss_options, run.precision, *run.scaler);
     loss_sum += r.loss_sum / c.batch_size;  // non-zero on the last stage only
     correct += r.correct;

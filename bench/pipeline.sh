@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Pipeline model parallelism on this machine's cores: ResNet-18 cut into K stages on K ranks
+# Pipeline model parallelism on this machine's cores: a ResNet (ARCH, default ResNet-18) cut into K stages on K ranks
 # (`histotrain launch`), one thread each, for M = 1, 2, 4, 8 micro-batches per batch, next to
 # the unsplit model on one process. Same model, image size, batch and steps everywhere.
 #
-#   bench/pipeline.sh [DATA]       K=2 SIZE=128 BATCH=32 STEPS=16 MICRO="1 2 4 8" VIRTUAL="1 2" \
+#   bench/pipeline.sh [DATA]       ARCH=resnet18 K=2 SIZE=128 BATCH=32 STEPS=16 MICRO="1 2 4 8" VIRTUAL="1 2" \
 #                                  SCHEDULES="gpipe 1f1b" REPEAT=1 bench/pipeline.sh
 #
 # VIRTUAL: chunks per stage (--virtual-stages; 2: the interleaved schedule, each rank runs two
@@ -29,6 +29,7 @@ cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/lc25000-dev-96}
 PYTHON=${PYTHON:-/usr/bin/python3}
 K=${K:-2}
+ARCH=${ARCH:-resnet18}
 SIZE=${SIZE:-128}
 BATCH=${BATCH:-32}
 STEPS=${STEPS:-16}
@@ -38,11 +39,11 @@ SCHEDULES=${SCHEDULES:-"gpipe 1f1b"}
 REPEAT=${REPEAT:-1}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-common=(--data "$DATA" --image-size "$SIZE" --batch-size "$BATCH" --epochs 1 --val-fraction 0
+common=(--data "$DATA" --arch "$ARCH" --image-size "$SIZE" --batch-size "$BATCH" --epochs 1 --val-fraction 0
         --cache-dir "$WORK/cache" --quiet)
 
 echo "# $(date -u +%F), $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'), $(build/histotrain --version)"
-echo "## ResNet-18, $SIZE px, fp32, batch $BATCH, $STEPS steps; $DATA"
+echo "## $ARCH, $SIZE px, fp32, batch $BATCH, $STEPS steps; $DATA"
 build/histotrain train "${common[@]}" --max-steps 1 --out "$WORK/warm" >/dev/null 2>&1  # builds the tile cache
 for threads in 1 "$K"; do
   build/histotrain train "${common[@]}" --max-steps "$STEPS" --threads "$threads" --out "$WORK/unsplit-$threads" >/dev/null 2>&1

@@ -229,7 +229,7 @@ TEST(StagePlan, UnitsChainToTheWholeNetwork) {
   EXPECT_DOUBLE_EQ(costs.per_step(2)[3], 2 * (costs.forward[3] + costs.backward[3]) + costs.update[3]);
 }
 
-// One training step of an unsplit ResNet-18 (BatchNorm in training mode), and the same step as a
+// One training step of an unsplit ResNet (BatchNorm in training mode), and the same step as a
 // K-stage pipeline over K rank threads with M micro-batches. With M = 1 BatchNorm sees the same
 // batch in both, so the weights after the step must agree; with M > 1 the unsplit model is
 // run micro-batch by micro-batch with the loss divided by M, which is what the pipeline computes.
@@ -238,9 +238,9 @@ struct StepOutcome {
   double loss_sum = 0;
 };
 
-StepOutcome unsplit_step(int micro_batches, const torch::Tensor& x, const torch::Tensor& y) {
+StepOutcome unsplit_step(const std::string& arch, int micro_batches, const torch::Tensor& x, const torch::Tensor& y) {
   torch::manual_seed(4);
-  ResNet model("resnet18", 5);
+  ResNet model(arch, 5);
   model->train();
   auto optimizer = make_optimizer(model, TrainConfig{});
   StepOutcome out;
@@ -257,15 +257,16 @@ StepOutcome unsplit_step(int micro_batches, const torch::Tensor& x, const torch:
   return out;
 }
 
-std::vector<StepOutcome> pipeline_step(int stages, int micro_batches, const torch::Tensor& x, const torch::Tensor& y,
-                                       int virtual_stages, PipelineSchedule schedule) {
+std::vector<StepOutcome> pipeline_step(const std::string& arch, int stages, int micro_batches, const torch::Tensor& x,
+                                       const torch::Tensor& y, int virtual_stages, PipelineSchedule schedule) {
   std::vector<ResNet> models;
   for (int r = 0; r < stages; ++r) {  // built here: the global generator is shared by the threads
     torch::manual_seed(4);
-    models.emplace_back("resnet18", 5);
+    models.emplace_back(arch, 5);
     models.back()->train();
   }
-  StagePlan plan = balance_stages(std::vector<double>(10, 1.0), stages * virtual_stages);
+  const auto units = static_cast<size_t>(models[0]->unit_count());
+  StagePlan plan = balance_stages(std::vector<double>(units, 1.0), stages * virtual_stages);
   plan.ranks = stages;
   std::vector<StepOutcome> outcomes(stages);
   run_ranks(stages, [&](Communicator& comm) {
@@ -295,12 +296,14 @@ double largest_difference(const std::vector<torch::Tensor>& a, const std::vector
 }
 
 void expect_pipeline_matches_unsplit(int stages, int micro_batches, int virtual_stages = 1,
-                                     PipelineSchedule schedule = kGPipe) {
+                                     PipelineSchedule schedule = kGPipe, const std::string& arch = "resnet18") {
+  SCOPED_TRACE(arch + ", K = " + std::to_string(stages) + ", M = " + std::to_string(micro_batches) +
+               ", V = " + std::to_string(virtual_stages));
   torch::manual_seed(11);
   const auto x = torch::randn({8, 3, 64, 64});
   const auto y = torch::arange(8).remainder(5);
-  const StepOutcome reference = unsplit_step(micro_batches, x, y);
-  const auto ranks = pipeline_step(stages, micro_batches, x, y, virtual_stages, schedule);
+  const StepOutcome reference = unsplit_step(arch, micro_batches, x, y);
+  const auto ranks = pipeline_step(arch, stages, micro_batches, x, y, virtual_stages, schedule);
   ASSERT_EQ(ranks.size(), static_cast<size_t>(stages));
   EXPECT_NEAR(ranks.back().loss_sum, reference.loss_sum, 1e-4) << "the last stage owns the loss";
   // Each parameter has a gradient on exactly one rank, equal to the unsplit model's.
@@ -337,12 +340,20 @@ TEST(Pipeline, OneForwardOneBackwardStepsLikeTheUnsplitModel) {
   expect_pipeline_matches_unsplit(3, 4, 2, k1F1B);  // 4 micro-batches in groups of 3: a short last group
 }
 
+// Deeper ResNets have more units to cut between (18 for ResNet-34, bottleneck blocks in ResNet-50):
+// the same step as the unsplit model.
+TEST(Pipeline, DeeperResNetsStepLikeTheUnsplitModel) {
+  expect_pipeline_matches_unsplit(2, 4, 2, kGPipe, "resnet34");
+  expect_pipeline_matches_unsplit(2, 4, 2, k1F1B, "resnet34");
+  expect_pipeline_matches_unsplit(4, 2, 1, kGPipe, "resnet50");
+}
+
 // Stages on devices inside one process (cpu,cpu here): the same step as the unsplit model.
 TEST(Pipeline, StagesOnDevicesInOneProcessStepLikeTheUnsplitModel) {
   torch::manual_seed(11);
   const auto x = torch::randn({8, 3, 64, 64});
   const auto y = torch::arange(8).remainder(5);
-  const StepOutcome reference = unsplit_step(4, x, y);
+  const StepOutcome reference = unsplit_step("resnet18", 4, x, y);
   for (const PipelineSchedule schedule : {kGPipe, k1F1B}) {
     torch::manual_seed(4);
     ResNet model("resnet18", 5);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Pipeline model parallelism on this machine's cores: a ResNet (ARCH, default ResNet-18) cut into K stages on K ranks
-# (`histotrain launch`), one thread each, for M = 1, 2, 4, 8 micro-batches per batch, next to
-# the unsplit model on one process. Same model, image size, batch and steps everywhere.
+# Pipeline model parallelism on this machine's cores: a ResNet (ARCH, ResNet-18 unless set) cut
+# into K stages on K ranks (`histotrain launch`), one thread each, for M = 1, 2, 4, 8
+# micro-batches per batch, next to the unsplit model on one process. Same model, image size,
+# batch and steps everywhere.
 #
-#   bench/pipeline.sh [DATA]       ARCH=resnet18 K=2 SIZE=128 BATCH=32 STEPS=16 MICRO="1 2 4 8" VIRTUAL="1 2" \
-#                                  SCHEDULES="gpipe 1f1b" REPEAT=1 bench/pipeline.sh
+#   bench/pipeline.sh [DATA]       ARCH=resnet18 K=2 SIZE=128 BATCH=32 STEPS=16 MICRO="1 2 4 8" \
+#                                  VIRTUAL="1 2" SCHEDULES="gpipe 1f1b" REPEAT=1 bench/pipeline.sh
 #
 # VIRTUAL: chunks per stage (--virtual-stages; 2: the interleaved schedule, each rank runs two
 # chunks and a micro-batch loops through the ranks twice). SCHEDULES: --pipeline-schedule

@@ -2,15 +2,22 @@
 # histotrain's entry point on a Debian 12 machine. Each command installs what is missing first.
 #
 #   ./run.sh demo    install, build, then synthesize tiles, train, evaluate (a few minutes, 2 cores)
-#   ./run.sh test    install, build, run every test (ctest), then the unit tests under ASan + UBSan
+#   ./run.sh test    install, build, run every test (ctest: unit, end-to-end, and the build's Gloo
+#                    decision), then the unit tests under ASan + UBSan
 #   ./run.sh build   install and build only
 #   ./run.sh bench   install, build, run the foundation benchmark (with the Python peer)
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# Everything the build, the tests, the demo and the benchmarks use beyond a bare Debian 12:
+#   build       cmake make g++ pkg-config ccache, LibTorch, TurboJPEG, TBB, CLI11, nlohmann-json, GoogleTest
+#   libgloo-dev Gloo's headers: data parallelism and pipeline stages on CPUs (cmake/gloo.cmake)
+#   libjemalloc-dev  the allocator that keeps a step's buffers between steps (faster steps)
+#   python3-*   the torchvision parity test and the Python peer in the benchmarks
+#   gnuplot-nox the study report's plots
 PACKAGES=(cmake make g++ pkg-config ccache
-          libtorch-dev libturbojpeg0-dev libtbb-dev libcli11-dev nlohmann-json3-dev libgtest-dev libjemalloc-dev
-          python3-torch python3-torchvision python3-numpy python3-pil gnuplot-nox)
+          libtorch-dev libturbojpeg0-dev libtbb-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgloo-dev
+          libjemalloc-dev python3-torch python3-torchvision python3-numpy python3-pil gnuplot-nox)
 JOBS=$(nproc)
 
 install_missing() {
@@ -54,7 +61,9 @@ demo() {
 run_tests() {
   build
   echo "== testing"
-  ctest --test-dir build --output-on-failure -j 2
+  # Every package installed above must be used, not skipped for: a test that would skip for a
+  # missing one fails instead (tests/test_util.h, packages_required).
+  HISTOTRAIN_REQUIRE_PACKAGES=1 ctest --test-dir build --output-on-failure -j 2
   sanitized_unit_tests
 }
 

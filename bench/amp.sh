@@ -29,7 +29,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 py() { "$PYTHON" "$@"; }
 
-echo "# $(date -u +%F), $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'), device $DEVICE, $(build/histotrain --version)"
+echo "# $(date -u +%F), device $DEVICE, $(build/histotrain --version)"
 echo "## training step, ResNet-18, batch $BATCH, $THREADS threads, $STEPS timed steps after 3 warm-up steps"
 for size in $SIZES; do
   for amp in $AMPS; do

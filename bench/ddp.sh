@@ -41,7 +41,7 @@ peer_run() {  # ranks threads
   echo "peer $1 $2 $(echo "$r" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["imgs_per_s"])') - - - - -" >>"$RESULTS"
 }
 
-echo "# $(date -u +%F), $CORES cores: $(lscpu | sed -n 's/^Model name: *//p'), $(build/histotrain --version)"
+echo "# $(date -u +%F), $(build/histotrain --version)"
 echo "## ResNet-18, $SIZE px, fp32, global batch $GLOBAL_BATCH, $STEPS steps after the data is cached, gloo; $DATA"
 # Warm the tile cache once so that no configuration pays for decoding.
 build/histotrain train --data "$DATA" --image-size "$SIZE" --epochs 1 --max-steps 1 --cache-dir "$WORK/cache" \

@@ -20,7 +20,7 @@ BIN=build/histotrain
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-echo "# $(date -u +%F), $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'), $($BIN --version)"
+echo "# $(date -u +%F), $($BIN --version)"
 echo "## decode + resize, and the training step split in two (C++ only)"
 build/bench/throughput_bench --data "$DATA" --images 2000 --steps 20 --cache-dir "$WORK/cache" \
   --sizes "$(echo $SIZES | tr ' ' ',')" --threads-list "$(echo $THREADS | tr ' ' ',')"

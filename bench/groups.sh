@@ -15,7 +15,7 @@ THRESHOLDS=${THRESHOLDS:-"0.65 0.7 0.75 0.8"}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-echo "# $(date -u +%F), $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'), $(build/histotrain --version)"
+echo "# $(date -u +%F), $(build/histotrain --version)"
 echo "## groups of $DATA against $DATA/groups.csv"
 for t in $THRESHOLDS; do
   echo "threshold $t:"

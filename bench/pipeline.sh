@@ -43,7 +43,7 @@ trap 'rm -rf "$WORK"' EXIT
 common=(--data "$DATA" --arch "$ARCH" --image-size "$SIZE" --batch-size "$BATCH" --epochs 1 --val-fraction 0
         --cache-dir "$WORK/cache" --quiet)
 
-echo "# $(date -u +%F), $(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p'), $(build/histotrain --version)"
+echo "# $(date -u +%F), $(build/histotrain --version)"
 echo "## $ARCH, $SIZE px, fp32, batch $BATCH, $STEPS steps; $DATA"
 build/histotrain train "${common[@]}" --max-steps 1 --out "$WORK/warm" >/dev/null 2>&1  # builds the tile cache
 for threads in 1 "$K"; do

@@ -8,6 +8,7 @@
 #define HISTOTRAIN_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 #ifdef HISTOTRAIN_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 #if HISTOTRAIN_TORCH_AT_LEAST(2, 0)
@@ -19,6 +20,7 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace histotrain::compat {
 
@@ -44,6 +46,26 @@ inline bool built_with_cuda() {
 #else
   return false;
 #endif
+}
+
+struct GpuInfo {
+  std::string name;
+  int64_t memory_bytes = 0;
+  std::string capability;  // "9.0"
+};
+
+// The GPUs this process sees (none without a CUDA LibTorch or a driver).
+inline std::vector<GpuInfo> gpus() {
+  std::vector<GpuInfo> found;
+#ifdef HISTOTRAIN_WITH_CUDA
+  if (!cuda_available()) return found;
+  for (int64_t d = 0; d < static_cast<int64_t>(torch::cuda::device_count()); ++d) {
+    const auto* p = at::cuda::getDeviceProperties(static_cast<int>(d));
+    found.push_back({p->name, static_cast<int64_t>(p->totalGlobalMem),
+                     std::to_string(p->major) + "." + std::to_string(p->minor)});
+  }
+#endif
+  return found;
 }
 
 // Seeds the CPU generator and, when present, every CUDA generator.

@@ -84,6 +84,8 @@ TEST(Cli, TrainLearnsWritesRunFolderThenEvalAndPredictUseIt) {
   // The run folder's model.pt loads into torchvision's resnet18 in Python.
   if (!testing::torchvision_python().empty())
     EXPECT_EQ(testing::run_torchvision_parity((run / "model.pt").string() + " resnet18 5"), 0);
+  else
+    EXPECT_FALSE(testing::packages_required()) << "no python3 with torchvision and numpy: run.sh installs them";
 }
 
 // A damaged checkpoint file is refused by its checksum, and the one before it is kept intact.

@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-#include <torch/csrc/distributed/c10d/HashStore.hpp>
 
 #include <map>
 #include <thread>
@@ -8,6 +7,7 @@
 #include "dist/grad_reducer.h"
 #include "dist/rendezvous.h"
 #include "model/resnet.h"
+#include "test_ranks.h"
 #include "train/config.h"
 #include "train/optimizer.h"
 #include "util/errors.h"
@@ -83,20 +83,7 @@ TEST(Rendezvous, MalformedValuesAreUsageErrors) {
 // Runs `body(rank, comm)` on `world` threads, each a rank with its own Gloo group over one store.
 template <typename Body>
 void run_ranks(int world, Body body) {
-  auto store = c10::make_intrusive<c10d::HashStore>();
-  std::vector<std::thread> threads;
-  std::vector<std::string> errors(world);
-  for (int r = 0; r < world; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        Communicator comm(store, r, world, std::chrono::seconds(30));
-        body(r, comm);
-      } catch (const std::exception& e) {
-        errors[r] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (int r = 0; r < world; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+  testing::run_ranks(world, [&](Communicator& comm) { body(comm.rank(), comm); });
 }
 
 TEST(Communicator, SumsMaxesAndBroadcastsAcrossRanks) {

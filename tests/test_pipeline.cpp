@@ -1,5 +1,4 @@
 #include <gtest/gtest.h>
-#include <torch/csrc/distributed/c10d/HashStore.hpp>
 
 #include <functional>
 #include <set>
@@ -14,6 +13,7 @@
 #include "pipeline/schedule_estimate.h"
 #include "pipeline/stage_plan.h"
 #include "pipeline/transfer_cost.h"
+#include "test_ranks.h"
 #include "train/config.h"
 #include "train/optimizer.h"
 #include "util/errors.h"
@@ -169,24 +169,7 @@ TEST(PipelineSchedule, OneForwardOneBackwardRunsEveryOpOnceAsFastAsFillDrainWith
   EXPECT_EQ(peak_held_activations(stage_ops(interleaved, 1, 8, k1F1B)), 3);
 }
 
-// `ranks` ranks as threads of this process over one store, each running `body` with its
-// communicator; a rank's exception fails the test.
-void run_ranks(int ranks, const std::function<void(Communicator&)>& body) {
-  auto store = c10::make_intrusive<c10d::HashStore>();
-  std::vector<std::string> errors(ranks);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < ranks; ++r)
-    threads.emplace_back([&, r] {
-      try {
-        Communicator comm(store, r, ranks, std::chrono::seconds(60));
-        body(comm);
-      } catch (const std::exception& e) {
-        errors[r] = e.what();
-      }
-    });
-  for (auto& t : threads) t.join();
-  for (int r = 0; r < ranks; ++r) EXPECT_EQ(errors[r], "") << "rank " << r << " of " << ranks;
-}
+using testing::run_ranks;
 
 // Each rank measures its pairs, and all get the same figures, larger for the larger message.
 TEST(PipelineTransfers, EveryPairOfNeighbouringRanksMeasuresAndAllAgree) {

@@ -54,7 +54,10 @@ TEST(ResNet, ForwardShapesAndWeightDecayGroups) {
 // The checkpoint's model.pt loads into torchvision's ResNet in Python (strict) and gives the same
 // logits on the same input, with BN statistics that are not the defaults.
 TEST(TorchvisionParity, CheckpointLoadsInPythonAndLogitsMatch) {
-  if (testing::torchvision_python().empty()) GTEST_SKIP() << "no python3 with torchvision and numpy (HISTOTRAIN_PYTHON)";
+  if (testing::torchvision_python().empty()) {
+    ASSERT_FALSE(testing::packages_required()) << "no python3 with torchvision and numpy: run.sh installs them";
+    GTEST_SKIP() << "no python3 with torchvision and numpy (HISTOTRAIN_PYTHON)";
+  }
   for (const std::string arch : {"resnet18", "resnet50"}) {
     testing::ScratchDir dir;
     torch::manual_seed(1);

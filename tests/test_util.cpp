@@ -113,6 +113,11 @@ std::string torchvision_python() {
   return python;
 }
 
+bool packages_required() {
+  const char* required = std::getenv("HISTOTRAIN_REQUIRE_PACKAGES");
+  return required && std::string(required) == "1";
+}
+
 int run_torchvision_parity(const std::string& args) {
   const std::string command =
       torchvision_python() + " " + std::string(HISTOTRAIN_SOURCE_DIR) + "/tests/parity/torchvision_parity.py " + args;

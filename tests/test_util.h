@@ -52,6 +52,11 @@ fs::path shared_data(const std::string& name);
 // /usr/bin/python3), or "" when there is none: the parity checks are skipped then.
 std::string torchvision_python();
 
+// Whether every package run.sh installs must be here ($HISTOTRAIN_REQUIRE_PACKAGES, set by
+// `run.sh test` and so by CI): a test that would skip for a missing one fails instead, so that a
+// package installed by hand on one machine cannot hide a gap in the install.
+bool packages_required();
+
 // Runs tests/parity/torchvision_parity.py with `args`; returns its exit code.
 int run_torchvision_parity(const std::string& args);
 

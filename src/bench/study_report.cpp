@@ -103,7 +103,11 @@ std::string label(const nlohmann::json& r) {
 std::string machine_lines(const nlohmann::json& results) {
   std::ostringstream md;
   auto describe = [&](const nlohmann::json& s, const std::string& prefix) {
-    md << "- " << prefix << s.value("cpu", "") << ", " << s.value("cores", 0) << " cores, CUDA "
+    std::string isa, gpus;
+    for (const auto& name : s.value("isa", nlohmann::json::array())) isa += " " + name.get<std::string>();
+    for (const auto& gpu : s.value("gpus", nlohmann::json::array())) gpus += ", " + gpu.value("name", "");
+    md << "- " << prefix << s.value("cpu", "") << ", " << s.value("cores", 0) << " cores"
+       << (isa.empty() ? "" : " (" + isa.substr(1) + ")") << gpus << ", CUDA "
        << (s.value("cuda", false) ? "yes" : "no") << ", LibTorch " << s.value("torch", "")
        << (s.contains("allocator") ? ", " + s.value("allocator", "") : "") << "; data "
        << s.value("data", "") << "; " << s.value("date", "") << "; the study took "

@@ -15,6 +15,7 @@
 #include "compat.h"
 #include "data/scan.h"
 #include "data/tile_cache.h"
+#include "train/system_info.h"
 #include "util/allocator.h"
 #include "util/errors.h"
 #include "util/files.h"
@@ -41,14 +42,6 @@ int run_logged(const std::string& command, const fs::path& log) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-std::string machine_cpu() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown CPU";
-}
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
@@ -59,12 +52,14 @@ double median(std::vector<double> v) {
 class Study {
  public:
   Study(const StudyPlan& plan, const StudyOptions& options)
-      : plan_(plan), o_(options), out_(options.out), exe_(self_executable()),
+      : plan_(plan), o_(options), out_(options.out), exe_(self_executable()), system_(system_info()),
         cores_(static_cast<int>(std::thread::hardware_concurrency())), cuda_(compat::cuda_available()) {
     cache_ = o_.cache_dir.empty() ? out_ / "cache" : fs::path(o_.cache_dir);
     fs::create_directories(out_ / "runs");
     results_ = {{"study",
-                 {{"cpu", machine_cpu()},
+                 {{"cpu", system_.at("cpu").at("model")},
+                  {"isa", system_.at("cpu").at("isa")},
+                  {"gpus", system_.at("gpus")},
                   {"cores", cores_},
                   {"cuda", cuda_},
                   {"torch", compat::torch_version()},
@@ -397,6 +392,7 @@ class Study {
   const StudyOptions& o_;
   fs::path out_, cache_;
   std::string exe_;
+  nlohmann::json system_;  // where the study runs (system_info())
   int cores_;
   bool cuda_;
   nlohmann::json results_;

@@ -2,9 +2,7 @@
 
 #include <cstdio>
 
-#include "compat.h"
-#include "dist/communicator.h"
-#include "util/allocator.h"
+#include "train/system_info.h"
 #include "util/errors.h"
 
 namespace histotrain {
@@ -13,13 +11,12 @@ int run_cli(int argc, char** argv) {
   CLI::App app{"histotrain: train ResNet classifiers on histopathology tiles (LC25000 layout), fast and honestly "
                "measured"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "histotrain 0.1.0 (LibTorch " + compat::torch_version() + ", CUDA " +
-                                        (compat::built_with_cuda() ? "yes" : "no") + ", backends: " +
-                                        Communicator::available_backends() + ", allocator: " + allocator_name() + ")");
+  // A callback, so that the machine is read only when --version is asked for.
+  app.set_version_flag("--version", [] { return system_summary_line(system_info()); });
   std::vector<Command> commands = {add_synth_command(app), add_train_command(app), add_eval_command(app),
                                    add_predict_command(app), add_launch_command(app), add_groups_command(app),
                                    add_split_audit_command(app), add_bench_command(app), add_report_command(app),
-                                   add_decode_bench_command(app)};
+                                   add_decode_bench_command(app), add_info_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -22,6 +22,7 @@ Command add_split_audit_command(CLI::App& root);
 Command add_bench_command(CLI::App& root);
 Command add_report_command(CLI::App& root);
 Command add_decode_bench_command(CLI::App& root);
+Command add_info_command(CLI::App& root);
 
 struct NearCopyOptions;
 // --threshold and --neighbours, shared by `groups` and `split-audit`; and their checks.

@@ -4,10 +4,9 @@
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-// Gloo's own headers ship with Debian (libgloo-dev) but not with PyTorch wheels: a wheel build
-// without them has NCCL only.
-#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>)
-#define HISTOTRAIN_WITH_GLOO 1
+// HISTOTRAIN_WITH_GLOO is decided by CMake (cmake/gloo.cmake) from LibTorch's build and Gloo's
+// headers (Debian's libgloo-dev; PyTorch wheels ship none), never here: ccache must see it.
+#ifdef HISTOTRAIN_WITH_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 #ifdef USE_C10D_NCCL
@@ -143,6 +142,14 @@ std::string Communicator::available_backends() {
   names += names.empty() ? "nccl" : " nccl";
 #endif
   return names.empty() ? "none" : names;
+}
+
+std::string Communicator::nccl_version() {
+#ifdef USE_C10D_NCCL
+  return c10d::getNcclVersion();
+#else
+  return "";
+#endif
 }
 
 std::unique_ptr<Communicator> Communicator::connect(const WorldInfo& world, const std::string& requested_backend,

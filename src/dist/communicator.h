@@ -35,6 +35,8 @@ class Communicator {
   // The backends this build can start: "gloo nccl", "gloo" (CPU LibTorch), "nccl" (a wheel's
   // LibTorch without Gloo's headers).
   static std::string available_backends();
+  // NCCL's version ("2.21.5") where this build has NCCL, else "".
+  static std::string nccl_version();
 
   // Over an existing store (several ranks inside one process, for tests): Gloo.
   Communicator(c10::intrusive_ptr<c10d::Store> store, int rank, int world_size, std::chrono::seconds timeout);

@@ -52,7 +52,7 @@ void validate(const TrainConfig& c) {
   require(c.momentum >= 0 && c.momentum < 1, "--momentum must be in [0, 1)");
   require(c.weight_decay >= 0, "--weight-decay must be >= 0");
   require(c.label_smoothing >= 0 && c.label_smoothing < 1, "--label-smoothing must be in [0, 1)");
-  parse_precision(c.amp);  // throws UsageError for anything else
+  if (c.amp != "auto") parse_precision(c.amp);  // throws UsageError for anything else
   require(c.max_shift >= 0 && c.max_shift <= 0.25, "--max-shift must be in [0, 0.25]");
   require(c.threads >= 0, "--threads must be >= 0");
   require(c.backend.empty() || c.backend == "gloo" || c.backend == "nccl", "--backend must be gloo or nccl");

@@ -38,8 +38,12 @@ struct TrainConfig {
   double ema = 0;                // exponential moving average of the weights, validated and saved (0: off)
 
   // --- precision and memory layout (bf16 + channels-last: the fast path on CPUs with AVX-512 BF16)
-  std::string amp = "none";      // none | bf16 | fp16 (fp16: CUDA only, with dynamic loss scaling)
+  // none | bf16 | fp16 (fp16: CUDA only, with dynamic loss scaling) | auto: the fastest of fp32,
+  // fp32 + channels-last, bf16 + channels-last (and fp16 on CUDA), measured here at the start and
+  // cached (train/precision_choice.h); the run then holds the chosen amp and channels_last.
+  std::string amp = "none";
   bool channels_last = false;    // NHWC activations and conv weights: what oneDNN and cuDNN prefer
+                                 // (with --amp auto: only channels-last candidates)
 
   // --- augmentation (free for histology: no canonical orientation) ---
   bool augment = true;           // random flips + 90-degree rotations + shifts

@@ -88,6 +88,7 @@ struct Run {
   // memory is not counted).
   double step_held_peak_bytes = -1;
   nlohmann::json split_audit;  // --split random: the leak the audit measured
+  nlohmann::json precision_choice;  // --amp auto: the candidates' figures and the choice (null otherwise)
   nlohmann::json last_val;  // last validation report (kept across a resume)
 
   bool is_main() const { return !dp || dp->is_main(); }

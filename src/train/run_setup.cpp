@@ -10,10 +10,12 @@
 #include "pipeline/transfer_cost.h"
 #include "train/checkpoint.h"
 #include "train/optimizer.h"
+#include "train/precision_choice.h"
 #include "train/run.h"
 #include "train/runtime.h"
 #include "train/trainer.h"
 #include "util/errors.h"
+#include "util/machine.h"
 #include "util/progress.h"
 
 namespace histotrain {
@@ -248,6 +250,39 @@ void check_ranks_agree(Run& run) {
                                       .dump());
 }
 
+// --amp auto: the precision and layout measured fastest here (or cached from an earlier run on
+// this machine) become the run's --amp and --channels-last, so checkpoints, eval and predict see
+// what was trained. Ranks time the candidates together; rank 0's decision is everyone's.
+void decide_precision(Run& run) {
+  TrainConfig& c = run.config;
+  if (c.amp == "auto") {
+    PrecisionProblem problem;
+    problem.machine = describe(cpu_info());
+    if (run.device.is_cuda()) {
+      const auto gpus = compat::gpus();
+      if (!gpus.empty()) problem.machine += "; " + gpus.front().name;
+    }
+    problem.torch_version = compat::torch_version();
+    problem.device = run.device.is_cuda() ? "cuda" : "cpu";
+    problem.arch = c.arch;
+    problem.image_size = c.image_size;
+    problem.batch_size = c.batch_size / c.micro_batches;
+    problem.threads = at::get_num_threads();
+    problem.ranks_on_node = run.dp->world().local_world_size;
+    problem.candidates = precision_candidates(run.device, c.channels_last);
+    const StepTimer timer = model_step_timer(c.arch, static_cast<int64_t>(run.data.classes.size()),
+                                             problem.batch_size, c.image_size, run.device);
+    const PrecisionDecision decision =
+        choose_precision(problem, timer, default_precision_cache(), run.dp->communicator());
+    c.amp = precision_name(decision.chosen.precision);
+    c.channels_last = decision.chosen.channels_last;
+    run.precision_choice = decision.to_json(problem.candidates);
+    run.log("--amp auto: " + decision.describe(problem.candidates));
+  }
+  run.precision = parse_precision(c.amp);
+  check_precision_supported(run.precision, run.device);
+}
+
 void join_world(Run& run) {
   const TrainConfig& c = run.config;
   const WorldInfo world = world_from_environment();
@@ -281,11 +316,11 @@ void prepare(Run& run) {
   if (c.resume.empty() && run.is_main()) write_file_atomically(run.out / kRunConfigFile, to_json(c).dump(2) + "\n");
   set_threads(c.threads, run.dp->world().local_world_size);
   if (c.deterministic) use_deterministic_algorithms();
-  run.precision = parse_precision(c.amp);
-  check_precision_supported(run.precision, run.device);
+  if (c.amp != "auto") check_precision_supported(parse_precision(c.amp), run.device);  // before minutes of decoding
   compat::manual_seed(c.seed);
   load_data(run);
   check_ranks_agree(run);
+  decide_precision(run);
   plan_steps(run);
   build_model(run);
   if (c.pipeline_stages > 1) cut_into_stages(run);  // after the optimizer: placing keeps the parameters

@@ -10,6 +10,7 @@
 #include "train/optimizer.h"
 #include "train/run.h"
 #include "train/schedule.h"
+#include "train/system_info.h"
 #include "util/allocator.h"
 #include "util/memory.h"
 #include "util/progress.h"
@@ -434,6 +435,8 @@ TrainOutcome train(const TrainConfig& config) {
                             {"device", run.device.str()},
                             {"torch_version", compat::torch_version()},
                             {"allocator", allocator_name()},
+                            {"precision_choice", run.precision_choice},
+                            {"system", system_info()},
                             {"config", to_json(c)}};
   write_file_atomically(run.out / "summary.json", summary.dump(2) + "\n");
   return {summary, 0};

@@ -52,6 +52,39 @@ TEST(StudyPlan, BadPlansAreUsageErrors) {
   EXPECT_NE(error_of(R"({"configs": [{"name": "serial"}, {"name": "serial"}]})").find("two configurations"), std::string::npos);
   EXPECT_NE(error_of(R"({"configs": [{"name": "serial"}], "accuracy_configs": ["fast"]})").find("'fast'"), std::string::npos);
   EXPECT_NE(error_of(R"({"configs": [{"name": "serial", "ranks": "two"}]})").find("wrong type"), std::string::npos);
+  // Names become parts of file names, and fields become arguments: nothing in them may be a path
+  // or more than one word.
+  for (const char* name : {"/some/where/victim", "../up", "a b", "", ".hidden", "x/y", "tab\tname"})
+    EXPECT_NE(error_of(R"({"configs": [{"name": "serial"}, {"name": )" + nlohmann::json(name).dump() + "}]}")
+                  .find("configuration name"),
+              std::string::npos)
+        << name;
+  EXPECT_NE(error_of(R"({"arch": "resnet18 --epochs 0; touch /tmp/x; exit 3 #", "configs": [{"name": "serial"}]})")
+                .find("arch must be one of"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"configs": [{"name": "serial", "amp": "none; touch /tmp/x"}]})").find("amp must be"),
+            std::string::npos);
+}
+
+// The shell word for `text` (the tests start histotrain through a shell; histotrain itself never does).
+std::string shell_word(const std::string& text) {
+  std::string word = "'";
+  for (char ch : text) word += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return word + "'";
+}
+
+// A plan file that would have run commands through std::system is refused before anything runs.
+TEST(Bench, APlanCannotRunCommands) {
+  ScratchDir dir;
+  const std::string data = testing::shared_synthetic_dataset(40, 96).string();
+  const auto marker = dir / "PWNED";
+  std::ofstream(dir / "plan.json") << nlohmann::json{
+      {"arch", "resnet18 --epochs 0; touch " + marker.string() + "; exit 3 #"},
+      {"configs", {{{"name", "serial"}}}}}.dump();
+  const auto result = run_histotrain("bench --data " + data + " --plan " + (dir / "plan.json").string() + " --out " +
+                                     (dir / "study").string());
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_FALSE(std::filesystem::exists(marker));
 }
 
 // One tiny study on synthetic tiles, shared by the tests below.
@@ -144,6 +177,28 @@ TEST(Bench, ReportIsRedrawnFromSavedResultsAndMerged) {
   EXPECT_EQ(run_histotrain("report " + (dir / "laptop").string() + " " + (dir / "node").string()).exit_code, 2)
       << "several studies need --out";
   EXPECT_EQ(run_histotrain("report " + (dir / "nothing").string()).exit_code, 1);
+}
+
+// Names from someone else's results.json, and the study folder's own name, reach the plots as
+// data: a name built to end gnuplot's string and run a command runs nothing.
+TEST(Bench, ReportOfHostileNamesRunsNoCommand) {
+  const auto study = tiny_study();
+  ScratchDir dir;
+  const auto marker = dir / "PWNED";
+  const auto folder = dir / "sq'$(touch PWNED)'";
+  std::filesystem::create_directories(folder);
+  nlohmann::json results = read_json(study / "results.json");
+  const std::string hostile = "x'\nsystem \"touch " + marker.string() + "\"\n#\"";
+  for (const char* part : {"training", "accuracy"})
+    for (auto& row : results[part]) row["config"] = hostile + row.value("config", "");
+  std::ofstream(folder / "results.json") << results.dump();
+  const auto report = testing::run_script("cd " + shell_word(dir.path().string()) + " && $HISTOTRAIN report " +
+                                          shell_word(folder.string()));
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  EXPECT_TRUE(std::filesystem::exists(folder / "plots" / "confusion.png")) << read_text(folder / "plots" / "plots.log");
+  EXPECT_TRUE(std::filesystem::exists(folder / "plots" / "throughput.png"));
+  EXPECT_FALSE(std::filesystem::exists(marker));
+  EXPECT_FALSE(std::filesystem::exists(dir / "PWNED"));
 }
 
 // Prefetching assembles the same batches in the same order: the run is the same.

@@ -1,8 +1,10 @@
 #include "bench/study_plan.h"
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 
+#include "model/resnet.h"
 #include "util/errors.h"
 
 namespace histotrain {
@@ -68,6 +70,13 @@ StudyPlan default_plan(int cores, bool cuda) {
 
 namespace {
 
+bool is_plain_name(const std::string& name) {
+  if (name.empty() || name.size() > 64 || !std::isalnum(static_cast<unsigned char>(name[0]))) return false;
+  return std::all_of(name.begin(), name.end(), [](unsigned char ch) {
+    return std::isalnum(ch) || ch == '.' || ch == '_' || ch == '+' || ch == '-';
+  });
+}
+
 nlohmann::json config_json(const StudyConfig& c) {
   return {{"name", c.name},         {"ranks", c.ranks}, {"threads", c.threads}, {"device", c.device},
           {"amp", c.amp},           {"channels_last", c.channels_last},       {"pipeline_stages", c.pipeline_stages},
@@ -100,6 +109,12 @@ StudyConfig config_from_json(const nlohmann::json& j) {
   READ(name) READ(ranks) READ(threads) READ(device) READ(amp) READ(channels_last) READ(pipeline_stages)
   READ(micro_batches) READ(prefetch) READ(peer)
 #undef READ
+  // The name becomes part of run folders' and logs' names: a plain word, never a path.
+  if (!is_plain_name(c.name))
+    throw UsageError("plan: configuration name " + j.at("name").dump() +
+                     " must be 1-64 letters, digits, '.', '_', '+' or '-', starting with a letter or digit");
+  if (c.amp != "none" && c.amp != "bf16" && c.amp != "fp16" && c.amp != "auto")
+    throw UsageError("plan: " + where + "amp must be none, bf16, fp16 or auto");
   if (c.ranks < 1 || c.threads < 1) throw UsageError("plan: " + where + "ranks and threads must be at least 1");
   if (c.device != "cpu" && c.device != "cuda") throw UsageError("plan: " + where + "device must be cpu or cuda");
   if (c.pipeline_stages > 1 && c.pipeline_stages != c.ranks)
@@ -134,6 +149,9 @@ StudyPlan plan_from_json(const nlohmann::json& j) {
   READ(arch) READ(image_size) READ(global_batch) READ(steps) READ(repeats) READ(accuracy_configs)
   READ(accuracy_epochs) READ(target_acc) READ(decode_images) READ(decode_workers)
 #undef READ
+  const auto& archs = supported_archs();
+  if (std::find(archs.begin(), archs.end(), p.arch) == archs.end())
+    throw UsageError("plan: arch must be one of resnet18, resnet34, resnet50, not " + nlohmann::json(p.arch).dump());
   if (j.contains("configs")) {
     if (!j.at("configs").is_array()) throw UsageError("plan: \"configs\" must be a list");
     for (const auto& c : j.at("configs")) p.configs.push_back(config_from_json(c));

@@ -6,7 +6,9 @@
 #include <map>
 #include <sstream>
 
+#include "util/errors.h"
 #include "util/files.h"
+#include "util/process.h"
 #include "util/progress.h"
 
 namespace histotrain {
@@ -194,11 +196,31 @@ std::string number_or_nan(const nlohmann::json& r, const char* key) {
   return r.contains(key) && r.at(key).is_number() ? fixed(r.at(key).get<double>(), 4) : "NaN";
 }
 
+// Names come from results.json files that may come from other machines: in a gnuplot data file a
+// title is a double-quoted string, so quotes and line breaks (which would end it) become spaces.
+std::string data_title(const std::string& name) {
+  std::string title = name;
+  for (char& ch : title)
+    if (ch == '"' || static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = ' ';
+  return "\"" + title + "\"";
+}
+
+// A string literal for the gnuplot script itself: single-quoted, where only a doubled quote has a
+// meaning; no line break can end the command it stands in.
+std::string script_literal(const std::string& text) {
+  std::string literal = "'";
+  for (char ch : text) {
+    if (ch == '\'') literal += "''";
+    else literal += static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f ? ' ' : ch;
+  }
+  return literal + "'";
+}
+
 // gnuplot data blocks, one per series: "title" line, then x y rows; blocks apart by two blank lines.
 void write_series(const std::filesystem::path& file, const std::map<std::string, std::vector<std::pair<double, double>>>& series) {
   std::string text;
   for (const auto& [title, points] : series) {
-    text += "\"" + title + "\" \"\"\n";
+    text += data_title(title) + " \"\"\n";
     for (const auto& [x, y] : points) text += fixed(x, 4) + " " + fixed(y, 4) + "\n";
     text += "\n\n";
   }
@@ -239,7 +261,7 @@ bool draw_plots(const nlohmann::json& results, const std::filesystem::path& fold
             study_of(p) == study_of(r))
           peer = p.value("images_per_s", 0.0);
       any_peer |= peer > 0;
-      throughput += "\"" + label(r) + "\" " + number_or_nan(r, "images_per_s") + " " + (peer > 0 ? fixed(peer, 4) : "NaN") + "\n";
+      throughput += data_title(label(r)) + " " + number_or_nan(r, "images_per_s") + " " + (peer > 0 ? fixed(peer, 4) : "NaN") + "\n";
     }
   write_file_atomically(plots / "throughput.dat", throughput);
   std::map<std::string, std::vector<std::pair<double, double>>> decode;
@@ -291,16 +313,20 @@ bool draw_plots(const nlohmann::json& results, const std::filesystem::path& fold
           "set ylabel 'accuracy'\nset yrange [0:1]\n" + (accuracy.empty() ? "plot NaN notitle\n" : "plot for [i=0:" + blocks(accuracy) +
           "-1] 'accuracy.dat' index i using 1:2 with linespoints title columnheader(1)\n") + "unset multiplot\n";
   if (confusion)
-    gp += "set output 'confusion.png'\nset title 'Confusion matrix, " + label(*confusion) + " (rows: truth)'\nunset grid\n"
+    gp += "set output 'confusion.png'\nset title " + script_literal("Confusion matrix, " + label(*confusion) + " (rows: truth)") +
+          "\nunset grid\n"
           "set xlabel 'predicted'\nset ylabel 'truth'\nset autoscale\nset yrange [*:*] reverse\nset palette defined (0 'white', 1 'dark-blue')\n"
           "plot 'confusion.dat' matrix with image notitle, '' matrix using 1:2:(sprintf('%d', $3)) with labels notitle\n";
   write_file_atomically(plots / "plots.gp", gp);
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+  // Started from its words in the plots folder, never through a shell: the folder's name is data.
+  int status = 0;
+  try {
+    status = run_process({"gnuplot", "plots.gp"}, plots / "plots.log", plots);
+  } catch (const Error&) {
     markdown += "\n(gnuplot is not installed: no plots. `apt-get install gnuplot-nox`, then `histotrain report` draws them.)\n";
     return false;
   }
-  const std::string command = "cd '" + plots.string() + "' && gnuplot plots.gp >plots.log 2>&1";
-  if (std::system(command.c_str()) != 0) {
+  if (status != 0) {
     markdown += "\n(gnuplot failed: see plots/plots.log.)\n";
     return false;
   }

@@ -1,7 +1,6 @@
 #include "bench/study_runner.h"
 
 #include <tbb/global_control.h>
-#include <sys/wait.h>
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
@@ -19,6 +18,7 @@
 #include "util/allocator.h"
 #include "util/errors.h"
 #include "util/files.h"
+#include "util/process.h"
 #include "util/progress.h"
 
 namespace histotrain {
@@ -28,18 +28,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::string quote(const std::string& word) {
-  std::string q = "'";
-  for (char ch : word) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return q + "'";
-}
-
 std::string self_executable() { return fs::read_symlink("/proc/self/exe").string(); }
 
-// Runs a shell command with its output in `log`; returns its exit status.
-int run_logged(const std::string& command, const fs::path& log) {
-  const int status = std::system((command + " >" + quote(log.string()) + " 2>&1").c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+// A command line as its words: each run is started from them (util/process.h), never through a
+// shell, so a path or a name from a plan file stays one argument.
+using Args = std::vector<std::string>;
+Args operator+(Args a, const Args& more) {
+  a.insert(a.end(), more.begin(), more.end());
+  return a;
 }
 
 double median(std::vector<double> v) {
@@ -136,25 +132,24 @@ class Study {
   void save() const { write_file_atomically(out_ / "results.json", results_.dump(2) + "\n"); }
 
   // The flags every histotrain run of the study shares.
-  std::string train_flags(const StudyConfig& c, const fs::path& run) const {
+  Args train_flags(const StudyConfig& c, const fs::path& run) const {
     const int per_rank = c.pipeline_stages > 1 ? plan_.global_batch : plan_.global_batch / c.ranks;
-    std::string f = " train --data " + quote(o_.data) + " --arch " + plan_.arch + " --image-size " +
-                    std::to_string(plan_.image_size) + " --batch-size " + std::to_string(per_rank) + " --threads " +
-                    std::to_string(c.threads) + " --cache-dir " + quote(cache_.string()) + " --quiet --out " +
-                    quote(run.string()) + " --amp " + c.amp + " --device " + c.device;
-    if (!o_.groups.empty()) f += " --groups " + quote(o_.groups);
-    if (c.channels_last) f += " --channels-last";
-    if (c.prefetch) f += " --prefetch";
+    Args f = {"train", "--data", o_.data, "--arch", plan_.arch, "--image-size", std::to_string(plan_.image_size),
+              "--batch-size", std::to_string(per_rank), "--threads", std::to_string(c.threads), "--cache-dir",
+              cache_.string(), "--quiet", "--out", run.string(), "--amp", c.amp, "--device", c.device};
+    if (!o_.groups.empty()) f = f + Args{"--groups", o_.groups};
+    if (c.channels_last) f.push_back("--channels-last");
+    if (c.prefetch) f.push_back("--prefetch");
     if (c.pipeline_stages > 1)
-      f += " --pipeline-stages " + std::to_string(c.pipeline_stages) + " --micro-batches " + std::to_string(c.micro_batches);
+      f = f + Args{"--pipeline-stages", std::to_string(c.pipeline_stages), "--micro-batches", std::to_string(c.micro_batches)};
     return f;
   }
 
-  std::string train_command(const StudyConfig& c, const fs::path& run) const {
-    const std::string launch = c.ranks > 1 ? " launch -n " + std::to_string(c.ranks) + " --threads-per-rank " +
-                                                 std::to_string(c.threads) + " --"
-                                           : "";
-    return quote(exe_) + launch + train_flags(c, run);
+  Args train_command(const StudyConfig& c, const fs::path& run) const {
+    const Args launch = c.ranks > 1 ? Args{"launch", "-n", std::to_string(c.ranks), "--threads-per-rank",
+                                           std::to_string(c.threads), "--"}
+                                    : Args{};
+    return Args{exe_} + launch + train_flags(c, run);
   }
 
   // Decodes the data once (cache and groups) so that no configuration pays for it.
@@ -162,8 +157,9 @@ class Study {
     announce("decoding the tiles once into the cache");
     const fs::path run = out_ / "runs" / "warm-up";
     fs::remove_all(run);
-    const int code = run_logged(train_command(plan_.configs.front(), run) + " --epochs 1 --max-steps 1 --val-fraction 0",
-                                run.string() + ".log");
+    const int code = run_process(train_command(plan_.configs.front(), run) +
+                                     Args{"--epochs", "1", "--max-steps", "1", "--val-fraction", "0"},
+                                 run.string() + ".log");
     finished();
     if (code != 0) throw Error("the study's first run failed; see " + run.string() + ".log");
   }
@@ -201,8 +197,9 @@ class Study {
       announce(c.name + ", run " + std::to_string(k + 1) + "/" + std::to_string(plan_.repeats));
       const fs::path run = out_ / "runs" / (c.name + "-" + std::to_string(k + 1));
       fs::remove_all(run);
-      const int code = run_logged(train_command(c, run) + " --epochs 1 --val-fraction 0 --max-steps " +
-                                      std::to_string(plan_.steps), run.string() + ".log");
+      const int code = run_process(train_command(c, run) + Args{"--epochs", "1", "--val-fraction", "0", "--max-steps",
+                                                                std::to_string(plan_.steps)},
+                                   run.string() + ".log");
       finished();
       if (code != 0) {
         mark_failed(r, code, run.string() + ".log");
@@ -246,13 +243,12 @@ class Study {
     for (int k = 0; k < plan_.repeats; ++k) {
       announce(c.name + ", Python peer, run " + std::to_string(k + 1) + "/" + std::to_string(plan_.repeats));
       const fs::path log = out_ / "runs" / ("peer-" + c.name + "-" + std::to_string(k + 1) + ".log");
-      std::string command = quote(o_.python) + " " + quote(o_.peer) + " --data " + quote(o_.data) + " --arch " +
-                            plan_.arch + " --image-size " + std::to_string(plan_.image_size) + " --batch-size " +
-                            std::to_string(plan_.global_batch / c.ranks) + " --nproc " + std::to_string(c.ranks) +
-                            " --threads " + std::to_string(c.threads) + " --workers 1 --max-steps " +
-                            std::to_string(plan_.steps) + " --amp " + c.amp + " --device " + c.device;
-      if (c.channels_last) command += " --channels-last";
-      const int code = run_logged(command, log);
+      Args command = {o_.python, o_.peer, "--data", o_.data, "--arch", plan_.arch, "--image-size",
+                      std::to_string(plan_.image_size), "--batch-size", std::to_string(plan_.global_batch / c.ranks),
+                      "--nproc", std::to_string(c.ranks), "--threads", std::to_string(c.threads), "--workers", "1",
+                      "--max-steps", std::to_string(plan_.steps), "--amp", c.amp, "--device", c.device};
+      if (c.channels_last) command.push_back("--channels-last");
+      const int code = run_process(command, log);
       finished();
       const double rate = peer_rate(log);
       if (code != 0 || rate <= 0) {
@@ -284,8 +280,9 @@ class Study {
     fs::remove_all(run);
     char target[32];
     std::snprintf(target, sizeof target, "%g", plan_.target_acc);
-    const int code = run_logged(train_command(c, run) + " --epochs " + std::to_string(plan_.accuracy_epochs) +
-                                    " --target-acc " + target, run.string() + ".log");
+    const int code = run_process(train_command(c, run) + Args{"--epochs", std::to_string(plan_.accuracy_epochs),
+                                                              "--target-acc", target},
+                                 run.string() + ".log");
     finished(accuracy_cost());
     nlohmann::json r = config_record(c, "histotrain");
     if (code != 0) {
@@ -359,18 +356,20 @@ class Study {
   // together, as Python's multiprocessing.Pool would. Wall: until the last one ends, start-up
   // included; decoding: the slowest worker's own decode time.
   std::pair<double, double> decode_with_processes(const std::vector<std::string>& paths, int processes) const {
-    std::string script;
-    std::vector<fs::path> outputs;
+    std::vector<Args> commands;
+    std::vector<fs::path> outputs, logs;
     for (int p = 0; p < processes; ++p) {
-      const std::string part = std::to_string(p) + "-of-" + std::to_string(processes);
-      const fs::path list = out_ / "runs" / ("decode-" + part + ".txt");
-      outputs.push_back(out_ / "runs" / ("decode-" + part + ".json"));
-      write_list(list, paths, p, processes);
-      script += quote(exe_) + " decode-bench --list " + quote(list.string()) + " --size " +
-                std::to_string(plan_.image_size) + " --threads 1 >" + quote(outputs.back().string()) + " & ";
+      const fs::path part = out_ / "runs" / ("decode-" + std::to_string(p) + "-of-" + std::to_string(processes));
+      write_list(part.string() + ".txt", paths, p, processes);
+      commands.push_back({exe_, "decode-bench", "--list", part.string() + ".txt", "--size",
+                          std::to_string(plan_.image_size), "--threads", "1"});
+      outputs.push_back(part.string() + ".json");
+      logs.push_back(part.string() + ".log");
     }
     const auto start = Clock::now();
-    run_logged("( " + script + "wait )", out_ / "runs" / ("decode-processes-" + std::to_string(processes) + ".log"));
+    std::vector<pid_t> workers;
+    for (size_t p = 0; p < commands.size(); ++p) workers.push_back(start_process(commands[p], {outputs[p], logs[p], {}}));
+    for (pid_t worker : workers) wait_process(worker);
     const double wall = seconds_since(start);
     double slowest = 0;
     for (const auto& output : outputs) {

@@ -3,9 +3,11 @@
 # UBSan), one target after the other:
 #   jpeg        the JPEG decode + resize path every tile takes into the cache
 #   tile_cache  the tile-cache reader (header, sizes, completion flag, checksum)
+#   safetensors the checkpoint weights reader (header, dtypes, shapes, offsets, names)
+#   csv         the CSV and list-file readers (quoting, line bounds) and csv_field's round trip
 #
-#   bench/fuzz.sh [SECONDS] [jpeg|tile_cache|all]   (default 120 s each, all; needs clang,
-#                                                     libturbojpeg0-dev, libtbb-dev)
+#   bench/fuzz.sh [SECONDS] [jpeg|tile_cache|safetensors|csv|all]   (default 120 s each, all;
+#                                       needs clang, libturbojpeg0-dev, libtbb-dev, libtorch-dev)
 #
 # Seeds, when build/histotrain exists: synthetic tiles from `histotrain synth` (grey, 4:4:4,
 # 4:2:0, large and small) and a real tile cache of five 16 px tiles. A crash leaves crash-* files
@@ -37,6 +39,25 @@ seed_tile_cache() {
   rm -rf "$seeds"
 }
 
+seed_safetensors() {
+  local corpus=$1
+  # A file of the fuzz target's two tensors, written by the format's rules: header, then data.
+  python3 - "$corpus/seed.safetensors" <<'PY'
+import json, struct, sys
+header = {"weight": {"dtype": "F32", "shape": [3, 2], "data_offsets": [0, 24]},
+          "steps": {"dtype": "I64", "shape": [], "data_offsets": [24, 32]}, "__metadata__": {"format": "pt"}}
+text = json.dumps(header).encode()
+text += b" " * (-len(text) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + bytes(32))
+PY
+}
+
+seed_csv() {
+  local corpus=$1
+  printf 'filename,label,group_id\na.jpeg,lung_n,g1\n"b,c.jpeg",lung_n,"g""2"\n' >"$corpus/groups.csv"
+  printf '# split\nlung_n/a.jpeg\r\nlung_n/b.jpeg\n' >"$corpus/list.txt"
+}
+
 fuzz() {
   local target=$1 max_len=$2
   shift 2
@@ -55,3 +76,9 @@ case "$WHICH" in
     fuzz tile_cache 16384 src/data/tile_cache.cpp src/data/jpeg.cpp src/data/resize.cpp src/util/files.cpp \
       src/util/progress.cpp -lturbojpeg -ltbb ;;
 esac
+case "$WHICH" in
+  safetensors|all)
+    fuzz safetensors 65536 src/model/safetensors.cpp src/util/files.cpp -I/usr/include/torch/csrc/api/include \
+      -ltorch -ltorch_cpu -lc10 ;;
+esac
+case "$WHICH" in csv|all) fuzz csv 65536 src/util/csv.cpp src/util/files.cpp ;; esac

@@ -39,6 +39,26 @@ inline std::string torch_version() {
 
 inline bool cuda_available() { return torch::cuda::is_available(); }
 
+// Whether this LibTorch's TCPStore serves on a socket histotrain has bound itself
+// (TCPStoreOptions::masterListenFd, in 2.x), so that it listens on one address only. 1.13's
+// listens on every interface. Decided from the options type, so either compiles.
+template <typename Options, typename = void>
+struct TcpStoreTakesListeningSocket : std::false_type {};
+template <typename Options>
+struct TcpStoreTakesListeningSocket<Options, std::void_t<decltype(std::declval<Options&>().masterListenFd)>>
+    : std::true_type {};
+
+template <typename Options>
+constexpr bool tcp_store_takes_listening_socket(const Options&) {
+  return TcpStoreTakesListeningSocket<Options>::value;
+}
+
+// Hands a listening socket to the store (which then owns it); a no-op where it cannot take one.
+template <typename Options>
+void give_tcp_store_listening_socket([[maybe_unused]] Options& options, [[maybe_unused]] int fd) {
+  if constexpr (TcpStoreTakesListeningSocket<Options>::value) options.masterListenFd = fd;
+}
+
 // Whether this build links a CUDA LibTorch (known without touching the driver).
 inline bool built_with_cuda() {
 #ifdef HISTOTRAIN_WITH_CUDA

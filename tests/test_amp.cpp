@@ -46,21 +46,19 @@ TEST(GradScaler, UnscalesBeforeTheStepAndGrowsAfterCleanSteps) {
   EXPECT_NEAR(scaler.scale_loss(torch::tensor(1.5f)).item<float>(), 3072, 1e-3);
 }
 
-TEST(GradScaler, StateSurvivesSaveAndLoad) {
-  testing::ScratchDir dir;
+TEST(GradScaler, RestoresItsStateAndRefusesAnImpossibleOne) {
   GradScaler scaler(true, {1024, 2.0, 0.5, 10});
   scaler.update(true);
   scaler.update(false);
   scaler.update(false);
-  torch::serialize::OutputArchive out;
-  scaler.save(out);
-  out.save_to((dir / "s.pt").string());
   GradScaler restored(true, {1024, 2.0, 0.5, 10});
-  torch::serialize::InputArchive in;
-  in.load_from((dir / "s.pt").string());
-  restored.load(in);
+  restored.restore(scaler.scale(), scaler.growth_tracker());
   EXPECT_EQ(restored.scale(), 512);
   EXPECT_EQ(restored.growth_tracker(), 2);
+  EXPECT_THROW(restored.restore(std::nan(""), 0), Error);  // from an edited checkpoint
+  EXPECT_THROW(restored.restore(-1, 0), Error);
+  EXPECT_THROW(restored.restore(8, -3), Error);
+  EXPECT_EQ(restored.scale(), 512);
 }
 
 TEST(GradScaler, DisabledIsAPassThroughAndTheReducerDecidesForAllRanks) {

@@ -35,7 +35,8 @@ TEST(Cli, TrainLearnsWritesRunFolderThenEvalAndPredictUseIt) {
   const auto run = dir / "run";
   const auto trained = run_histotrain(train_args(data, run, 4));
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
-  for (const char* file : {"model.pt", "train_state.pt", "checkpoint.json", "metrics.jsonl", "summary.json"})
+  for (const char* file :
+       {"model.safetensors", "model.pt", "train_state.safetensors", "checkpoint.json", "metrics.jsonl", "summary.json"})
     EXPECT_TRUE(std::filesystem::exists(run / file)) << file;
   const auto metrics = read_jsonl(run / "metrics.jsonl");
   ASSERT_EQ(metrics.size(), 4u);
@@ -96,22 +97,22 @@ TEST(Cli, DamagedCheckpointIsAClearErrorAndThePreviousOneIsKept) {
   ASSERT_EQ(run_histotrain(train_args(data, run, 2)).exit_code, 0);
   EXPECT_EQ(read_json(run / "previous/checkpoint.json")["epoch"], 1) << "the epoch before the last is kept";
   EXPECT_EQ(read_json(run / "checkpoint.json")["epoch"], 2);
-  // Cut model.pt short, as a full disk or a killed copy would.
-  const auto size = std::filesystem::file_size(run / "model.pt");
-  std::filesystem::resize_file(run / "model.pt", size / 2);
+  // Cut the weights short, as a full disk or a killed copy would.
+  const auto size = std::filesystem::file_size(run / "model.safetensors");
+  std::filesystem::resize_file(run / "model.safetensors", size / 2);
   const auto eval = run_histotrain("eval --checkpoint " + run.string() + " --data " + data + " --quiet");
   EXPECT_EQ(eval.exit_code, 1);
   EXPECT_NE(eval.err.find("damaged or truncated"), std::string::npos) << eval.err;
   EXPECT_NE(eval.err.find("previous"), std::string::npos) << "names the intact checkpoint";
   // A flipped byte in the training state stops a resume the same way.
   {
-    std::fstream state(run / "train_state.pt", std::ios::in | std::ios::out | std::ios::binary);
+    std::fstream state(run / "train_state.safetensors", std::ios::in | std::ios::out | std::ios::binary);
     state.seekp(100);
     state.put('\x5a');
   }
   const auto resume = run_histotrain("train --resume " + run.string() + " --epochs 3 --quiet");
   EXPECT_EQ(resume.exit_code, 1);
-  EXPECT_NE(resume.err.find("train_state.pt is damaged"), std::string::npos) << resume.err;
+  EXPECT_NE(resume.err.find("train_state.safetensors is damaged"), std::string::npos) << resume.err;
   // The previous checkpoint evaluates and resumes.
   EXPECT_EQ(run_histotrain("eval --checkpoint " + (run / "previous").string() + " --data " + data + " --quiet").exit_code, 0);
   const auto again = run_histotrain("train --resume " + (run / "previous").string() + " --out " + (dir / "again").string() +

@@ -7,8 +7,8 @@
 #include <regex>
 #include <sstream>
 
-#include "train/checkpoint.h"
 #include "test_util.h"
+#include "train/checkpoint.h"
 
 namespace histotrain {
 namespace {
@@ -92,20 +92,21 @@ TEST(Reliability, AStagedCheckpointIsFinishedWhenCompleteAndDroppedWhenNot) {
   ASSERT_EQ(run_histotrain(args + " --epochs 1 --out " + (dir / "one").string()).exit_code, 0);
   ASSERT_EQ(run_histotrain(args + " --epochs 2 --out " + (dir / "two").string()).exit_code, 0);
   // "one" killed half-way through writing epoch 2's checkpoint, after the first rename.
-  fs::copy_file(dir / "two/train_state.pt", dir / "one/train_state.pt", fs::copy_options::overwrite_existing);
-  fs::copy_file(dir / "two/model.pt", dir / "one/model.pt.next");
+  fs::copy_file(dir / "two/train_state.safetensors", dir / "one/train_state.safetensors",
+                fs::copy_options::overwrite_existing);
+  fs::copy_file(dir / "two/model.safetensors", dir / "one/model.safetensors.next");
   fs::copy_file(dir / "two/checkpoint.json", dir / "one/checkpoint.json.next");
   const auto eval = run_histotrain("eval --checkpoint " + (dir / "one").string() + " --data " + data + " --quiet");
   EXPECT_EQ(eval.exit_code, 0) << eval.err;
   EXPECT_EQ(read_json(dir / "one/checkpoint.json")["epoch"], 2);
-  EXPECT_FALSE(fs::exists(dir / "one/model.pt.next"));
+  EXPECT_FALSE(fs::exists(dir / "one/model.safetensors.next"));
   // A stage cut short: the checkpoint in place stays, the stage goes.
-  fs::copy_file(dir / "two/model.pt", dir / "two/model.pt.next");
-  fs::resize_file(dir / "two/model.pt.next", 1000);
+  fs::copy_file(dir / "two/model.safetensors", dir / "two/model.safetensors.next");
+  fs::resize_file(dir / "two/model.safetensors.next", 1000);
   const auto resumed = run_histotrain("train --resume " + (dir / "two").string() + " --epochs 3 --quiet");
   EXPECT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_EQ(read_json(dir / "two/checkpoint.json")["epoch"], 3);
-  EXPECT_FALSE(fs::exists(dir / "two/model.pt.next"));
+  EXPECT_FALSE(fs::exists(dir / "two/model.safetensors.next"));
 }
 
 // Runs `inner` (bash) in a mount namespace of its own, where it may mount small or read-only
@@ -125,7 +126,8 @@ constexpr const char* kEmptyStudy = R"({"study": {"plan": {}}, "training": [], "
 TEST(Reliability, FullDiskWhileWritingACheckpointACacheOrAReportIsAClearErrorAndLosesNothing) {
   ScratchDir dir;
   const std::string data = synth_data(), small = (dir / "small").string(), tiny = (dir / "tiny").string();
-  // 200 MiB: one checkpoint of ResNet-18 (135 MB: model.pt and train_state.pt) fits, two do not.
+  // 200 MiB: one checkpoint of ResNet-18 (180 MB: model.safetensors, its model.pt export and
+  // train_state.safetensors) fits, two do not.
   const std::string output = in_mount_namespace(
       "mkdir -p " + small + " " + tiny + "\nmount -t tmpfs -o size=200m tmpfs " + small +
       "\nmount -t tmpfs -o size=1m tmpfs " + tiny + "\n"

@@ -51,8 +51,9 @@ TEST(ResNet, ForwardShapesAndWeightDecayGroups) {
   EXPECT_THROW(ResNet("resnet9", 5), UsageError);
 }
 
-// The checkpoint's model.pt loads into torchvision's ResNet in Python (strict) and gives the same
-// logits on the same input, with BN statistics that are not the defaults.
+// The checkpoint's model.safetensors and its model.pt export load into torchvision's ResNet in
+// Python (strict) and give the same logits on the same input, with BN statistics that are not
+// the defaults.
 TEST(TorchvisionParity, CheckpointLoadsInPythonAndLogitsMatch) {
   if (testing::torchvision_python().empty()) {
     ASSERT_FALSE(testing::packages_required()) << "no python3 with torchvision and numpy: run.sh installs them";
@@ -84,9 +85,11 @@ TEST(TorchvisionParity, CheckpointLoadsInPythonAndLogitsMatch) {
       expected["logits"].push_back(row);
     }
     std::ofstream(dir / "logits.json") << expected.dump();
-    const std::string args = (dir / "model.pt").string() + " " + arch + " 5 " + (dir / "x.bin").string() + " " +
-                             (dir / "logits.json").string();
-    EXPECT_EQ(testing::run_torchvision_parity(args), 0) << args;
+    for (const char* file : {"model.safetensors", "model.pt"}) {
+      const std::string args = (dir / file).string() + " " + arch + " 5 " + (dir / "x.bin").string() + " " +
+                               (dir / "logits.json").string();
+      EXPECT_EQ(testing::run_torchvision_parity(args), 0) << args;
+    }
   }
 }
 

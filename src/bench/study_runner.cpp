@@ -18,6 +18,7 @@
 #include "util/allocator.h"
 #include "util/errors.h"
 #include "util/files.h"
+#include "util/json_text.h"
 #include "util/process.h"
 #include "util/progress.h"
 
@@ -129,7 +130,7 @@ class Study {
                  format_duration(elapsed).c_str(), eta.c_str());
   }
 
-  void save() const { write_file_atomically(out_ / "results.json", results_.dump(2) + "\n"); }
+  void save() const { write_file_atomically(out_ / "results.json", json_text(results_, 2) + "\n"); }
 
   // The flags every histotrain run of the study shares.
   Args train_flags(const StudyConfig& c, const fs::path& run) const {

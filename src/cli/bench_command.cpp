@@ -11,6 +11,7 @@
 #include "compat.h"
 #include "util/errors.h"
 #include "util/files.h"
+#include "util/json_text.h"
 
 namespace histotrain {
 
@@ -36,7 +37,7 @@ int run_bench(BenchOptions& o) {
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   const StudyPlan plan = o.plan.empty() ? default_plan(cores, compat::cuda_available()) : plan_from_json(read_json_file(o.plan));
   if (o.print_plan) {
-    std::printf("%s\n", to_json(plan).dump(2).c_str());
+    std::printf("%s\n", json_text(to_json(plan), 2).c_str());
     return 0;
   }
   if (o.study.data.empty() || o.study.out.empty()) throw UsageError("bench needs --data and --out (or --print-plan)");
@@ -104,7 +105,7 @@ Command add_decode_bench_command(CLI::App& root) {
   app->add_option("--size", *size, "Tile side, px")->capture_default_str();
   app->add_option("--threads", *threads, "Decode threads")->capture_default_str();
   return {app, [list, size, threads] {
-            std::printf("%s\n", decode_listed_images(*list, *size, *threads).dump().c_str());
+            std::printf("%s\n", json_text(decode_listed_images(*list, *size, *threads)).c_str());
             return 0;
           }};
 }

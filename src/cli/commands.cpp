@@ -2,10 +2,19 @@
 
 #include <cstdio>
 
+#include "data/jpeg.h"
 #include "train/system_info.h"
 #include "util/errors.h"
 
 namespace histotrain {
+
+void add_max_image_pixels_flag(CLI::App* app) {
+  app->add_option_function<uint64_t>(
+         "--max-image-pixels", [](const uint64_t& pixels) { set_max_image_pixels(pixels); },
+         "Skip images whose header claims more pixels than this (default " +
+             std::to_string(kDefaultMaxImagePixels) + "): a few bytes may claim gigapixels")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+}
 
 int run_cli(int argc, char** argv) {
   CLI::App app{"histotrain: train ResNet classifiers on histopathology tiles (LC25000 layout), fast and honestly "

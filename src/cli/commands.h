@@ -29,6 +29,10 @@ struct NearCopyOptions;
 void add_near_copy_flags(CLI::App* app, NearCopyOptions& options);
 void validate_near_copy_options(const NearCopyOptions& options);
 
+// --max-image-pixels, for every command that decodes images: the process-wide limit of
+// data/jpeg.h, set while the command line is parsed.
+void add_max_image_pixels_flag(CLI::App* app);
+
 // Parses, runs the chosen command, and maps failures to exit codes: 0 ok, 1 error, 2 usage.
 int run_cli(int argc, char** argv);
 

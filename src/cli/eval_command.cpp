@@ -9,6 +9,8 @@
 #include "train/evaluate.h"
 #include "train/runtime.h"
 #include "util/errors.h"
+#include "util/json_text.h"
+#include "util/machine.h"
 
 namespace histotrain {
 
@@ -17,7 +19,7 @@ namespace {
 struct EvalOptions {
   std::string checkpoint, data, cache_dir, device = "cpu", amp;
   int batch_size = 64, threads = 0, workers = 0;
-  bool json = false, quiet = false, tta = false;
+  bool json = false, quiet = false, tta = false, trust_checkpoint = false;
 };
 
 void print_table(const nlohmann::json& r) {
@@ -39,7 +41,7 @@ void print_table(const nlohmann::json& r) {
 int run_eval(const EvalOptions& o) {
   set_threads(o.threads);
   const torch::Device device = parse_device(o.device);
-  TrainedModel trained = open_trained_model(o.checkpoint, device, o.amp);
+  TrainedModel trained = open_trained_model(o.checkpoint, device, o.amp, o.trust_checkpoint);
   const auto& classes = trained.classes;
 
   DataOptions data_options;
@@ -64,7 +66,7 @@ int run_eval(const EvalOptions& o) {
   report["seconds"] = result.seconds;
   report["amp"] = precision_name(trained.precision);
   if (o.json) {
-    std::printf("%s\n", report.dump(2).c_str());
+    std::printf("%s\n", json_text(report, 2).c_str());
   } else {
     print_table(report);
   }
@@ -76,7 +78,9 @@ int run_eval(const EvalOptions& o) {
 Command add_eval_command(CLI::App& root) {
   auto o = std::make_shared<EvalOptions>();
   CLI::App* app = root.add_subcommand("eval", "Evaluate a checkpoint on a folder of class folders");
-  app->add_option("--checkpoint", o->checkpoint, "Run folder (or its model.pt)")->required();
+  app->add_option("--checkpoint", o->checkpoint, "Run folder (or a file in it)")->required();
+  app->add_flag("--trust-checkpoint", o->trust_checkpoint,
+                "Also load a TorchScript model.pt / train_state.pt (older checkpoints): such an archive can run code, so only from a source you trust");
   app->add_option("--data", o->data, "Dataset root; class folders are matched to the checkpoint's classes")->required();
   app->add_flag("--json", o->json, "Print the report as JSON");
   app->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str();
@@ -87,8 +91,10 @@ Command add_eval_command(CLI::App& root) {
   app->add_option("--amp", o->amp, "none | bf16 | fp16 (default: as trained)");
   app->add_flag("--tta", o->tta, "Classify each tile from the mean over its 8 flips and rotations");
   app->add_flag("--quiet", o->quiet, "No progress output");
+  add_max_image_pixels_flag(app);
   return {app, [o] {
             if (o->batch_size < 1) throw UsageError("--batch-size must be at least 1");
+            check_thread_count(o->workers, "--workers");
             return run_eval(*o);
           }};
 }

@@ -72,6 +72,7 @@ Command add_groups_command(CLI::App& root) {
   add_near_copy_flags(app, args->near);
   app->add_option("--threads", args->threads, "Threads (0: all cores)")->capture_default_str();
   app->add_flag("--quiet", args->quiet, "No progress output");
+  add_max_image_pixels_flag(app);
   return {app, [args] { return run_groups(*args); }};
 }
 

@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "train/system_info.h"
+#include "util/json_text.h"
 
 namespace histotrain {
 
@@ -13,7 +14,7 @@ Command add_info_command(CLI::App& root) {
   app->add_flag("--json", *json, "One JSON object, for tools");
   return {app, [json] {
             const nlohmann::json info = system_info();
-            std::fputs(*json ? (info.dump(2) + "\n").c_str() : system_info_text(info).c_str(), stdout);
+            std::fputs(*json ? (json_text(info, 2) + "\n").c_str() : system_info_text(info).c_str(), stdout);
             return 0;
           }};
 }

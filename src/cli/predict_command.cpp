@@ -8,6 +8,7 @@
 #include "data/tile_cache.h"
 #include "train/checkpoint.h"
 #include "train/runtime.h"
+#include "util/csv.h"
 #include "util/errors.h"
 #include "util/files.h"
 
@@ -19,6 +20,7 @@ struct PredictOptions {
   std::string checkpoint, csv, device = "cpu", amp;
   std::vector<std::string> files;
   int threads = 0, batch_size = 64;
+  bool trust_checkpoint = false;
 };
 
 // Files as given; folders expand to the JPEGs below them, sorted.
@@ -78,22 +80,22 @@ std::vector<Prediction> predict(TrainedModel& trained, const std::vector<std::st
 int run_predict(const PredictOptions& o) {
   set_threads(o.threads);
   const torch::Device device = parse_device(o.device);
-  TrainedModel trained = open_trained_model(o.checkpoint, device, o.amp);
+  TrainedModel trained = open_trained_model(o.checkpoint, device, o.amp, o.trust_checkpoint);
   const auto& classes = trained.classes;
   const std::vector<std::string> files = expand_inputs(o.files);
   if (files.empty()) throw UsageError("no images given");
   const auto predictions = predict(trained, files, device, o.batch_size);
 
   std::string csv = "path,class,probability";
-  for (const auto& c : classes) csv += ",p_" + c;
+  for (const auto& c : classes) csv += "," + csv_field("p_" + c);
   csv += ",error\n";
   int failed = 0;
   for (const auto& p : predictions) {
     if (p.probabilities.empty()) {
       ++failed;
-      csv += p.path + ",,,";
+      csv += csv_field(p.path) + ",,,";
       for (size_t k = 0; k < classes.size(); ++k) csv += ",";
-      csv += "\"" + p.error + "\"\n";
+      csv += csv_field(p.error) + "\n";
       if (o.csv.empty()) std::printf("%s\terror: %s\n", p.path.c_str(), p.error.c_str());
       continue;
     }
@@ -101,7 +103,7 @@ int run_predict(const PredictOptions& o) {
         std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin());
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.6f", p.probabilities[best]);
-    csv += p.path + "," + classes[best] + "," + buf;
+    csv += csv_field(p.path) + "," + csv_field(classes[best]) + "," + buf;
     for (float v : p.probabilities) {
       std::snprintf(buf, sizeof buf, ",%.6f", v);
       csv += buf;
@@ -122,13 +124,16 @@ int run_predict(const PredictOptions& o) {
 Command add_predict_command(CLI::App& root) {
   auto o = std::make_shared<PredictOptions>();
   CLI::App* app = root.add_subcommand("predict", "Class and probabilities for each image");
-  app->add_option("--checkpoint", o->checkpoint, "Run folder (or its model.pt)")->required();
+  app->add_option("--checkpoint", o->checkpoint, "Run folder (or a file in it)")->required();
+  app->add_flag("--trust-checkpoint", o->trust_checkpoint,
+                "Also load a TorchScript model.pt / train_state.pt (older checkpoints): such an archive can run code, so only from a source you trust");
   app->add_option("--csv", o->csv, "Write path,class,probability,p_<class>...,error rows here");
   app->add_option("--threads", o->threads, "Intra-op threads (0: all cores)");
   app->add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
   app->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str();
   app->add_option("--amp", o->amp, "none | bf16 | fp16 (default: as trained)");
   app->add_option("files", o->files, "JPEG files or folders")->required();
+  add_max_image_pixels_flag(app);
   return {app, [o] {
             if (o->batch_size < 1) throw UsageError("--batch-size must be at least 1");
             return run_predict(*o);

@@ -5,6 +5,7 @@
 #include "data/split_audit.h"
 #include "train/runtime.h"
 #include "util/files.h"
+#include "util/json_text.h"
 #include "util/progress.h"
 
 namespace histotrain {
@@ -26,7 +27,7 @@ int run_audit(const AuditArgs& args) {
   const AuditReport report = audit_split(train, test, args.near, args.threads, args.quiet, args.examples);
   std::printf("%s", format_audit(report).c_str());
   std::printf("audited in %s\n", format_duration(report.seconds).c_str());
-  if (!args.json.empty()) write_file_atomically(args.json, audit_json(report).dump(2) + "\n");
+  if (!args.json.empty()) write_file_atomically(args.json, json_text(audit_json(report), 2) + "\n");
   return 0;
 }
 

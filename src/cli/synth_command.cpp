@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "data/synth.h"
+#include "util/machine.h"
 
 namespace histotrain {
 
@@ -20,7 +21,9 @@ Command add_synth_command(CLI::App& root) {
   app->add_option("--quality", options->quality, "JPEG quality")->capture_default_str();
   app->add_option("--threads", options->threads, "Threads (0: all cores)")->capture_default_str();
   app->add_flag("--quiet", options->quiet, "No progress output");
+  app->add_flag("--overwrite", options->overwrite, "Write into --out even when it already holds files");
   return {app, [options] {
+            check_thread_count(options->threads, "--threads");
             const SynthReport report = write_synthetic_dataset(*options);
             std::printf("wrote %lld tiles to %s (groups: %s)\n", static_cast<long long>(report.tiles),
                         options->out.c_str(), report.groups_csv.c_str());

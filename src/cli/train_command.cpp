@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "train/trainer.h"
+#include "util/json_text.h"
 
 namespace histotrain {
 
@@ -82,6 +83,9 @@ void add_flags(CLI::App* app, TrainConfig& c) {
   app->add_option("--seed", c.seed, "Seed for weights, split, order and augmentation")->capture_default_str();
   app->add_option("--out", c.out, "Run folder (metrics.jsonl, summary.json, checkpoint)")->capture_default_str();
   app->add_option("--resume", c.resume, "Continue the run in this folder (its flags, plus any given again)");
+  app->add_flag("--trust-checkpoint", c.trust_checkpoint,
+                "Also resume from an older checkpoint's TorchScript train_state.pt, which can run code: only from a "
+                "source you trust");
   app->add_option("--target-acc", c.target_acc, "Stop once validation accuracy reaches this (0..1)");
   app->add_option("--val-every", c.val_every,
                   "Validate and checkpoint every N epochs and after the last (short GPU runs: fewer pauses)")
@@ -99,6 +103,7 @@ void add_flags(CLI::App* app, TrainConfig& c) {
                   "auto | on | off: replay the train step as one CUDA graph (CUDA, LibTorch 2.x, one process)")
       ->capture_default_str();
   app->add_flag("--quiet", c.quiet, "No progress bars");
+  add_max_image_pixels_flag(app);
 }
 
 }  // namespace
@@ -108,11 +113,12 @@ Command add_train_command(CLI::App& root) {
   CLI::App* app = root.add_subcommand("train", "Train a ResNet on a folder of class folders");
   add_flags(app, *parsed);
   return {app, [app, parsed] {
-            const TrainConfig config =
+            TrainConfig config =
                 parsed->resume.empty() ? *parsed : resumed_config(parsed->resume, explicitly_given(*app, *parsed));
+            config.trust_checkpoint = parsed->trust_checkpoint;
             const TrainOutcome outcome = train(config);
             if (outcome.stopped_by != 0) return 128 + outcome.stopped_by;  // the shell's convention for a signal
-            if (!outcome.summary.is_null()) std::printf("%s\n", outcome.summary.dump().c_str());  // rank 0 only
+            if (!outcome.summary.is_null()) std::printf("%s\n", json_text(outcome.summary).c_str());  // rank 0 only
             return 0;
           }};
 }

@@ -8,6 +8,7 @@
 
 #include "data/groups.h"
 #include "data/tile_cache.h"
+#include "util/csv.h"
 #include "util/errors.h"
 #include "util/files.h"
 
@@ -61,8 +62,8 @@ FoundGroups find_groups(const ScanResult& scan, const NearCopyOptions& options, 
 std::string groups_csv_text(const ScanResult& scan, const std::vector<std::string>& group_of_image) {
   std::string csv = "filename,label,group_id\n";
   for (size_t i = 0; i < scan.images.size(); ++i)
-    csv += std::filesystem::path(scan.images[i].path).filename().string() + "," + scan.images[i].class_name + "," +
-           group_of_image[i] + "\n";
+    csv += csv_field(std::filesystem::path(scan.images[i].path).filename().string()) + "," +
+           csv_field(scan.images[i].class_name) + "," + csv_field(group_of_image[i]) + "\n";
   return csv;
 }
 
@@ -73,7 +74,13 @@ FoundGroups cached_groups(const ScanResult& scan, const std::string& cache_dir, 
   const std::string path = dir + "/" + cache_file_base(scan) + "-" +
                            hex64(scan_fingerprint(scan, method.value)).substr(0, 12) + ".groups.csv";
   if (std::filesystem::exists(path)) {
-    const auto csv = read_groups_csv(path);
+    std::unordered_map<std::string, std::string> csv;
+    try {
+      csv = read_groups_csv(path);
+    } catch (const Error&) {
+      // A damaged cache file (or one an older version wrote unquoted) is found again and
+      // rewritten, never a failure of every later run.
+    }
     const GroupAssignment assigned = assign_groups(scan, &csv);
     if (assigned.missing == 0) {
       FoundGroups result;

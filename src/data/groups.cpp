@@ -7,28 +7,16 @@
 #include <random>
 #include <sstream>
 
+#include "util/csv.h"
 #include "util/errors.h"
+#include "util/files.h"
 
 namespace histotrain {
 
-static std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> fields;
-  std::string field;
-  std::stringstream ss(line);
-  while (std::getline(ss, field, ',')) {
-    while (!field.empty() && (field.back() == '\r' || field.back() == ' ')) field.pop_back();
-    while (!field.empty() && field.front() == ' ') field.erase(field.begin());
-    fields.push_back(field);
-  }
-  return fields;
-}
-
 std::unordered_map<std::string, std::string> read_groups_csv(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error("cannot read groups file '" + path + "'");
-  std::string line;
-  if (!std::getline(in, line)) throw Error("groups file '" + path + "' is empty");
-  const auto header = split_csv_line(line);
+  const std::vector<CsvRecord> records = parse_csv(read_regular_file(path, uint64_t{1} << 30), "groups file '" + path + "'");
+  if (records.empty()) throw Error("groups file '" + path + "' is empty");
+  const auto& header = records.front().fields;
   auto column = [&](const std::string& name) -> size_t {
     auto it = std::find(header.begin(), header.end(), name);
     if (it == header.end())
@@ -37,13 +25,11 @@ std::unordered_map<std::string, std::string> read_groups_csv(const std::string& 
   };
   const size_t file_col = column("filename"), group_col = column("group_id");
   std::unordered_map<std::string, std::string> groups;
-  int line_number = 1;
-  while (std::getline(in, line)) {
-    ++line_number;
-    if (line.empty() || line == "\r") continue;
-    const auto fields = split_csv_line(line);
+  for (size_t r = 1; r < records.size(); ++r) {
+    const auto& fields = records[r].fields;
     if (fields.size() <= std::max(file_col, group_col) || fields[group_col].empty())
-      throw Error("groups file '" + path + "', line " + std::to_string(line_number) + ": expected filename,label,group_id");
+      throw Error("groups file '" + path + "', line " + std::to_string(records[r].line) +
+                  ": expected filename,label,group_id");
     groups[fields[file_col]] = fields[group_col];
   }
   return groups;

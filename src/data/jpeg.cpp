@@ -1,5 +1,7 @@
 #include "data/jpeg.h"
 
+#include <atomic>
+
 #include <turbojpeg.h>
 
 #include <cstring>
@@ -70,10 +72,13 @@ void cmyk_to_rgb(const std::vector<uint8_t>& cmyk, RgbImage& out) {
 }
 
 bool is_fatal(tjhandle h) {
-  // Warnings (e.g. extraneous bytes) are fine, but a premature end means missing rows.
+  // Warnings (e.g. extraneous bytes) are fine, but a premature end means missing rows: libjpeg
+  // says "Premature end of JPEG file" or "Corrupt JPEG data: premature end of data segment".
   if (tjGetErrorCode(h) != TJERR_WARNING) return true;
-  return std::strstr(tjGetErrorStr2(h), "Premature end") != nullptr;
+  return ::strcasestr(tjGetErrorStr2(h), "premature end") != nullptr;
 }
+
+std::atomic<uint64_t> g_max_image_pixels{kDefaultMaxImagePixels};
 
 }  // namespace
 
@@ -84,6 +89,13 @@ DecodeResult decode_jpeg(const uint8_t* data, size_t size, int min_side) {
   if (tjDecompressHeader3(h, data, static_cast<unsigned long>(size), &width, &height, &subsamp, &colorspace) != 0) {
     result.error = std::string("not a readable JPEG: ") + tjGetErrorStr2(h);
     replace_thread_decompressor();
+    return result;
+  }
+  const uint64_t pixels = static_cast<uint64_t>(width) * static_cast<uint64_t>(height);
+  if (pixels > max_image_pixels()) {
+    result.error = "its header claims " + std::to_string(width) + " x " + std::to_string(height) +
+                   " pixels, more than --max-image-pixels " + std::to_string(max_image_pixels()) +
+                   " (a decompression bomb, or not a tile)";
     return result;
   }
   const tjscalingfactor f = choose_scale(width, height, min_side);
@@ -104,6 +116,9 @@ DecodeResult decode_jpeg(const uint8_t* data, size_t size, int min_side) {
   result.image = std::move(image);
   return result;
 }
+
+void set_max_image_pixels(uint64_t pixels) { g_max_image_pixels = pixels; }
+uint64_t max_image_pixels() { return g_max_image_pixels; }
 
 DecodeResult decode_jpeg_file(const std::string& path, int min_side) {
   std::vector<uint8_t> bytes;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "util/errors.h"
+#include "util/json_text.h"
 
 namespace histotrain {
 
@@ -69,6 +70,11 @@ ScanResult scan_image_folder(const std::string& root_arg) {
   std::set<std::string> classes;
   for (const auto& image : result.images) classes.insert(image.class_name);
   result.classes.assign(classes.begin(), classes.end());
+  // Class names travel through checkpoint.json and every report: JSON holds only UTF-8.
+  for (const auto& name : result.classes)
+    if (!is_utf8(name))
+      throw Error("class folder '" + (fs::path(root_arg) / name).string() +
+                  "' has a name that is not UTF-8 text; rename it (class names are written to JSON reports)");
 
   // A leaf folder without images whose siblings are class folders is almost surely a class
   // whose images are missing: say so instead of silently training on fewer classes.

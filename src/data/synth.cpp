@@ -541,6 +541,11 @@ SynthReport write_synthetic_dataset(const SynthOptions& options) {
     throw UsageError("--max-rotation must be between 0 and 45 degrees");
   if (options.quality < 1 || options.quality > 100) throw UsageError("--quality must be between 1 and 100");
   const fs::path root(options.out);
+  // LC25000's own file names are the ones written here: a folder holding a tile set (that one,
+  // or one written before) is not overwritten unless asked.
+  if (!options.overwrite && !is_empty_or_missing(root))
+    throw Error("'" + root.string() + "' is not empty; choose a new folder for the tiles, or --overwrite to write "
+                "over what is there");
   ensure_writable_dir(root);
   const auto& classes = lc25000_classes();
   for (const auto& cls : classes) ensure_writable_dir(root / "lung_colon_image_set" / layout_for(cls).folder / cls);

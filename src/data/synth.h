@@ -38,6 +38,7 @@ struct SynthOptions {
   int quality = 90;    // JPEG quality
   int threads = 0;     // 0: all cores
   bool quiet = false;
+  bool overwrite = false;  // write into a folder that already holds files (else an Error)
 };
 
 struct SynthReport {

@@ -228,15 +228,22 @@ std::shared_ptr<TileCache> TileCache::open_existing(const std::string& path, uin
 std::shared_ptr<TileCache> TileCache::open_or_build(const ScanResult& scan, const TileCacheOptions& options) {
   if (options.size < 8 || options.size > 4096) throw UsageError("image size must be between 8 and 4096 px");
   const std::string dir = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
-  ensure_writable_dir(dir);
   const std::string path = dir + "/" + cache_file_name(scan, options.size);
   const uint64_t fingerprint = scan_fingerprint(scan, static_cast<uint64_t>(options.size));
   const auto count = static_cast<int64_t>(scan.images.size());
 
+  // A valid cache is only read: it may sit in a read-only folder (a shared cache, a read-only
+  // mount). Only building one needs the folder writable.
   std::shared_ptr<TileCache> cache(new TileCache());
   if (cache->map_existing(path, fingerprint, count, options.size)) {
     cache->reused_ = true;
     return cache;
+  }
+  try {
+    ensure_writable_dir(dir);
+  } catch (const Error& e) {
+    throw Error(std::string("the tile cache must be built, but ") + e.what() +
+                " (choose another --cache-dir, or $HISTOTRAIN_CACHE)");
   }
   remove_abandoned_builds(dir, cache_file_name(scan, options.size));
   build_cache_file(scan, options, fingerprint, path, cache->errors_);

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 // HISTOTRAIN_WITH_GLOO is decided by CMake (cmake/gloo.cmake) from LibTorch's build and Gloo's
@@ -18,7 +19,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 namespace histotrain {
@@ -37,15 +40,66 @@ std::string reason(const std::exception& e) {
 
 using Milliseconds = std::chrono::milliseconds;
 
-[[maybe_unused]] bool is_loopback(const std::string& host) { return host == "localhost" || host.rfind("127.", 0) == 0; }
+bool is_loopback(const std::string& host) { return host == "localhost" || host.rfind("127.", 0) == 0; }
+
+// This host's address on the route to `host` (defined below).
+std::string local_address_towards(const std::string& host, int port);
+
+// Where rank 0's TCPStore listens: HISTOTRAIN_STORE_BIND when set, else loopback for a loopback
+// master, else this host's address on the route to MASTER_ADDR (the one the other ranks reach).
+std::string store_bind_address(const WorldInfo& world) {
+  if (const char* bind = std::getenv("HISTOTRAIN_STORE_BIND"); bind && *bind) return bind;
+  if (is_loopback(world.master_addr)) return "127.0.0.1";
+  return local_address_towards(world.master_addr, world.master_port);
+}
+
+// A listening TCP socket on address:port (IPv4), for a TCPStore to serve on; throws Error.
+int listen_on(const std::string& address, int port) {
+  sockaddr_in where{};
+  where.sin_family = AF_INET;
+  where.sin_port = htons(static_cast<uint16_t>(port));
+  if (::inet_pton(AF_INET, address.c_str(), &where.sin_addr) != 1)
+    throw UsageError("HISTOTRAIN_STORE_BIND / the store's address '" + address + "' is not an IPv4 address");
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int yes = 1;
+  if (fd < 0 || ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes) != 0 ||
+      ::bind(fd, reinterpret_cast<sockaddr*>(&where), sizeof where) != 0 || ::listen(fd, 2048) != 0) {
+    const std::string why = std::strerror(errno);
+    if (fd >= 0) ::close(fd);
+    throw Error("rank 0 cannot listen on " + address + ":" + std::to_string(port) + " for the rendezvous store (" + why +
+                (why.find("in use") != std::string::npos ? "). Is the port taken by another job? Choose another MASTER_PORT."
+                                                          : ")"));
+  }
+  return fd;
+}
+
+c10::intrusive_ptr<c10d::Store> open_file_store(const WorldInfo& world, std::chrono::seconds timeout) {
+  try {
+    auto store = c10::make_intrusive<c10d::FileStore>(world.store_file, world.world_size);
+    store->setTimeout(timeout);
+    return store;
+  } catch (const std::exception& e) {
+    throw Error("rank " + std::to_string(world.rank) + " cannot open the rendezvous file " + world.store_file + " (" +
+                reason(e) + ")");
+  }
+}
 
 c10::intrusive_ptr<c10d::Store> open_store(const WorldInfo& world, std::chrono::seconds timeout) {
+  if (!world.store_file.empty()) return open_file_store(world, timeout);
   c10d::TCPStoreOptions options;
   options.port = static_cast<std::uint16_t>(world.master_port);
   options.isServer = world.rank == 0;
   options.numWorkers = static_cast<size_t>(world.world_size);
   options.waitWorkers = false;  // the backend's own rendezvous waits for everyone, with the timeout
   options.timeout = timeout;
+  if (options.isServer) {
+    const std::string bind = store_bind_address(world);
+    if (!compat::tcp_store_takes_listening_socket(options))
+      std::fprintf(stderr, "note: the rendezvous store listens on every interface of this host, port %d: LibTorch %s "
+                           "cannot bind it to one (docs/security.md)\n", world.master_port, compat::torch_version().c_str());
+    else if (!bind.empty())
+      compat::give_tcp_store_listening_socket(options, listen_on(bind, world.master_port));
+  }
   const std::string where = world.master_addr + ":" + std::to_string(world.master_port);
   try {
     return c10::make_intrusive<c10d::TCPStore>(world.master_addr, options);
@@ -63,7 +117,7 @@ c10::intrusive_ptr<c10d::Store> open_store(const WorldInfo& world, std::chrono::
 
 // This host's address on the route to `host` (a UDP "connect" sends nothing; it only picks the
 // route), or "" when there is none.
-[[maybe_unused]] std::string local_address_towards(const std::string& host, int port) {
+std::string local_address_towards(const std::string& host, int port) {
   addrinfo hints{};
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_DGRAM;

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <thread>
@@ -52,7 +53,30 @@ void flush_rest(Stream& s) {
   if (!s.pending.empty()) print_prefixed(s, "\n", 1);
 }
 
-pid_t start_rank(const LaunchOptions& o, int rank, int port, int threads, int out_fd, int err_fd) {
+// The ranks meet through a c10d FileStore in a folder of their own (mode 0700), not a TCP port:
+// nothing of the job listens on the network, and no other user can read or write its keys.
+// Removed when the launch ends.
+class PrivateFolder {
+ public:
+  PrivateFolder() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/histotrain-launch-XXXXXX";
+    if (!::mkdtemp(pattern.data()))
+      throw Error("cannot create a private folder for the ranks' rendezvous in " + pattern + ": " + std::strerror(errno));
+    path_ = pattern;
+  }
+  ~PrivateFolder() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+pid_t start_rank(const LaunchOptions& o, int rank, int port, const std::string& store_file, int threads, int out_fd,
+                 int err_fd) {
   const pid_t pid = ::fork();
   if (pid < 0) throw Error(std::string("cannot start a rank: fork failed: ") + std::strerror(errno));
   if (pid > 0) return pid;
@@ -64,6 +88,7 @@ pid_t start_rank(const LaunchOptions& o, int rank, int port, int threads, int ou
   ::setenv("LOCAL_WORLD_SIZE", std::to_string(o.ranks).c_str(), 1);
   ::setenv("MASTER_ADDR", "127.0.0.1", 1);
   ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+  ::setenv("HISTOTRAIN_STORE_FILE", store_file.c_str(), 1);
   ::setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
   const std::string exe = std::filesystem::read_symlink("/proc/self/exe").string();
   std::vector<std::string> words = {exe};
@@ -119,7 +144,10 @@ int launch_local_ranks(const LaunchOptions& o) {
   const int port = o.port > 0 ? o.port : free_loopback_port();
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = o.threads_per_rank > 0 ? o.threads_per_rank : std::max(1, cores / o.ranks);
-  std::fprintf(stderr, "histotrain launch: %d rank(s) on 127.0.0.1:%d, %d thread(s) each\n", o.ranks, port, threads);
+  const PrivateFolder rendezvous;
+  const std::string store_file = (rendezvous.path() / "store").string();
+  std::fprintf(stderr, "histotrain launch: %d rank(s) on this host, meeting through %s (no open port), %d thread(s) each\n",
+               o.ranks, store_file.c_str(), threads);
 
   struct sigaction action {};
   action.sa_handler = remember_signal;
@@ -131,7 +159,7 @@ int launch_local_ranks(const LaunchOptions& o) {
   for (int r = 0; r < o.ranks; ++r) {
     int out[2], err[2];
     if (::pipe(out) != 0 || ::pipe(err) != 0) throw Error("cannot create pipes for the ranks' output");
-    ranks[r].pid = start_rank(o, r, port, threads, out[1], err[1]);
+    ranks[r].pid = start_rank(o, r, port, store_file, threads, out[1], err[1]);
     ::close(out[1]);
     ::close(err[1]);
     streams.push_back({out[0], r, stdout, {}});

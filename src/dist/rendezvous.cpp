@@ -52,6 +52,7 @@ WorldInfo from_torchrun(const EnvLookup& env) {
   w.local_world_size = leading_int(env, "LOCAL_WORLD_SIZE");
   w.master_addr = text_or(env, "MASTER_ADDR", "127.0.0.1");
   w.master_port = is_set(env, "MASTER_PORT") ? parse_int(env, "MASTER_PORT", 1) : 29500;
+  w.store_file = text_or(env, "HISTOTRAIN_STORE_FILE", "");
   return w;
 }
 

@@ -15,6 +15,9 @@ struct WorldInfo {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   std::string launcher = "none";  // torchrun | slurm | openmpi | none
+  // HISTOTRAIN_STORE_FILE: ranks on one host meet through this file (a c10d FileStore in a folder
+  // only the user can read) instead of a TCP port. `histotrain launch` sets it.
+  std::string store_file;
 
   bool distributed() const { return world_size > 1; }
   std::string describe() const;  // "rank 1 of 4 (local 1), master 10.0.0.5:29500, from slurm"

@@ -1,5 +1,7 @@
 #include "train/amp.h"
 
+#include <cmath>
+
 #include "compat.h"
 #include "util/errors.h"
 
@@ -96,16 +98,11 @@ bool GradScaler::step(torch::optim::Optimizer& optimizer) {
   return finite;
 }
 
-void GradScaler::save(torch::serialize::OutputArchive& archive) const {
-  archive.write("scaler_scale", torch::tensor(scale_, torch::kFloat64));
-  archive.write("scaler_growth_tracker", torch::tensor(growth_tracker_, torch::kInt64));
-}
-
-void GradScaler::load(torch::serialize::InputArchive& archive) {
-  torch::Tensor scale, tracker;
-  if (!archive.try_read("scaler_scale", scale) || !archive.try_read("scaler_growth_tracker", tracker)) return;
-  scale_ = scale.item<double>();
-  growth_tracker_ = tracker.item<int64_t>();
+void GradScaler::restore(double scale, int64_t growth_tracker) {
+  if (!std::isfinite(scale) || scale <= 0 || growth_tracker < 0)
+    throw Error("a checkpoint's loss-scaler state is invalid (scale " + std::to_string(scale) + ")");
+  scale_ = scale;
+  growth_tracker_ = growth_tracker;
 }
 
 }  // namespace histotrain

@@ -71,8 +71,8 @@ class GradScaler {
   // Adjusts the scale after a step with (found_inf) or without overflow.
   void update(bool found_inf);
 
-  void save(torch::serialize::OutputArchive& archive) const;
-  void load(torch::serialize::InputArchive& archive);
+  // Puts back the state a checkpoint saved (scale() and growth_tracker()).
+  void restore(double scale, int64_t growth_tracker);
 
  private:
   bool enabled_;

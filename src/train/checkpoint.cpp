@@ -2,6 +2,7 @@
 
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -9,8 +10,10 @@
 #include <sstream>
 
 #include "compat.h"
+#include "model/safetensors.h"
 #include "util/errors.h"
 #include "util/files.h"
+#include "util/json_text.h"
 
 namespace histotrain {
 
@@ -22,7 +25,19 @@ std::filesystem::path run_folder(const std::string& checkpoint_arg) {
 
 namespace {
 
-const char* const kCheckpointFiles[] = {"model.pt", "train_state.pt", "checkpoint.json"};
+// checkpoint.json last: it vouches for the others. The .pt files of older versions are kept with
+// a checkpoint (previous/, staging) but no longer written.
+const char* const kCheckpointFiles[] = {"model.safetensors", "train_state.safetensors", "model.pt", "train_state.pt",
+                                        "checkpoint.json"};
+
+// checkpoint.json is a few kilobytes; a weights file of the largest ResNet with its optimizer
+// state is under a gigabyte.
+constexpr uint64_t kMaxMetaBytes = uint64_t{16} << 20;
+constexpr uint64_t kMaxWeightsBytes = uint64_t{4} << 30;
+
+const char* const kTrustHint =
+    " A TorchScript archive is a program: loading one can run code it carries. Load it only if you trust where it "
+    "came from, with --trust-checkpoint.";
 
 // FNV-1a of bytes, as hex: what checkpoint.json records for each file.
 std::string checksum(const void* data, size_t size) {
@@ -112,11 +127,16 @@ void keep_previous_checkpoint(const fs::path& run) {
   fs::rename(staging, previous);
 }
 
-// Throws Error when `file` of the checkpoint in `run` does not hash to what checkpoint.json says.
+// Throws Error when `file` of the checkpoint in `run` does not hash to what checkpoint.json says,
+// or checkpoint.json names no checksum for it (an edited or foreign checkpoint.json).
 void verify_checksum(const fs::path& run, const nlohmann::json& meta, const char* file) {
-  if (!meta.contains("checksums")) return;  // written before checksums existed
-  const std::string expected = meta.at("checksums").value(file, "");
-  if (expected.empty() || file_checksum(run / file) == expected) return;
+  const auto checksums = meta.find("checksums");
+  const bool listed = checksums != meta.end() && checksums->is_object() && checksums->contains(file) &&
+                      checksums->at(file).is_string();
+  if (!listed)
+    throw Error("checkpoint " + (run / "checkpoint.json").string() + " has no checksum for " + file +
+                ": it was edited or not written by histotrain, and is not loaded");
+  if (file_checksum(run / file) == checksums->at(file).get<std::string>()) return;
   std::string message = "checkpoint file " + (run / file).string() +
                         " is damaged or truncated (its checksum differs from checkpoint.json's)";
   if (fs::exists(run / "previous" / "checkpoint.json"))
@@ -125,37 +145,136 @@ void verify_checksum(const fs::path& run, const nlohmann::json& meta, const char
   throw Error(message);
 }
 
+// The optimizer's momentum buffers as "optimizer.GROUP.INDEX.momentum_buffer".
+std::string momentum_name(size_t group, size_t index) {
+  return "optimizer." + std::to_string(group) + "." + std::to_string(index) + ".momentum_buffer";
+}
+
+void add_optimizer_tensors(torch::optim::SGD& optimizer, NamedTensors& tensors) {
+  auto& state = optimizer.state();
+  const auto& groups = optimizer.param_groups();
+  for (size_t g = 0; g < groups.size(); ++g)
+    for (size_t i = 0; i < groups[g].params().size(); ++i) {
+      const auto found = state.find(compat::optimizer_state_key(state, groups[g].params()[i]));
+      if (found == state.end()) continue;  // no step taken yet: SGD starts the buffer then
+      tensors.emplace_back(momentum_name(g, i),
+                           static_cast<const torch::optim::SGDParamState&>(*found->second).momentum_buffer());
+    }
+}
+
+void load_optimizer_tensors(torch::optim::SGD& optimizer, const Safetensors& file, const std::string& source) {
+  auto& state = optimizer.state();
+  const auto& groups = optimizer.param_groups();
+  size_t loaded = 0;
+  for (size_t g = 0; g < groups.size(); ++g)
+    for (size_t i = 0; i < groups[g].params().size(); ++i) {
+      const auto found = file.tensors.find(momentum_name(g, i));
+      if (found == file.tensors.end()) continue;
+      const torch::Tensor& p = groups[g].params()[i];
+      if (found->second.sizes() != p.sizes() || found->second.scalar_type() != p.scalar_type())
+        throw Error(source + ": " + found->first + " does not fit its parameter (another model?)");
+      auto buffer = std::make_unique<torch::optim::SGDParamState>();
+      buffer->momentum_buffer(torch::empty_like(p, torch::MemoryFormat::Preserve).copy_(found->second));
+      state[compat::optimizer_state_key(state, p)] = std::move(buffer);
+      ++loaded;
+    }
+  size_t stored = 0;
+  for (const auto& item : file.tensors) stored += item.first.rfind("optimizer.", 0) == 0;
+  if (stored != loaded) throw Error(source + " holds optimizer state for parameters this model does not have");
+}
+
+// A 0-dim tensor `name` of `file` as a number; throws Error when there is none.
+template <typename T>
+T scalar(const Safetensors& file, const std::string& name, const std::string& source) {
+  const auto found = file.tensors.find(name);
+  if (found == file.tensors.end() || found->second.numel() != 1) throw Error(source + " has no '" + name + "'");
+  return found->second.item<T>();
+}
+
+void write_train_state(std::ostream& out, ResNet& model, torch::optim::SGD& optimizer, const GradScaler& scaler,
+                       int64_t step, ResNet* average) {
+  NamedTensors tensors = module_tensors(*model, "model.");
+  if (average)
+    for (auto& named : module_tensors(**average, "average.")) tensors.push_back(std::move(named));
+  add_optimizer_tensors(optimizer, tensors);
+  tensors.emplace_back("rng", compat::cpu_rng_state());
+  tensors.emplace_back("scaler.scale", torch::tensor(scaler.scale(), torch::kFloat64));
+  tensors.emplace_back("scaler.growth_tracker", torch::tensor(scaler.growth_tracker(), torch::kInt64));
+  tensors.emplace_back("step", torch::tensor(step, torch::kInt64));
+  out << safetensors_bytes(tensors, {{"format", "histotrain-train-state"}});
+}
+
+// train_state.pt of checkpoints written before safetensors: a TorchScript archive.
+bool load_legacy_training_state(const fs::path& path, ResNet& model, torch::optim::Optimizer& optimizer,
+                                GradScaler& scaler, int64_t step, ResNet* average) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(path.string());
+  torch::Tensor saved_step, rng, scale, tracker;
+  archive.read("step", saved_step);
+  if (saved_step.item<int64_t>() != step)
+    throw Error("checkpoint '" + path.parent_path().string() + "' is inconsistent (train_state.pt is from step " +
+                std::to_string(saved_step.item<int64_t>()) + ", checkpoint.json from step " + std::to_string(step) + ")");
+  torch::serialize::InputArchive model_archive;
+  archive.read("model", model_archive);
+  model->load(model_archive);
+  torch::serialize::InputArchive average_archive;
+  const bool has_average = average && archive.try_read("average", average_archive);
+  if (has_average) (*average)->load(average_archive);
+  torch::serialize::InputArchive optimizer_archive;
+  archive.read("optimizer", optimizer_archive);
+  optimizer.load(optimizer_archive);
+  if (archive.try_read("scaler_scale", scale) && archive.try_read("scaler_growth_tracker", tracker))
+    scaler.restore(scale.item<double>(), tracker.item<int64_t>());
+  archive.read("rng", rng);
+  compat::set_cpu_rng_state(rng);
+  return has_average;
+}
+
+// The fields every reader of checkpoint.json relies on, checked once: an edited file is an Error
+// naming the field, never a JSON exception or a model of a made-up size.
+void check_meta_fields(const nlohmann::json& meta, const fs::path& path) {
+  auto bad = [&](const std::string& why) { return Error("checkpoint " + path.string() + " is damaged: " + why); };
+  if (!meta.is_object()) throw bad("not a JSON object");
+  const auto& archs = supported_archs();
+  if (!meta.contains("arch") || !meta["arch"].is_string() ||
+      std::find(archs.begin(), archs.end(), meta["arch"].get<std::string>()) == archs.end())
+    throw bad("'arch' is not one of the supported architectures");
+  const auto classes = meta.find("classes");
+  if (classes == meta.end() || !classes->is_array() || classes->empty() || classes->size() > 100000 ||
+      !std::all_of(classes->begin(), classes->end(), [](const nlohmann::json& c) { return c.is_string(); }))
+    throw bad("'classes' is not a list of 1 to 100000 names");
+  const auto size = meta.find("image_size");
+  if (size == meta.end() || !size->is_number_integer() || size->get<int64_t>() < 8 || size->get<int64_t>() > 8192)
+    throw bad("'image_size' is not a whole number from 8 to 8192");
+  for (const char* key : {"epoch", "step"})
+    if (!meta.contains(key) || !meta[key].is_number_integer() || meta[key].get<int64_t>() < 0)
+      throw bad(std::string("'") + key + "' is not a whole number >= 0");
+  if (meta.contains("config") && !meta["config"].is_object()) throw bad("'config' is not an object");
+}
+
 }  // namespace
 
-void save_checkpoint(const std::filesystem::path& run, ResNet& model, const torch::optim::Optimizer& optimizer,
+void save_checkpoint(const std::filesystem::path& run, ResNet& model, torch::optim::SGD& optimizer,
                      const GradScaler& scaler, const nlohmann::json& meta_in, ResNet* average) {
   try {
     finish_staged_checkpoint(run);
     keep_previous_checkpoint(run);
     nlohmann::json meta = meta_in;
-    meta["checksums"]["model.pt"] =
-        write_staged(run, "model.pt", [&](std::ostream& out) { torch::save(average ? *average : model, out); });
-    meta["checksums"]["train_state.pt"] = write_staged(run, "train_state.pt", [&](std::ostream& out) {
-      torch::serialize::OutputArchive archive;
-      torch::serialize::OutputArchive model_archive;
-      model->save(model_archive);
-      archive.write("model", model_archive);
-      if (average) {
-        torch::serialize::OutputArchive average_archive;
-        (*average)->save(average_archive);
-        archive.write("average", average_archive);
-      }
-      torch::serialize::OutputArchive optimizer_archive;
-      optimizer.save(optimizer_archive);
-      archive.write("optimizer", optimizer_archive);
-      archive.write("rng", compat::cpu_rng_state());
-      scaler.save(archive);
-      archive.write("step", torch::tensor(meta_in.at("step").get<int64_t>()));
-      archive.save_to(out);
+    ResNet& validated = average ? *average : model;
+    meta["checksums"]["model.safetensors"] = write_staged(run, "model.safetensors", [&](std::ostream& out) {
+      out << safetensors_bytes(module_tensors(*validated), {{"format", "pt"}});
     });
-    // checkpoint.json, written last and whole, vouches for the two files by their checksums; its
+    meta["checksums"]["model.pt"] =
+        write_staged(run, "model.pt", [&](std::ostream& out) { torch::save(validated, out); });
+    meta["checksums"]["train_state.safetensors"] = write_staged(run, "train_state.safetensors", [&](std::ostream& out) {
+      write_train_state(out, model, optimizer, scaler, meta_in.at("step").get<int64_t>(), average);
+    });
+    // checkpoint.json, written last and whole, vouches for the files by their checksums; its
     // staged copy existing is what makes the new checkpoint complete.
-    write_file_atomically(staged(run, "checkpoint.json"), meta.dump(2) + "\n");
+    write_file_atomically(staged(run, "checkpoint.json"), json_text(meta, 2) + "\n");
+    // A run resumed from a checkpoint of an older version: its .pt state is not this one.
+    std::error_code ignored;
+    fs::remove(run / "train_state.pt", ignored);
   } catch (const std::exception& e) {
     const std::string message = "cannot write a checkpoint to " + run.string() + ": " + e.what() + storage_hint(run) +
                                 intact_checkpoint_note(run);  // the hint sees the disk as the write left it
@@ -173,29 +292,37 @@ bool has_checkpoint(const std::filesystem::path& run) {
 nlohmann::json read_checkpoint_meta(const std::filesystem::path& run) {
   finish_staged_checkpoint(run);  // a save that a killed run left between its renames
   const auto path = run / "checkpoint.json";
-  std::ifstream in(path);
-  if (!in) throw Error("no checkpoint at '" + run.string() + "' (expected " + path.string() + ", written by histotrain train)");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("checkpoint " + path.string() + " is damaged: " + e.what());
-  }
+  if (!fs::exists(path))
+    throw Error("no checkpoint at '" + run.string() + "' (expected " + path.string() + ", written by histotrain train)");
+  const auto meta = nlohmann::json::parse(read_regular_file(path, kMaxMetaBytes), nullptr, false);
+  if (meta.is_discarded()) throw Error("checkpoint " + path.string() + " is damaged: it is not JSON");
+  check_meta_fields(meta, path);
+  return meta;
 }
 
-ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta) {
+ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta, bool trust_torchscript) {
   ResNet model(meta.at("arch").get<std::string>(), static_cast<int64_t>(meta.at("classes").size()));
-  const auto path = run / "model.pt";
-  if (!std::filesystem::exists(path)) throw Error("checkpoint '" + run.string() + "' has no model.pt");
+  const auto weights = run / "model.safetensors", archive = run / "model.pt";
+  if (fs::exists(weights)) {
+    verify_checksum(run, meta, "model.safetensors");
+    load_module_tensors(*model, read_safetensors(weights, kMaxWeightsBytes), weights.string());
+    return model;
+  }
+  if (!fs::exists(archive)) throw Error("checkpoint '" + run.string() + "' has no model.safetensors");
+  if (!trust_torchscript)
+    throw Error("checkpoint '" + run.string() + "' has only model.pt (written by an older histotrain, or by hand)." +
+                kTrustHint);
   verify_checksum(run, meta, "model.pt");
   try {
-    torch::load(model, path.string());
+    torch::load(model, archive.string());
   } catch (const c10::Error& e) {
-    throw Error("cannot load " + path.string() + ": " + e.what_without_backtrace());
+    throw Error("cannot load " + archive.string() + ": " + e.what_without_backtrace());
   }
   return model;
 }
 
-TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device, const std::string& amp) {
+TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device, const std::string& amp,
+                                bool trust_torchscript) {
   TrainedModel trained;
   trained.run = run_folder(checkpoint_arg);
   const nlohmann::json meta = read_checkpoint_meta(trained.run);
@@ -207,37 +334,47 @@ TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device
     trained.precision = Precision::fp32;  // trained in fp16 on a GPU, used on a CPU: fp32 is exact enough
   check_precision_supported(trained.precision, device);
   trained.channels_last = config.value("channels_last", false);
-  trained.model = load_model(trained.run, meta);
+  trained.model = load_model(trained.run, meta, trust_torchscript);
   trained.model->to(device);
   if (trained.channels_last) to_channels_last(*trained.model);
   trained.model->eval();
   return trained;
 }
 
-bool load_training_state(const std::filesystem::path& run, ResNet& model, torch::optim::Optimizer& optimizer,
-                         GradScaler& scaler, int64_t step, ResNet* average) {
-  const auto path = run / "train_state.pt";
-  if (!std::filesystem::exists(path)) throw Error("checkpoint '" + run.string() + "' has no train_state.pt");
-  verify_checksum(run, read_checkpoint_meta(run), "train_state.pt");
-  torch::serialize::InputArchive archive;
-  archive.load_from(path.string());
-  torch::Tensor saved_step, rng;
-  archive.read("step", saved_step);
-  if (saved_step.item<int64_t>() != step)
-    throw Error("checkpoint '" + run.string() + "' is inconsistent (train_state.pt is from step " +
-                std::to_string(saved_step.item<int64_t>()) + ", checkpoint.json from step " + std::to_string(step) + ")");
-  torch::serialize::InputArchive model_archive;
-  archive.read("model", model_archive);
-  model->load(model_archive);
-  torch::serialize::InputArchive average_archive;
-  const bool has_average = average && archive.try_read("average", average_archive);
-  if (has_average) (*average)->load(average_archive);
-  torch::serialize::InputArchive optimizer_archive;
-  archive.read("optimizer", optimizer_archive);
-  optimizer.load(optimizer_archive);
-  scaler.load(archive);
-  archive.read("rng", rng);
-  compat::set_cpu_rng_state(rng);
+bool load_training_state(const std::filesystem::path& run, ResNet& model, torch::optim::SGD& optimizer,
+                         GradScaler& scaler, int64_t step, ResNet* average, bool trust_torchscript) {
+  const nlohmann::json meta = read_checkpoint_meta(run);
+  const auto path = run / "train_state.safetensors", legacy = run / "train_state.pt";
+  if (!fs::exists(path)) {
+    if (!fs::exists(legacy)) throw Error("checkpoint '" + run.string() + "' has no train_state.safetensors");
+    if (!trust_torchscript)
+      throw Error("checkpoint '" + run.string() + "' has only train_state.pt (written by an older histotrain)." +
+                  kTrustHint);
+    verify_checksum(run, meta, "train_state.pt");
+    return load_legacy_training_state(legacy, model, optimizer, scaler, step, average);
+  }
+  verify_checksum(run, meta, "train_state.safetensors");
+  const std::string source = path.string();
+  const Safetensors state = read_safetensors(path, kMaxWeightsBytes);
+  const int64_t saved_step = scalar<int64_t>(state, "step", source);
+  if (saved_step != step)
+    throw Error("checkpoint '" + run.string() + "' is inconsistent (train_state.safetensors is from step " +
+                std::to_string(saved_step) + ", checkpoint.json from step " + std::to_string(step) + ")");
+  Safetensors model_part, average_part;  // each module checked against its own prefix only
+  for (const auto& [name, tensor] : state.tensors) {
+    if (name.rfind("model.", 0) == 0) model_part.tensors.emplace(name, tensor);
+    if (name.rfind("average.", 0) == 0) average_part.tensors.emplace(name, tensor);
+  }
+  load_module_tensors(*model, model_part, source, "model.");
+  const bool has_average = average && !average_part.tensors.empty();
+  if (has_average) load_module_tensors(**average, average_part, source, "average.");
+  load_optimizer_tensors(optimizer, state, source);
+  scaler.restore(scalar<double>(state, "scaler.scale", source), scalar<int64_t>(state, "scaler.growth_tracker", source));
+  const auto rng = state.tensors.find("rng");
+  if (rng == state.tensors.end() || rng->second.scalar_type() != torch::kUInt8 ||
+      rng->second.sizes() != compat::cpu_rng_state().sizes())
+    throw Error(source + " has no random-number state of this LibTorch's size");
+  compat::set_cpu_rng_state(rng->second);
   return has_average;
 }
 

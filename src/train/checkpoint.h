@@ -1,15 +1,20 @@
-// A run folder's checkpoint: three files, replaced together (staged, then renamed; see
-// checkpoint.cpp). A write that fails (full disk, read-only folder) is a clear error and leaves
-// the checkpoint in place untouched. checkpoint.json holds the
-// checksums of the other two, checked on every load: a damaged or truncated file is a clear
-// error, never weights read as garbage. The checkpoint before the last one is kept in
-// RUN/previous (a run folder of its own).
-//   model.pt         the model, torch::save(module): loads in Python with torch.jit.load(...)
-//                    .state_dict() into torchvision.models.resnetXX(num_classes=K)
-//   train_state.pt   everything --resume needs, in one file so it is always consistent: model,
-//                    optimizer, loss-scaler and RNG state, and the step they belong to
-//   checkpoint.json  arch, classes, image size, epoch, step, config, last metrics; written last,
-//                    so it only ever describes files that are already in place
+// A run folder's checkpoint: files replaced together (staged, then renamed; see checkpoint.cpp).
+// A write that fails (full disk, read-only folder) is a clear error and leaves the checkpoint in
+// place untouched. checkpoint.json holds the checksums of the others, checked on every load (a
+// checkpoint.json without them is refused): a damaged or truncated file is a clear error, never
+// weights read as garbage. The checkpoint before the last one is kept in RUN/previous (a run
+// folder of its own).
+//   model.safetensors        the model's weights under torchvision's names: data, not code (see
+//                            model/safetensors.h); what eval, predict and --resume read
+//   model.pt                 the same model as torch::save(module), an export for Python:
+//                            torch.jit.load(...).state_dict() loads into torchvision.models.
+//                            resnetXX(num_classes=K). A TorchScript archive can carry code, so
+//                            histotrain reads one only when told --trust-checkpoint
+//   train_state.safetensors  everything --resume needs, in one file so it is always consistent:
+//                            model, optimizer, loss-scaler and RNG state, and the step they belong to
+//   checkpoint.json          arch, classes, image size, epoch, step, config, last metrics; written
+//                            last, so it only ever describes files that are already in place
+// Checkpoints of older versions (model.pt and train_state.pt only) load with --trust-checkpoint.
 #pragma once
 #include <torch/torch.h>
 
@@ -28,17 +33,18 @@ std::filesystem::path run_folder(const std::string& checkpoint_arg);
 
 // With `average` (--ema), model.pt holds the averaged weights, the ones that were validated, and
 // train_state.pt holds both.
-void save_checkpoint(const std::filesystem::path& run, ResNet& model, const torch::optim::Optimizer& optimizer,
+void save_checkpoint(const std::filesystem::path& run, ResNet& model, torch::optim::SGD& optimizer,
                      const GradScaler& scaler, const nlohmann::json& meta, ResNet* average = nullptr);
 
 // Whether `run` holds a checkpoint (or one complete but not yet renamed into place).
 bool has_checkpoint(const std::filesystem::path& run);
 
-// checkpoint.json of a run; throws Error when there is none.
+// checkpoint.json of a run, its fields checked; throws Error when there is none or it is damaged.
 nlohmann::json read_checkpoint_meta(const std::filesystem::path& run);
 
-// Builds the model the checkpoint describes and loads its weights.
-ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta);
+// Builds the model the checkpoint describes and loads its weights from model.safetensors, each
+// tensor's name and shape checked; from a TorchScript model.pt only with `trust_torchscript`.
+ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta, bool trust_torchscript = false);
 
 // A trained model ready for inference: what eval and predict need from a run folder.
 struct TrainedModel {
@@ -50,12 +56,13 @@ struct TrainedModel {
   ResNet model{nullptr};                  // on the requested device, in eval mode
 };
 // `amp`: "" keeps the training precision, else none | bf16 | fp16.
-TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device, const std::string& amp = "");
+TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device, const std::string& amp = "",
+                                bool trust_torchscript = false);
 
-// Restores model, optimizer, scaler and RNG state from train_state.pt; throws Error when it is
-// not from meta's step.
+// Restores model, optimizer, scaler and RNG state from train_state.safetensors (an older
+// train_state.pt only with `trust_torchscript`); throws Error when it is not from meta's step.
 // `average`: loaded when the state holds one; returns whether it did.
-bool load_training_state(const std::filesystem::path& run, ResNet& model, torch::optim::Optimizer& optimizer,
-                         GradScaler& scaler, int64_t step, ResNet* average = nullptr);
+bool load_training_state(const std::filesystem::path& run, ResNet& model, torch::optim::SGD& optimizer,
+                         GradScaler& scaler, int64_t step, ResNet* average = nullptr, bool trust_torchscript = false);
 
 }  // namespace histotrain

@@ -1,9 +1,12 @@
 #include "train/config.h"
 
+#include <cmath>
+
 #include "model/resnet.h"
 #include "pipeline/pipeline_schedule.h"
 #include "train/amp.h"
 #include "util/errors.h"
+#include "util/machine.h"
 
 namespace histotrain {
 
@@ -41,7 +44,6 @@ void validate(const TrainConfig& c) {
   require(c.data_split == "group" || c.data_split == "random", "--split must be group, random or a stage cut like 4,7");
   require(c.data_split == "group" || c.groups.empty(), "--split random splits per image: drop --groups");
   require(c.val_fraction >= 0 && c.val_fraction < 1, "--val-fraction must be in [0, 1)");
-  require(c.workers >= 0, "--workers must be >= 0");
   require(std::find(supported_archs().begin(), supported_archs().end(), c.arch) != supported_archs().end(),
           "--arch must be one of resnet18, resnet34, resnet50");
   require(c.epochs >= 1, "--epochs must be at least 1");
@@ -54,7 +56,17 @@ void validate(const TrainConfig& c) {
   require(c.label_smoothing >= 0 && c.label_smoothing < 1, "--label-smoothing must be in [0, 1)");
   if (c.amp != "auto") parse_precision(c.amp);  // throws UsageError for anything else
   require(c.max_shift >= 0 && c.max_shift <= 0.25, "--max-shift must be in [0, 0.25]");
-  require(c.threads >= 0, "--threads must be >= 0");
+  check_thread_count(c.threads, "--threads");
+  check_thread_count(c.workers, "--workers");
+  // A NaN passes no comparison, but an infinity passes ">= 0": every real-valued flag is finite.
+  for (const auto& [flag, value] : {std::pair<const char*, double>{"--val-fraction", c.val_fraction},
+                                    {"--lr", c.lr}, {"--warmup-epochs", c.warmup_epochs}, {"--momentum", c.momentum},
+                                    {"--weight-decay", c.weight_decay}, {"--label-smoothing", c.label_smoothing},
+                                    {"--ema", c.ema}, {"--max-shift", c.max_shift}, {"--color-jitter", c.color_jitter},
+                                    {"--bucket-mb", c.bucket_mb}, {"--target-acc", c.target_acc}})
+    require(std::isfinite(value), std::string(flag) + " must be a finite number");
+  require(c.warmup_epochs <= 1000, "--warmup-epochs must be at most 1000");
+  require(c.weight_decay < 1, "--weight-decay must be below 1");
   require(c.backend.empty() || c.backend == "gloo" || c.backend == "nccl", "--backend must be gloo or nccl");
   require(c.backend != "nccl" || c.device.rfind("cuda", 0) == 0, "--backend nccl needs --device cuda; use gloo on CPUs");
   require(c.bucket_mb > 0 && c.bucket_mb <= 1024, "--bucket-mb must be in (0, 1024]");

@@ -70,6 +70,9 @@ struct TrainConfig {
   uint64_t seed = 0;
   std::string out = "runs/latest";
   std::string resume;            // run folder to continue from
+  // Also resume from a TorchScript train_state.pt (an older version's checkpoint), which can run
+  // code. Not a field of the saved config (config.cpp): each command line decides it anew.
+  bool trust_checkpoint = false;
   double target_acc = 0;         // stop once validation accuracy reaches this (0: never)
   int val_every = 1;             // validate and checkpoint every N epochs (and after the last one)
   int64_t checkpoint_steps = 0;  // also checkpoint every N steps inside an epoch (0: only with validation)

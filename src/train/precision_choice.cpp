@@ -12,6 +12,7 @@
 #include "model/resnet.h"
 #include "util/errors.h"
 #include "util/files.h"
+#include "util/json_text.h"
 
 namespace histotrain {
 
@@ -67,7 +68,7 @@ void store_decision(const std::filesystem::path& file, const PrecisionProblem& p
   while (kept.size() > kMaxCacheEntries) kept.erase(kept.begin());  // the oldest first
   try {
     std::filesystem::create_directories(file.parent_path());
-    write_file_atomically(file, kept.dump(1) + "\n");
+    write_file_atomically(file, json_text(kept, 1) + "\n");
   } catch (const std::exception& e) {
     warn(std::string("--amp auto: the decision could not be cached (") + e.what() + ")");
   }

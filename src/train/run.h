@@ -53,6 +53,7 @@ struct EpochProgress {
 // Everything a run needs, set up once.
 struct Run {
   TrainConfig config;
+  std::unique_ptr<FolderLock> out_lock;  // rank 0 holds the run folder while it writes there
   std::unique_ptr<DataParallel> dp;  // world of one for single-process training
   std::unique_ptr<PipelineStage> pipeline;  // --pipeline-stages > 1 over ranks: this rank's stage
   std::optional<StagePlan> device_stages;   // --pipeline-stages > 1 over --devices, in this process

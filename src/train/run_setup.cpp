@@ -15,6 +15,7 @@
 #include "train/runtime.h"
 #include "train/trainer.h"
 #include "util/errors.h"
+#include "util/json_text.h"
 #include "util/machine.h"
 #include "util/progress.h"
 
@@ -242,12 +243,11 @@ void check_ranks_agree(Run& run) {
   nlohmann::json config = to_json(run.config);
   for (const char* local : {"data", "groups", "cache_dir", "threads", "workers", "out", "quiet", "device", "resume"})
     config.erase(local);
-  run.dp->check_agreement("configuration", config.dump());
-  run.dp->check_agreement("data", nlohmann::json{{"classes", run.data.classes},
-                                                 {"images", run.data.size()},
-                                                 {"training_images", run.split.train.size()},
-                                                 {"validation_images", run.split.val.size()}}
-                                      .dump());
+  run.dp->check_agreement("configuration", json_text(config));
+  run.dp->check_agreement("data", json_text(nlohmann::json{{"classes", run.data.classes},
+                                                           {"images", run.data.size()},
+                                                           {"training_images", run.split.train.size()},
+                                                           {"validation_images", run.split.val.size()}}));
 }
 
 // --amp auto: the precision and layout measured fastest here (or cached from an earlier run on
@@ -303,17 +303,37 @@ void join_world(Run& run) {
             run.dp->backend() + ", master " + world.master_addr + ":" + std::to_string(world.master_port));
 }
 
+// Whether `dir` holds a run that has written results: a checkpoint or validation metrics. (A run
+// stopped before its first checkpoint holds only its flags; --resume starts it again there.)
+bool holds_a_run(const fs::path& dir) { return has_checkpoint(dir) || fs::exists(dir / "metrics.jsonl"); }
+
+// --out never overwrites another run: a new run needs a folder without one, and --resume writes
+// into the run it continues or into a folder without a run.
+void check_out_holds_no_other_run(const TrainConfig& c, const fs::path& out) {
+  if (!holds_a_run(out)) return;
+  if (c.resume.empty())
+    throw Error("'" + out.string() + "' already holds a run; continue it with --resume " + out.string() +
+                " or choose another --out");
+  const fs::path from = run_folder(c.resume);
+  std::error_code error;
+  if (fs::equivalent(from, out, error)) return;
+  throw Error("'" + out.string() + "' already holds another run; --resume " + c.resume +
+              " writes into the run it continues (leave out --out) or into a folder without a run");
+}
+
 }  // namespace
 
 void prepare(Run& run) {
   const TrainConfig& c = run.config;
   run.out = c.out;
   ensure_writable_dir(run.out);  // fail before minutes of decoding, not after
-  if (c.resume.empty() && fs::exists(run.out / "checkpoint.json"))
-    throw Error("'" + run.out.string() + "' already holds a run; continue it with --resume " + run.out.string() +
-                " or choose another --out");
+  check_out_holds_no_other_run(c, run.out);
   join_world(run);
-  if (c.resume.empty() && run.is_main()) write_file_atomically(run.out / kRunConfigFile, to_json(c).dump(2) + "\n");
+  if (run.is_main()) {
+    run.out_lock = std::make_unique<FolderLock>(run.out);
+    check_out_holds_no_other_run(c, run.out);  // again: another process may have finished there meanwhile
+  }
+  if (c.resume.empty() && run.is_main()) write_file_atomically(run.out / kRunConfigFile, json_text(to_json(c), 2) + "\n");
   set_threads(c.threads, run.dp->world().local_world_size);
   if (c.deterministic) use_deterministic_algorithms();
   if (c.amp != "auto") check_precision_supported(parse_precision(c.amp), run.device);  // before minutes of decoding
@@ -336,7 +356,8 @@ void restore(Run& run) {
   run.start_epoch = meta.at("epoch").get<int64_t>();
   run.step = meta.at("step").get<int64_t>();
   const bool had_average =
-      load_training_state(from, run.model, *run.optimizer, *run.scaler, run.step, run.average ? &run.average->model() : nullptr);
+      load_training_state(from, run.model, *run.optimizer, *run.scaler, run.step,
+                          run.average ? &run.average->model() : nullptr, run.config.trust_checkpoint);
   run.model->to(run.device);
   if (run.device_stages) place_stages(run.model, *run.device_stages, parse_devices(run.config.devices));
   if (run.config.channels_last) to_channels_last(*run.model);

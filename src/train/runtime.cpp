@@ -5,6 +5,7 @@
 
 #include "compat.h"
 #include "util/errors.h"
+#include "util/machine.h"
 
 namespace histotrain {
 
@@ -21,9 +22,11 @@ torch::Device parse_device(const std::string& name) {
 }
 
 void set_threads(int threads, int ranks_on_node) {
+  check_thread_count(threads, "--threads");
   if (threads <= 0) {
     const char* omp = std::getenv("OMP_NUM_THREADS");
     threads = omp ? std::atoi(omp) : 0;
+    if (threads > max_threads_per_process()) threads = 0;  // an environment's value too large: all cores instead
   }
   if (threads <= 0)
     threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, ranks_on_node));

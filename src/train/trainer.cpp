@@ -12,6 +12,7 @@
 #include "train/schedule.h"
 #include "train/system_info.h"
 #include "util/allocator.h"
+#include "util/json_text.h"
 #include "util/memory.h"
 #include "util/progress.h"
 #include "util/stop_signal.h"
@@ -362,7 +363,7 @@ TrainOutcome train(const TrainConfig& config) {
         run.time_to_target = train_seconds;
     }
     run.log(line);
-    if (run.is_main()) append_line(run.out / "metrics.jsonl", record.dump());
+    if (run.is_main()) append_line(run.out / "metrics.jsonl", json_text(record));
     if (milestone) {
       // --max-steps inside an epoch keeps that epoch's progress: a resume finishes the epoch.
       if (!stats.complete) epochs_done = epoch;
@@ -438,7 +439,7 @@ TrainOutcome train(const TrainConfig& config) {
                             {"precision_choice", run.precision_choice},
                             {"system", system_info()},
                             {"config", to_json(c)}};
-  write_file_atomically(run.out / "summary.json", summary.dump(2) + "\n");
+  write_file_atomically(run.out / "summary.json", json_text(summary, 2) + "\n");
   return {summary, 0};
 }
 

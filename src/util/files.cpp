@@ -1,9 +1,11 @@
 #include "util/files.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -30,6 +32,32 @@ std::string read_text_file(const fs::path& path) {
   return std::string(bytes.begin(), bytes.end());
 }
 
+std::string read_regular_file(const fs::path& path, uint64_t max_bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO must not block the open
+  if (fd < 0) throw Error("cannot read " + path.string() + ": " + std::strerror(errno));
+  struct stat info {};
+  std::string bytes;
+  try {
+    if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) throw Error(path.string() + " is not a regular file");
+    if (static_cast<uint64_t>(info.st_size) > max_bytes)
+      throw Error(path.string() + " is too large (" + std::to_string(info.st_size) + " bytes; at most " +
+                  std::to_string(max_bytes) + " are read)");
+    bytes.resize(static_cast<size_t>(info.st_size));
+    size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw Error("cannot read " + path.string() + ": " + (n == 0 ? "it shrank while read" : std::strerror(errno)));
+      done += static_cast<size_t>(n);
+    }
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  ::close(fd);
+  return bytes;
+}
+
 bool sync_to_disk(const fs::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) return false;
@@ -43,7 +71,21 @@ static fs::path temporary_sibling(const fs::path& path) {
   return path.string() + ".tmp" + std::to_string(::getpid()) + "-" + hex64(rng()).substr(0, 6);
 }
 
+// A file about to be replaced must be a plain file (or absent): replacing a symlink, a device or a
+// FIFO would destroy what the user pointed there, not write to it.
+static void check_replaceable(const fs::path& path) {
+  std::error_code error;
+  const fs::file_status status = fs::symlink_status(path, error);
+  if (error || status.type() == fs::file_type::not_found || status.type() == fs::file_type::regular) return;
+  const char* what = status.type() == fs::file_type::symlink     ? "a symbolic link"
+                     : status.type() == fs::file_type::directory ? "a folder"
+                     : status.type() == fs::file_type::fifo      ? "a FIFO"
+                                                                 : "a device or socket";
+  throw Error(path.string() + " is " + what + ": histotrain writes only regular files and does not replace it");
+}
+
 void replace_file_atomically(const fs::path& path, const std::function<void(const fs::path&)>& write) {
+  check_replaceable(path);
   const fs::path tmp = temporary_sibling(path);
   try {
     write(tmp);
@@ -74,12 +116,62 @@ void ensure_writable_dir(const fs::path& dir) {
     throw Error("output folder " + dir.string() + " is not writable");
 }
 
+bool is_empty_or_missing(const fs::path& dir) {
+  std::error_code error;
+  if (!fs::exists(dir, error)) return true;
+  return fs::is_directory(dir, error) && fs::directory_iterator(dir, error) == fs::directory_iterator();
+}
+
+FolderLock::FolderLock(const fs::path& dir) {
+  const fs::path path = dir / ".histotrain.lock";
+  // Read-only: an fd open for writing for the run's whole life would keep the file system from
+  // being remounted read-only under it (and flock needs no write access).
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd_ < 0) throw Error("cannot lock " + dir.string() + ": " + std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char holder[32] = {};
+    const ssize_t n = ::pread(fd_, holder, sizeof holder - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    std::string pid = n > 0 ? std::string(holder, static_cast<size_t>(n)) : "";
+    pid.erase(std::remove_if(pid.begin(), pid.end(), [](char c) { return c < '0' || c > '9'; }), pid.end());
+    throw Error("'" + dir.string() + "' is being written by another histotrain process" +
+                (pid.empty() ? "" : " (pid " + pid + ")") + "; wait for it to end or choose another folder");
+  }
+  // Who holds it, for the message another process gives; the lock holds without it too.
+  const int note = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+  if (note >= 0) {
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::write(note, pid.data(), pid.size()) < 0) {
+      // a full disk: the message goes without the pid
+    }
+    ::close(note);
+  }
+}
+
+FolderLock::~FolderLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the lock; the file stays, harmless
+}
+
 std::vector<std::string> read_list_file(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw Error("cannot read list file '" + path.string() + "'");
+  constexpr size_t kMaxLine = 64 << 10;
+  std::string text;
+  try {
+    text = read_regular_file(path, uint64_t{1} << 30);
+  } catch (const Error& e) {
+    throw Error("cannot read list file '" + path.string() + "' (" + e.what() + ")");
+  }
   std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(in, line)) {
+  size_t number = 0;
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    ++number;
+    if (end - start > kMaxLine)
+      throw Error("list file '" + path.string() + "', line " + std::to_string(number) + ": longer than " +
+                  std::to_string(kMaxLine) + " bytes; is it a list of paths?");
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
     if (!line.empty() && line[0] != '#') lines.push_back(line);
   }

@@ -15,11 +15,16 @@ bool read_file_bytes(const fs::path& path, std::vector<uint8_t>& out);
 // A whole text file; throws Error when it cannot be read.
 std::string read_text_file(const fs::path& path);
 
+// A whole file that comes from someone else: it must be a regular file (not a FIFO or a device
+// such as /dev/zero, which never ends) of at most `max_bytes`; throws Error otherwise.
+std::string read_regular_file(const fs::path& path, uint64_t max_bytes);
+
 // Forces a file's (or a folder's: the names in it) data to disk; false on failure.
 bool sync_to_disk(const fs::path& path);
 
 // Writes through a temporary file in the same folder and renames it over `path`, so a reader
-// (or a run killed half-way) sees either the old file or the new one, never a torn one.
+// (or a run killed half-way) sees either the old file or the new one, never a torn one. A `path`
+// that is a symlink, a device, a FIFO or a folder is an Error, never replaced.
 void write_file_atomically(const fs::path& path, const std::string& contents);
 
 // Same, for writers that need a path (torch::save): `write` is called with the temporary path.
@@ -28,8 +33,26 @@ void replace_file_atomically(const fs::path& path, const std::function<void(cons
 // Creates `dir` if needed and checks that a file can be written there; throws Error otherwise.
 void ensure_writable_dir(const fs::path& dir);
 
+// Whether `dir` is missing or holds nothing.
+bool is_empty_or_missing(const fs::path& dir);
+
+// An exclusive lock on a folder (flock on DIR/.histotrain.lock, released when the object goes or
+// the process dies): two processes never write one run folder at once. Throws Error naming the
+// holder's process id when another process holds it.
+class FolderLock {
+ public:
+  explicit FolderLock(const fs::path& dir);
+  ~FolderLock();
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // The lines of a list file (one path per line), trailing spaces and CRs cut, blank lines and
-// '#' comments skipped; throws Error when the file cannot be read.
+// '#' comments skipped; throws Error when the file cannot be read, is not a regular file, is over
+// 1 GiB or has a line over 64 KiB (no path is that long).
 std::vector<std::string> read_list_file(const fs::path& path);
 
 // Appends one line (a newline is added) and flushes it to disk; throws Error (with the system's

@@ -1,11 +1,15 @@
 #include "util/machine.h"
 
+#include <thread>
+
 #include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+
+#include "util/errors.h"
 
 namespace histotrain {
 
@@ -63,6 +67,18 @@ std::string describe(const CpuInfo& cpu) {
   for (const std::string& name : cpu.isa)
     if (name != "fma") isa += (isa.empty() ? "" : " ") + upper(name);
   return line + (isa.empty() ? "" : ", " + isa);
+}
+
+int max_threads_per_process() {
+  static const int most = 8 * std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return most;
+}
+
+void check_thread_count(int count, const std::string& flag) {
+  if (count < 0) throw UsageError(flag + " must be >= 0 (0: all cores)");
+  if (count > max_threads_per_process())
+    throw UsageError(flag + " " + std::to_string(count) + " is more than this machine can use (at most " +
+                     std::to_string(max_threads_per_process()) + ", 8 per core; 0 uses all cores)");
 }
 
 }  // namespace histotrain

@@ -25,4 +25,12 @@ std::vector<std::string> speed_isa_from_flags(const std::string& flags_line);
 // "AMD EPYC, 2 cores, AVX2": the one line figures are labelled with.
 std::string describe(const CpuInfo& cpu);
 
+// The most threads a flag may ask for: 8 per logical core (oversubscription beyond that only
+// costs memory and time; --threads 100000 would start 100,000 threads before anything else).
+int max_threads_per_process();
+
+// Throws UsageError when `count` (the value of `flag`, 0 meaning "all cores") is negative or over
+// max_threads_per_process().
+void check_thread_count(int count, const std::string& flag);
+
 }  // namespace histotrain

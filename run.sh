@@ -72,7 +72,7 @@ run_tests() {
 sanitized_unit_tests() {
   echo "== building the unit tests with ASan + UBSan"
   cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=Debug -DHISTOTRAIN_SANITIZE=ON -DHISTOTRAIN_BUILD_BENCH=OFF >/dev/null
-  cmake --build build-sanitize -j "$JOBS" --target histotrain_tests
+  cmake --build build-sanitize -j "$JOBS" --target histotrain_unit_tests
   echo "== unit tests under ASan + UBSan"
   # Leak checking is off: LibTorch keeps process-lifetime allocations it never frees.
   ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -26,7 +26,7 @@ gpu_build "$LOG" || exit 1
 
 step "mixed-precision tests on CUDA"
 export HISTOTRAIN_PYTHON=$PYTHON
-build/tests/histotrain_tests --gtest_filter='MixedPrecision.*:GradScaler.*:Autocast.*:Precision*' 2>&1 | tail -25
+build/tests/histotrain_unit_tests --gtest_filter='MixedPrecision.*:GradScaler.*:Autocast.*:Precision*' 2>&1 | tail -25
 
 step "synthetic 256 px tiles for the throughput part"
 synth=$(mktemp -d)

@@ -36,7 +36,7 @@ nvidia-smi -L; echo "$(nproc) cores: $(lscpu | sed -n 's/^Model name: *//p')"
 
 section "build" 0
 source bench/gpu_build.sh
-export TARGETS="histotrain throughput_bench histotrain_tests"
+export TARGETS="histotrain throughput_bench histotrain_unit_tests"
 if ! gpu_build "$LOG"; then
   echo "build failed; again without the CUDA-graph step"
   cmake -S . -B build -DHISTOTRAIN_CUDA_GRAPHS=OFF >>"$LOG/configure.log" 2>&1
@@ -44,7 +44,7 @@ if ! gpu_build "$LOG"; then
 fi
 
 if section "CUDA tests: graph step vs eager step, batches, mixed precision" 60; then
-  HISTOTRAIN_CACHE=$WORK/test-cache timeout 120 build/tests/histotrain_tests \
+  HISTOTRAIN_CACHE=$WORK/test-cache timeout 120 build/tests/histotrain_unit_tests \
     --gtest_filter='FastPath.*:BatchMaker.*:MixedPrecision.*:GradScaler.*' 2>&1 | grep -E "^\[ *(OK|FAILED|SKIPPED|PASSED) |Failure|error" | tee "$LOG/tests.txt"
 fi
 

@@ -16,15 +16,15 @@
 #include <cstdio>
 #include <thread>
 
-#include "compat.h"
+#include "core/amp.h"
+#include "core/compat.h"
+#include "core/runtime.h"
 #include "data/batches.h"
 #include "data/dataset.h"
 #include "data/scan.h"
 #include "data/tile_cache.h"
 #include "model/resnet.h"
-#include "train/amp.h"
 #include "train/graphed_step.h"
-#include "train/runtime.h"
 #include "train/optimizer.h"
 #include "util/allocator.h"
 #include "util/files.h"

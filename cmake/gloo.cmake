@@ -38,7 +38,7 @@ endif()
 
 if(HISTOTRAIN_WITH_GLOO)
   message(STATUS "Gloo: yes (${GLOO_INCLUDE_DIR})")
-  target_include_directories(histotrain_core PRIVATE ${GLOO_INCLUDE_DIR})
+  target_include_directories(histotrain_dist PRIVATE ${GLOO_INCLUDE_DIR})
   set_property(SOURCE ${_histotrain_gloo_source} APPEND PROPERTY COMPILE_DEFINITIONS HISTOTRAIN_WITH_GLOO=1)
 else()
   message(STATUS "Gloo: no (HISTOTRAIN_GLOO=${HISTOTRAIN_GLOO})")

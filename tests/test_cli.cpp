@@ -7,9 +7,12 @@
 #include <nlohmann/json.hpp>
 #include <turbojpeg.h>
 
+#include "core/compat.h"
 #include "data/jpeg.h"
 #include "data/synth.h"
 #include "test_util.h"
+#include "train/system_info.h"
+#include "util/machine.h"
 
 namespace histotrain {
 namespace {
@@ -17,7 +20,7 @@ namespace {
 using testing::run_histotrain;
 using testing::ScratchDir;
 
-std::string synth_data() { return testing::shared_synthetic_dataset(40, 96).string(); }
+using testing::synth_data;
 std::string groups_of(const std::string& data) { return data + "/groups.csv"; }
 
 using testing::read_json;
@@ -256,6 +259,27 @@ TEST(Cli, OddAndBrokenFilesAreSkippedOrConvertedNeverFatal) {
   const auto unknown = run_histotrain("eval --checkpoint " + run.string() + " --data " + (dir / "other").string());
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_NE(unknown.err.find("kidney"), std::string::npos) << unknown.err;
+}
+
+TEST(Cli, InfoAndVersionSayWhatABugReportNeeds) {
+  const auto info = testing::run_histotrain("info --json");
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  const auto j = nlohmann::json::parse(info.out);
+  for (const char* key : {"histotrain", "libtorch", "backends", "allocator", "cpu", "gpus"}) EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["libtorch"]["version"], compat::torch_version());
+  EXPECT_EQ(j["cpu"]["model"], cpu_info().model);
+  EXPECT_EQ(j["cpu"]["isa"], nlohmann::json(cpu_info().isa));
+  if (!compat::built_with_cuda()) EXPECT_EQ(j["backends"], nlohmann::json::array({"gloo"}));
+
+  const auto text = testing::run_histotrain("info");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  for (const char* line : {"LibTorch ", "backends ", "allocator ", "CPU ", "cores ", "ISA ", "GPU"})
+    EXPECT_NE(text.out.find(line), std::string::npos) << line << " in\n" << text.out;
+
+  const auto version = testing::run_histotrain("--version");
+  ASSERT_EQ(version.exit_code, 0) << version.err;
+  EXPECT_EQ(version.out, system_summary_line(j) + "\n");
+  EXPECT_NE(version.out.find(cpu_info().model), std::string::npos) << version.out;
 }
 
 }  // namespace

@@ -18,7 +18,7 @@ using testing::read_json;
 using testing::run_histotrain;
 using testing::ScratchDir;
 
-std::string synth_data() { return testing::shared_synthetic_dataset(40, 96).string(); }
+using testing::synth_data;
 
 // One epoch on 32 px tiles: a real run folder in a few seconds.
 std::string quick_train(const std::string& data, const fs::path& out, int epochs = 1, int size = 32) {

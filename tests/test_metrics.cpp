@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "train/metrics.h"
-#include "train/schedule.h"
+#include "core/metrics.h"
+#include "core/schedule.h"
 #include "util/errors.h"
 
 namespace histotrain {

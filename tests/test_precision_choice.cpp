@@ -4,7 +4,7 @@
 #include <fstream>
 #include <map>
 
-#include "compat.h"
+#include "core/compat.h"
 #include "test_ranks.h"
 #include "test_util.h"
 #include "train/precision_choice.h"

@@ -11,8 +11,8 @@
 #include "data/group_finder.h"
 #include "data/groups.h"
 #include "data/split_audit.h"
-#include "util/progress.h"
 #include "test_util.h"
+#include "util/progress.h"
 
 namespace histotrain {
 namespace {

@@ -7,8 +7,8 @@
 #include <regex>
 #include <sstream>
 
+#include "core/checkpoint.h"
 #include "test_util.h"
-#include "train/checkpoint.h"
 
 namespace histotrain {
 namespace {
@@ -20,7 +20,7 @@ using testing::run_script;
 using testing::ScratchDir;
 namespace fs = std::filesystem;
 
-std::string synth_data() { return testing::shared_synthetic_dataset(40, 96).string(); }
+using testing::synth_data;
 
 // 4 epochs of 10 steps (about 9 s of training here), deterministic, a checkpoint every 3 steps
 // inside an epoch.
@@ -58,7 +58,7 @@ TEST(Reliability, KilledAndSignalledAtRandomMomentsTheResumedRunEndsWithIdentica
   const std::string data = synth_data();
   ASSERT_EQ(run_histotrain(deterministic_args(data) + " --out " + (dir / "straight").string()).exit_code, 0);
 
-  std::mt19937 rng(std::random_device{}());
+  std::mt19937 rng(static_cast<std::mt19937::result_type>(testing::test_seed()));
   // The first three interrupts come within 6 s of training in all, so the run is still going
   // when the SIGINT comes.
   std::uniform_real_distribution<double> moment(0.1, 2.0);

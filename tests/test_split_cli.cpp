@@ -13,7 +13,7 @@ using testing::run_histotrain;
 using testing::ScratchDir;
 
 // 200 tiles: 100 source scenes, each saved as 2 copies (flips / 90-degree rotations).
-std::string synth_data() { return testing::shared_synthetic_dataset(40, 96).string(); }
+using testing::synth_data;
 
 int64_t lines_in(const std::filesystem::path& path) {
   std::ifstream in(path);

@@ -3,7 +3,7 @@
 
 #include <fstream>
 
-#include "compat.h"
+#include "core/compat.h"
 #include "dist/communicator.h"
 #include "test_util.h"
 #include "train/system_info.h"
@@ -54,27 +54,6 @@ TEST(Build, CpuBuildsHaveGlooAndCudaBuildsNccl) {
   else
     EXPECT_NE(backends.find("gloo"), std::string::npos)
         << "this CPU build has no Gloo (backends: " << backends << "): install libgloo-dev and reconfigure";
-}
-
-TEST(Cli, InfoAndVersionSayWhatABugReportNeeds) {
-  const auto info = testing::run_histotrain("info --json");
-  ASSERT_EQ(info.exit_code, 0) << info.err;
-  const auto j = nlohmann::json::parse(info.out);
-  for (const char* key : {"histotrain", "libtorch", "backends", "allocator", "cpu", "gpus"}) EXPECT_TRUE(j.contains(key)) << key;
-  EXPECT_EQ(j["libtorch"]["version"], compat::torch_version());
-  EXPECT_EQ(j["cpu"]["model"], cpu_info().model);
-  EXPECT_EQ(j["cpu"]["isa"], nlohmann::json(cpu_info().isa));
-  if (!compat::built_with_cuda()) EXPECT_EQ(j["backends"], nlohmann::json::array({"gloo"}));
-
-  const auto text = testing::run_histotrain("info");
-  ASSERT_EQ(text.exit_code, 0) << text.err;
-  for (const char* line : {"LibTorch ", "backends ", "allocator ", "CPU ", "cores ", "ISA ", "GPU"})
-    EXPECT_NE(text.out.find(line), std::string::npos) << line << " in\n" << text.out;
-
-  const auto version = testing::run_histotrain("--version");
-  ASSERT_EQ(version.exit_code, 0) << version.err;
-  EXPECT_EQ(version.out, system_summary_line(j) + "\n");
-  EXPECT_NE(version.out.find(cpu_info().model), std::string::npos) << version.out;
 }
 
 }  // namespace

@@ -52,6 +52,19 @@ fs::path shared_synthetic_dataset(int per_class, int size, uint64_t seed) {
   return made[key] = options.out;
 }
 
+std::string synth_data() { return shared_synthetic_dataset(40, 96).string(); }
+
+uint64_t test_seed() {
+  static const uint64_t seed = [] {
+    const char* given = std::getenv("HISTOTRAIN_TEST_SEED");
+    const uint64_t value = given && *given ? std::strtoull(given, nullptr, 10) : std::random_device{}();
+    std::fprintf(stderr, "HISTOTRAIN_TEST_SEED=%llu (set it to replay the random moments of this run)\n",
+                 static_cast<unsigned long long>(value));
+    return value;
+  }();
+  return seed;
+}
+
 std::string read_text(const fs::path& path) {
   std::ifstream in(path);
   std::stringstream ss;

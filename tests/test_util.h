@@ -29,6 +29,13 @@ class ScratchDir {
 // program and shared read-only between tests.
 fs::path shared_synthetic_dataset(int per_class, int size, uint64_t seed = 7);
 
+// The dataset most end-to-end tests train on: 200 tiles of 96 px, 40 per class, with groups.csv.
+std::string synth_data();
+
+// The seed of anything a test draws at random (signal moments, delays): HISTOTRAIN_TEST_SEED when
+// set, else drawn once per test program and printed, so that a failure can be replayed.
+uint64_t test_seed();
+
 struct CommandResult {
   int exit_code = -1;
   std::string out, err;

@@ -11,11 +11,12 @@
 #include <fstream>
 #include <thread>
 
-#include "compat.h"
+#include "core/compat.h"
 #include "data/scan.h"
 #include "data/tile_cache.h"
 #include "train/system_info.h"
 #include "util/allocator.h"
+#include "util/clock.h"
 #include "util/errors.h"
 #include "util/files.h"
 #include "util/json_text.h"
@@ -26,8 +27,6 @@ namespace histotrain {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 std::string self_executable() { return fs::read_symlink("/proc/self/exe").string(); }
 

@@ -8,7 +8,7 @@
 #include "bench/study_report.h"
 #include "bench/study_runner.h"
 #include "cli/commands.h"
-#include "compat.h"
+#include "core/compat.h"
 #include "util/errors.h"
 #include "util/files.h"
 #include "util/json_text.h"

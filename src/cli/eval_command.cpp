@@ -3,11 +3,11 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "core/checkpoint.h"
+#include "core/evaluate.h"
+#include "core/runtime.h"
 #include "data/batches.h"
 #include "data/dataset.h"
-#include "train/checkpoint.h"
-#include "train/evaluate.h"
-#include "train/runtime.h"
 #include "util/errors.h"
 #include "util/json_text.h"
 #include "util/machine.h"

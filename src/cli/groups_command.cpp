@@ -2,10 +2,10 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "core/runtime.h"
 #include "data/group_agreement.h"
 #include "data/group_finder.h"
 #include "data/groups.h"
-#include "train/runtime.h"
 #include "util/errors.h"
 #include "util/files.h"
 #include "util/progress.h"

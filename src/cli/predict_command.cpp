@@ -3,11 +3,11 @@
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "core/checkpoint.h"
+#include "core/runtime.h"
 #include "data/batches.h"
 #include "data/scan.h"
 #include "data/tile_cache.h"
-#include "train/checkpoint.h"
-#include "train/runtime.h"
 #include "util/csv.h"
 #include "util/errors.h"
 #include "util/files.h"

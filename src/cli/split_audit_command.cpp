@@ -2,8 +2,8 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "core/runtime.h"
 #include "data/split_audit.h"
-#include "train/runtime.h"
 #include "util/files.h"
 #include "util/json_text.h"
 #include "util/progress.h"

@@ -4,8 +4,8 @@
 
 #include "data/group_finder.h"
 #include "data/groups.h"
-#include "util/progress.h"
 #include "util/errors.h"
+#include "util/progress.h"
 
 namespace histotrain {
 

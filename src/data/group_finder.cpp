@@ -8,6 +8,7 @@
 
 #include "data/groups.h"
 #include "data/tile_cache.h"
+#include "util/clock.h"
 #include "util/csv.h"
 #include "util/errors.h"
 #include "util/files.h"
@@ -55,7 +56,7 @@ FoundGroups find_groups(const ScanResult& scan, const NearCopyOptions& options, 
   result.pairs_scored = found.pairs_scored;
   result.links = found.links;
   result.errors = signatures.errors;
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = seconds_since(start);
   return result;
 }
 

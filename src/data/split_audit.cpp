@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "data/scan.h"
+#include "util/clock.h"
 #include "util/errors.h"
 #include "util/files.h"
 
@@ -90,7 +91,7 @@ AuditReport audit_split(const TileSignatures& signatures, const std::vector<int6
   std::sort(report.examples.begin(), report.examples.end(),
             [](const LeakExample& a, const LeakExample& b) { return a.score > b.score; });
   if (static_cast<int>(report.examples.size()) > max_examples) report.examples.resize(std::max(0, max_examples));
-  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.seconds = seconds_since(start);
   return report;
 }
 
@@ -108,7 +109,7 @@ AuditReport audit_split(const ImageList& train, const ImageList& test, const Nea
   AuditReport report = audit_split(signatures, labels_of(all.classes), all, range(0, n_train),
                                    range(n_train, n_train + static_cast<int64_t>(test.paths.size())), options,
                                    max_examples);
-  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.seconds = seconds_since(start);
   return report;
 }
 

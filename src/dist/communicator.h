@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "compat.h"
+#include "core/compat.h"
 #include "dist/rendezvous.h"
 #include "util/errors.h"
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "util/clock.h"
 #include "util/errors.h"
 
 namespace histotrain {
@@ -53,15 +54,14 @@ void DataParallel::attach(ResNet& model, GradScaler& scaler, double bucket_mb) {
 }
 
 void DataParallel::backward(const torch::Tensor& loss) {
-  using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   loss.backward();  // gradient hooks start the buckets' all-reduces meanwhile
   const auto backward_done = Clock::now();
   ++times_.steps;
-  times_.backward_s += std::chrono::duration<double>(backward_done - start).count();
+  times_.backward_s += seconds_between(start, backward_done);
   if (!reducer_) return;
   reducer_->finish();
-  times_.exposed_s += std::chrono::duration<double>(Clock::now() - backward_done).count();
+  times_.exposed_s += seconds_since(backward_done);
   times_.allreduce_s += reducer_->last_allreduce_seconds();
 }
 

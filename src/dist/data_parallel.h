@@ -8,12 +8,12 @@
 #include <memory>
 #include <vector>
 
+#include "core/amp.h"
+#include "core/metrics.h"
 #include "dist/communicator.h"
 #include "dist/grad_reducer.h"
 #include "dist/rendezvous.h"
 #include "model/resnet.h"
-#include "train/amp.h"
-#include "train/metrics.h"
 
 namespace histotrain {
 

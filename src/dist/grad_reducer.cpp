@@ -1,4 +1,5 @@
 #include "dist/grad_reducer.h"
+#include "util/clock.h"
 
 #include <thread>
 
@@ -107,7 +108,7 @@ void GradientReducer::finish() {
   for (int i = 0; i < 1000 && done_count() < buckets_.size(); ++i) std::this_thread::yield();
   {
     std::lock_guard<std::mutex> lock(done_mutex_);
-    last_span_s_ = std::chrono::duration<double>(last_done_ - first_start_).count();
+    last_span_s_ = seconds_between(first_start_, last_done_);
     last_done_ = {};
     done_count_ = 0;
   }

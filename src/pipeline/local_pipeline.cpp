@@ -3,7 +3,9 @@
 #include <chrono>
 #include <sstream>
 
-#include "train/runtime.h"
+#include "core/loss.h"
+#include "core/runtime.h"
+#include "util/clock.h"
 #include "util/errors.h"
 
 namespace histotrain {
@@ -27,7 +29,7 @@ void place_stages(ResNet& model, const StagePlan& plan, const std::vector<torch:
 
 PipelineStepResult local_pipeline_step(ResNet& model, const StagePlan& plan, PipelineSchedule schedule,
                                        const Batch& batch, int micro_batches,
-                                       const torch::nn::functional::CrossEntropyFuncOptions& loss_options,
+                                       double label_smoothing,
                                        Precision precision, GradScaler& scaler) {
   const auto start = std::chrono::steady_clock::now();
   const int64_t n = batch.images.size(0);
@@ -44,13 +46,13 @@ PipelineStepResult local_pipeline_step(ResNet& model, const StagePlan& plan, Pip
       logits = model->forward(batch.images.narrow(0, m * mb, mb)).to(torch::kFloat32);
     }
     const torch::Tensor labels = batch.labels.narrow(0, m * mb, mb).to(logits.device());
-    losses[m] = torch::nn::functional::cross_entropy(logits, labels, loss_options);
+    const LossAndCorrect loss = classification_loss(logits, labels, label_smoothing);
+    losses[m] = loss.loss;
     // Kept on the device and read once, at the end: a read here would make the host wait for
     // every stage and stop the devices from working at the same time.
     loss_sum = loss_sum.defined() ? loss_sum + losses[m].detach() * static_cast<double>(mb)
                                   : losses[m].detach() * static_cast<double>(mb);
-    const auto hits = (logits.argmax(1) == labels).sum();
-    correct = correct.defined() ? correct + hits : hits;
+    correct = correct.defined() ? correct + loss.correct : loss.correct;
   };
   const auto backward = [&](int m) {
     scaler.scale_loss(losses[m] / micro_batches).backward();
@@ -65,7 +67,7 @@ PipelineStepResult local_pipeline_step(ResNet& model, const StagePlan& plan, Pip
   PipelineStepResult result;
   result.loss_sum = loss_sum.item<double>();
   result.correct = correct.item<int64_t>();
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = seconds_since(start);
   return result;
 }
 

@@ -11,12 +11,12 @@
 
 #include <vector>
 
+#include "core/amp.h"
 #include "data/batches.h"
 #include "model/resnet.h"
-#include "pipeline/pipeline_stage.h"
 #include "pipeline/pipeline_schedule.h"
+#include "pipeline/pipeline_stage.h"
 #include "pipeline/stage_plan.h"
-#include "train/amp.h"
 
 namespace histotrain {
 
@@ -30,7 +30,7 @@ void place_stages(ResNet& model, const StagePlan& plan, const std::vector<torch:
 // One batch's forward and backward; gradients accumulate the mean over the micro-batches.
 PipelineStepResult local_pipeline_step(ResNet& model, const StagePlan& plan, PipelineSchedule schedule,
                                        const Batch& batch, int micro_batches,
-                                       const torch::nn::functional::CrossEntropyFuncOptions& loss, Precision precision,
+                                       double label_smoothing, Precision precision,
                                        GradScaler& scaler);
 
 }  // namespace histotrain

@@ -4,14 +4,14 @@
 #include <chrono>
 #include <map>
 
+#include "core/loss.h"
 #include "util/allocator.h"
+#include "util/clock.h"
 #include "util/errors.h"
 
 namespace histotrain {
 
 namespace {
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
 
 PipelineStage::PipelineStage(ResNet& model, StagePlan plan, Communicator& comm, int64_t image_size,
@@ -49,12 +49,12 @@ torch::Tensor PipelineStage::receive_like(const std::vector<int64_t>& shape, int
   torch::Tensor t = torch::empty(shape, model_->parameters()[0].options().dtype(torch::kFloat32));
   const auto start = Clock::now();
   comm_.receive(t, from, tag);
-  waiting += since(start);
+  waiting += seconds_since(start);
   return t;
 }
 
 PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches,
-                                       const torch::nn::functional::CrossEntropyFuncOptions& loss_options,
+                                       double label_smoothing,
                                        Precision precision, GradScaler& scaler) {
   const auto start = Clock::now();
   const int64_t n = batch.labels.size(0);
@@ -99,11 +99,10 @@ PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches,
     torch::Tensor& out = outputs[c][m];
     if (c == last_chunk) {
       const torch::Tensor labels = batch.labels.narrow(0, m * mb, mb);
-      const torch::Tensor logits = out.to(torch::kFloat32);
-      const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels, loss_options);
-      scaler.scale_loss(loss / micro_batches).backward();
-      loss_sum += loss.detach() * static_cast<double>(mb);
-      correct += (logits.argmax(1) == labels).sum();
+      const LossAndCorrect loss = classification_loss(out, labels, label_smoothing);
+      scaler.scale_loss(loss.loss / micro_batches).backward();
+      loss_sum += loss.loss.detach() * static_cast<double>(mb);
+      correct += loss.correct;
     } else {
       const torch::Tensor grad = receive_like(out.sizes().vec(), stage_of(c + 1), backward_tag(c + 1, m), result.waiting)
                                      .contiguous(out.suggest_memory_format());
@@ -143,7 +142,7 @@ PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches,
     result.loss_sum = loss_sum.item<double>();
     result.correct = correct.item<int64_t>();
   }
-  result.seconds = since(start);
+  result.seconds = seconds_since(start);
   return result;
 }
 

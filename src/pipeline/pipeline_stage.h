@@ -13,12 +13,12 @@
 #include <map>
 #include <vector>
 
+#include "core/amp.h"
 #include "data/batches.h"
 #include "dist/communicator.h"
 #include "model/resnet.h"
 #include "pipeline/pipeline_schedule.h"
 #include "pipeline/stage_plan.h"
-#include "train/amp.h"
 
 namespace histotrain {
 
@@ -47,7 +47,7 @@ class PipelineStage {
   // Forward and backward of one batch (every rank passes the same batch; only the first stage
   // reads the images, so the others may pass labels alone). `scaler` scales the last stage's
   // loss (fp16).
-  PipelineStepResult step(const Batch& batch, int micro_batches, const torch::nn::functional::CrossEntropyFuncOptions& loss,
+  PipelineStepResult step(const Batch& batch, int micro_batches, double label_smoothing,
                           Precision precision, GradScaler& scaler);
 
   // Every rank takes each unit's parameters and buffers, and the optimizer's momentum, from

@@ -5,7 +5,8 @@
 #include <limits>
 #include <sstream>
 
-#include "train/amp.h"
+#include "core/amp.h"
+#include "util/clock.h"
 #include "util/errors.h"
 
 namespace histotrain {
@@ -77,10 +78,6 @@ std::vector<double> UnitCosts::per_step(int micro_batches) const {
 
 UnitCosts measure_unit_costs(const std::string& arch, int64_t classes, int64_t batch, int64_t image_size,
                              const torch::Device& device, torch::MemoryFormat format) {
-  using Clock = std::chrono::steady_clock;
-  const auto seconds = [](Clock::time_point from, Clock::time_point to) {
-    return std::chrono::duration<double>(to - from).count();
-  };
   const auto finished = [&]() {
     if (device.is_cuda()) torch::cuda::synchronize();
     return Clock::now();
@@ -112,9 +109,9 @@ UnitCosts measure_unit_costs(const std::string& arch, int64_t classes, int64_t b
       sgd.step();
       const auto update_done = finished();
       if (run > 0) {
-        forward = std::min(forward, seconds(start, forward_done));
-        backward = std::min(backward, seconds(forward_done, backward_done));
-        update = std::min(update, seconds(backward_done, update_done));
+        forward = std::min(forward, seconds_between(start, forward_done));
+        backward = std::min(backward, seconds_between(forward_done, backward_done));
+        update = std::min(update, seconds_between(backward_done, update_done));
       }
     }
     costs.forward.push_back(forward);

@@ -1,4 +1,5 @@
 #include "pipeline/transfer_cost.h"
+#include "util/clock.h"
 
 #include <algorithm>
 #include <chrono>
@@ -21,7 +22,7 @@ double one_way_seconds(Communicator& comm, torch::Tensor& message, int from, int
       comm.receive(message, to, 2 * trip + 1);
       if (message.is_cuda()) torch::cuda::synchronize();
       if (trip > 0)
-        fastest = std::min(fastest, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        fastest = std::min(fastest, seconds_since(start));
     } else {
       comm.receive(message, from, 2 * trip);
       comm.wait(comm.send_async(message, from, 2 * trip + 1), "transfer measurement");

@@ -2,9 +2,9 @@
 
 #include <cmath>
 
+#include "core/amp.h"
 #include "model/resnet.h"
 #include "pipeline/pipeline_schedule.h"
-#include "train/amp.h"
 #include "util/errors.h"
 #include "util/machine.h"
 

@@ -1,6 +1,7 @@
 #include "train/graphed_step.h"
 
-#include "compat.h"
+#include "core/compat.h"
+#include "core/loss.h"
 #include "util/errors.h"
 
 #if defined(HISTOTRAIN_WITH_CUDA) && HISTOTRAIN_TORCH_AT_LEAST(2, 0) && !defined(HISTOTRAIN_NO_CUDA_GRAPHS)
@@ -61,7 +62,7 @@ struct GraphedTrainStep::Impl {
   ResNet model;
   torch::optim::SGD& optimizer;
   Precision precision;
-  torch::nn::functional::CrossEntropyFuncOptions loss_options;
+  double label_smoothing;
   WeightAverage* average;
   // Static tensors the graph reads and writes: their addresses are baked into it.
   torch::Tensor images, labels, neg_lr, average_share, loss_sum, correct;
@@ -73,7 +74,7 @@ struct GraphedTrainStep::Impl {
       : model(std::move(m)),
         optimizer(o),
         precision(p),
-        loss_options(torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(smoothing)),
+        label_smoothing(smoothing),
         average(a),
         images(example.images.clone()),
         labels(example.labels.clone()) {
@@ -92,13 +93,13 @@ struct GraphedTrainStep::Impl {
       AutocastScope autocast(precision, images.device());
       logits = model->forward(images);
     }
-    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), labels, loss_options);
-    loss.backward();
+    const LossAndCorrect loss = classification_loss(logits, labels, label_smoothing);
+    loss.loss.backward();
     multi_tensor_sgd_step(optimizer, neg_lr);
     if (average) average->update(average_share);
     torch::NoGradGuard no_grad;
-    loss_sum.add_(loss.detach());
-    correct.add_((logits.argmax(1) == labels).sum());
+    loss_sum.add_(loss.loss.detach());
+    correct.add_(loss.correct);
   }
 
   void warm_up() {

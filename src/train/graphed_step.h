@@ -7,10 +7,10 @@
 
 #include <memory>
 
+#include "core/amp.h"
+#include "core/weight_average.h"
 #include "data/batches.h"
 #include "model/resnet.h"
-#include "train/amp.h"
-#include "train/weight_average.h"
 
 namespace histotrain {
 

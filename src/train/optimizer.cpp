@@ -1,6 +1,6 @@
 #include "train/optimizer.h"
 
-#include "compat.h"
+#include "core/compat.h"
 
 namespace histotrain {
 

@@ -7,9 +7,10 @@
 #include <limits>
 #include <map>
 
-#include "compat.h"
+#include "core/compat.h"
 #include "dist/communicator.h"
 #include "model/resnet.h"
+#include "util/clock.h"
 #include "util/errors.h"
 #include "util/files.h"
 #include "util/json_text.h"
@@ -205,7 +206,7 @@ StepTimer model_step_timer(const std::string& arch, int64_t classes, int batch_s
     // Reading one gradient back waits for the device, so the time covers the whole step.
     model->parameters().front().grad().sum().item<float>();
     for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return seconds_since(start);
   };
   return [state, step, arch, classes, device](const PrecisionCandidate& c) {
     auto found = state->models.find(c.name());
@@ -224,7 +225,7 @@ StepTimer model_step_timer(const std::string& arch, int64_t classes, int batch_s
 PrecisionDecision choose_precision(const PrecisionProblem& problem, const StepTimer& timer,
                                    const std::filesystem::path& cache_file, Communicator* comm) {
   const auto start = std::chrono::steady_clock::now();
-  const auto took = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  const auto took = [&] { return seconds_since(start); };
   const bool main = !comm || comm->rank() == 0;
   const auto warn = [&](const std::string& line) {
     if (main) std::fprintf(stderr, "warning: %s\n", line.c_str());

@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "train/amp.h"
+#include "core/amp.h"
 
 namespace histotrain {
 

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/amp.h"
+#include "core/weight_average.h"
 #include "data/dataset.h"
 #include "data/groups.h"
 #include "dist/data_parallel.h"
@@ -19,16 +21,13 @@
 #include "pipeline/pipeline_stage.h"
 #include "pipeline/schedule_estimate.h"
 #include "pipeline/stage_plan.h"
-#include "train/amp.h"
 #include "train/config.h"
 #include "train/graphed_step.h"
-#include "train/weight_average.h"
+#include "util/clock.h"
 #include "util/files.h"
 
 namespace histotrain {
 
-using Clock = std::chrono::steady_clock;
-inline double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // The part of an epoch already trained, summed over ranks: what a checkpoint written in the
 // middle of an epoch carries, so that the resumed epoch reports the same figures.

@@ -1,7 +1,7 @@
 // What a run reports: the start line, checkpoint metadata, the pipeline and step-time reports.
 #include <torch/torch.h>
 
-#include "compat.h"
+#include "core/compat.h"
 #include "train/run.h"
 #include "util/memory.h"
 

@@ -3,16 +3,16 @@
 
 #include <set>
 
-#include "compat.h"
+#include "core/checkpoint.h"
+#include "core/compat.h"
+#include "core/runtime.h"
 #include "data/split_audit.h"
 #include "pipeline/local_pipeline.h"
 #include "pipeline/pipeline_schedule.h"
 #include "pipeline/transfer_cost.h"
-#include "train/checkpoint.h"
 #include "train/optimizer.h"
 #include "train/precision_choice.h"
 #include "train/run.h"
-#include "train/runtime.h"
 #include "train/trainer.h"
 #include "util/errors.h"
 #include "util/json_text.h"

@@ -4,7 +4,7 @@
 
 #include <sstream>
 
-#include "compat.h"
+#include "core/compat.h"
 #include "dist/communicator.h"
 #include "util/allocator.h"
 #include "util/machine.h"

@@ -2,14 +2,15 @@
 
 #include <future>
 
-#include "compat.h"
+#include "core/checkpoint.h"
+#include "core/compat.h"
+#include "core/evaluate.h"
+#include "core/loss.h"
+#include "core/schedule.h"
 #include "data/batches.h"
 #include "pipeline/local_pipeline.h"
-#include "train/checkpoint.h"
-#include "train/evaluate.h"
 #include "train/optimizer.h"
 #include "train/run.h"
-#include "train/schedule.h"
 #include "train/system_info.h"
 #include "util/allocator.h"
 #include "util/json_text.h"
@@ -62,14 +63,13 @@ void capture_step(Run& run, const Batch& example) {
 
 // Forward and backward of one batch (through the pipeline when there is one, with the gradient
 // all-reduce when there are replicas); adds the batch's mean loss and correct count to the sums.
-void forward_backward(Run& run, const Batch& batch, const torch::nn::functional::CrossEntropyFuncOptions& loss_options,
-                      torch::Tensor& loss_sum, torch::Tensor& correct) {
+void forward_backward(Run& run, const Batch& batch, torch::Tensor& loss_sum, torch::Tensor& correct) {
   const TrainConfig& c = run.config;
   if (run.pipeline || run.device_stages) {
     const PipelineStepResult r =
-        run.pipeline ? run.pipeline->step(batch, c.micro_batches, loss_options, run.precision, *run.scaler)
+        run.pipeline ? run.pipeline->step(batch, c.micro_batches, c.label_smoothing, run.precision, *run.scaler)
                      : local_pipeline_step(run.model, *run.device_stages, run.device_schedule, batch,
-                                           c.micro_batches, loss_options, run.precision, *run.scaler);
+                                           c.micro_batches, c.label_smoothing, run.precision, *run.scaler);
     loss_sum += r.loss_sum / c.batch_size;  // non-zero on the last stage only
     correct += r.correct;
     run.pipeline_seconds += r.seconds;
@@ -84,8 +84,7 @@ void forward_backward(Run& run, const Batch& batch, const torch::nn::functional:
     AutocastScope autocast(run.precision, run.device);
     logits = run.model->forward(batch.images);
   }
-  const torch::Tensor loss =
-      torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), batch.labels, loss_options);  // fp32 loss
+  const LossAndCorrect loss = classification_loss(logits, batch.labels, c.label_smoothing);
   // Sampled where a pipeline stage samples, between passes: after the forward every activation
   // the backward needs is held; after the backward, the gradients.
   const auto sample_held = [&] {
@@ -93,10 +92,10 @@ void forward_backward(Run& run, const Batch& batch, const torch::nn::functional:
       run.step_held_peak_bytes = std::max(run.step_held_peak_bytes, static_cast<double>(allocated_bytes()) - held_before);
   };
   sample_held();
-  run.dp->backward(run.scaler->scale_loss(loss));  // and, with several ranks, the gradient all-reduce
+  run.dp->backward(run.scaler->scale_loss(loss.loss));  // and, with several ranks, the gradient all-reduce
   sample_held();
-  loss_sum += loss.detach();
-  correct += (logits.argmax(1) == batch.labels).sum();
+  loss_sum += loss.loss.detach();
+  correct += loss.correct;
 }
 
 // The optimizer step (and the weight average); false when fp16 loss scaling skipped it.
@@ -183,7 +182,6 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
   augmentation.dihedral = c.augment;
   augmentation.max_shift = c.augment ? static_cast<int>(c.max_shift * c.image_size) : 0;
   augmentation.color_jitter = c.augment ? c.color_jitter : 0;
-  const auto loss_options = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(c.label_smoothing);
 
   const int64_t first = before.steps;
   const int64_t end = first + std::min(run.steps_per_epoch - first, run.stop_step - run.step);
@@ -224,7 +222,7 @@ EpochStats train_epoch(Run& run, const BatchMaker& batches, int64_t epoch, const
     } else {
       set_learning_rate(*run.optimizer, schedule.at(run.step));
       clear_gradients(*run.optimizer);
-      forward_backward(run, batch, loss_options, loss_sum, correct);
+      forward_backward(run, batch, loss_sum, correct);
       if (!update_weights(run)) ++skipped;
     }
     ++s;

@@ -23,8 +23,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/amp.h"
 #include "model/resnet.h"
-#include "train/amp.h"
 
 namespace histotrain {
 

@@ -1,8 +1,8 @@
-#include "train/weight_average.h"
+#include "core/weight_average.h"
 
 #include <algorithm>
 
-#include "train/amp.h"
+#include "core/amp.h"
 
 namespace histotrain {
 

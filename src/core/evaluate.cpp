@@ -1,4 +1,5 @@
-#include "train/evaluate.h"
+#include "core/evaluate.h"
+#include "util/clock.h"
 
 #include <chrono>
 
@@ -62,7 +63,7 @@ EvalResult evaluate(ResNet& model, const BatchMaker& batches, const std::vector<
     result.loss = loss_sum.item<double>() / static_cast<double>(items.size());
   }
   if (was_training) model->train();
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = seconds_since(start);
   return result;
 }
 

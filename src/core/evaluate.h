@@ -4,10 +4,10 @@
 
 #include <vector>
 
+#include "core/amp.h"
+#include "core/metrics.h"
 #include "data/batches.h"
 #include "model/resnet.h"
-#include "train/amp.h"
-#include "train/metrics.h"
 
 namespace histotrain {
 

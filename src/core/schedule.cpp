@@ -1,4 +1,4 @@
-#include "train/schedule.h"
+#include "core/schedule.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,8 +1,8 @@
-#include "train/amp.h"
+#include "core/amp.h"
 
 #include <cmath>
 
-#include "compat.h"
+#include "core/compat.h"
 #include "util/errors.h"
 
 namespace histotrain {

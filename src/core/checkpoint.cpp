@@ -1,4 +1,4 @@
-#include "train/checkpoint.h"
+#include "core/checkpoint.h"
 
 #include <sys/statvfs.h>
 
@@ -9,7 +9,7 @@
 #include <functional>
 #include <sstream>
 
-#include "compat.h"
+#include "core/compat.h"
 #include "model/safetensors.h"
 #include "util/errors.h"
 #include "util/files.h"

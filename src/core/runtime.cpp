@@ -1,9 +1,9 @@
-#include "train/runtime.h"
+#include "core/runtime.h"
 
 #include <cstdlib>
 #include <thread>
 
-#include "compat.h"
+#include "core/compat.h"
 #include "util/errors.h"
 #include "util/machine.h"
 

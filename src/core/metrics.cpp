@@ -1,4 +1,4 @@
-#include "train/metrics.h"
+#include "core/metrics.h"
 
 #include <stdexcept>
 

@@ -82,7 +82,7 @@ static void bench_train(const TileDataset& data, const StepConfig& c) {
   if (c.channels_last) to_channels_last(*model);
   model->train();
   const int steps = c.steps, batch = c.batch;
-  const auto optimizer = make_optimizer(model, TrainConfig{});  // the trainer's optimizer, default settings
+  const auto optimizer = make_optimizer(model, OptimConfig{});  // the trainer's optimizer, default settings
   const BatchMaker maker(data, c.device,
                          c.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous);
   const std::vector<int64_t> order = shuffled_items(data);
@@ -132,7 +132,7 @@ static void bench_train_graph(const TileDataset& data, const StepConfig& c) {
   model->to(c.device);
   if (c.channels_last) to_channels_last(*model);
   model->train();
-  const auto optimizer = make_optimizer(model, TrainConfig{});
+  const auto optimizer = make_optimizer(model, OptimConfig{});
   const BatchMaker maker(data, c.device, c.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous);
   const std::vector<int64_t> order = shuffled_items(data);
   Augmentation augmentation;

@@ -100,7 +100,7 @@ std::vector<float> train_losses(Precision precision, bool channels_last, torch::
   ResNet model("resnet18", 5);
   model->to(device);
   if (channels_last) to_channels_last(*model);
-  TrainConfig config;
+  OptimConfig config;
   config.lr = 0.02;
   auto optimizer = make_optimizer(model, config);
   GradScaler scaler(precision == Precision::fp16);

@@ -9,7 +9,7 @@
 
 #include "core/compat.h"
 #include "data/jpeg.h"
-#include "data/synth.h"
+#include "synth/synth.h"
 #include "test_util.h"
 #include "train/system_info.h"
 #include "util/machine.h"

@@ -160,7 +160,7 @@ TEST(GradientReducer, TwoRanksOfBatchBEndWithTheWeightsOfOneRankOfBatch2B) {
   torch::manual_seed(9);
   const auto x = torch::randn({steps, 2 * B, 3, 32, 32});
   const auto y = torch::randint(0, 5, {steps, 2 * B});
-  TrainConfig config;
+  OptimConfig config;
   config.lr = 0.05;
   auto train = [&](ResNet& model, int first, int count, Communicator* comm) {
     auto optimizer = make_optimizer(model, config);

@@ -134,7 +134,7 @@ TEST(Pipeline, TwoStagesOnTwoRanksTrainAndTheCheckpointIsAWholeModel) {
   const std::string data = synth_data();
   const auto run = dir / "run";
   const auto launched = run_histotrain("launch -n 2 --threads-per-rank 1 -- " + train_args(data, run, 2) +
-                                       " --pipeline-stages 2 --micro-batches 4 --split 5");
+                                       " --pipeline-stages 2 --micro-batches 4 --stage-cut 5");
   ASSERT_EQ(launched.exit_code, 0) << launched.err;
   EXPECT_NE(launched.err.find("stage 0: units stem .. layer2.1"), std::string::npos) << launched.err;
   EXPECT_NE(launched.err.find("stage 1: units layer3.0 .. head"), std::string::npos) << launched.err;

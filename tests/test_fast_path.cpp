@@ -20,8 +20,8 @@ using testing::read_json;
 using testing::run_histotrain;
 using testing::ScratchDir;
 
-TrainConfig small_config() {
-  TrainConfig c;
+OptimConfig small_config() {
+  OptimConfig c;
   c.lr = 0.1;
   c.weight_decay = 0.01;
   return c;
@@ -46,7 +46,7 @@ TEST(FastPath, MultiTensorSgdMatchesTorchSgd) {
   torch::manual_seed(1);
   ResNet reference("resnet18", 3);
   ResNet multi = copy_of(reference), with_tensor_lr = copy_of(reference);
-  const TrainConfig c = small_config();
+  const OptimConfig c = small_config();
   auto reference_opt = make_optimizer(reference, c);
   auto multi_opt = make_optimizer(multi, c);
   auto tensor_opt = make_optimizer(with_tensor_lr, c);
@@ -114,7 +114,7 @@ double static_step_versus_eager(torch::Device device, bool capture) {
   ResNet graphed = copy_of(eager);
   eager->to(device);
   graphed->to(device);
-  const TrainConfig c = small_config();
+  const OptimConfig c = small_config();
   auto eager_opt = make_optimizer(eager, c);
   auto graph_opt = make_optimizer(graphed, c);
   WeightAverage eager_average(eager, 0.9), graph_average(graphed, 0.9);

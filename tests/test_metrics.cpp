@@ -2,6 +2,7 @@
 
 #include "core/metrics.h"
 #include "core/schedule.h"
+#include "train/time_budget.h"
 #include "util/errors.h"
 
 namespace histotrain {
@@ -44,15 +45,39 @@ TEST(ConfusionMatrix, MergeSumsCountsBeforeRatios) {
 }
 
 TEST(LrSchedule, WarmsUpThenDecaysToZero) {
-  const LrSchedule onecycle("onecycle", 1.0, 10, 110);
+  const LrSchedule onecycle(ScheduleShape::onecycle, 1.0, 10, 110);
   EXPECT_NEAR(onecycle.at(0), 0.1, 1e-12);
   EXPECT_NEAR(onecycle.at(10), 1.0, 1e-12);
   EXPECT_NEAR(onecycle.at(60), 0.5, 1e-12);
   EXPECT_NEAR(onecycle.at(110), 0.0, 1e-12);
-  const LrSchedule cosine("cosine", 2.0, 0, 100);
+  const LrSchedule cosine(ScheduleShape::cosine, 2.0, 0, 100);
   EXPECT_NEAR(cosine.at(0), 2.0, 1e-12);
   EXPECT_NEAR(cosine.at(50), 1.0, 1e-12);
-  EXPECT_THROW(LrSchedule("step", 1, 0, 10), UsageError);
+  EXPECT_EQ(from_spelling<ScheduleShape>("cosine"), ScheduleShape::cosine);
+  EXPECT_FALSE(from_spelling<ScheduleShape>("step")) << "an unknown shape is no shape";
+}
+
+// --time-budget: the warm-up by steps, cut at a quarter of the budget; the decay by time, from
+// the warm-up's end to zero at the budget's end.
+TEST(TimeBudget, WarmsUpByStepsThenDecaysToZeroAtTheBudget) {
+  const LrSchedule schedule(ScheduleShape::onecycle, 1.0, 10, int64_t{1} << 40);
+  const TimeBudget budget{100, 10};
+  double warmup_end = -1;
+  EXPECT_NEAR(budget.lr(schedule, 0, 0, warmup_end), 0.1, 1e-12);
+  EXPECT_NEAR(budget.lr(schedule, 5, 5, warmup_end), 0.55, 1e-12);
+  EXPECT_LT(warmup_end, 0) << "still warming up";
+  EXPECT_NEAR(budget.lr(schedule, 10, 20, warmup_end), 1.0, 1e-12);
+  EXPECT_EQ(warmup_end, 20) << "the warm-up ended at step 10, 20 s in";
+  EXPECT_NEAR(budget.lr(schedule, 50, 60, warmup_end), 0.5, 1e-12);
+  EXPECT_NEAR(budget.lr(schedule, 90, 100, warmup_end), 0.0, 1e-12);
+  EXPECT_FALSE(budget.spent(99.9));
+  EXPECT_TRUE(budget.spent(100));
+  // Slow steps: a warm-up that would outlast a quarter of the budget ends there.
+  double cut = -1;
+  EXPECT_NEAR(budget.lr(schedule, 3, 25, cut), 1.0, 1e-12);
+  EXPECT_EQ(cut, 25);
+  EXPECT_FALSE(TimeBudget{}.on());
+  EXPECT_FALSE(TimeBudget{}.spent(1e9)) << "no budget is never spent";
 }
 
 }  // namespace

@@ -3,13 +3,13 @@
 
 #include <map>
 
-#include "data/group_agreement.h"
-#include "data/group_finder.h"
+#include "leakage/group_agreement.h"
+#include "leakage/group_finder.h"
 #include "data/groups.h"
 #include "data/jpeg.h"
-#include "data/near_copies.h"
+#include "leakage/near_copies.h"
 #include "data/resize.h"
-#include "data/synth.h"
+#include "synth/synth.h"
 #include "test_util.h"
 
 namespace histotrain {

@@ -225,7 +225,7 @@ StepOutcome unsplit_step(const std::string& arch, int micro_batches, const torch
   torch::manual_seed(4);
   ResNet model(arch, 5);
   model->train();
-  auto optimizer = make_optimizer(model, TrainConfig{});
+  auto optimizer = make_optimizer(model, OptimConfig{});
   StepOutcome out;
   const int64_t mb = x.size(0) / micro_batches;
   for (int m = 0; m < micro_batches; ++m) {
@@ -255,7 +255,7 @@ std::vector<StepOutcome> pipeline_step(const std::string& arch, int stages, int 
   run_ranks(stages, [&](Communicator& comm) {
     const int r = comm.rank();
     PipelineStage stage(models[r], plan, comm, x.size(2), torch::MemoryFormat::Contiguous, schedule);
-    auto optimizer = make_optimizer(models[r], TrainConfig{});
+    auto optimizer = make_optimizer(models[r], OptimConfig{});
     GradScaler scaler(false);
     Batch batch{r == 0 ? x : torch::Tensor(), y};  // later stages get labels only
     const auto result = stage.step(batch, micro_batches, {}, Precision::fp32, scaler);

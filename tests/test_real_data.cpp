@@ -7,10 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "data/dataset.h"
-#include "data/group_agreement.h"
-#include "data/group_finder.h"
+#include "leakage/group_agreement.h"
+#include "leakage/group_finder.h"
 #include "data/groups.h"
-#include "data/split_audit.h"
+#include "leakage/split_audit.h"
 #include "test_util.h"
 #include "util/progress.h"
 

@@ -6,7 +6,7 @@
 
 #include "data/jpeg.h"
 #include "data/scan.h"
-#include "data/synth.h"
+#include "synth/synth.h"
 #include "test_util.h"
 #include "util/files.h"
 

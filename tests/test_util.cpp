@@ -10,7 +10,7 @@
 #include <random>
 #include <sstream>
 
-#include "data/synth.h"
+#include "synth/synth.h"
 
 namespace histotrain::testing {
 

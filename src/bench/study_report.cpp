@@ -6,6 +6,8 @@
 #include <map>
 #include <sstream>
 
+#include "bench/study_plots.h"
+#include "bench/study_rows.h"
 #include "util/errors.h"
 #include "util/files.h"
 #include "util/process.h"
@@ -15,15 +17,10 @@ namespace histotrain {
 
 namespace {
 
-std::string fixed(double v, int digits) {
-  char text[64];
-  std::snprintf(text, sizeof text, "%.*f", digits, v);
-  return text;
-}
-
-bool ok(const nlohmann::json& row) { return row.value("status", "") == "ok"; }
-
-std::string study_of(const nlohmann::json& row) { return row.value("study", ""); }
+using study_rows::fixed;
+using study_rows::label;
+using study_rows::ok;
+using study_rows::study_of;
 
 // images/s of `program`'s run of `config` in `study`; 0 when absent or not ok.
 double rate_of(const nlohmann::json& rows, const std::string& study, const std::string& program,
@@ -95,11 +92,6 @@ std::string cell(const nlohmann::json& r, const char* key, int digits, const cha
 std::string percent(const nlohmann::json& r, const char* key) {
   if (!r.contains(key)) return "";
   return fixed(100 * r.at(key).get<double>(), 0) + "%";
-}
-
-std::string label(const nlohmann::json& r) {
-  const std::string study = study_of(r);
-  return (study.empty() ? "" : study + ": ") + r.value("config", "");
 }
 
 std::string machine_lines(const nlohmann::json& results) {
@@ -191,151 +183,6 @@ std::string decode_table(const nlohmann::json& rows) {
 }
 
 // --- plots -----------------------------------------------------------------------------------
-
-std::string number_or_nan(const nlohmann::json& r, const char* key) {
-  return r.contains(key) && r.at(key).is_number() ? fixed(r.at(key).get<double>(), 4) : "NaN";
-}
-
-// Names come from results.json files that may come from other machines: in a gnuplot data file a
-// title is a double-quoted string, so quotes and line breaks (which would end it) become spaces.
-std::string data_title(const std::string& name) {
-  std::string title = name;
-  for (char& ch : title)
-    if (ch == '"' || static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = ' ';
-  return "\"" + title + "\"";
-}
-
-// A string literal for the gnuplot script itself: single-quoted, where only a doubled quote has a
-// meaning; no line break can end the command it stands in.
-std::string script_literal(const std::string& text) {
-  std::string literal = "'";
-  for (char ch : text) {
-    if (ch == '\'') literal += "''";
-    else literal += static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f ? ' ' : ch;
-  }
-  return literal + "'";
-}
-
-// gnuplot data blocks, one per series: "title" line, then x y rows; blocks apart by two blank lines.
-void write_series(const std::filesystem::path& file, const std::map<std::string, std::vector<std::pair<double, double>>>& series) {
-  std::string text;
-  for (const auto& [title, points] : series) {
-    text += data_title(title) + " \"\"\n";
-    for (const auto& [x, y] : points) text += fixed(x, 4) + " " + fixed(y, 4) + "\n";
-    text += "\n\n";
-  }
-  write_file_atomically(file, text);
-}
-
-bool draw_plots(const nlohmann::json& results, const std::filesystem::path& folder, std::string& markdown) {
-  const auto plots = folder / "plots";
-  std::filesystem::create_directories(plots);
-  const auto& rows = results.at("training");
-  // Speedup and efficiency against workers, for the scaling methods (threads, ranks).
-  std::map<std::string, std::vector<std::pair<double, double>>> speedup, efficiency;
-  int max_workers = 1;
-  for (const auto& r : rows) {
-    if (!ok(r) || r.value("device", "") != "cpu" || !r.contains("speedup")) continue;
-    const std::string method = r.value("method", "");
-    if (method != "threads" && method != "ranks" && r.value("config", "") != "serial") continue;
-    const std::vector<std::string> targets =
-        r.value("config", "") == "serial" ? std::vector<std::string>{"threads", "ranks"} : std::vector<std::string>{method};
-    for (const auto& m : targets) {
-      const std::string s = (study_of(r).empty() ? "" : study_of(r) + " ") + r.value("program", "") + " " + m;
-      speedup[s].push_back({r.value("workers", 1), r.at("speedup").get<double>()});
-      efficiency[s].push_back({r.value("workers", 1), r.at("efficiency").get<double>()});
-    }
-    max_workers = std::max(max_workers, r.value("workers", 1));
-  }
-  for (auto* m : {&speedup, &efficiency})
-    for (auto& [name, points] : *m) std::sort(points.begin(), points.end());
-  write_series(plots / "speedup.dat", speedup);
-  write_series(plots / "efficiency.dat", efficiency);
-  bool any_peer = false;
-  std::string throughput;  // config, histotrain, peer
-  for (const auto& r : rows)
-    if (r.value("program", "") == "histotrain" && ok(r)) {
-      double peer = 0;
-      for (const auto& p : rows)
-        if (p.value("program", "") == "peer" && ok(p) && p.value("config", "") == r.value("config", "") &&
-            study_of(p) == study_of(r))
-          peer = p.value("images_per_s", 0.0);
-      any_peer |= peer > 0;
-      throughput += data_title(label(r)) + " " + number_or_nan(r, "images_per_s") + " " + (peer > 0 ? fixed(peer, 4) : "NaN") + "\n";
-    }
-  write_file_atomically(plots / "throughput.dat", throughput);
-  std::map<std::string, std::vector<std::pair<double, double>>> decode;
-  for (const auto& d : results.at("decode"))
-    if (ok(d) && d.contains("speedup"))
-      decode[(study_of(d).empty() ? "" : study_of(d) + " ") + d.value("mode", "")].push_back({d.value("workers", 1), d.at("speedup").get<double>()});
-  write_series(plots / "decode.dat", decode);
-  std::map<std::string, std::vector<std::pair<double, double>>> loss, accuracy;
-  const nlohmann::json* confusion = nullptr;
-  for (const auto& a : results.at("accuracy")) {
-    if (!ok(a)) continue;
-    if (!confusion) confusion = &a;
-    for (const auto& e : a.at("curve")) {
-      loss[label(a)].push_back({e.value("epoch", 0), e.value("train_loss", 0.0)});
-      if (e.contains("val_acc")) accuracy[label(a)].push_back({e.value("epoch", 0), e.at("val_acc").get<double>()});
-    }
-  }
-  write_series(plots / "loss.dat", loss);
-  write_series(plots / "accuracy.dat", accuracy);
-  std::string matrix;
-  if (confusion)
-    for (const auto& row : confusion->at("confusion_matrix")) {
-      for (const auto& v : row) matrix += std::to_string(v.get<long long>()) + " ";
-      matrix += "\n";
-    }
-  write_file_atomically(plots / "confusion.dat", matrix);
-
-  const auto blocks = [](const auto& m) { return std::to_string(m.size()); };
-  std::string gp = "set terminal pngcairo size 900,540 font ',11'\nset grid\nset key left top\n";
-  gp += "set output 'speedup.png'\nset title 'Training speedup S(p) = T(1)/T(p), same global batch'\nset xlabel 'cores used (ranks x threads)'\n"
-        "set ylabel 'speedup'\nset xrange [1:" + std::to_string(std::max(2, max_workers)) + "]\nset yrange [0:*]\n" +
-        (max_workers <= 16 ? "set xtics 1\n" : "") +
-        "plot x title 'ideal' dt 2 lc 'gray'" + (speedup.empty() ? "" : ", for [i=0:" + blocks(speedup) + "-1] 'speedup.dat' index i using 1:2 with linespoints title columnheader(1)") + "\n";
-  gp += "set output 'efficiency.png'\nset title 'Efficiency E(p) = S(p)/p'\nset ylabel 'efficiency'\nset yrange [0:1.2]\n"
-        "plot 1 title 'ideal' dt 2 lc 'gray'" + (efficiency.empty() ? "" : ", for [i=0:" + blocks(efficiency) + "-1] 'efficiency.dat' index i using 1:2 with linespoints title columnheader(1)") + "\n";
-  gp += "set output 'throughput.png'\nset title 'Training images/s by configuration'\nset autoscale\nset xrange [*:*]\nset yrange [0:*]\n"
-        "unset xlabel\nset xtics autofreq\nset ylabel 'images/s'\nset style data histograms\nset style histogram clustered gap 1\n"
-        "set style fill solid 0.8 border -1\nset xtics rotate by -30\nset key right top\n"
-        "plot 'throughput.dat' using 2:xtic(1) title 'histotrain'" + std::string(any_peer ? ", '' using 3 title 'Python peer'" : "") + "\n"
-        "set xtics norotate\nset style data linespoints\nset key left top\n";
-  if (!decode.empty())
-    gp += "set output 'decode.png'\nset title 'JPEG decode + resize speedup'\nset xlabel 'workers'\nset ylabel 'speedup'\n"
-          "set xrange [1:*]\nset yrange [0:*]\nplot x title 'ideal' dt 2 lc 'gray', for [i=0:" + blocks(decode) +
-          "-1] 'decode.dat' index i using 1:2 with linespoints title columnheader(1)\n";
-  if (!loss.empty())
-    gp += "set output 'curves.png'\nset multiplot layout 1,2 title 'Time-to-accuracy runs'\nset xlabel 'epoch'\nset xrange [*:*]\n"
-          "set yrange [0:*]\nset title 'training loss'\nset ylabel 'loss'\nplot for [i=0:" + blocks(loss) +
-          "-1] 'loss.dat' index i using 1:2 with linespoints title columnheader(1)\nset title 'validation accuracy'\n"
-          "set ylabel 'accuracy'\nset yrange [0:1]\n" + (accuracy.empty() ? "plot NaN notitle\n" : "plot for [i=0:" + blocks(accuracy) +
-          "-1] 'accuracy.dat' index i using 1:2 with linespoints title columnheader(1)\n") + "unset multiplot\n";
-  if (confusion)
-    gp += "set output 'confusion.png'\nset title " + script_literal("Confusion matrix, " + label(*confusion) + " (rows: truth)") +
-          "\nunset grid\n"
-          "set xlabel 'predicted'\nset ylabel 'truth'\nset autoscale\nset yrange [*:*] reverse\nset palette defined (0 'white', 1 'dark-blue')\n"
-          "plot 'confusion.dat' matrix with image notitle, '' matrix using 1:2:(sprintf('%d', $3)) with labels notitle\n";
-  write_file_atomically(plots / "plots.gp", gp);
-  // Started from its words in the plots folder, never through a shell: the folder's name is data.
-  int status = 0;
-  try {
-    status = run_process({"gnuplot", "plots.gp"}, plots / "plots.log", plots);
-  } catch (const Error&) {
-    markdown += "\n(gnuplot is not installed: no plots. `apt-get install gnuplot-nox`, then `histotrain report` draws them.)\n";
-    return false;
-  }
-  if (status != 0) {
-    markdown += "\n(gnuplot failed: see plots/plots.log.)\n";
-    return false;
-  }
-  markdown += "\n![speedup](plots/speedup.png) ![efficiency](plots/efficiency.png)\n\n![images/s](plots/throughput.png)\n";
-  if (!decode.empty()) markdown += "\n![decoding](plots/decode.png)\n";
-  if (!loss.empty()) markdown += "\n![curves](plots/curves.png)\n";
-  if (confusion) markdown += "\n![confusion matrix](plots/confusion.png)\n";
-  return true;
-}
 
 std::string csv_text(const nlohmann::json& results) {
   std::string csv = "study,program,config,method,ranks,threads,workers,device,amp,channels_last,status,images_per_s,"

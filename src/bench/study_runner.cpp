@@ -1,19 +1,15 @@
 #include "bench/study_runner.h"
 
-#include <tbb/global_control.h>
-#include <tbb/parallel_for.h>
-
 #include <algorithm>
-#include <atomic>
 #include <ctime>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
 
+#include "bench/decode_timing.h"
 #include "core/compat.h"
 #include "data/scan.h"
-#include "data/tile_cache.h"
 #include "train/system_info.h"
 #include "util/allocator.h"
 #include "util/clock.h"
@@ -318,7 +314,8 @@ class Study {
     for (size_t i = 0; i < scan.images.size() && paths.size() < n; i += stride) paths.push_back(scan.images[i].path);
     // One untimed pass first: the files in the page cache and the decoder's first-use costs paid,
     // so that the first timed configuration is not the only one that pays them.
-    decode_with_threads(paths, cores_);
+    const fs::path work = out_ / "runs";
+    decode_with_threads(paths, plan_.image_size, cores_, work);
     for (const char* mode : {"threads", "processes"})
       for (int workers : plan_.decode_workers) {
         announce(std::string("decoding ") + std::to_string(paths.size()) + " tiles with " + std::to_string(workers) +
@@ -328,8 +325,9 @@ class Study {
           r["status"] = "skipped";
           r["reason"] = "needs " + std::to_string(workers) + " cores";
         } else {
-          const auto [wall, decoding] = std::string(mode) == "threads" ? decode_with_threads(paths, workers)
-                                                                     : decode_with_processes(paths, workers);
+          const auto [wall, decoding] = std::string(mode) == "threads"
+                                            ? decode_with_threads(paths, plan_.image_size, workers, work)
+                                            : decode_with_processes(exe_, paths, plan_.image_size, workers, work);
           r["status"] = "ok";
           r["seconds"] = decoding;
           r["wall_seconds"] = wall;
@@ -340,51 +338,6 @@ class Study {
         results_["decode"].push_back(r);
         save();
       }
-  }
-
-  // {wall seconds, decoding seconds}: the same for threads in this process.
-  std::pair<double, double> decode_with_threads(const std::vector<std::string>& paths, int threads) const {
-    const fs::path list = out_ / "runs" / "decode-all.txt";
-    write_list(list, paths, 0, 1);
-    const auto start = Clock::now();
-    decode_listed_images(list.string(), plan_.image_size, threads);
-    const double seconds = seconds_since(start);
-    return {seconds, seconds};
-  }
-
-  // N processes of `histotrain decode-bench`, each with one thread and 1/N of the files, started
-  // together, as Python's multiprocessing.Pool would. Wall: until the last one ends, start-up
-  // included; decoding: the slowest worker's own decode time.
-  std::pair<double, double> decode_with_processes(const std::vector<std::string>& paths, int processes) const {
-    std::vector<Args> commands;
-    std::vector<fs::path> outputs, logs;
-    for (int p = 0; p < processes; ++p) {
-      const fs::path part = out_ / "runs" / ("decode-" + std::to_string(p) + "-of-" + std::to_string(processes));
-      write_list(part.string() + ".txt", paths, p, processes);
-      commands.push_back({exe_, "decode-bench", "--list", part.string() + ".txt", "--size",
-                          std::to_string(plan_.image_size), "--threads", "1"});
-      outputs.push_back(part.string() + ".json");
-      logs.push_back(part.string() + ".log");
-    }
-    const auto start = Clock::now();
-    std::vector<pid_t> workers;
-    for (size_t p = 0; p < commands.size(); ++p) workers.push_back(start_process(commands[p], {outputs[p], logs[p], {}}));
-    for (pid_t worker : workers) wait_process(worker);
-    const double wall = seconds_since(start);
-    double slowest = 0;
-    for (const auto& output : outputs) {
-      std::ifstream in(output);
-      nlohmann::json j;
-      if (!(in >> j)) throw Error("a decode worker wrote no result: " + output.string());
-      slowest = std::max(slowest, j.value("seconds", 0.0));
-    }
-    return {wall, slowest};
-  }
-
-  static void write_list(const fs::path& path, const std::vector<std::string>& paths, int part, int parts) {
-    std::string text;
-    for (size_t i = static_cast<size_t>(part); i < paths.size(); i += static_cast<size_t>(parts)) text += paths[i] + "\n";
-    write_file_atomically(path, text);
   }
 
   const StudyPlan& plan_;
@@ -404,17 +357,5 @@ class Study {
 }  // namespace
 
 nlohmann::json run_study(const StudyPlan& plan, const StudyOptions& options) { return Study(plan, options).run(); }
-
-nlohmann::json decode_listed_images(const std::string& list, int size, int threads) {
-  const std::vector<std::string> paths = read_list_file(list);
-  std::vector<uint8_t> out(static_cast<size_t>(size) * size * 3 * std::max<size_t>(1, paths.size()));
-  std::atomic<int64_t> failed{0};
-  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<size_t>(std::max(1, threads)));
-  const auto start = Clock::now();
-  tbb::parallel_for(size_t{0}, paths.size(), [&](size_t i) {
-    if (!decode_tile(paths[i], size, out.data() + i * size * size * 3, nullptr)) ++failed;
-  });
-  return {{"images", paths.size()}, {"failed", failed.load()}, {"seconds", seconds_since(start)}};
-}
 
 }  // namespace histotrain

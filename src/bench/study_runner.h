@@ -24,8 +24,4 @@ struct StudyOptions {
 // Returns the results (also in STUDY/results.json).
 nlohmann::json run_study(const StudyPlan& plan, const StudyOptions& options);
 
-// `histotrain decode-bench`: decodes the JPEGs listed in `list` to `size` px with `threads`
-// threads; returns {"images", "failed", "seconds"}.
-nlohmann::json decode_listed_images(const std::string& list, int size, int threads);
-
 }  // namespace histotrain

@@ -6,6 +6,7 @@
 
 #include "bench/study_plan.h"
 #include "bench/study_report.h"
+#include "bench/decode_timing.h"
 #include "bench/study_runner.h"
 #include "cli/commands.h"
 #include "core/compat.h"

@@ -4,6 +4,11 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace histotrain {
 
@@ -23,6 +28,17 @@ Command add_bench_command(CLI::App& root);
 Command add_report_command(CLI::App& root);
 Command add_decode_bench_command(CLI::App& root);
 Command add_info_command(CLI::App& root);
+
+struct TrainConfig;
+// The train command's flags, bound to a TrainConfig: one per row of train/config_fields.h, plus
+// --trust-checkpoint.
+struct TrainFlags {
+  std::vector<std::pair<const CLI::Option*, std::string>> keys;  // each flag and its key in the saved form
+  // The fields set on this command line, in the saved form: what --resume puts on top of the
+  // saved configuration.
+  nlohmann::json given(const TrainConfig& parsed) const;
+};
+TrainFlags add_train_flags(CLI::App* app, TrainConfig& config);
 
 struct NearCopyOptions;
 // --threshold and --neighbours, shared by `groups` and `split-audit`; and their checks.

@@ -3,8 +3,8 @@
 
 #include "cli/commands.h"
 #include "core/runtime.h"
-#include "data/group_agreement.h"
-#include "data/group_finder.h"
+#include "leakage/group_agreement.h"
+#include "leakage/group_finder.h"
 #include "data/groups.h"
 #include "util/errors.h"
 #include "util/files.h"

@@ -3,7 +3,7 @@
 
 #include "cli/commands.h"
 #include "core/runtime.h"
-#include "data/split_audit.h"
+#include "leakage/split_audit.h"
 #include "util/files.h"
 #include "util/json_text.h"
 #include "util/progress.h"

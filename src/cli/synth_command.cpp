@@ -2,7 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
-#include "data/synth.h"
+#include "synth/synth.h"
 #include "util/machine.h"
 
 namespace histotrain {

@@ -8,19 +8,12 @@
 namespace histotrain {
 
 Precision parse_precision(const std::string& name) {
-  if (name == "none" || name == "fp32") return Precision::fp32;
-  if (name == "bf16") return Precision::bf16;
-  if (name == "fp16") return Precision::fp16;
-  throw UsageError("--amp must be none, bf16 or fp16, not '" + name + "'");
+  if (name == "fp32") return Precision::fp32;
+  if (const auto precision = from_spelling<Precision>(name)) return *precision;
+  throw UsageError("--amp must be " + spelling_choices<Precision>() + ", not '" + name + "'");
 }
 
-std::string precision_name(Precision precision) {
-  switch (precision) {
-    case Precision::bf16: return "bf16";
-    case Precision::fp16: return "fp16";
-    default: return "none";
-  }
-}
+std::string precision_name(Precision precision) { return spelling(precision); }
 
 void check_precision_supported(Precision precision, const torch::Device& device) {
   if (precision == Precision::fp16 && !device.is_cuda())

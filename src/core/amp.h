@@ -9,9 +9,16 @@
 #include <functional>
 #include <string>
 
+#include "util/enum_names.h"
+
 namespace histotrain {
 
 enum class Precision { fp32, bf16, fp16 };
+template <>
+struct Spellings<Precision> {  // fp32 is spelled "none": no mixed precision
+  static constexpr std::pair<Precision, const char*> all[] = {
+      {Precision::fp32, "none"}, {Precision::bf16, "bf16"}, {Precision::fp16, "fp16"}};
+};
 
 // "none" | "bf16" | "fp16"; throws UsageError otherwise.
 Precision parse_precision(const std::string& name);

@@ -2,7 +2,6 @@
 
 #include <sstream>
 
-#include "data/group_finder.h"
 #include "data/groups.h"
 #include "util/errors.h"
 #include "util/progress.h"
@@ -32,12 +31,10 @@ static GroupAssignment source_groups(TileDataset& data, const DataOptions& optio
     data.groups_origin = "groups: none, each image is its own";
     return assign_groups(data.scan, nullptr);
   }
-  const FoundGroups found = cached_groups(data.scan, options.cache_dir, options.workers, options.quiet);
-  data.groups_origin = "groups: " + std::to_string(found.groups) + " near-copy groups found from the pixels" +
-                       (found.reused ? "" : " in " + format_duration(found.seconds)) + " (" +
-                       (found.reused ? "reused " : "saved to ") + found.cache_path + ")";
+  FoundSourceGroups found = options.find_groups(data.scan);
+  data.groups_origin = std::move(found.origin);
   GroupAssignment assigned;
-  assigned.group_of_image = found.group_of_image;
+  assigned.group_of_image = std::move(found.group_of_image);
   return assigned;
 }
 

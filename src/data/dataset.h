@@ -4,6 +4,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,11 +14,20 @@
 
 namespace histotrain {
 
+// Source groups found from the images themselves, and a line for the log saying how.
+struct FoundSourceGroups {
+  std::vector<std::string> group_of_image;  // per scanned image
+  std::string origin;
+};
+// Finds the groups of a scan that comes without a groups CSV; leakage/group_finder.h makes one
+// that groups near-copies.
+using GroupFinder = std::function<FoundSourceGroups(const ScanResult& scan)>;
+
 struct DataOptions {
   std::string root;
   int image_size = 128;
   std::string groups_csv;  // optional filename,label,group_id
-  bool find_groups = false;  // without a CSV: near-copy groups found from the pixels (cached), not one per image
+  GroupFinder find_groups;  // without a CSV: how to find groups (empty: each image is its own)
   std::string cache_dir;   // empty: default_cache_dir()
   int workers = 0;         // decode threads; 0: all cores
   bool quiet = false;

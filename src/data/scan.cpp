@@ -23,16 +23,28 @@ static bool is_hidden(const fs::path& p) {
   return !name.empty() && name[0] == '.';
 }
 
-ScanResult scan_image_folder(const std::string& root_arg) {
-  std::error_code ec;
-  if (!fs::exists(root_arg, ec)) throw Error("data folder '" + root_arg + "' does not exist");
-  if (!fs::is_directory(root_arg, ec)) throw Error("'" + root_arg + "' is not a folder");
+namespace {
 
-  ScanResult result;
-  result.root = fs::absolute(root_arg).lexically_normal().string();
-  std::map<std::string, int> images_per_dir;  // every folder seen, with its image count
+// Every folder seen while walking, with its image count, and those that hold folders.
+struct FolderCounts {
+  std::map<std::string, int> images_per_dir;
   std::set<std::string> dirs_with_subdirs;
+};
 
+ImageFile image_file(const fs::directory_entry& entry, std::error_code& ec) {
+  ImageFile image;
+  image.path = entry.path().string();
+  image.class_name = entry.path().parent_path().filename().string();
+  image.bytes = entry.file_size(ec);
+  image.mtime_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(entry.last_write_time(ec).time_since_epoch()).count();
+  return image;
+}
+
+// Walks `result.root`, skipping hidden files and folders: the JPEGs into result.images.
+FolderCounts walk(ScanResult& result, const std::string& root_arg) {
+  FolderCounts counts;
+  std::error_code ec;
   auto it = fs::recursive_directory_iterator(result.root, fs::directory_options::skip_permission_denied, ec);
   if (ec) throw Error("cannot read folder '" + root_arg + "': " + ec.message());
   for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
@@ -43,8 +55,8 @@ ScanResult scan_image_folder(const std::string& root_arg) {
       continue;
     }
     if (it->is_directory(ec)) {
-      images_per_dir.emplace(p.string(), 0);
-      dirs_with_subdirs.insert(p.parent_path().string());
+      counts.images_per_dir.emplace(p.string(), 0);
+      counts.dirs_with_subdirs.insert(p.parent_path().string());
       continue;
     }
     if (!it->is_regular_file(ec)) continue;
@@ -52,15 +64,36 @@ ScanResult scan_image_folder(const std::string& root_arg) {
       ++result.ignored_files;
       continue;
     }
-    ImageFile image;
-    image.path = p.string();
-    image.class_name = p.parent_path().filename().string();
-    image.bytes = it->file_size(ec);
-    image.mtime_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                         it->last_write_time(ec).time_since_epoch()).count();
-    ++images_per_dir[p.parent_path().string()];
-    result.images.push_back(std::move(image));
+    ++counts.images_per_dir[p.parent_path().string()];
+    result.images.push_back(image_file(*it, ec));
   }
+  return counts;
+}
+
+// A leaf folder without images whose siblings are class folders is almost surely a class whose
+// images are missing: say so instead of silently training on fewer classes.
+std::vector<std::string> empty_class_folders(const FolderCounts& counts) {
+  std::set<std::string> parents_of_classes;
+  for (const auto& [dir, count] : counts.images_per_dir)
+    if (count > 0) parents_of_classes.insert(fs::path(dir).parent_path().string());
+  std::vector<std::string> empty;
+  for (const auto& [dir, count] : counts.images_per_dir)
+    if (count == 0 && !counts.dirs_with_subdirs.count(dir) &&
+        parents_of_classes.count(fs::path(dir).parent_path().string()))
+      empty.push_back(dir);
+  return empty;
+}
+
+}  // namespace
+
+ScanResult scan_image_folder(const std::string& root_arg) {
+  std::error_code ec;
+  if (!fs::exists(root_arg, ec)) throw Error("data folder '" + root_arg + "' does not exist");
+  if (!fs::is_directory(root_arg, ec)) throw Error("'" + root_arg + "' is not a folder");
+
+  ScanResult result;
+  result.root = fs::absolute(root_arg).lexically_normal().string();
+  const FolderCounts counts = walk(result, root_arg);
   if (result.images.empty())
     throw Error("no JPEG images found under '" + root_arg +
                 "' (expected class folders such as lung_aca/ holding .jpeg tiles)");
@@ -75,15 +108,7 @@ ScanResult scan_image_folder(const std::string& root_arg) {
     if (!is_utf8(name))
       throw Error("class folder '" + (fs::path(root_arg) / name).string() +
                   "' has a name that is not UTF-8 text; rename it (class names are written to JSON reports)");
-
-  // A leaf folder without images whose siblings are class folders is almost surely a class
-  // whose images are missing: say so instead of silently training on fewer classes.
-  std::set<std::string> parents_of_classes;
-  for (const auto& [dir, count] : images_per_dir)
-    if (count > 0) parents_of_classes.insert(fs::path(dir).parent_path().string());
-  for (const auto& [dir, count] : images_per_dir)
-    if (count == 0 && !dirs_with_subdirs.count(dir) && parents_of_classes.count(fs::path(dir).parent_path().string()))
-      result.empty_class_folders.push_back(dir);
+  result.empty_class_folders = empty_class_folders(counts);
   return result;
 }
 

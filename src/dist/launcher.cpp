@@ -138,6 +138,112 @@ int free_loopback_port() {
   return ntohs(address.sin_port);
 }
 
+namespace {
+
+// The ranks of one launch and their output, watched until every rank has ended and every stream
+// is drained.
+struct Launch {
+  explicit Launch(const LaunchOptions& o) : options(o) {}
+  const LaunchOptions& options;
+  std::vector<Rank> ranks;
+  std::vector<Stream> streams;
+  size_t open_streams = 0, running = 0;
+  int result = 0, failed_rank = -1;
+  bool forwarded_signal = false;
+  std::chrono::steady_clock::time_point kill_at{};  // when SIGKILL follows; {}: none pending
+
+  void kill_after_grace() {
+    kill_at = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                     std::chrono::duration<double>(options.grace_seconds));
+  }
+};
+
+void start_ranks(Launch& l, int port, const std::string& store_file, int threads) {
+  l.ranks.resize(static_cast<size_t>(l.options.ranks));
+  for (int r = 0; r < l.options.ranks; ++r) {
+    int out[2], err[2];
+    if (::pipe(out) != 0 || ::pipe(err) != 0) throw Error("cannot create pipes for the ranks' output");
+    l.ranks[r].pid = start_rank(l.options, r, port, store_file, threads, out[1], err[1]);
+    ::close(out[1]);
+    ::close(err[1]);
+    l.streams.push_back({out[0], r, stdout, {}});
+    l.streams.push_back({err[0], r, stderr, {}});
+  }
+  l.open_streams = l.streams.size();
+  l.running = l.ranks.size();
+}
+
+// Ctrl-C or SIGTERM to the launcher goes to every rank, which stop with a checkpoint; the grace
+// period's end stops them for good.
+void forward_pending_signal(Launch& l) {
+  if (!g_signal_to_forward) return;
+  std::fprintf(stderr, "histotrain launch: passing signal %d to every rank\n", static_cast<int>(g_signal_to_forward));
+  signal_all(l.ranks, g_signal_to_forward);
+  l.forwarded_signal = true;
+  g_signal_to_forward = 0;
+  if (l.kill_at == std::chrono::steady_clock::time_point{}) l.kill_after_grace();
+}
+
+// Copies what the ranks wrote, line by line with their rank, waiting up to 100 ms for some.
+void copy_output(Launch& l) {
+  std::vector<pollfd> fds;
+  std::vector<Stream*> owners;
+  for (auto& s : l.streams)
+    if (s.fd >= 0) {
+      fds.push_back({s.fd, POLLIN, 0});
+      owners.push_back(&s);
+    }
+  if (fds.empty()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return;
+  }
+  if (::poll(fds.data(), fds.size(), 100) <= 0) return;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    char buffer[4096];
+    const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
+    if (n > 0) {
+      print_prefixed(*owners[i], buffer, static_cast<size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      flush_rest(*owners[i]);
+      ::close(owners[i]->fd);
+      owners[i]->fd = -1;
+      --l.open_streams;
+    }
+  }
+}
+
+// Notes the ranks that ended. The first that failed on its own stops the others.
+void reap_ranks(Launch& l) {
+  for (size_t r = 0; r < l.ranks.size(); ++r) {
+    Rank& rank = l.ranks[r];
+    int status = 0;
+    if (!rank.running || ::waitpid(rank.pid, &status, WNOHANG) != rank.pid) continue;
+    rank.running = false;
+    rank.exit_code = exit_code_of(status);
+    rank.ended = how_it_ended(status);
+    --l.running;
+    if (rank.exit_code == 0 || l.failed_rank >= 0) continue;
+    l.failed_rank = static_cast<int>(r);
+    l.result = rank.exit_code;
+    // After a forwarded signal every rank is on its way out (writing a checkpoint, perhaps):
+    // only the grace period's end stops them.
+    if (l.forwarded_signal) continue;
+    std::fprintf(stderr, "histotrain launch: rank %zu %s; stopping the other ranks\n", r, rank.ended.c_str());
+    signal_all(l.ranks, SIGTERM);
+    l.kill_after_grace();
+  }
+}
+
+void kill_after_grace_period(Launch& l) {
+  if (l.running == 0 || l.kill_at == std::chrono::steady_clock::time_point{}) return;
+  if (std::chrono::steady_clock::now() <= l.kill_at) return;
+  signal_all(l.ranks, SIGKILL);
+  l.kill_at = {};
+}
+
+}  // namespace
+
 int launch_local_ranks(const LaunchOptions& o) {
   if (o.ranks < 1) throw UsageError("-n must be at least 1");
   if (o.args.empty()) throw UsageError("name the command each rank runs after --, e.g. -- train --data DIR");
@@ -154,88 +260,18 @@ int launch_local_ranks(const LaunchOptions& o) {
   ::sigaction(SIGINT, &action, nullptr);
   ::sigaction(SIGTERM, &action, nullptr);
 
-  std::vector<Rank> ranks(o.ranks);
-  std::vector<Stream> streams;
-  for (int r = 0; r < o.ranks; ++r) {
-    int out[2], err[2];
-    if (::pipe(out) != 0 || ::pipe(err) != 0) throw Error("cannot create pipes for the ranks' output");
-    ranks[r].pid = start_rank(o, r, port, store_file, threads, out[1], err[1]);
-    ::close(out[1]);
-    ::close(err[1]);
-    streams.push_back({out[0], r, stdout, {}});
-    streams.push_back({err[0], r, stderr, {}});
+  Launch launch(o);
+  start_ranks(launch, port, store_file, threads);
+  while (launch.running > 0 || launch.open_streams > 0) {
+    forward_pending_signal(launch);
+    copy_output(launch);
+    reap_ranks(launch);
+    kill_after_grace_period(launch);
   }
-
-  int result = 0;
-  int failed_rank = -1;
-  std::chrono::steady_clock::time_point kill_at{};
-  bool forwarded_signal = false;
-  size_t open_streams = streams.size();
-  size_t running = ranks.size();
-  while (running > 0 || open_streams > 0) {
-    if (g_signal_to_forward) {
-      std::fprintf(stderr, "histotrain launch: passing signal %d to every rank\n", static_cast<int>(g_signal_to_forward));
-      signal_all(ranks, g_signal_to_forward);
-      forwarded_signal = true;
-      g_signal_to_forward = 0;
-      if (kill_at == std::chrono::steady_clock::time_point{})
-        kill_at = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                          std::chrono::duration<double>(o.grace_seconds));
-    }
-    std::vector<pollfd> fds;
-    std::vector<Stream*> owners;
-    for (auto& s : streams)
-      if (s.fd >= 0) {
-        fds.push_back({s.fd, POLLIN, 0});
-        owners.push_back(&s);
-      }
-    if (!fds.empty() && ::poll(fds.data(), fds.size(), 100) > 0) {
-      for (size_t i = 0; i < fds.size(); ++i) {
-        if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-        char buffer[4096];
-        const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
-        if (n > 0) {
-          print_prefixed(*owners[i], buffer, static_cast<size_t>(n));
-        } else if (n == 0 || errno != EINTR) {
-          flush_rest(*owners[i]);
-          ::close(owners[i]->fd);
-          owners[i]->fd = -1;
-          --open_streams;
-        }
-      }
-    } else if (fds.empty()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    for (int r = 0; r < o.ranks; ++r) {
-      int status = 0;
-      if (!ranks[r].running || ::waitpid(ranks[r].pid, &status, WNOHANG) != ranks[r].pid) continue;
-      ranks[r].running = false;
-      ranks[r].exit_code = exit_code_of(status);
-      ranks[r].ended = how_it_ended(status);
-      --running;
-      // After a forwarded signal every rank is on its way out (writing a checkpoint, perhaps):
-      // only the grace period's end stops them.
-      if (ranks[r].exit_code != 0 && failed_rank < 0 && forwarded_signal) {
-        failed_rank = r;
-        result = ranks[r].exit_code;
-      } else if (ranks[r].exit_code != 0 && failed_rank < 0) {
-        failed_rank = r;
-        result = ranks[r].exit_code;
-        std::fprintf(stderr, "histotrain launch: rank %d %s; stopping the other ranks\n", r, ranks[r].ended.c_str());
-        signal_all(ranks, SIGTERM);
-        kill_at = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                        std::chrono::duration<double>(o.grace_seconds));
-      }
-    }
-    if (running > 0 && kill_at != std::chrono::steady_clock::time_point{} && std::chrono::steady_clock::now() > kill_at) {
-      signal_all(ranks, SIGKILL);
-      kill_at = {};
-    }
-  }
-  if (failed_rank < 0)
-    for (const auto& r : ranks)
+  if (launch.failed_rank < 0)
+    for (const auto& r : launch.ranks)
       if (r.exit_code != 0) return r.exit_code;
-  return result;
+  return launch.result;
 }
 
 }  // namespace histotrain

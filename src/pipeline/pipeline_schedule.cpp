@@ -9,14 +9,11 @@
 namespace histotrain {
 
 PipelineSchedule parse_pipeline_schedule(const std::string& name) {
-  if (name == "gpipe") return PipelineSchedule::fill_drain;
-  if (name == "1f1b") return PipelineSchedule::one_forward_one_backward;
-  throw UsageError("--pipeline-schedule must be gpipe or 1f1b, not '" + name + "'");
+  if (const auto schedule = from_spelling<PipelineSchedule>(name)) return *schedule;
+  throw UsageError("--pipeline-schedule must be " + spelling_choices<PipelineSchedule>() + ", not '" + name + "'");
 }
 
-std::string schedule_name(PipelineSchedule schedule) {
-  return schedule == PipelineSchedule::fill_drain ? "gpipe" : "1f1b";
-}
+std::string schedule_name(PipelineSchedule schedule) { return spelling(schedule); }
 
 namespace {
 

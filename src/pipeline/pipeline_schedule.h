@@ -15,10 +15,16 @@
 #include <vector>
 
 #include "pipeline/stage_plan.h"
+#include "util/enum_names.h"
 
 namespace histotrain {
 
 enum class PipelineSchedule { fill_drain, one_forward_one_backward };
+template <>
+struct Spellings<PipelineSchedule> {
+  static constexpr std::pair<PipelineSchedule, const char*> all[] = {
+      {PipelineSchedule::fill_drain, "gpipe"}, {PipelineSchedule::one_forward_one_backward, "1f1b"}};
+};
 
 // "gpipe" or "1f1b"; UsageError for anything else.
 PipelineSchedule parse_pipeline_schedule(const std::string& name);

@@ -53,97 +53,127 @@ torch::Tensor PipelineStage::receive_like(const std::vector<int64_t>& shape, int
   return t;
 }
 
-PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches,
-                                       double label_smoothing,
+// One step's micro-batches on this stage: the activations held for backward, the sends in
+// flight and the loss sums; forward and backward of (chunk, micro-batch) as the schedule orders.
+class PipelineStage::StepState {
+ public:
+  StepState(PipelineStage& stage, const Batch& batch, int micro_batches, double label_smoothing, Precision precision,
+            GradScaler& scaler)
+      : s_(stage), batch_(batch), micro_batches_(micro_batches), mb_(batch.labels.size(0) / micro_batches),
+        last_chunk_(stage.plan_.chunks() - 1), label_smoothing_(label_smoothing), precision_(precision),
+        scaler_(scaler), loss_sum_(torch::zeros({}, batch.labels.options().dtype(torch::kFloat64))),
+        correct_(torch::zeros({}, batch.labels.options())) {}
+
+  // Micro-batch m through chunk c: its input is a slice of the images or the previous chunk's
+  // activations; its output goes on to the next chunk's rank unless this is the last chunk.
+  void forward(int c, int m) {
+    torch::Tensor x = c == 0 ? batch_.images.narrow(0, m * mb_, mb_)
+                             : s_.receive_like(s_.input_shape(c, mb_), stage_of(c - 1), forward_tag(c, m), result.waiting)
+                                   .contiguous(s_.format_)
+                                   .requires_grad_(true);
+    inputs_[c].resize(micro_batches_);
+    outputs_[c].resize(micro_batches_);
+    inputs_[c][m] = x;
+    {
+      AutocastScope autocast(precision_, x.device());
+      outputs_[c][m] = s_.model_->forward_units(x, s_.plan_.first(c), s_.plan_.end(c));
+    }
+    if (c != last_chunk_) {
+      torch::Tensor wire = outputs_[c][m].detach().to(torch::kFloat32).contiguous();
+      sends_.push_back(s_.comm_.send_async(wire, stage_of(c + 1), forward_tag(c + 1, m)));
+    }
+  }
+
+  // Its backward: from the loss on the last chunk, else from the gradient the next chunk sends
+  // back; the gradient of its input goes back to the chunk before.
+  void backward(int c, int m) {
+    torch::Tensor& out = outputs_[c][m];
+    if (c == last_chunk_) {
+      const torch::Tensor labels = batch_.labels.narrow(0, m * mb_, mb_);
+      const LossAndCorrect loss = classification_loss(out, labels, label_smoothing_);
+      scaler_.scale_loss(loss.loss / micro_batches_).backward();
+      loss_sum_ += loss.loss.detach() * static_cast<double>(mb_);
+      correct_ += loss.correct;
+    } else {
+      const torch::Tensor grad =
+          s_.receive_like(out.sizes().vec(), stage_of(c + 1), backward_tag(c + 1, m), result.waiting)
+              .contiguous(out.suggest_memory_format());
+      out.backward(grad.to(out.scalar_type()));
+    }
+    if (c > 0) {
+      torch::Tensor wire = inputs_[c][m].grad().to(torch::kFloat32).contiguous();
+      sends_.push_back(s_.comm_.send_async(wire, stage_of(c - 1), backward_tag(c, m)));
+    }
+    out = torch::Tensor();  // a finished micro-batch's activations can go
+    inputs_[c][m] = torch::Tensor();
+  }
+
+  // A send holds its tensor until it completes: let finished ones go, so that a schedule that
+  // frees activations early (1F1B) does keep less memory.
+  void release_finished_sends() {
+    std::vector<Communicator::Work> pending;
+    for (auto& work : sends_)
+      if (work->isCompleted())
+        s_.comm_.wait(work, "pipeline send");
+      else
+        pending.push_back(work);
+    sends_.swap(pending);
+  }
+
+  // Waits for the last sends; the sums are read once, here, on the stage with the last chunk.
+  void finish() {
+    for (auto& work : sends_) s_.comm_.wait(work, "pipeline send");
+    sends_.clear();
+    if (stage_of(last_chunk_) != s_.stage_) return;
+    result.loss_sum = loss_sum_.item<double>();
+    result.correct = correct_.item<int64_t>();
+  }
+
+  PipelineStepResult result;
+
+ private:
+  // Messages are told apart by the chunk that receives them and the micro-batch: activations
+  // going into chunk c, and gradients coming back out of it.
+  int forward_tag(int chunk, int m) const { return chunk * 2 * micro_batches_ + m; }
+  int backward_tag(int chunk, int m) const { return chunk * 2 * micro_batches_ + micro_batches_ + m; }
+  int stage_of(int chunk) const { return s_.plan_.stage_of_chunk(chunk); }
+
+  PipelineStage& s_;
+  const Batch& batch_;
+  int micro_batches_;
+  int64_t mb_;
+  int last_chunk_;
+  double label_smoothing_;
+  Precision precision_;
+  GradScaler& scaler_;
+  std::map<int, std::vector<torch::Tensor>> inputs_, outputs_;  // per chunk and micro-batch, while held
+  std::vector<Communicator::Work> sends_;
+  torch::Tensor loss_sum_, correct_;
+};
+
+PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches, double label_smoothing,
                                        Precision precision, GradScaler& scaler) {
   const auto start = Clock::now();
   const int64_t n = batch.labels.size(0);
   if (micro_batches < 1 || n % micro_batches != 0)
     throw UsageError("--micro-batches " + std::to_string(micro_batches) + " must divide the batch of " +
                      std::to_string(n));
-  const int64_t mb = n / micro_batches;
-  const int last_chunk = plan_.chunks() - 1;
-  // Messages are told apart by the chunk that receives them and the micro-batch: activations
-  // going into chunk c, and gradients coming back out of it.
-  const auto forward_tag = [&](int chunk, int m) { return chunk * 2 * micro_batches + m; };
-  const auto backward_tag = [&](int chunk, int m) { return chunk * 2 * micro_batches + micro_batches + m; };
-  const auto stage_of = [&](int chunk) { return plan_.stage_of_chunk(chunk); };
-  PipelineStepResult result;
-  std::map<int, std::vector<torch::Tensor>> inputs, outputs;  // per chunk and micro-batch, while held
-  std::vector<Communicator::Work> sends;
-  torch::Tensor loss_sum = torch::zeros({}, batch.labels.options().dtype(torch::kFloat64));  // read once, at the end
-  torch::Tensor correct = torch::zeros({}, batch.labels.options());
-
-  // Micro-batch m through chunk c: its input is a slice of the images or the previous chunk's
-  // activations; its output goes on to the next chunk's rank unless this is the last chunk.
-  const auto forward = [&](int c, int m) {
-    torch::Tensor x = c == 0 ? batch.images.narrow(0, m * mb, mb)
-                             : receive_like(input_shape(c, mb), stage_of(c - 1), forward_tag(c, m), result.waiting)
-                                   .contiguous(format_)
-                                   .requires_grad_(true);
-    inputs[c].resize(micro_batches);
-    outputs[c].resize(micro_batches);
-    inputs[c][m] = x;
-    {
-      AutocastScope autocast(precision, x.device());
-      outputs[c][m] = model_->forward_units(x, plan_.first(c), plan_.end(c));
-    }
-    if (c != last_chunk) {
-      torch::Tensor wire = outputs[c][m].detach().to(torch::kFloat32).contiguous();
-      sends.push_back(comm_.send_async(wire, stage_of(c + 1), forward_tag(c + 1, m)));
-    }
-  };
-  // Its backward: from the loss on the last chunk, else from the gradient the next chunk sends
-  // back; the gradient of its input goes back to the chunk before.
-  const auto backward = [&](int c, int m) {
-    torch::Tensor& out = outputs[c][m];
-    if (c == last_chunk) {
-      const torch::Tensor labels = batch.labels.narrow(0, m * mb, mb);
-      const LossAndCorrect loss = classification_loss(out, labels, label_smoothing);
-      scaler.scale_loss(loss.loss / micro_batches).backward();
-      loss_sum += loss.loss.detach() * static_cast<double>(mb);
-      correct += loss.correct;
-    } else {
-      const torch::Tensor grad = receive_like(out.sizes().vec(), stage_of(c + 1), backward_tag(c + 1, m), result.waiting)
-                                     .contiguous(out.suggest_memory_format());
-      out.backward(grad.to(out.scalar_type()));
-    }
-    if (c > 0) {
-      torch::Tensor wire = inputs[c][m].grad().to(torch::kFloat32).contiguous();
-      sends.push_back(comm_.send_async(wire, stage_of(c - 1), backward_tag(c, m)));
-    }
-    out = torch::Tensor();  // a finished micro-batch's activations can go
-    inputs[c][m] = torch::Tensor();
-  };
-  // A send holds its tensor until it completes: let finished ones go, so that a schedule that
-  // frees activations early (1F1B) does keep less memory.
-  const auto release_finished_sends = [&] {
-    std::vector<Communicator::Work> pending;
-    for (auto& work : sends)
-      if (work->isCompleted())
-        comm_.wait(work, "pipeline send");
-      else
-        pending.push_back(work);
-    sends.swap(pending);
-  };
+  StepState step(*this, batch, micro_batches, label_smoothing, precision, scaler);
   const bool on_cpu = model_->parameters()[0].device().is_cpu();  // the allocator counts host memory only
   const double held_before = on_cpu ? static_cast<double>(allocated_bytes()) : 0;
   for (const PipelineOp& op : stage_ops(plan_, stage_, micro_batches, schedule_)) {
     if (op.forward)
-      forward(op.chunk, op.micro_batch);
+      step.forward(op.chunk, op.micro_batch);
     else
-      backward(op.chunk, op.micro_batch);
-    release_finished_sends();
+      step.backward(op.chunk, op.micro_batch);
+    step.release_finished_sends();
     if (on_cpu)
-      result.held_peak_bytes = std::max(result.held_peak_bytes, static_cast<double>(allocated_bytes()) - held_before);
+      step.result.held_peak_bytes =
+          std::max(step.result.held_peak_bytes, static_cast<double>(allocated_bytes()) - held_before);
   }
-  for (auto& work : sends) comm_.wait(work, "pipeline send");
-  if (plan_.stage_of_chunk(last_chunk) == stage_) {
-    result.loss_sum = loss_sum.item<double>();
-    result.correct = correct.item<int64_t>();
-  }
-  result.seconds = seconds_since(start);
-  return result;
+  step.finish();
+  step.result.seconds = seconds_since(start);
+  return step.result;
 }
 
 void PipelineStage::gather(torch::optim::SGD& optimizer) {

@@ -56,6 +56,7 @@ class PipelineStage {
   void gather(torch::optim::SGD& optimizer);
 
  private:
+  class StepState;  // one step's activations, sends and sums (pipeline_stage.cpp)
   torch::Tensor receive_like(const std::vector<int64_t>& shape, int from, int tag, double& waiting);
   std::vector<int64_t> input_shape(int chunk, int64_t micro_batch);
 

@@ -1,97 +1,175 @@
 #include "train/config.h"
 
 #include <cmath>
+#include <type_traits>
 
-#include "core/amp.h"
 #include "model/resnet.h"
-#include "pipeline/pipeline_schedule.h"
+#include "train/config_fields.h"
 #include "util/errors.h"
 #include "util/machine.h"
 
 namespace histotrain {
 
-// One list of fields serves both directions, so the two cannot drift apart.
-#define HISTOTRAIN_CONFIG_FIELDS(X)                                                                         \
-  X(data) X(groups) X(data_split) X(cache_dir) X(image_size) X(val_fraction) X(workers) X(arch) X(epochs) X(batch_size)  \
-  X(lr) X(schedule) X(warmup_epochs) X(momentum) X(weight_decay) X(label_smoothing) X(amp) X(channels_last) X(augment) X(max_shift) \
-  X(backend) X(bucket_mb) X(dist_timeout) X(lr_scaling) X(pipeline_stages) X(micro_batches) X(pipeline_schedule) X(virtual_stages) X(split) X(devices) \
-  X(threads) X(device) X(seed) X(out) X(resume) X(target_acc) X(max_steps) X(quiet) X(val_images) X(ema) X(tta) \
-  X(cuda_graph) X(val_every) X(color_jitter) X(prefetch) X(checkpoint_steps) X(deterministic)
+std::optional<Precision> fixed_precision(AmpMode mode) {
+  switch (mode) {
+    case AmpMode::none: return Precision::fp32;
+    case AmpMode::bf16: return Precision::bf16;
+    case AmpMode::fp16: return Precision::fp16;
+    default: return std::nullopt;
+  }
+}
 
-nlohmann::json to_json(const TrainConfig& config) {
-  nlohmann::json j;
-#define X(field) j[#field] = config.field;
-  HISTOTRAIN_CONFIG_FIELDS(X)
-#undef X
+AmpMode amp_mode_of(Precision precision) {
+  switch (precision) {
+    case Precision::bf16: return AmpMode::bf16;
+    case Precision::fp16: return AmpMode::fp16;
+    default: return AmpMode::none;
+  }
+}
+
+std::string backend_request(Backend backend) { return backend == Backend::automatic ? "" : spelling(backend); }
+
+namespace {
+
+struct FieldWriter {
+  nlohmann::json& j;
+  template <class T>
+  void operator()(const FieldInfo& info, const T& field) const {
+    if constexpr (std::is_enum_v<T>)
+      j[info.key] = spelling(field);
+    else
+      j[info.key] = field;
+  }
+};
+
+struct FieldReader {
+  const nlohmann::json& j;
+  template <class T>
+  void operator()(const FieldInfo& info, T& field) const {
+    if (!j.contains(info.key)) return;
+    const nlohmann::json& value = j.at(info.key);
+    if constexpr (std::is_enum_v<T>) {
+      const auto parsed = value.is_string() ? from_spelling<T>(value.get<std::string>()) : std::nullopt;
+      if (!parsed)
+        throw Error("configuration: '" + std::string(info.key) + "' is " + value.dump() + ", not one of " +
+                    spelling_choices<T>());
+      field = *parsed;
+    } else {
+      value.get_to(field);
+    }
+  }
+};
+
+// Files written before a field was renamed or its spelling changed.
+nlohmann::json upgraded(nlohmann::json j) {
+  if (j.contains("split") && !j.contains("stage_cut")) {  // the pipeline cut shared --split's name
+    j["stage_cut"] = j["split"];
+    j.erase("split");
+  }
+  if (j.value("backend", std::string("auto")).empty()) j["backend"] = "auto";  // "" meant auto
   return j;
 }
 
-TrainConfig config_from_json(const nlohmann::json& j) {
+}  // namespace
+
+nlohmann::json to_json(const TrainConfig& config) {
+  nlohmann::json j = nlohmann::json::object();
+  for_each_field(config, FieldWriter{j});
+  return j;
+}
+
+TrainConfig config_from_json(const nlohmann::json& saved) {
+  const nlohmann::json j = upgraded(saved);
   TrainConfig config;
-#define X(field) \
-  if (j.contains(#field)) j.at(#field).get_to(config.field);
-  HISTOTRAIN_CONFIG_FIELDS(X)
-#undef X
+  for_each_field(config, FieldReader{j});
   return config;
 }
 
-void validate(const TrainConfig& c) {
-  auto require = [](bool ok, const std::string& message) {
-    if (!ok) throw UsageError(message);
-  };
-  require(!c.data.empty(), "--data is required");
-  require(c.image_size >= 16 && c.image_size <= 1024, "--image-size must be between 16 and 1024");
-  require(c.data_split == "group" || c.data_split == "random", "--split must be group, random or a stage cut like 4,7");
-  require(c.data_split == "group" || c.groups.empty(), "--split random splits per image: drop --groups");
-  require(c.val_fraction >= 0 && c.val_fraction < 1, "--val-fraction must be in [0, 1)");
-  require(std::find(supported_archs().begin(), supported_archs().end(), c.arch) != supported_archs().end(),
-          "--arch must be one of resnet18, resnet34, resnet50");
-  require(c.epochs >= 1, "--epochs must be at least 1");
-  require(c.batch_size >= 2, "--batch-size must be at least 2 (BatchNorm needs two images)");
-  require(c.lr > 0 && c.lr < 100, "--lr must be positive");
-  require(c.schedule == "onecycle" || c.schedule == "cosine", "--schedule must be onecycle or cosine");
-  require(c.warmup_epochs >= 0, "--warmup-epochs must be >= 0");
-  require(c.momentum >= 0 && c.momentum < 1, "--momentum must be in [0, 1)");
-  require(c.weight_decay >= 0, "--weight-decay must be >= 0");
-  require(c.label_smoothing >= 0 && c.label_smoothing < 1, "--label-smoothing must be in [0, 1)");
-  if (c.amp != "auto") parse_precision(c.amp);  // throws UsageError for anything else
-  require(c.max_shift >= 0 && c.max_shift <= 0.25, "--max-shift must be in [0, 0.25]");
-  check_thread_count(c.threads, "--threads");
-  check_thread_count(c.workers, "--workers");
-  // A NaN passes no comparison, but an infinity passes ">= 0": every real-valued flag is finite.
-  for (const auto& [flag, value] : {std::pair<const char*, double>{"--val-fraction", c.val_fraction},
-                                    {"--lr", c.lr}, {"--warmup-epochs", c.warmup_epochs}, {"--momentum", c.momentum},
-                                    {"--weight-decay", c.weight_decay}, {"--label-smoothing", c.label_smoothing},
-                                    {"--ema", c.ema}, {"--max-shift", c.max_shift}, {"--color-jitter", c.color_jitter},
-                                    {"--bucket-mb", c.bucket_mb}, {"--target-acc", c.target_acc}})
-    require(std::isfinite(value), std::string(flag) + " must be a finite number");
-  require(c.warmup_epochs <= 1000, "--warmup-epochs must be at most 1000");
-  require(c.weight_decay < 1, "--weight-decay must be below 1");
-  require(c.backend.empty() || c.backend == "gloo" || c.backend == "nccl", "--backend must be gloo or nccl");
-  require(c.backend != "nccl" || c.device.rfind("cuda", 0) == 0, "--backend nccl needs --device cuda; use gloo on CPUs");
-  require(c.bucket_mb > 0 && c.bucket_mb <= 1024, "--bucket-mb must be in (0, 1024]");
-  require(c.dist_timeout >= 1, "--dist-timeout must be at least 1 second");
-  require(c.lr_scaling == "linear" || c.lr_scaling == "none", "--lr-scaling must be linear or none");
-  require(c.pipeline_stages >= 1, "--pipeline-stages must be at least 1");
-  require(c.micro_batches >= 1 && c.batch_size % c.micro_batches == 0 && c.batch_size / c.micro_batches >= 2,
-          "--micro-batches must divide --batch-size into micro-batches of at least 2 images");
-  require(c.micro_batches == 1 || c.pipeline_stages > 1, "--micro-batches needs --pipeline-stages 2 or more");
-  require(c.devices.empty() || c.pipeline_stages > 1, "--devices needs --pipeline-stages 2 or more");
-  parse_pipeline_schedule(c.pipeline_schedule);  // throws UsageError for anything else
-  require(c.pipeline_schedule == "gpipe" || c.pipeline_stages > 1, "--pipeline-schedule needs --pipeline-stages 2 or more");
-  require(c.virtual_stages >= 1, "--virtual-stages must be at least 1");
-  require(c.virtual_stages == 1 || (c.pipeline_stages > 1 && c.devices.empty()),
-          "--virtual-stages needs --pipeline-stages 2 or more on ranks (not --devices)");
-  require(c.target_acc >= 0 && c.target_acc <= 1, "--target-acc must be in [0, 1]");
-  require(c.max_steps >= 0, "--max-steps must be >= 0");
-  require(c.color_jitter >= 0 && c.color_jitter <= 0.5, "--color-jitter must be in [0, 0.5]");
-  require(c.val_every >= 1, "--val-every must be at least 1");
-  require(c.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0 (0: checkpoints with validation only)");
-  require(c.ema >= 0 && c.ema < 1, "--ema must be in [0, 1) (0: off)");
-  require(c.ema == 0 || c.pipeline_stages == 1, "--ema averages a whole model: not with --pipeline-stages");
-  require(c.cuda_graph == "auto" || c.cuda_graph == "on" || c.cuda_graph == "off", "--cuda-graph must be auto, on or off");
-  require(c.val_images.empty() || (c.data_split == "group" && c.groups.empty()),
+nlohmann::json shared_by_ranks(const TrainConfig& config) {
+  nlohmann::json j = to_json(config);
+  for_each_field(config, [&j](const FieldInfo& info, const auto&) {
+    if (info.per_node) j.erase(info.key);
+  });
+  return j;
+}
+
+namespace {
+
+void require(bool ok, const std::string& message) {
+  if (!ok) throw UsageError(message);
+}
+
+void validate_data(const DataConfig& d) {
+  require(!d.root.empty(), "--data is required");
+  require(d.image_size >= 16 && d.image_size <= 1024, "--image-size must be between 16 and 1024");
+  require(d.split == DataSplit::group || d.groups.empty(), "--split random splits per image: drop --groups");
+  require(d.val_fraction >= 0 && d.val_fraction < 1, "--val-fraction must be in [0, 1)");
+  require(d.max_shift >= 0 && d.max_shift <= 0.25, "--max-shift must be in [0, 0.25]");
+  require(d.color_jitter >= 0 && d.color_jitter <= 0.5, "--color-jitter must be in [0, 0.5]");
+  require(d.val_images.empty() || (d.split == DataSplit::group && d.groups.empty()),
           "--val-images is the split: drop --groups and --split");
+  check_thread_count(d.workers, "--workers");
+}
+
+void validate_optim(const OptimConfig& o) {
+  require(o.epochs >= 1, "--epochs must be at least 1");
+  require(o.time_budget >= 0 && o.time_budget <= 1e7, "--time-budget must be in [0, 1e7] seconds (0: off)");
+  require(o.batch_size >= 2, "--batch-size must be at least 2 (BatchNorm needs two images)");
+  require(o.lr > 0 && o.lr < 100, "--lr must be positive");
+  require(o.warmup_epochs >= 0 && o.warmup_epochs <= 1000, "--warmup-epochs must be in [0, 1000]");
+  require(o.momentum >= 0 && o.momentum < 1, "--momentum must be in [0, 1)");
+  require(o.weight_decay >= 0 && o.weight_decay < 1, "--weight-decay must be in [0, 1)");
+  require(o.label_smoothing >= 0 && o.label_smoothing < 1, "--label-smoothing must be in [0, 1)");
+  require(o.ema >= 0 && o.ema < 1, "--ema must be in [0, 1) (0: off)");
+}
+
+void validate_parallel(const ParallelConfig& p, const TrainConfig& c) {
+  require(p.backend != Backend::nccl || c.job.device.rfind("cuda", 0) == 0,
+          "--backend nccl needs --device cuda; use gloo on CPUs");
+  require(p.bucket_mb > 0 && p.bucket_mb <= 1024, "--bucket-mb must be in (0, 1024]");
+  require(p.dist_timeout >= 1, "--dist-timeout must be at least 1 second");
+  require(p.pipeline_stages >= 1, "--pipeline-stages must be at least 1");
+  const int batch = c.optim.batch_size;
+  require(p.micro_batches >= 1 && batch % p.micro_batches == 0 && batch / p.micro_batches >= 2,
+          "--micro-batches must divide --batch-size into micro-batches of at least 2 images");
+  const bool pipeline = p.pipeline_stages > 1;
+  require(p.micro_batches == 1 || pipeline, "--micro-batches needs --pipeline-stages 2 or more");
+  require(p.devices.empty() || pipeline, "--devices needs --pipeline-stages 2 or more");
+  require(p.pipeline_schedule == PipelineSchedule::fill_drain || pipeline,
+          "--pipeline-schedule needs --pipeline-stages 2 or more");
+  require(p.virtual_stages >= 1, "--virtual-stages must be at least 1");
+  require(p.virtual_stages == 1 || (pipeline && p.devices.empty()),
+          "--virtual-stages needs --pipeline-stages 2 or more on ranks (not --devices)");
+  require(c.optim.ema == 0 || !pipeline, "--ema averages a whole model: not with --pipeline-stages");
+}
+
+void validate_job(const JobConfig& j) {
+  check_thread_count(j.threads, "--threads");
+  require(j.target_acc >= 0 && j.target_acc <= 1, "--target-acc must be in [0, 1]");
+  require(j.max_steps >= 0, "--max-steps must be >= 0");
+  require(j.val_every >= 1, "--val-every must be at least 1");
+  require(j.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0 (0: checkpoints with validation only)");
+}
+
+// A NaN passes no comparison, but an infinity passes ">= 0": every real-valued flag is finite.
+void require_finite_numbers(const TrainConfig& c) {
+  for_each_field(c, [](const FieldInfo& info, const auto& field) {
+    if constexpr (std::is_floating_point_v<std::decay_t<decltype(field)>>)
+      require(std::isfinite(field), std::string(info.flag) + " must be a finite number");
+  });
+}
+
+}  // namespace
+
+void validate(const TrainConfig& c) {
+  require_finite_numbers(c);
+  validate_data(c.data);
+  const auto& archs = supported_archs();
+  require(std::find(archs.begin(), archs.end(), c.model.arch) != archs.end(),
+          "--arch must be one of resnet18, resnet34, resnet50");
+  validate_optim(c.optim);
+  validate_parallel(c.parallel, c);
+  validate_job(c.job);
 }
 
 }  // namespace histotrain

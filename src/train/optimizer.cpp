@@ -50,7 +50,7 @@ std::vector<torch::Tensor> sgd_directions(SgdGroup& g) {
 
 }  // namespace
 
-std::unique_ptr<torch::optim::SGD> make_optimizer(ResNet& model, const TrainConfig& c) {
+std::unique_ptr<torch::optim::SGD> make_optimizer(ResNet& model, const OptimConfig& c) {
   auto options = [&](double decay) {
     return std::make_unique<torch::optim::SGDOptions>(
         torch::optim::SGDOptions(c.lr).momentum(c.momentum).nesterov(c.momentum > 0).weight_decay(decay));

@@ -10,7 +10,7 @@
 
 namespace histotrain {
 
-std::unique_ptr<torch::optim::SGD> make_optimizer(ResNet& model, const TrainConfig& config);
+std::unique_ptr<torch::optim::SGD> make_optimizer(ResNet& model, const OptimConfig& config);
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 

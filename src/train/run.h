@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/amp.h"
+#include "core/evaluate.h"
 #include "core/weight_average.h"
 #include "data/dataset.h"
 #include "data/groups.h"
@@ -23,6 +24,7 @@
 #include "pipeline/stage_plan.h"
 #include "train/config.h"
 #include "train/graphed_step.h"
+#include "train/time_budget.h"
 #include "util/clock.h"
 #include "util/files.h"
 
@@ -49,7 +51,8 @@ struct EpochProgress {
   }
 };
 
-// Everything a run needs, set up once.
+// Everything a run is made of, built once by prepare() (the graph at the first step): the
+// world, the data and its split, the model, optimizer and precision, the step plan.
 struct Run {
   TrainConfig config;
   std::unique_ptr<FolderLock> out_lock;  // rank 0 holds the run folder while it writes there
@@ -57,7 +60,7 @@ struct Run {
   std::unique_ptr<PipelineStage> pipeline;  // --pipeline-stages > 1 over ranks: this rank's stage
   std::optional<StagePlan> device_stages;   // --pipeline-stages > 1 over --devices, in this process
   PipelineSchedule device_schedule = PipelineSchedule::fill_drain;  // their order (--pipeline-schedule)
-  std::optional<StepEstimate> pipeline_estimate;  // from measured unit costs (none with --split)
+  std::optional<StepEstimate> pipeline_estimate;  // from measured unit costs (none with --stage-cut)
   fs::path out;
   torch::Device device{torch::kCPU};
   TileDataset data;
@@ -71,30 +74,20 @@ struct Run {
   std::unique_ptr<GraphedTrainStep> graph;  // captured at the first step
   double graph_capture_seconds = 0;
   torch::MemoryFormat format = torch::MemoryFormat::Contiguous;
-  double peak_lr = 0;           // config.lr, scaled with the world size (lr_scaling)
+  double peak_lr = 0;           // config.optim.lr, scaled with the world size (lr_scaling)
   int64_t steps_per_epoch = 0;
   int64_t schedule_steps = 0;  // epochs x steps per epoch: what the LR schedule spans
   int64_t stop_step = 0;       // where training stops: schedule_steps, or earlier with --max-steps
-  int64_t start_epoch = 0, step = 0;
-  EpochProgress resumed_progress;  // a resume in the middle of epoch start_epoch: the steps already taken
-  int stopped_by = 0;              // the signal (SIGINT, SIGTERM) the run stopped for, once it has
-  double previous_seconds = 0;  // training time before a resume
-  double best_acc = 0;
-  double time_to_target = -1;
-  double pipeline_seconds = 0, pipeline_waiting = 0;  // this rank's pipeline steps, and its time blocked in receives
-  int64_t pipeline_steps = 0;                          // how many steps those are
-  // The most memory a step held beyond what was held before it, sampled between its passes
-  // (activations kept for backward, gradients), by the allocator's count; -1: unknown (GPU
-  // memory is not counted).
-  double step_held_peak_bytes = -1;
+  TimeBudget budget;           // --time-budget (off: the schedule is by step)
+  Clock::time_point started = Clock::now();  // the command's start, for its wall time
   nlohmann::json split_audit;  // --split random: the leak the audit measured
   nlohmann::json precision_choice;  // --amp auto: the candidates' figures and the choice (null otherwise)
-  nlohmann::json last_val;  // last validation report (kept across a resume)
 
   bool is_main() const { return !dp || dp->is_main(); }
   int world_size() const { return dp ? dp->world_size() : 1; }
   int data_ranks() const { return dp ? dp->data_ranks() : 1; }  // ranks that each take their own images
-  int64_t global_batch() const { return int64_t{config.batch_size} * data_ranks(); }
+  int64_t global_batch() const { return int64_t{config.optim.batch_size} * data_ranks(); }
+  bool pipelined() const { return pipeline || device_stages; }
   // The model that validation and checkpoints see: the weight average when there is one.
   ResNet& evaluated_model() { return average ? average->model() : model; }
   // Progress and reports come from rank 0 only.
@@ -105,18 +98,68 @@ struct Run {
   }
 };
 
+// What changes as a run goes: where it stands, its results so far, and what its steps measured.
+// restore() sets where a resumed run starts.
+struct RunProgress {
+  int64_t start_epoch = 0;         // the epoch this process starts in
+  EpochProgress resumed_progress;  // a resume in the middle of start_epoch: the steps already taken
+  int64_t step = 0;                // optimizer steps taken by the whole run
+  int64_t epochs_done = 0;         // whole epochs (an epoch cut by --max-steps counts)
+  double train_seconds = 0;        // training time of the epochs done, before a resume included
+  double last_lr = 0;              // the rate of the last step taken
+  // --time-budget: rank 0's training time when the last step ended (every rank holds the same
+  // figure), whether it spent the budget, and when the warm-up ended (-1: not yet).
+  double budget_clock = 0;
+  bool budget_spent = false;
+  double warmup_end_seconds = -1;
+  double best_acc = 0;
+  double time_to_target = -1;
+  nlohmann::json last_val;         // last validation report (kept across a resume)
+  int stopped_by = 0;              // the signal (SIGINT, SIGTERM) the run stopped for, once it has
+  double pipeline_seconds = 0, pipeline_waiting = 0;  // this rank's pipeline steps, and its time blocked in receives
+  int64_t pipeline_steps = 0;                          // how many steps those are
+  // The most memory a step held beyond what was held before it, sampled between its passes
+  // (activations kept for backward, gradients), by the allocator's count; -1: unknown (GPU
+  // memory is not counted).
+  double step_held_peak_bytes = -1;
+};
+
+// One epoch's figures, over all ranks; `progress` is what a checkpoint taken now would carry.
+struct EpochStats {
+  double loss = 0, accuracy = 0, seconds = 0;
+  int64_t images = 0;
+  int64_t skipped_steps = 0;  // fp16 steps skipped for inf/NaN gradients
+  EpochProgress progress;     // all the steps of the epoch taken so far, with their sums
+  bool complete = false;      // false: stopped inside the epoch (--max-steps, a signal)
+  bool stopped = false;       // every rank agreed to stop for a signal
+  bool budget_spent = false;  // --time-budget: the budget ran out in this epoch
+};
+
 // Joins the other ranks, loads and splits the data, plans the steps, builds the model and
 // optimizer, and cuts the pipeline stages when asked.
 void prepare(Run& run);
-// Continues from run.config.resume: model, optimizer, scaler and step, any world size.
-void restore(Run& run);
+// Continues from run.config.job.resume: model, optimizer, scaler, and where `progress` stands;
+// any world size.
+void restore(Run& run, RunProgress& progress);
 
-// Reports: the start line, checkpoint metadata, the pipeline and data-parallel step reports.
+// Reports (run_report.cpp): the start line, each epoch's record and line, checkpoint metadata,
+// the pipeline and data-parallel step reports, the summary.
 std::string start_line(const Run& run);
-// `progress`: the part of the next epoch already trained, for a checkpoint inside an epoch.
-nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train_seconds,
-                               const EpochProgress& progress = {});
-nlohmann::json pipeline_json(Run& run);  // a collective: every rank calls it
+// "epoch 3/10", or "epoch 3" when a time budget decides the length.
+std::string epoch_label(const Run& run, int64_t epoch_number);
+// How a --time-budget run spent its budget, and the whole command's time beside it.
+std::string budget_line(const Run& run, const RunProgress& progress);
+nlohmann::json epoch_record(const Run& run, const RunProgress& progress, const EpochStats& stats);
+std::string epoch_line(const Run& run, const RunProgress& progress, const EpochStats& stats);
+// Adds a validation's figures to the epoch's record and line; returns the report that
+// checkpoints and the summary keep.
+nlohmann::json report_validation(const Run& run, const EvalResult& val, nlohmann::json& record, std::string& line);
+// `epoch_progress`: the part of the next epoch already trained, for a checkpoint inside an epoch.
+nlohmann::json checkpoint_meta(const Run& run, const RunProgress& progress, int64_t epochs_done,
+                               double train_seconds, const EpochProgress& epoch_progress = {});
+nlohmann::json pipeline_json(Run& run, const RunProgress& progress);  // a collective: every rank calls it
 nlohmann::json step_times_json(const DataParallel& dp);
+// summary.json: what the run did, how fast, how well, on what; `pipeline_report` from pipeline_json.
+nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nlohmann::json& pipeline_report);
 
 }  // namespace histotrain

@@ -2,6 +2,8 @@
 #include <torch/torch.h>
 
 #include "core/compat.h"
+#include "train/system_info.h"
+#include "util/allocator.h"
 #include "train/run.h"
 #include "util/memory.h"
 
@@ -9,48 +11,57 @@ namespace histotrain {
 
 // Per stage: the share of its step time spent blocked in receives (the bubble, plus transfers),
 // next to the fill-drain schedule's (K - 1) / (M + K - 1).
-nlohmann::json pipeline_json(Run& run) {
+namespace {
+
+// Stage s's part of the pipeline report; `sums`: every stage's waiting and computing seconds,
+// peak RSS and held bytes, indexed by stage.
+nlohmann::json stage_json(const Run& run, int s, const torch::Tensor& waiting, const torch::Tensor& seconds,
+                          const torch::Tensor& rss, const torch::Tensor& held, int64_t steps) {
+  const StagePlan& plan = run.pipeline->plan();
+  const std::optional<StepEstimate>& estimate = run.pipeline_estimate;
+  const std::vector<int> chunks = plan.chunks_of(s);
+  nlohmann::json units = nlohmann::json::array();
+  for (int c : chunks) units.push_back(run.model->unit_name(plan.first(c)) + ".." + run.model->unit_name(plan.end(c) - 1));
+  const double wait = waiting[s].item<double>(), total = seconds[s].item<double>(), held_mib = held[s].item<double>();
+  return {{"stage", s},
+          {"first_unit", run.model->unit_name(plan.first(chunks.front()))},
+          {"last_unit", run.model->unit_name(plan.end(chunks.back()) - 1)},
+          {"chunks", units},
+          {"waiting_fraction", wait / std::max(1e-9, total)},
+          {"estimated_idle_fraction", estimate ? nlohmann::json(estimate->idle.at(s)) : nullptr},
+          {"estimated_receiving_s", estimate ? nlohmann::json(estimate->receiving.at(s)) : nullptr},
+          {"computing_s", (total - wait) / std::max<int64_t>(1, steps)},
+          {"estimated_computing_s", estimate ? nlohmann::json(estimate->computing.at(s)) : nullptr},
+          {"peak_rss_mib", rss[s].item<double>()},
+          {"step_held_peak_mib", held_mib >= 0 ? nlohmann::json(held_mib) : nullptr}};
+}
+
+}  // namespace
+
+nlohmann::json pipeline_json(Run& run, const RunProgress& progress) {
   if (run.device_stages)
-    return {{"stages", run.config.pipeline_stages},
-            {"micro_batches", run.config.micro_batches},
-            {"schedule", run.config.pipeline_schedule},
+    return {{"stages", run.config.parallel.pipeline_stages},
+            {"micro_batches", run.config.parallel.micro_batches},
+            {"schedule", spelling(run.config.parallel.pipeline_schedule)},
             {"bounds", run.device_stages->bounds},
-            {"devices", run.config.devices}};
+            {"devices", run.config.parallel.devices}};
   if (!run.pipeline) return nullptr;
-  const int stages = run.config.pipeline_stages, m = run.config.micro_batches;
+  const int stages = run.config.parallel.pipeline_stages, m = run.config.parallel.micro_batches;
   auto waiting = torch::zeros({stages}, torch::kFloat64), seconds = torch::zeros({stages}, torch::kFloat64),
        rss = torch::zeros({stages}, torch::kFloat64), held = torch::zeros({stages}, torch::kFloat64);
-  waiting[run.pipeline->stage()] = run.pipeline_waiting;
-  seconds[run.pipeline->stage()] = run.pipeline_seconds;
+  waiting[run.pipeline->stage()] = progress.pipeline_waiting;
+  seconds[run.pipeline->stage()] = progress.pipeline_seconds;
   rss[run.pipeline->stage()] = peak_rss_mib();
-  held[run.pipeline->stage()] = run.step_held_peak_bytes / (1 << 20);
+  held[run.pipeline->stage()] = progress.step_held_peak_bytes / (1 << 20);
   for (auto* t : {&waiting, &seconds, &rss, &held}) run.dp->communicator()->all_reduce_sum(*t);
   const StagePlan& plan = run.pipeline->plan();
   const int v = plan.virtual_stages();
   nlohmann::json per_stage = nlohmann::json::array();
-  for (int s = 0; s < stages; ++s) {
-    const std::vector<int> chunks = plan.chunks_of(s);
-    nlohmann::json units = nlohmann::json::array();
-    for (int c : chunks) units.push_back(run.model->unit_name(plan.first(c)) + ".." + run.model->unit_name(plan.end(c) - 1));
-    per_stage.push_back({{"stage", s},
-                         {"first_unit", run.model->unit_name(plan.first(chunks.front()))},
-                         {"last_unit", run.model->unit_name(plan.end(chunks.back()) - 1)},
-                         {"chunks", units},
-                         {"waiting_fraction", waiting[s].item<double>() / std::max(1e-9, seconds[s].item<double>())},
-                         {"estimated_idle_fraction",
-                          run.pipeline_estimate ? nlohmann::json(run.pipeline_estimate->idle.at(s)) : nullptr},
-                         {"estimated_receiving_s",
-                          run.pipeline_estimate ? nlohmann::json(run.pipeline_estimate->receiving.at(s)) : nullptr},
-                         {"computing_s", (seconds[s].item<double>() - waiting[s].item<double>()) /
-                                             std::max<int64_t>(1, run.pipeline_steps)},
-                         {"estimated_computing_s",
-                          run.pipeline_estimate ? nlohmann::json(run.pipeline_estimate->computing.at(s)) : nullptr},
-                         {"peak_rss_mib", rss[s].item<double>()},
-                         {"step_held_peak_mib", held[s].item<double>() >= 0 ? nlohmann::json(held[s].item<double>()) : nullptr}});
-  }
+  for (int s = 0; s < stages; ++s)
+    per_stage.push_back(stage_json(run, s, waiting, seconds, rss, held, progress.pipeline_steps));
   return {{"stages", stages},
           {"micro_batches", m},
-          {"schedule", run.config.pipeline_schedule},
+          {"schedule", spelling(run.config.parallel.pipeline_schedule)},
           {"virtual_stages", v},
           {"bounds", plan.bounds},
           {"bubble_theoretical", static_cast<double>(stages - 1) / (v * m + stages - 1)},
@@ -84,37 +95,160 @@ nlohmann::json step_times_json(const DataParallel& dp) {
 
 std::string start_line(const Run& run) {
   const TrainConfig& c = run.config;
-  std::string line = "training " + c.arch + " on " + run.device.str() +
-                     (run.precision == Precision::fp32 ? "" : ", " + c.amp + " autocast") +
-                     (c.channels_last ? ", channels-last" : "") + " with " + std::to_string(at::get_num_threads()) +
-                     " threads" + (run.world_size() > 1 ? " per rank" : "") + ": " + std::to_string(c.epochs) +
+  std::string line = "training " + c.model.arch + " on " + run.device.str() +
+                     (run.precision == Precision::fp32 ? "" : ", " + precision_name(run.precision) + " autocast") +
+                     (c.precision.channels_last ? ", channels-last" : "") + " with " + std::to_string(at::get_num_threads()) +
+                     " threads" + (run.world_size() > 1 ? " per rank" : "") + ": " + std::to_string(c.optim.epochs) +
                      " epochs of " + std::to_string(run.steps_per_epoch) + " steps, ";
   if (run.data_ranks() > 1)
-    line += "batch " + std::to_string(c.batch_size) + " per rank x " + std::to_string(run.data_ranks()) +
+    line += "batch " + std::to_string(c.optim.batch_size) + " per rank x " + std::to_string(run.data_ranks()) +
             " ranks = global batch " + std::to_string(run.global_batch()) + ", ";
   else
-    line += "batch " + std::to_string(c.batch_size) + ", ";
-  line += std::to_string(c.image_size) + " px, peak lr " + std::to_string(run.peak_lr);
-  if (run.data_ranks() > 1 && c.lr_scaling == "linear")
-    line += " (" + std::to_string(c.lr) + " x " + std::to_string(run.data_ranks()) + " ranks, linear scaling)";
+    line += "batch " + std::to_string(c.optim.batch_size) + ", ";
+  line += std::to_string(c.data.image_size) + " px, peak lr " + std::to_string(run.peak_lr);
+  if (run.data_ranks() > 1 && c.optim.lr_scaling == LrScaling::linear)
+    line += " (" + std::to_string(c.optim.lr) + " x " + std::to_string(run.data_ranks()) + " ranks, linear scaling)";
   return line;
 }
 
-nlohmann::json checkpoint_meta(const Run& run, int64_t epochs_done, double train_seconds, const EpochProgress& progress) {
+std::string epoch_label(const Run& run, int64_t epoch_number) {
+  return "epoch " + std::to_string(epoch_number) +
+         (run.budget.on() ? "" : "/" + std::to_string(run.config.optim.epochs));
+}
+
+std::string budget_line(const Run& run, const RunProgress& progress) {
+  char text[320];
+  std::snprintf(text, sizeof text,
+                "time budget %.1f s: %.1f s of training in %lld steps (%s, %.2f epochs); warm-up until %.1f s; the "
+                "whole command took %.1f s (start-up, decoding, validation and checkpoints included)",
+                run.budget.seconds, progress.train_seconds, static_cast<long long>(progress.step),
+                progress.budget_spent ? "spent" : "not spent: the run stopped first",
+                static_cast<double>(progress.step) / std::max<int64_t>(1, run.steps_per_epoch),
+                std::max(0.0, progress.warmup_end_seconds), seconds_since(run.started));
+  return text;
+}
+
+nlohmann::json epoch_record(const Run& run, const RunProgress& progress, const EpochStats& stats) {
+  nlohmann::json record = {{"epoch", progress.epochs_done},
+                           {"step", progress.step},
+                           {"lr", progress.last_lr},
+                           {"train_loss", stats.loss},
+                           {"train_acc", stats.accuracy},
+                           {"train_images_per_s", stats.images / std::max(1e-9, stats.seconds)},
+                           {"epoch_train_s", stats.seconds},
+                           {"train_s", progress.train_seconds}};
+  if (!stats.complete) record["epoch_steps"] = stats.progress.steps;  // stopped inside the epoch (--max-steps)
+  if (run.scaler->enabled()) {
+    record["loss_scale"] = run.scaler->scale();
+    record["skipped_steps"] = stats.skipped_steps;
+  }
+  return record;
+}
+
+std::string epoch_line(const Run& run, const RunProgress& progress, const EpochStats& stats) {
+  char text[160];
+  std::snprintf(text, sizeof text, ": train loss %.3f acc %.3f, %.1f img/s", stats.loss, stats.accuracy,
+                stats.images / std::max(1e-9, stats.seconds));
+  return epoch_label(run, progress.epochs_done) + text;
+}
+
+nlohmann::json report_validation(const Run& run, const EvalResult& val, nlohmann::json& record, std::string& line) {
+  const bool tta = run.config.job.tta;
+  const double accuracy = val.confusion.accuracy();
+  record["val_loss"] = val.loss;
+  record["val_acc"] = accuracy;
+  record["val_macro_f1"] = val.confusion.macro_f1();
+  if (tta) record["val_acc_single_view"] = val.single_view.accuracy();
+  record["val_s"] = val.seconds;
+  char text[160];
+  std::snprintf(text, sizeof text, "; val loss %.3f acc %.4f macro-F1 %.4f", val.loss, accuracy, val.confusion.macro_f1());
+  line += text;
+  if (tta) {
+    std::snprintf(text, sizeof text, " (with flips/rotations; %.4f without)", val.single_view.accuracy());
+    line += text;
+  }
+  nlohmann::json report = val.confusion.to_json(run.data.classes);
+  report["loss"] = val.loss;
+  if (tta) report["accuracy_single_view"] = val.single_view.accuracy();
+  return report;
+}
+
+nlohmann::json checkpoint_meta(const Run& run, const RunProgress& progress, int64_t epochs_done, double train_seconds,
+                               const EpochProgress& epoch_progress) {
   nlohmann::json meta = {{"format", 1},
-          {"arch", run.config.arch},
+          {"arch", run.config.model.arch},
           {"classes", run.data.classes},
-          {"image_size", run.config.image_size},
+          {"image_size", run.config.data.image_size},
           {"epoch", epochs_done},
-          {"step", run.step},
+          {"step", progress.step},
           {"train_seconds", train_seconds},
-          {"best_val_acc", run.best_acc},
+          {"best_val_acc", progress.best_acc},
           {"world_size", run.world_size()},
-          {"metrics", run.last_val},
+          {"metrics", progress.last_val},
           {"config", to_json(run.config)},
           {"torch_version", compat::torch_version()}};
-  if (progress.steps > 0) meta["epoch_progress"] = progress.to_json();
+  if (epoch_progress.steps > 0) meta["epoch_progress"] = epoch_progress.to_json();
+  if (progress.warmup_end_seconds >= 0) meta["warmup_end_s"] = progress.warmup_end_seconds;
   return meta;
+}
+
+nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nlohmann::json& pipeline_report) {
+  const TrainConfig& c = run.config;
+  return {{"arch", c.model.arch},
+          {"classes", run.data.classes},
+          {"image_size", c.data.image_size},
+          {"epochs", progress.epochs_done},
+          {"steps", progress.step},
+          {"train_images", run.split.train.size()},
+          {"val_images", run.split.val.size()},
+          {"split", spelling(c.data.split)},
+          {"groups", run.data.groups_origin},
+          {"split_audit", run.split_audit},
+          {"skipped_images", run.data.cache->failed()},
+          {"train_s", progress.train_seconds},
+          {"train_s_covers", "training steps: batch assembly, augmentation, forward, backward, "
+                             "optimizer; not decoding, validation or checkpoints"},
+          {"best_val_acc", progress.best_acc},
+          {"time_budget_s", run.budget.on() ? nlohmann::json(run.budget.seconds) : nullptr},
+          {"time_budget_spent", run.budget.on() ? nlohmann::json(progress.budget_spent) : nullptr},
+          {"warmup_end_s", progress.warmup_end_seconds >= 0 ? nlohmann::json(progress.warmup_end_seconds) : nullptr},
+          {"command_s", seconds_since(run.started)},
+          {"command_s_covers", "the whole train command on rank 0: start-up, decoding or the tile cache, every "
+                               "step, validation and checkpoints"},
+          {"target_acc", c.job.target_acc},
+          {"time_to_target_s", progress.time_to_target >= 0 ? nlohmann::json(progress.time_to_target) : nullptr},
+          {"time_to_target_s_covers", "train_s at the end of the first epoch whose validation "
+                                      "accuracy reached target_acc"},
+          {"val", progress.last_val},
+          {"threads", at::get_num_threads()},
+          {"peak_rss_mib", peak_rss_mib()},
+          {"step_held_peak_mib", progress.step_held_peak_bytes >= 0
+                                     ? nlohmann::json(progress.step_held_peak_bytes / (1 << 20))
+                                     : nullptr},
+          {"step_held_peak_mib_covers", "the most memory a step held beyond what was held before "
+                                        "it, between its passes (activations kept for backward, "
+                                        "gradients), by the allocator's count; CPU only"},
+          {"world_size", run.world_size()},
+          {"batch_per_rank", c.optim.batch_size},
+          {"global_batch", run.global_batch()},
+          {"peak_lr", run.peak_lr},
+          {"pipeline", pipeline_report},
+          {"ema", c.optim.ema},
+          {"tta", c.job.tta},
+          {"cuda_graph", run.graph != nullptr},
+          {"graph_capture_s", run.graph_capture_seconds},
+          {"backend", run.dp->backend()},
+          {"launcher", run.dp->world().launcher},
+          {"step_times_ms", step_times_json(*run.dp)},
+          {"step_times_ms_covers", "rank 0's host time per step: backward; all-reduce from "
+                                   "the first bucket's start to the last one's end; exposed: the "
+                                   "part of it after backward returned; overlapped: the rest"},
+          {"device", run.device.str()},
+          {"torch_version", compat::torch_version()},
+          {"allocator", allocator_name()},
+          {"precision_choice", run.precision_choice},
+          {"system", system_info()},
+          {"config", to_json(c)}};
 }
 
 }  // namespace histotrain

@@ -1,12 +1,14 @@
 // Setting a run up: the world, the data, the model, the pipeline stages, a resume.
 #include <torch/torch.h>
 
+#include <limits>
 #include <set>
 
 #include "core/checkpoint.h"
 #include "core/compat.h"
 #include "core/runtime.h"
-#include "data/split_audit.h"
+#include "leakage/group_finder.h"
+#include "leakage/split_audit.h"
 #include "pipeline/local_pipeline.h"
 #include "pipeline/pipeline_schedule.h"
 #include "pipeline/transfer_cost.h"
@@ -36,11 +38,11 @@ Split split_from_list(const TileDataset& data, const std::string& list_file) {
 }
 
 Split make_split(const TileDataset& data, const TrainConfig& c) {
-  if (!c.val_images.empty()) return split_from_list(data, c.val_images);
-  if (c.data_split == "group") return split_by_group(data.labels, data.groups, c.val_fraction, c.seed);
+  if (!c.data.val_images.empty()) return split_from_list(data, c.data.val_images);
+  if (c.data.split == DataSplit::group) return split_by_group(data.labels, data.groups, c.data.val_fraction, c.job.seed);
   std::vector<std::string> one_group_per_image;
   for (int64_t i = 0; i < data.size(); ++i) one_group_per_image.push_back("image:" + data.path(i));
-  return split_by_group(data.labels, one_group_per_image, c.val_fraction, c.seed);
+  return split_by_group(data.labels, one_group_per_image, c.data.val_fraction, c.job.seed);
 }
 
 // A per-image split puts near-copies of one source on both sides, and validation then partly
@@ -52,7 +54,7 @@ void audit_random_split(Run& run) {
     images.paths.push_back(d.path(i));
     images.classes.push_back(d.classes[d.labels[i]]);
   }
-  const TileSignatures signatures = compute_signatures(images.paths, run.config.workers, run.config.quiet);
+  const TileSignatures signatures = compute_signatures(images.paths, run.config.data.workers, run.config.job.quiet);
   const AuditReport report =
       audit_split(signatures, d.labels, images, run.split.train, run.split.val, NearCopyOptions{}, 3);
   run.split_audit = audit_json(report);
@@ -76,14 +78,15 @@ void write_split_lists(const Run& run) {
 void load_data(Run& run) {
   const TrainConfig& c = run.config;
   DataOptions data_options;
-  data_options.root = c.data;
-  data_options.image_size = c.image_size;
-  data_options.groups_csv = c.groups;
+  data_options.root = c.data.root;
+  data_options.image_size = c.data.image_size;
+  data_options.groups_csv = c.data.groups;
   // Groups keep near-copies on one side of a split; with no validation images there is none.
-  data_options.find_groups = c.data_split == "group" && c.val_images.empty() && c.val_fraction > 0;
-  data_options.cache_dir = c.cache_dir;
-  data_options.workers = c.workers;
-  data_options.quiet = c.quiet || !run.is_main();
+  data_options.cache_dir = c.data.cache_dir;
+  data_options.workers = c.data.workers;
+  data_options.quiet = c.job.quiet || !run.is_main();
+  if (c.data.split == DataSplit::group && c.data.val_images.empty() && c.data.val_fraction > 0)
+    data_options.find_groups = near_copy_group_finder(c.data.cache_dir, c.data.workers, data_options.quiet);
   const auto data_start = Clock::now();
   run.dp->node_leaders_first([&] { run.data = load_dataset(data_options); });
   run.log(describe(run.data) + "\ndata ready in " + format_duration(seconds_since(data_start)));
@@ -91,16 +94,16 @@ void load_data(Run& run) {
   run.split = make_split(run.data, c);
   run.log("split: " + std::to_string(run.split.train.size()) + " training, " + std::to_string(run.split.val.size()) +
           " validation images (" +
-          (!c.val_images.empty() ? "as listed in " + c.val_images
-                                 : (c.data_split == "group" ? "per source group" : "per image") + std::string(", seed ") +
-                                       std::to_string(c.seed)) +
+          (!c.data.val_images.empty() ? "as listed in " + c.data.val_images
+                                 : (c.data.split == DataSplit::group ? "per source group" : "per image") + std::string(", seed ") +
+                                       std::to_string(c.job.seed)) +
           ")");
-  if (c.data_split == "random" && !run.split.val.empty())
+  if (c.data.split == DataSplit::random && !run.split.val.empty())
     run.dp->node_leaders_first([&] {
       if (run.is_main()) audit_random_split(run);
     });
   write_split_lists(run);
-  if (c.target_acc > 0 && run.split.val.empty()) throw UsageError("--target-acc needs a validation split (--val-fraction > 0)");
+  if (c.job.target_acc > 0 && run.split.val.empty()) throw UsageError("--target-acc needs a validation split (--val-fraction > 0)");
 }
 
 void plan_steps(Run& run) {
@@ -111,24 +114,27 @@ void plan_steps(Run& run) {
     throw Error("the training split holds " + std::to_string(run.split.train.size()) +
                 " images, fewer than one global batch of " + std::to_string(run.global_batch()) +
                 "; lower --batch-size or use fewer ranks");
-  run.peak_lr = c.lr_scaling == "linear" ? c.lr * run.data_ranks() : c.lr;
-  run.schedule_steps = run.steps_per_epoch * c.epochs;
+  run.peak_lr = c.optim.lr_scaling == LrScaling::linear ? c.optim.lr * run.data_ranks() : c.optim.lr;
+  run.budget.seconds = c.optim.time_budget;
+  run.budget.warmup_steps = static_cast<int64_t>(c.optim.warmup_epochs * run.steps_per_epoch);
+  // With a time budget the schedule has no last step: the budget ends it.
+  run.schedule_steps = run.budget.on() ? std::numeric_limits<int64_t>::max() / 4 : run.steps_per_epoch * c.optim.epochs;
   // --max-steps interrupts the run; it does not reshape the schedule, so a run stopped early and
   // resumed matches one that never stopped.
-  run.stop_step = c.max_steps > 0 ? std::min(run.schedule_steps, c.max_steps) : run.schedule_steps;
+  run.stop_step = c.job.max_steps > 0 ? std::min(run.schedule_steps, c.job.max_steps) : run.schedule_steps;
 }
 
 void build_model(Run& run) {
   const TrainConfig& c = run.config;
-  run.model = ResNet(c.arch, static_cast<int64_t>(run.data.classes.size()));
+  run.model = ResNet(c.model.arch, static_cast<int64_t>(run.data.classes.size()));
   run.model->to(run.device);
-  if (c.channels_last) {
+  if (c.precision.channels_last) {
     to_channels_last(*run.model);
     run.format = torch::MemoryFormat::ChannelsLast;
   }
-  run.optimizer = make_optimizer(run.model, c);
+  run.optimizer = make_optimizer(run.model, c.optim);
   run.scaler = std::make_unique<GradScaler>(run.precision == Precision::fp16);
-  if (c.ema > 0) run.average = std::make_unique<WeightAverage>(run.model, c.ema);
+  if (c.optim.ema > 0) run.average = std::make_unique<WeightAverage>(run.model, c.optim.ema);
 }
 
 // Why this run cannot replay its step as a CUDA graph; "" when it can.
@@ -144,10 +150,10 @@ std::string cuda_graph_obstacle(const Run& run) {
 }
 
 void decide_cuda_graph(Run& run) {
-  const std::string& mode = run.config.cuda_graph;
+  const CudaGraphMode mode = run.config.precision.cuda_graph;
   const std::string obstacle = cuda_graph_obstacle(run);
-  if (mode == "on" && !obstacle.empty()) throw UsageError("--cuda-graph on: " + obstacle);
-  run.use_graph = mode != "off" && obstacle.empty();
+  if (mode == CudaGraphMode::on && !obstacle.empty()) throw UsageError("--cuda-graph on: " + obstacle);
+  run.use_graph = mode != CudaGraphMode::off && obstacle.empty();
 }
 
 // Every rank's measurement, averaged: ranks that measured at the same time saw the same
@@ -194,44 +200,44 @@ void cut_into_stages(Run& run) {
   const TrainConfig& c = run.config;
   Communicator* comm = run.dp->communicator();  // null for stages on devices in one process
   const int64_t units = run.model->unit_count();
-  const int chunks = c.pipeline_stages * c.virtual_stages;
-  const PipelineSchedule schedule = parse_pipeline_schedule(c.pipeline_schedule);
+  const int chunks = c.parallel.pipeline_stages * c.parallel.virtual_stages;
+  const PipelineSchedule schedule = c.parallel.pipeline_schedule;
   std::vector<double> costs;
   StagePlan plan;
-  if (!c.split.empty()) {
-    plan = parse_split(c.split, units, chunks);
-    plan.ranks = c.pipeline_stages;
+  if (!c.parallel.stage_cut.empty()) {
+    plan = parse_split(c.parallel.stage_cut, units, chunks);
+    plan.ranks = c.parallel.pipeline_stages;
   } else {
     UnitCosts measured = mean_over_ranks(
-        measure_unit_costs(c.arch, static_cast<int64_t>(run.data.classes.size()), c.batch_size / c.micro_batches,
-                           c.image_size, run.device, run.format),
+        measure_unit_costs(c.model.arch, static_cast<int64_t>(run.data.classes.size()), c.optim.batch_size / c.parallel.micro_batches,
+                           c.data.image_size, run.device, run.format),
         comm);
     if (comm) measured.transfer = measure_transfers(*comm, measured.output_elements, run.device);
-    costs = measured.per_step(c.micro_batches);
+    costs = measured.per_step(c.parallel.micro_batches);
     auto bounds = torch::zeros({chunks + 1}, torch::kLong);
     if (run.is_main()) {
       plan = balance_stages(costs, chunks);
-      plan.ranks = c.pipeline_stages;
-      plan = fit_to_schedule(plan, measured, c.micro_batches, schedule);
+      plan.ranks = c.parallel.pipeline_stages;
+      plan = fit_to_schedule(plan, measured, c.parallel.micro_batches, schedule);
       for (int s = 0; s <= chunks; ++s) bounds[s] = plan.bounds[static_cast<size_t>(s)];
     }
     if (comm) comm->broadcast_from_rank0({bounds});  // one plan, even if the ranks' sums differ in the last bit
     plan.bounds.assign(bounds.data_ptr<int64_t>(), bounds.data_ptr<int64_t>() + bounds.numel());
-    plan.ranks = c.pipeline_stages;
-    run.pipeline_estimate = estimate_step(plan, measured, c.micro_batches, schedule);
+    plan.ranks = c.parallel.pipeline_stages;
+    run.pipeline_estimate = estimate_step(plan, measured, c.parallel.micro_batches, schedule);
   }
-  run.log("pipeline: " + std::to_string(c.pipeline_stages) + " stages on " +
-          (c.devices.empty() ? std::to_string(c.pipeline_stages) + " ranks" : "devices " + c.devices) + ", " +
-          std::to_string(c.micro_batches) + " micro-batch(es) of " +
-          std::to_string(c.batch_size / c.micro_batches) + " per batch (" +
+  run.log("pipeline: " + std::to_string(c.parallel.pipeline_stages) + " stages on " +
+          (c.parallel.devices.empty() ? std::to_string(c.parallel.pipeline_stages) + " ranks" : "devices " + c.parallel.devices) + ", " +
+          std::to_string(c.parallel.micro_batches) + " micro-batch(es) of " +
+          std::to_string(c.optim.batch_size / c.parallel.micro_batches) + " per batch (" +
           (schedule == PipelineSchedule::fill_drain ? "GPipe" : "1F1B") +
-          (c.virtual_stages > 1 ? ", interleaved: " + std::to_string(c.virtual_stages) + " chunks per stage)" : ")") +
-          (c.split.empty() ? ", cut on measured time per step:" : ", split as given:") + "\n" +
+          (c.parallel.virtual_stages > 1 ? ", interleaved: " + std::to_string(c.parallel.virtual_stages) + " chunks per stage)" : ")") +
+          (c.parallel.stage_cut.empty() ? ", cut on measured time per step:" : ", split as given:") + "\n" +
           describe(plan, run.model, costs) + describe_estimate(run));
   if (comm) {
-    run.pipeline = std::make_unique<PipelineStage>(run.model, plan, *comm, c.image_size, run.format, schedule);
+    run.pipeline = std::make_unique<PipelineStage>(run.model, plan, *comm, c.data.image_size, run.format, schedule);
   } else {
-    place_stages(run.model, plan, parse_devices(c.devices));
+    place_stages(run.model, plan, parse_devices(c.parallel.devices));
     run.device_stages = plan;
     run.device_schedule = schedule;
   }
@@ -240,10 +246,7 @@ void cut_into_stages(Run& run) {
 // Ranks started with different flags or data would meet in collectives of different sizes:
 // compare what shapes the run first (paths, threads and output flags may differ per node).
 void check_ranks_agree(Run& run) {
-  nlohmann::json config = to_json(run.config);
-  for (const char* local : {"data", "groups", "cache_dir", "threads", "workers", "out", "quiet", "device", "resume"})
-    config.erase(local);
-  run.dp->check_agreement("configuration", json_text(config));
+  run.dp->check_agreement("configuration", json_text(shared_by_ranks(run.config)));
   run.dp->check_agreement("data", json_text(nlohmann::json{{"classes", run.data.classes},
                                                            {"images", run.data.size()},
                                                            {"training_images", run.split.train.size()},
@@ -255,7 +258,7 @@ void check_ranks_agree(Run& run) {
 // what was trained. Ranks time the candidates together; rank 0's decision is everyone's.
 void decide_precision(Run& run) {
   TrainConfig& c = run.config;
-  if (c.amp == "auto") {
+  if (c.precision.amp == AmpMode::automatic) {
     PrecisionProblem problem;
     problem.machine = describe(cpu_info());
     if (run.device.is_cuda()) {
@@ -264,39 +267,39 @@ void decide_precision(Run& run) {
     }
     problem.torch_version = compat::torch_version();
     problem.device = run.device.is_cuda() ? "cuda" : "cpu";
-    problem.arch = c.arch;
-    problem.image_size = c.image_size;
-    problem.batch_size = c.batch_size / c.micro_batches;
+    problem.arch = c.model.arch;
+    problem.image_size = c.data.image_size;
+    problem.batch_size = c.optim.batch_size / c.parallel.micro_batches;
     problem.threads = at::get_num_threads();
     problem.ranks_on_node = run.dp->world().local_world_size;
-    problem.candidates = precision_candidates(run.device, c.channels_last);
-    const StepTimer timer = model_step_timer(c.arch, static_cast<int64_t>(run.data.classes.size()),
-                                             problem.batch_size, c.image_size, run.device);
+    problem.candidates = precision_candidates(run.device, c.precision.channels_last);
+    const StepTimer timer = model_step_timer(c.model.arch, static_cast<int64_t>(run.data.classes.size()),
+                                             problem.batch_size, c.data.image_size, run.device);
     const PrecisionDecision decision =
         choose_precision(problem, timer, default_precision_cache(), run.dp->communicator());
-    c.amp = precision_name(decision.chosen.precision);
-    c.channels_last = decision.chosen.channels_last;
+    c.precision.amp = amp_mode_of(decision.chosen.precision);
+    c.precision.channels_last = decision.chosen.channels_last;
     run.precision_choice = decision.to_json(problem.candidates);
     run.log("--amp auto: " + decision.describe(problem.candidates));
   }
-  run.precision = parse_precision(c.amp);
+  run.precision = *fixed_precision(c.precision.amp);
   check_precision_supported(run.precision, run.device);
 }
 
 void join_world(Run& run) {
   const TrainConfig& c = run.config;
   const WorldInfo world = world_from_environment();
-  const bool pipeline = c.pipeline_stages > 1 && c.devices.empty();  // stages on ranks
-  if (pipeline && world.world_size != c.pipeline_stages)
-    throw UsageError("--pipeline-stages " + std::to_string(c.pipeline_stages) + " needs " +
-                     std::to_string(c.pipeline_stages) + " ranks, one per stage (histotrain launch -n " +
-                     std::to_string(c.pipeline_stages) + " -- train ...); this job has " +
+  const bool pipeline = c.parallel.pipeline_stages > 1 && c.parallel.devices.empty();  // stages on ranks
+  if (pipeline && world.world_size != c.parallel.pipeline_stages)
+    throw UsageError("--pipeline-stages " + std::to_string(c.parallel.pipeline_stages) + " needs " +
+                     std::to_string(c.parallel.pipeline_stages) + " ranks, one per stage (histotrain launch -n " +
+                     std::to_string(c.parallel.pipeline_stages) + " -- train ...); this job has " +
                      std::to_string(world.world_size));
-  if (!c.devices.empty() && world.distributed())
+  if (!c.parallel.devices.empty() && world.distributed())
     throw UsageError("--devices keeps every stage in one process: start one process, not " +
                      std::to_string(world.world_size) + " ranks");
-  run.device = c.devices.empty() ? device_for_rank(parse_device(c.device), world) : parse_devices(c.devices).front();
-  run.dp = std::make_unique<DataParallel>(world, c.backend, run.device, std::chrono::seconds(c.dist_timeout),
+  run.device = c.parallel.devices.empty() ? device_for_rank(parse_device(c.job.device), world) : parse_devices(c.parallel.devices).front();
+  run.dp = std::make_unique<DataParallel>(world, backend_request(c.parallel.backend), run.device, std::chrono::seconds(c.parallel.dist_timeout),
                                           pipeline ? DataParallel::Role::stages : DataParallel::Role::replicas);
   if (world.distributed() && !pipeline)
     run.log("data parallel: " + std::to_string(world.world_size) + " ranks (" + world.launcher + "), backend " +
@@ -311,13 +314,13 @@ bool holds_a_run(const fs::path& dir) { return has_checkpoint(dir) || fs::exists
 // into the run it continues or into a folder without a run.
 void check_out_holds_no_other_run(const TrainConfig& c, const fs::path& out) {
   if (!holds_a_run(out)) return;
-  if (c.resume.empty())
+  if (c.job.resume.empty())
     throw Error("'" + out.string() + "' already holds a run; continue it with --resume " + out.string() +
                 " or choose another --out");
-  const fs::path from = run_folder(c.resume);
+  const fs::path from = run_folder(c.job.resume);
   std::error_code error;
   if (fs::equivalent(from, out, error)) return;
-  throw Error("'" + out.string() + "' already holds another run; --resume " + c.resume +
+  throw Error("'" + out.string() + "' already holds another run; --resume " + c.job.resume +
               " writes into the run it continues (leave out --out) or into a folder without a run");
 }
 
@@ -325,7 +328,7 @@ void check_out_holds_no_other_run(const TrainConfig& c, const fs::path& out) {
 
 void prepare(Run& run) {
   const TrainConfig& c = run.config;
-  run.out = c.out;
+  run.out = c.job.out;
   ensure_writable_dir(run.out);  // fail before minutes of decoding, not after
   check_out_holds_no_other_run(c, run.out);
   join_world(run);
@@ -333,60 +336,63 @@ void prepare(Run& run) {
     run.out_lock = std::make_unique<FolderLock>(run.out);
     check_out_holds_no_other_run(c, run.out);  // again: another process may have finished there meanwhile
   }
-  if (c.resume.empty() && run.is_main()) write_file_atomically(run.out / kRunConfigFile, json_text(to_json(c), 2) + "\n");
-  set_threads(c.threads, run.dp->world().local_world_size);
-  if (c.deterministic) use_deterministic_algorithms();
-  if (c.amp != "auto") check_precision_supported(parse_precision(c.amp), run.device);  // before minutes of decoding
-  compat::manual_seed(c.seed);
+  if (c.job.resume.empty() && run.is_main()) write_file_atomically(run.out / kRunConfigFile, json_text(to_json(c), 2) + "\n");
+  set_threads(c.job.threads, run.dp->world().local_world_size);
+  if (c.job.deterministic) use_deterministic_algorithms();
+  if (const auto precision = fixed_precision(c.precision.amp)) check_precision_supported(*precision, run.device);  // before minutes of decoding
+  compat::manual_seed(c.job.seed);
   load_data(run);
   check_ranks_agree(run);
   decide_precision(run);
   plan_steps(run);
   build_model(run);
-  if (c.pipeline_stages > 1) cut_into_stages(run);  // after the optimizer: placing keeps the parameters
+  if (c.parallel.pipeline_stages > 1) cut_into_stages(run);  // after the optimizer: placing keeps the parameters
   decide_cuda_graph(run);
 }
 
-void restore(Run& run) {
-  const fs::path from = run_folder(run.config.resume);
+void restore(Run& run, RunProgress& p) {
+  const fs::path from = run_folder(run.config.job.resume);
   const nlohmann::json meta = read_checkpoint_meta(from);
   if (meta.at("classes").get<std::vector<std::string>>() != run.data.classes)
-    throw Error("cannot resume '" + from.string() + "': its classes differ from those found in " + run.config.data);
+    throw Error("cannot resume '" + from.string() + "': its classes differ from those found in " + run.config.data.root);
 
-  run.start_epoch = meta.at("epoch").get<int64_t>();
-  run.step = meta.at("step").get<int64_t>();
+  p.start_epoch = meta.at("epoch").get<int64_t>();
+  p.step = meta.at("step").get<int64_t>();
   const bool had_average =
-      load_training_state(from, run.model, *run.optimizer, *run.scaler, run.step,
+      load_training_state(from, run.model, *run.optimizer, *run.scaler, p.step,
                           run.average ? &run.average->model() : nullptr, run.config.trust_checkpoint);
   run.model->to(run.device);
-  if (run.device_stages) place_stages(run.model, *run.device_stages, parse_devices(run.config.devices));
-  if (run.config.channels_last) to_channels_last(*run.model);
+  if (run.device_stages) place_stages(run.model, *run.device_stages, parse_devices(run.config.parallel.devices));
+  if (run.config.precision.channels_last) to_channels_last(*run.model);
   if (run.average) {
     run.average->model()->to(run.device);
-    if (run.config.channels_last) to_channels_last(*run.average->model());
+    if (run.config.precision.channels_last) to_channels_last(*run.average->model());
     if (!had_average) run.average->reset();  // the saved run had no --ema: start it from here
   }
-  if (meta.contains("epoch_progress")) run.resumed_progress = EpochProgress::from_json(meta.at("epoch_progress"));
+  if (meta.contains("epoch_progress")) p.resumed_progress = EpochProgress::from_json(meta.at("epoch_progress"));
   const int saved_world = meta.value("world_size", 1);
   if (saved_world != run.world_size()) {
     // Steps per epoch and each rank's share of an epoch depend on the world size: the run
     // continues at the start of the epoch it was in.
-    run.step = run.start_epoch * run.steps_per_epoch;
-    run.resumed_progress = {};
+    p.step = p.start_epoch * run.steps_per_epoch;
+    p.resumed_progress = {};
     run.log("note: the run was saved with " + std::to_string(saved_world) + " rank(s) and continues with " +
             std::to_string(run.world_size()) + "; it resumes at the start of epoch " +
-            std::to_string(run.start_epoch + 1) + " (step " + std::to_string(run.step) + ")");
-  } else if (run.step != run.start_epoch * run.steps_per_epoch + run.resumed_progress.steps) {
-    throw Error("cannot resume '" + from.string() + "': its step " + std::to_string(run.step) +
+            std::to_string(p.start_epoch + 1) + " (step " + std::to_string(p.step) + ")");
+  } else if (p.step != p.start_epoch * run.steps_per_epoch + p.resumed_progress.steps) {
+    throw Error("cannot resume '" + from.string() + "': its step " + std::to_string(p.step) +
                 " does not fall where this run's epochs of " + std::to_string(run.steps_per_epoch) +
                 " steps put it (were the data or the batch size changed?)");
   }
-  run.last_val = meta.value("metrics", nlohmann::json());
-  run.previous_seconds = meta.value("train_seconds", 0.0);
-  run.best_acc = meta.value("best_val_acc", 0.0);
-  run.log("resumed from " + from.string() + " at step " + std::to_string(run.step) + " (epoch " +
-          std::to_string(run.start_epoch + 1) + ", " +
-          (run.resumed_progress.steps > 0 ? std::to_string(run.resumed_progress.steps) + " of its steps done)"
+  p.last_val = meta.value("metrics", nlohmann::json());
+  // The training time before the epoch the run starts in (a checkpoint inside an epoch counts
+  // that epoch's steps in both train_seconds and its progress).
+  p.train_seconds = meta.value("train_seconds", 0.0) - p.resumed_progress.seconds;
+  p.best_acc = meta.value("best_val_acc", 0.0);
+  p.warmup_end_seconds = meta.value("warmup_end_s", -1.0);
+  run.log("resumed from " + from.string() + " at step " + std::to_string(p.step) + " (epoch " +
+          std::to_string(p.start_epoch + 1) + ", " +
+          (p.resumed_progress.steps > 0 ? std::to_string(p.resumed_progress.steps) + " of its steps done)"
                                           : "from its start)"));
 }
 

@@ -1,4 +1,4 @@
-#include "data/tile_signature.h"
+#include "leakage/tile_signature.h"
 
 #include <algorithm>
 #include <atomic>

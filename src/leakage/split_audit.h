@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "data/near_copies.h"
+#include "leakage/near_copies.h"
 
 namespace histotrain {
 

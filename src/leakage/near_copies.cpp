@@ -1,4 +1,4 @@
-#include "data/near_copies.h"
+#include "leakage/near_copies.h"
 
 #include <algorithm>
 #include <limits>

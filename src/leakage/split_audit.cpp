@@ -1,4 +1,4 @@
-#include "data/split_audit.h"
+#include "leakage/split_audit.h"
 
 #include <algorithm>
 #include <chrono>

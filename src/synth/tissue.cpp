@@ -1,138 +1,19 @@
-#include "data/synth.h"
-
-#include <algorithm>
-#include <atomic>
-#include <cmath>
-#include <filesystem>
-#include <functional>
+// The five classes' tissue, painted as stain densities and turned into RGB (synth.h says how).
 #include <map>
-#include <thread>
 
-#include <tbb/global_control.h>
-#include <tbb/parallel_for.h>
-
-#include "data/jpeg.h"
+#include "synth/stain_canvas.h"
+#include "synth/synth.h"
 #include "util/errors.h"
-#include "util/files.h"
-#include "util/progress.h"
 
 namespace histotrain {
 
+using synth::kPi;
+using synth::Rng;
+using synth::smoothstep;
+using synth::StainCanvas;
+using synth::ValueNoise;
+
 namespace {
-
-constexpr double kPi = 3.14159265358979323846;
-
-// splitmix64: tiny, fast and identical on every platform (std:: distributions are not).
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double uniform(double lo = 0, double hi = 1) { return lo + (hi - lo) * (next() >> 11) * (1.0 / 9007199254740992.0); }
-  int integer(int lo, int hi) { return lo + static_cast<int>(next() % static_cast<uint64_t>(hi - lo + 1)); }
-  double normal(double mean = 0, double sd = 1) {
-    const double u = std::max(uniform(), 1e-12), v = uniform();
-    return mean + sd * std::sqrt(-2 * std::log(u)) * std::cos(2 * kPi * v);
-  }
-
- private:
-  uint64_t state_;
-};
-
-uint64_t mix(uint64_t a, uint64_t b) { return Rng(a * 0x9e3779b97f4a7c15ull ^ (b + 0x632be59bd9b4e019ull)).next(); }
-
-double smoothstep(double edge0, double edge1, double x) {
-  const double t = std::clamp((x - edge0) / (edge1 - edge0), 0.0, 1.0);
-  return t * t * (3 - 2 * t);
-}
-
-// Smooth value noise in [0, 1] with lattice spacing 1.
-class ValueNoise {
- public:
-  explicit ValueNoise(uint64_t seed) : seed_(seed) {}
-  double at(double x, double y) const {
-    const double fx = std::floor(x), fy = std::floor(y);
-    const auto ix = static_cast<int64_t>(fx), iy = static_cast<int64_t>(fy);
-    const double tx = smooth(x - fx), ty = smooth(y - fy);
-    const double a = lattice(ix, iy), b = lattice(ix + 1, iy), c = lattice(ix, iy + 1), d = lattice(ix + 1, iy + 1);
-    return (a * (1 - tx) + b * tx) * (1 - ty) + (c * (1 - tx) + d * tx) * ty;
-  }
-
- private:
-  static double smooth(double t) { return t * t * (3 - 2 * t); }
-  double lattice(int64_t x, int64_t y) const {
-    return (mix(seed_, static_cast<uint64_t>(x) * 73856093ull ^ static_cast<uint64_t>(y) * 19349663ull) >> 11) *
-           (1.0 / 9007199254740992.0);
-  }
-  uint64_t seed_;
-};
-
-// Two stain-density maps over a square tile. Coordinates given to the painters are in tile
-// units (0..1), so the same scene renders at any pixel size.
-class StainCanvas {
- public:
-  explicit StainCanvas(int size) : n_(size), h_(static_cast<size_t>(size) * size, 0.f), e_(h_.size(), 0.f) {}
-  int size() const { return n_; }
-  float& h(int x, int y) { return h_[static_cast<size_t>(y) * n_ + x]; }
-  float& e(int x, int y) { return e_[static_cast<size_t>(y) * n_ + x]; }
-
-  // Calls f(px, py, rho) for pixels of an ellipse (rho < 1 inside), with a rim of `soft` in rho.
-  template <typename F>
-  void for_ellipse(double cx, double cy, double rx, double ry, double angle, double soft, F f) {
-    const double reach = std::max(rx, ry) * (1 + soft) * n_ + 1;
-    const int x0 = std::max(0, static_cast<int>(cx * n_ - reach)), x1 = std::min(n_ - 1, static_cast<int>(cx * n_ + reach));
-    const int y0 = std::max(0, static_cast<int>(cy * n_ - reach)), y1 = std::min(n_ - 1, static_cast<int>(cy * n_ + reach));
-    const double c = std::cos(angle), s = std::sin(angle);
-    for (int py = y0; py <= y1; ++py) {
-      for (int px = x0; px <= x1; ++px) {
-        const double dx = (px + 0.5) / n_ - cx, dy = (py + 0.5) / n_ - cy;
-        const double u = (dx * c + dy * s) / rx, v = (-dx * s + dy * c) / ry;
-        const double rho = std::sqrt(u * u + v * v);
-        if (rho < 1 + soft) f(px, py, rho);
-      }
-    }
-  }
-
-  // Adds stain inside an ellipse with a soft edge.
-  void add_ellipse(double cx, double cy, double rx, double ry, double angle, double add_h, double add_e,
-                   double soft = 0.25) {
-    for_ellipse(cx, cy, rx, ry, angle, soft, [&](int px, int py, double rho) {
-      const auto w = static_cast<float>(1 - smoothstep(1 - soft, 1 + soft, rho));
-      h(px, py) += static_cast<float>(add_h) * w;
-      e(px, py) += static_cast<float>(add_e) * w;
-    });
-  }
-
-  // Removes stain inside an ellipse (lumens, air spaces, vacuoles); keep = what is left at the centre.
-  void clear_ellipse(double cx, double cy, double rx, double ry, double angle, double keep = 0.03, double soft = 0.2) {
-    for_ellipse(cx, cy, rx, ry, angle, soft, [&](int px, int py, double rho) {
-      const auto w = static_cast<float>((1 - keep) * (1 - smoothstep(1 - soft, 1 + soft, rho)));
-      h(px, py) *= 1 - w;
-      e(px, py) *= 1 - w;
-    });
-  }
-
-  // A nucleus: haematoxylin with coarse chromatin texture.
-  void nucleus(double cx, double cy, double rx, double ry, double angle, double density, const ValueNoise& chromatin) {
-    for_ellipse(cx, cy, rx, ry, angle, 0.2, [&](int px, int py, double rho) {
-      const double w = 1 - smoothstep(0.8, 1.2, rho);
-      const double grain = 0.75 + 0.5 * chromatin.at(px * 0.35, py * 0.35);
-      h(px, py) += static_cast<float>(density * w * grain);
-      e(px, py) *= static_cast<float>(1 - 0.5 * w);
-    });
-  }
-
-  std::vector<float>& h_map() { return h_; }
-  std::vector<float>& e_map() { return e_; }
-
- private:
-  int n_;
-  std::vector<float> h_, e_;
-};
 
 // Eosin background with fibres: anisotropic noise stretched along a random direction.
 void paint_stroma(StainCanvas& c, Rng& rng, double density, double fibre_contrast) {
@@ -462,60 +343,6 @@ Painter painter_for(const std::string& class_name) {
   return it->second;
 }
 
-// One of the 8 symmetries of the square (flips and 90-degree rotations).
-RgbImage dihedral(const RgbImage& src, int which) {
-  const int n = src.width;
-  RgbImage out(n, n);
-  for (int y = 0; y < n; ++y) {
-    for (int x = 0; x < n; ++x) {
-      int sx = x, sy = y;
-      if (which & 1) sx = n - 1 - sx;
-      if (which & 2) sy = n - 1 - sy;
-      if (which & 4) std::swap(sx, sy);
-      std::copy_n(src.row(sy) + 3 * sx, 3, out.row(y) + 3 * x);
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-RgbImage rotate_and_crop(const RgbImage& src, double degrees) {
-  const int n = src.width;
-  const double theta = degrees * kPi / 180, c = (n - 1) / 2.0;
-  const double zoom = std::cos(std::abs(theta)) + std::sin(std::abs(theta));  // the inscribed square's scale
-  const double ct = std::cos(theta) / zoom, st = std::sin(theta) / zoom;
-  RgbImage out(n, n);
-  for (int y = 0; y < n; ++y)
-    for (int x = 0; x < n; ++x) {
-      const double sx = c + (x - c) * ct - (y - c) * st, sy = c + (x - c) * st + (y - c) * ct;
-      const int x0 = std::clamp(static_cast<int>(std::floor(sx)), 0, n - 2);
-      const int y0 = std::clamp(static_cast<int>(std::floor(sy)), 0, n - 2);
-      const double fx = std::clamp(sx - x0, 0.0, 1.0), fy = std::clamp(sy - y0, 0.0, 1.0);
-      for (int k = 0; k < 3; ++k) {
-        const double v = src.row(y0)[3 * x0 + k] * (1 - fx) * (1 - fy) + src.row(y0)[3 * (x0 + 1) + k] * fx * (1 - fy) +
-                         src.row(y0 + 1)[3 * x0 + k] * (1 - fx) * fy + src.row(y0 + 1)[3 * (x0 + 1) + k] * fx * fy;
-        out.row(y)[3 * x + k] = static_cast<uint8_t>(std::lround(v));
-      }
-    }
-  return out;
-}
-
-namespace {
-
-struct ClassLayout {
-  const char* folder;  // under lung_colon_image_set/
-  const char* prefix;  // LC25000's file name prefix
-};
-
-ClassLayout layout_for(const std::string& class_name) {
-  static const std::map<std::string, ClassLayout> layouts = {
-      {"colon_aca", {"colon_image_sets", "colonca"}}, {"colon_n", {"colon_image_sets", "colonn"}},
-      {"lung_aca", {"lung_image_sets", "lungaca"}},   {"lung_n", {"lung_image_sets", "lungn"}},
-      {"lung_scc", {"lung_image_sets", "lungscc"}}};
-  return layouts.at(class_name);
-}
-
 }  // namespace
 
 const std::vector<std::string>& lc25000_classes() {
@@ -531,72 +358,6 @@ RgbImage render_synthetic_tile(const std::string& class_name, int size, uint64_t
   paint_stroma(canvas, rng, rng.uniform(0.3, 0.5), rng.uniform(0.15, 0.35));
   paint(canvas, rng, chromatin);
   return compose(canvas, rng);
-}
-
-SynthReport write_synthetic_dataset(const SynthOptions& options) {
-  if (options.per_class < 1) throw UsageError("--per-class must be at least 1");
-  if (options.size < 16 || options.size > 4096) throw UsageError("--size must be between 16 and 4096 px");
-  if (options.copies < 1 || options.copies > 8) throw UsageError("--copies must be between 1 and 8");
-  if (options.max_rotation < 0 || options.max_rotation > 45)
-    throw UsageError("--max-rotation must be between 0 and 45 degrees");
-  if (options.quality < 1 || options.quality > 100) throw UsageError("--quality must be between 1 and 100");
-  const fs::path root(options.out);
-  // LC25000's own file names are the ones written here: a folder holding a tile set (that one,
-  // or one written before) is not overwritten unless asked.
-  if (!options.overwrite && !is_empty_or_missing(root))
-    throw Error("'" + root.string() + "' is not empty; choose a new folder for the tiles, or --overwrite to write "
-                "over what is there");
-  ensure_writable_dir(root);
-  const auto& classes = lc25000_classes();
-  for (const auto& cls : classes) ensure_writable_dir(root / "lung_colon_image_set" / layout_for(cls).folder / cls);
-
-  struct Scene {
-    size_t class_index;
-    int scene, first_tile, tiles;
-  };
-  std::vector<Scene> scenes;
-  for (size_t k = 0; k < classes.size(); ++k)
-    for (int first = 0, s = 0; first < options.per_class; first += options.copies, ++s)
-      scenes.push_back({k, s, first, std::min(options.copies, options.per_class - first)});
-
-  std::vector<std::vector<std::string>> csv_rows(scenes.size());
-  const int64_t total = static_cast<int64_t>(classes.size()) * options.per_class;
-  Progress progress("synthesizing " + std::to_string(total) + " tiles of " + std::to_string(options.size) + " px", total,
-                    "tiles", options.quiet);
-  std::atomic<int64_t> done{0};
-  const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
-  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, std::max(1, threads));
-  tbb::parallel_for(size_t{0}, scenes.size(), [&](size_t i) {
-    const Scene& sc = scenes[i];
-    const std::string& cls = classes[sc.class_index];
-    const ClassLayout layout = layout_for(cls);
-    const uint64_t scene_seed = mix(mix(options.seed, sc.class_index + 1), static_cast<uint64_t>(sc.scene));
-    const RgbImage source = render_synthetic_tile(cls, options.size, scene_seed);
-    Rng symmetry(scene_seed ^ 0x5bd1e995ull);
-    const int offset = symmetry.integer(1, 7);  // copies after the first use distinct symmetries
-    const std::string group = cls + "-s" + std::to_string(sc.scene);
-    for (int c = 0; c < sc.tiles; ++c) {
-      const std::string name = std::string(layout.prefix) + std::to_string(sc.first_tile + c + 1) + ".jpeg";
-      RgbImage tile = c == 0 ? source : dihedral(source, (offset + c - 1) % 7 + 1);
-      if (c > 0 && options.max_rotation > 0)
-        tile = rotate_and_crop(tile, symmetry.uniform(-options.max_rotation, options.max_rotation));
-      const auto bytes = encode_jpeg(tile, options.quality);
-      const fs::path path = root / "lung_colon_image_set" / layout.folder / cls / name;
-      write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
-      csv_rows[i].push_back(name + "," + cls + "," + group);
-    }
-    progress.update(done += sc.tiles);
-  });
-  progress.finish();
-
-  std::string csv = "filename,label,group_id\n";
-  for (const auto& rows : csv_rows)
-    for (const auto& row : rows) csv += row + "\n";
-  SynthReport report;
-  report.tiles = total;
-  report.groups_csv = (root / "groups.csv").string();
-  write_file_atomically(report.groups_csv, csv);
-  return report;
 }
 
 }  // namespace histotrain

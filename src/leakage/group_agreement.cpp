@@ -1,4 +1,4 @@
-#include "data/group_agreement.h"
+#include "leakage/group_agreement.h"
 
 #include <map>
 #include <algorithm>

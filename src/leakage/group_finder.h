@@ -5,7 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "data/near_copies.h"
+#include "data/dataset.h"
+#include "leakage/near_copies.h"
 #include "data/scan.h"
 
 namespace histotrain {
@@ -29,5 +30,8 @@ std::string groups_csv_text(const ScanResult& scan, const std::vector<std::strin
 // The groups of this scan with default options, from `cache_dir` (empty: default_cache_dir()) when
 // the same files were grouped before, else found and saved there.
 FoundGroups cached_groups(const ScanResult& scan, const std::string& cache_dir, int threads, bool quiet);
+
+// cached_groups as the dataset's group finder (DataOptions::find_groups), with its log line.
+GroupFinder near_copy_group_finder(const std::string& cache_dir, int threads, bool quiet);
 
 }  // namespace histotrain

@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "data/tile_signature.h"
+#include "leakage/tile_signature.h"
 
 namespace histotrain {
 

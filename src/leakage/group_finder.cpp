@@ -1,4 +1,4 @@
-#include "data/group_finder.h"
+#include "leakage/group_finder.h"
 
 #include <chrono>
 #include <cstdio>
@@ -12,6 +12,7 @@
 #include "util/csv.h"
 #include "util/errors.h"
 #include "util/files.h"
+#include "util/progress.h"
 
 namespace histotrain {
 
@@ -97,6 +98,18 @@ FoundGroups cached_groups(const ScanResult& scan, const std::string& cache_dir, 
   write_file_atomically(path, groups_csv_text(scan, result.group_of_image));
   result.cache_path = path;
   return result;
+}
+
+GroupFinder near_copy_group_finder(const std::string& cache_dir, int threads, bool quiet) {
+  return [=](const ScanResult& scan) {
+    const FoundGroups found = cached_groups(scan, cache_dir, threads, quiet);
+    FoundSourceGroups groups;
+    groups.group_of_image = found.group_of_image;
+    groups.origin = "groups: " + std::to_string(found.groups) + " near-copy groups found from the pixels" +
+                    (found.reused ? "" : " in " + format_duration(found.seconds)) + " (" +
+                    (found.reused ? "reused " : "saved to ") + found.cache_path + ")";
+    return groups;
+  };
 }
 
 }  // namespace histotrain

@@ -1,0 +1,147 @@
+// The table of every training flag: for each field of TrainConfig (config.h), its name in
+// checkpoint.json, its flag and its help. The command line (cli/train_command.cpp), the saved
+// configuration, --resume and the ranks' agreement check (config.cpp) all walk this one table, so
+// a flag cannot be missing from the saved configuration. A test (test_config.cpp) counts each
+// group's members against its rows, and sends every flag through checkpoint.json and --resume.
+//
+// A visitor is called as visit(const FieldInfo&, field) for each row, with the field as a
+// reference into the (possibly const) configuration.
+#pragma once
+#include "train/config.h"
+
+namespace histotrain {
+
+struct FieldInfo {
+  const char* key;   // in checkpoint.json, summary.json and run_config.json
+  const char* flag;  // CLI11 names, e.g. "--augment,!--no-augment"
+  const char* help;
+  bool per_node = false;  // may differ between ranks (paths, threads, output): not compared
+};
+
+template <class Data, class Visit>
+void data_fields(Data& d, Visit&& visit) {
+  visit(FieldInfo{"data", "--data", "Dataset root (class = folder directly holding the images)", true}, d.root);
+  visit(FieldInfo{"groups", "--groups", "CSV filename,label,group_id: splits keep each group on one side", true},
+        d.groups);
+  visit(FieldInfo{"data_split", "--split",
+                  "group: validation takes whole source groups; random: per image (near-copies leak, audited)"},
+        d.split);
+  visit(FieldInfo{"val_images", "--val-images",
+                  "Validate on exactly these tiles (a list of paths or file names, one per line), train on the rest"},
+        d.val_images);
+  visit(FieldInfo{"cache_dir", "--cache-dir", "Tile cache folder (default: $HISTOTRAIN_CACHE or ~/.cache/histotrain)",
+                  true},
+        d.cache_dir);
+  visit(FieldInfo{"image_size", "--image-size", "Tile side the model sees, px"}, d.image_size);
+  visit(FieldInfo{"val_fraction", "--val-fraction", "Share of each class held out for validation"}, d.val_fraction);
+  visit(FieldInfo{"workers", "--workers", "JPEG decode threads (0: all cores)", true}, d.workers);
+  visit(FieldInfo{"prefetch", "--prefetch", "Assemble the next batch on a second thread while a step runs"},
+        d.prefetch);
+  visit(FieldInfo{"augment", "--augment,!--no-augment", "Random flips, 90-degree rotations and shifts (default on)"},
+        d.augment);
+  visit(FieldInfo{"max_shift", "--max-shift", "Largest shift, as a fraction of the tile side"}, d.max_shift);
+  visit(FieldInfo{"color_jitter", "--color-jitter",
+                  "Per-image, per-channel gain and offset up to this much (stain variation between slides; 0: off)"},
+        d.color_jitter);
+}
+
+template <class Model, class Visit>
+void model_fields(Model& m, Visit&& visit) {
+  visit(FieldInfo{"arch", "--arch", "resnet18 | resnet34 | resnet50"}, m.arch);
+}
+
+template <class Optim, class Visit>
+void optim_fields(Optim& o, Visit&& visit) {
+  visit(FieldInfo{"epochs", "--epochs", "Epochs (with --time-budget: none, the budget decides)"}, o.epochs);
+  visit(FieldInfo{"time_budget", "--time-budget",
+                  "Seconds of training: the learning-rate decay is laid over them instead of the epochs, and the run "
+                  "validates and stops when they are spent (0: off)"},
+        o.time_budget);
+  visit(FieldInfo{"batch_size", "--batch-size", "Images per optimizer step on each rank"}, o.batch_size);
+  visit(FieldInfo{"lr", "--lr", "Peak learning rate for one rank's batch"}, o.lr);
+  visit(FieldInfo{"schedule", "--schedule", "After a linear warm-up: a linear (onecycle) or cosine decay to 0"},
+        o.schedule);
+  visit(FieldInfo{"warmup_epochs", "--warmup-epochs", "Linear warm-up length"}, o.warmup_epochs);
+  visit(FieldInfo{"momentum", "--momentum", "Nesterov momentum"}, o.momentum);
+  visit(FieldInfo{"weight_decay", "--weight-decay", "On conv/linear weights only"}, o.weight_decay);
+  visit(FieldInfo{"label_smoothing", "--label-smoothing", "Label smoothing"}, o.label_smoothing);
+  visit(FieldInfo{"ema", "--ema", "Validate and save a moving average of the weights with this decay (e.g. 0.99; 0: off)"},
+        o.ema);
+  visit(FieldInfo{"lr_scaling", "--lr-scaling", "linear: peak lr x world size; none"}, o.lr_scaling);
+}
+
+template <class PrecisionGroup, class Visit>
+void precision_fields(PrecisionGroup& p, Visit&& visit) {
+  visit(FieldInfo{"amp", "--amp",
+                  "Mixed precision: none | bf16 (CPU, CUDA) | fp16 (CUDA, loss scaling) | auto (the fastest here, "
+                  "with or without channels-last: timed at the start, cached per machine)"},
+        p.amp);
+  visit(FieldInfo{"channels_last", "--channels-last",
+                  "Channels-last (NHWC) memory format for activations and weights (with --amp auto: always)"},
+        p.channels_last);
+  visit(FieldInfo{"cuda_graph", "--cuda-graph",
+                  "Replay the train step as one CUDA graph (CUDA, LibTorch 2.x, one process)"},
+        p.cuda_graph);
+}
+
+template <class Parallel, class Visit>
+void parallel_fields(Parallel& p, Visit&& visit) {
+  visit(FieldInfo{"backend", "--backend", "Data-parallel backend (auto: nccl on CUDA, gloo on CPU)"}, p.backend);
+  visit(FieldInfo{"bucket_mb", "--bucket-mb", "Gradient all-reduce bucket size, MiB"}, p.bucket_mb);
+  visit(FieldInfo{"dist_timeout", "--dist-timeout", "Seconds before a silent rank fails the run"}, p.dist_timeout);
+  visit(FieldInfo{"pipeline_stages", "--pipeline-stages", "Cut the model into K stages, one per rank (launch -n K)"},
+        p.pipeline_stages);
+  visit(FieldInfo{"micro_batches", "--micro-batches", "Micro-batches per batch in the pipeline"}, p.micro_batches);
+  visit(FieldInfo{"pipeline_schedule", "--pipeline-schedule",
+                  "gpipe: every forward, then every backward; 1f1b: one forward, one backward (at most K "
+                  "micro-batches' activations held)"},
+        p.pipeline_schedule);
+  visit(FieldInfo{"virtual_stages", "--virtual-stages",
+                  "Chunks per pipeline stage: rank s runs chunks s, s+K, ... (interleaved schedule, a smaller bubble)"},
+        p.virtual_stages);
+  visit(FieldInfo{"stage_cut", "--stage-cut",
+                  "Where the pipeline is cut: the first unit of each later stage, e.g. 4,7 (default: on measured cost)"},
+        p.stage_cut);
+  visit(FieldInfo{"devices", "--devices", "Stages on these devices in one process: cuda:0,cuda:1 (cpu,cpu to test)"},
+        p.devices);
+}
+
+template <class Job, class Visit>
+void job_fields(Job& j, Visit&& visit) {
+  visit(FieldInfo{"threads", "--threads",
+                  "Intra-op threads (0: $OMP_NUM_THREADS, else the cores shared among this node's ranks)", true},
+        j.threads);
+  visit(FieldInfo{"device", "--device", "cpu | cuda | cuda:N", true}, j.device);
+  visit(FieldInfo{"seed", "--seed", "Seed for weights, split, order and augmentation"}, j.seed);
+  visit(FieldInfo{"out", "--out", "Run folder (metrics.jsonl, summary.json, checkpoint)", true}, j.out);
+  visit(FieldInfo{"resume", "--resume", "Continue the run in this folder (its flags, plus any given again)", true},
+        j.resume);
+  visit(FieldInfo{"target_acc", "--target-acc", "Stop once validation accuracy reaches this (0..1; 0: never)"},
+        j.target_acc);
+  visit(FieldInfo{"val_every", "--val-every",
+                  "Validate and checkpoint every N epochs and after the last (short GPU runs: fewer pauses)"},
+        j.val_every);
+  visit(FieldInfo{"checkpoint_steps", "--checkpoint-steps",
+                  "Also write a checkpoint every N steps inside an epoch (long epochs on preemptible nodes)"},
+        j.checkpoint_steps);
+  visit(FieldInfo{"deterministic", "--deterministic",
+                  "Deterministic kernels only: an interrupted and resumed run ends with the same weights, bit for bit"},
+        j.deterministic);
+  visit(FieldInfo{"max_steps", "--max-steps", "Stop after this many optimizer steps (benchmarks; 0: no limit)"},
+        j.max_steps);
+  visit(FieldInfo{"tta", "--tta", "Validate on the mean prediction over each tile's 8 flips and rotations"}, j.tta);
+  visit(FieldInfo{"quiet", "--quiet", "No progress bars", true}, j.quiet);
+}
+
+// Every saved field of `config` (a TrainConfig, const or not), group by group.
+template <class Config, class Visit>
+void for_each_field(Config& config, Visit&& visit) {
+  data_fields(config.data, visit);
+  model_fields(config.model, visit);
+  optim_fields(config.optim, visit);
+  precision_fields(config.precision, visit);
+  parallel_fields(config.parallel, visit);
+  job_fields(config.job, visit);
+}
+
+}  // namespace histotrain

@@ -1,0 +1,54 @@
+#include "train/epoch_batches.h"
+
+#include <random>
+
+namespace histotrain {
+
+namespace {
+
+std::mt19937_64 augmentation_rng(uint64_t seed, int64_t epoch, int rank, int64_t step_in_epoch) {
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(epoch),
+                    static_cast<uint32_t>(rank), static_cast<uint32_t>(step_in_epoch), 0x68747261u};
+  return std::mt19937_64(seq);
+}
+
+}  // namespace
+
+EpochBatches::EpochBatches(const Run& run, const BatchMaker& maker, int64_t epoch)
+    : maker_(maker), batch_size_(run.config.optim.batch_size), seed_(run.config.job.seed), epoch_(epoch),
+      rank_(run.dp->data_rank()), labels_only_(run.pipeline && run.pipeline->stage() > 0),
+      order_(epoch_order(run.split.train, seed_, epoch, /*shuffle=*/true, rank_, run.data_ranks())) {
+  const DataConfig& d = run.config.data;
+  augmentation_.dihedral = d.augment;
+  augmentation_.max_shift = d.augment ? static_cast<int>(d.max_shift * d.image_size) : 0;
+  augmentation_.color_jitter = d.augment ? d.color_jitter : 0;
+}
+
+Batch EpochBatches::at(int64_t step_in_epoch) const {
+  const int64_t* items = order_.data() + step_in_epoch * batch_size_;
+  if (labels_only_) return maker_.make_labels(items, batch_size_);
+  std::mt19937_64 rng = augmentation_rng(seed_, epoch_, rank_, step_in_epoch);
+  return maker_.make(items, batch_size_, &augmentation_, &rng);
+}
+
+BatchStream::BatchStream(const EpochBatches& batches, int64_t first, int64_t end, bool prefetch)
+    : batches_(batches), next_(first), end_(end), prefetch_(prefetch) {
+  if (prefetch_ && next_ < end_) start_next();
+}
+
+Batch BatchStream::next() {
+  Batch batch = prefetch_ ? pending_.get() : batches_.at(next_);
+  ++next_;
+  if (prefetch_ && next_ < end_) start_next();
+  return batch;
+}
+
+void BatchStream::finish() {
+  if (pending_.valid()) pending_.wait();
+}
+
+void BatchStream::start_next() {
+  pending_ = std::async(std::launch::async, [this, s = next_] { return batches_.at(s); });
+}
+
+}  // namespace histotrain

@@ -1,0 +1,178 @@
+// The typed configuration: every field has a row in the flag table (train/config_fields.h), and
+// every flag survives checkpoint.json and --resume.
+#include <gtest/gtest.h>
+
+#include <CLI/CLI.hpp>
+
+#include <string_view>
+#include <type_traits>
+
+#include "cli/commands.h"
+#include "train/config_fields.h"
+#include "train/trainer.h"
+#include "test_util.h"
+#include "util/errors.h"
+#include "util/files.h"
+
+namespace histotrain {
+namespace {
+
+// How many members an aggregate has: the most initialisers `T{...}` accepts (each group holds
+// only scalars, strings and enums, so no brace elision muddles the count).
+struct AnyMember {
+  template <class T>
+  operator T() const;
+};
+template <class T, class... A>
+constexpr auto brace_initialisable(int) -> decltype(T{std::declval<A>()...}, true) {
+  return true;
+}
+template <class T, class... A>
+constexpr bool brace_initialisable(...) {
+  return false;
+}
+template <class T, class... A>
+constexpr size_t member_count() {
+  if constexpr (brace_initialisable<T, A..., AnyMember>(0))
+    return member_count<T, A..., AnyMember>();
+  else
+    return sizeof...(A);
+}
+
+template <class Group, class Rows>
+size_t row_count(Rows rows) {
+  Group group;
+  size_t count = 0;
+  rows(group, [&count](const FieldInfo&, const auto&) { ++count; });
+  return count;
+}
+
+// A field added to a group without a row would be neither a flag nor saved: the counts differ.
+TEST(Config, EveryMemberOfEveryGroupHasARowInTheFlagTable) {
+  const auto data = [](auto& g, auto visit) { data_fields(g, visit); };
+  const auto model = [](auto& g, auto visit) { model_fields(g, visit); };
+  const auto optim = [](auto& g, auto visit) { optim_fields(g, visit); };
+  const auto precision = [](auto& g, auto visit) { precision_fields(g, visit); };
+  const auto parallel = [](auto& g, auto visit) { parallel_fields(g, visit); };
+  const auto job = [](auto& g, auto visit) { job_fields(g, visit); };
+  EXPECT_EQ(row_count<DataConfig>(data), member_count<DataConfig>());
+  EXPECT_EQ(row_count<ModelConfig>(model), member_count<ModelConfig>());
+  EXPECT_EQ(row_count<OptimConfig>(optim), member_count<OptimConfig>());
+  EXPECT_EQ(row_count<PrecisionConfig>(precision), member_count<PrecisionConfig>());
+  EXPECT_EQ(row_count<ParallelConfig>(parallel), member_count<ParallelConfig>());
+  EXPECT_EQ(row_count<JobConfig>(job), member_count<JobConfig>());
+  // Six groups and trust_checkpoint, which each command line decides anew.
+  EXPECT_EQ(member_count<TrainConfig>(), 7u) << "a new member of TrainConfig belongs in a group";
+}
+
+// The negated name of a flag that is on by default ("--augment,!--no-augment" -> "--no-augment").
+std::string negated_flag(std::string_view names) {
+  const size_t bang = names.find('!');
+  return bang == std::string_view::npos ? "" : std::string(names.substr(bang + 1));
+}
+
+// One command-line argument per row, each setting its field to something other than the default.
+std::vector<std::string> every_flag_changed() {
+  std::vector<std::string> args;
+  const TrainConfig defaults;
+  for_each_field(defaults, [&args](const FieldInfo& info, const auto& field) {
+    using T = std::decay_t<decltype(field)>;
+    const std::string flag(std::string_view(info.flag).substr(0, std::string_view(info.flag).find(',')));
+    if constexpr (std::is_same_v<T, bool>) {
+      args.push_back(field ? negated_flag(info.flag) : flag);
+      EXPECT_FALSE(args.back().empty()) << flag << " is on by default and has no way to turn it off";
+    } else if constexpr (std::is_enum_v<T>) {
+      const auto& all = Spellings<T>::all;
+      for (size_t i = 0; i < std::size(all); ++i)
+        if (all[i].first == field) args.insert(args.end(), {flag, all[(i + 1) % std::size(all)].second});
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      args.insert(args.end(), {flag, "given-" + std::string(info.key)});
+    } else if constexpr (std::is_floating_point_v<T>) {
+      args.insert(args.end(), {flag, std::to_string(field + 0.125)});
+    } else {
+      args.insert(args.end(), {flag, std::to_string(field + 3)});
+    }
+  });
+  return args;
+}
+
+struct ParsedTrainFlags {
+  CLI::App app;
+  TrainConfig config;
+  TrainFlags flags;
+};
+
+void parse_train_flags(ParsedTrainFlags& parsed, std::vector<std::string> args) {
+  parsed.flags = add_train_flags(&parsed.app, parsed.config);
+  std::reverse(args.begin(), args.end());  // CLI11 takes the vector back to front
+  parsed.app.parse(args);
+}
+
+TEST(Config, EveryTrainFlagReachesCheckpointJsonAndResume) {
+  ParsedTrainFlags parsed;
+  parse_train_flags(parsed, every_flag_changed());
+  const nlohmann::json given = to_json(parsed.config), defaults = to_json(TrainConfig{});
+
+  // Every flag of `train` is a row of the table (no flag outside it that the saved form misses).
+  for (const CLI::Option* option : parsed.app.get_options()) {
+    const std::string name = option->get_name();
+    if (name == "--help" || name == "--trust-checkpoint") continue;
+    const bool in_table = std::any_of(parsed.flags.keys.begin(), parsed.flags.keys.end(),
+                                      [&](const auto& row) { return row.first == option; });
+    EXPECT_TRUE(in_table) << name << " is not in train/config_fields.h";
+  }
+  // Each flag changed its own field, and the saved form keeps it.
+  for (const auto& [option, key] : parsed.flags.keys) {
+    EXPECT_EQ(option->count(), 1u) << option->get_name();
+    EXPECT_NE(given.at(key), defaults.at(key)) << option->get_name() << " did not reach '" << key << "'";
+  }
+  EXPECT_EQ(to_json(config_from_json(given)), given) << "checkpoint.json round trip";
+
+  // --resume FOLDER with every flag given again: the saved flags give way to each one.
+  testing::ScratchDir dir;
+  write_file_atomically(dir.path() / kRunConfigFile, defaults.dump());
+  nlohmann::json resumed = to_json(resumed_config(dir.path().string(), parsed.flags.given(parsed.config)));
+  nlohmann::json expected = given;
+  for (auto* j : {&resumed, &expected}) j->erase("resume");  // the folder resumed, not a flag
+  EXPECT_EQ(resumed, expected);
+}
+
+TEST(Config, ResumeWithoutFlagsKeepsTheSavedOnes) {
+  ParsedTrainFlags saved;
+  parse_train_flags(saved, every_flag_changed());
+  testing::ScratchDir dir;
+  write_file_atomically(dir.path() / kRunConfigFile, to_json(saved.config).dump());
+  nlohmann::json resumed = to_json(resumed_config(dir.path().string(), nlohmann::json::object()));
+  nlohmann::json expected = to_json(saved.config);
+  expected["out"] = dir.path().string();  // a resumed run writes where it was
+  for (auto* j : {&resumed, &expected}) j->erase("resume");
+  EXPECT_EQ(resumed, expected);
+}
+
+TEST(Config, ReadsOlderFilesAndRefusesUnknownSpellings) {
+  const TrainConfig old = config_from_json({{"data_split", "group"}, {"split", "4,7"}, {"backend", ""}});
+  EXPECT_EQ(old.parallel.stage_cut, "4,7") << "the pipeline cut was saved as 'split'";
+  EXPECT_EQ(old.data.split, DataSplit::group);
+  EXPECT_EQ(old.parallel.backend, Backend::automatic);
+  EXPECT_EQ(config_from_json({{"amp", "bf16"}}).precision.amp, AmpMode::bf16);
+  try {
+    config_from_json({{"schedule", "step"}});
+    FAIL() << "an unknown schedule was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("onecycle or cosine"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(config_from_json({{"amp", 16}}), Error);
+}
+
+TEST(Config, RanksCompareWhatShapesTheRunOnly) {
+  TrainConfig c;
+  c.data.root = "/node-a/tiles";
+  const nlohmann::json shared = shared_by_ranks(c);
+  for (const char* per_node : {"data", "groups", "cache_dir", "threads", "workers", "out", "quiet", "device", "resume"})
+    EXPECT_FALSE(shared.contains(per_node)) << per_node;
+  for (const char* shaping : {"lr", "batch_size", "image_size", "amp", "pipeline_stages", "stage_cut", "seed"})
+    EXPECT_TRUE(shared.contains(shaping)) << shaping;
+}
+
+}  // namespace
+}  // namespace histotrain

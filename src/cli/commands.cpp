@@ -8,6 +8,13 @@
 
 namespace histotrain {
 
+void add_checkpoint_flags(CLI::App* app, std::string& checkpoint, bool& trust_checkpoint) {
+  app->add_option("--checkpoint", checkpoint, "Run folder (or a file in it)")->required();
+  app->add_flag("--trust-checkpoint", trust_checkpoint,
+                "Also load a TorchScript model.pt / train_state.pt (older checkpoints): such an archive can run code, "
+                "so only from a source you trust");
+}
+
 void add_max_image_pixels_flag(CLI::App* app) {
   app->add_option_function<uint64_t>(
          "--max-image-pixels", [](const uint64_t& pixels) { set_max_image_pixels(pixels); },

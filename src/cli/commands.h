@@ -45,6 +45,9 @@ struct NearCopyOptions;
 void add_near_copy_flags(CLI::App* app, NearCopyOptions& options);
 void validate_near_copy_options(const NearCopyOptions& options);
 
+// --checkpoint (required) and --trust-checkpoint, for the commands that load a trained model.
+void add_checkpoint_flags(CLI::App* app, std::string& checkpoint, bool& trust_checkpoint);
+
 // --max-image-pixels, for every command that decodes images: the process-wide limit of
 // data/jpeg.h, set while the command line is parsed.
 void add_max_image_pixels_flag(CLI::App* app);

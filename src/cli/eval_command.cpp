@@ -78,9 +78,7 @@ int run_eval(const EvalOptions& o) {
 Command add_eval_command(CLI::App& root) {
   auto o = std::make_shared<EvalOptions>();
   CLI::App* app = root.add_subcommand("eval", "Evaluate a checkpoint on a folder of class folders");
-  app->add_option("--checkpoint", o->checkpoint, "Run folder (or a file in it)")->required();
-  app->add_flag("--trust-checkpoint", o->trust_checkpoint,
-                "Also load a TorchScript model.pt / train_state.pt (older checkpoints): such an archive can run code, so only from a source you trust");
+  add_checkpoint_flags(app, o->checkpoint, o->trust_checkpoint);
   app->add_option("--data", o->data, "Dataset root; class folders are matched to the checkpoint's classes")->required();
   app->add_flag("--json", o->json, "Print the report as JSON");
   app->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str();

@@ -124,9 +124,7 @@ int run_predict(const PredictOptions& o) {
 Command add_predict_command(CLI::App& root) {
   auto o = std::make_shared<PredictOptions>();
   CLI::App* app = root.add_subcommand("predict", "Class and probabilities for each image");
-  app->add_option("--checkpoint", o->checkpoint, "Run folder (or a file in it)")->required();
-  app->add_flag("--trust-checkpoint", o->trust_checkpoint,
-                "Also load a TorchScript model.pt / train_state.pt (older checkpoints): such an archive can run code, so only from a source you trust");
+  add_checkpoint_flags(app, o->checkpoint, o->trust_checkpoint);
   app->add_option("--csv", o->csv, "Write path,class,probability,p_<class>...,error rows here");
   app->add_option("--threads", o->threads, "Intra-op threads (0: all cores)");
   app->add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();

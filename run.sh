@@ -13,11 +13,13 @@ cd "$(dirname "$0")"
 #   build       cmake make g++ pkg-config ccache, LibTorch, TurboJPEG, TBB, CLI11, nlohmann-json, GoogleTest
 #   libgloo-dev Gloo's headers: data parallelism and pipeline stages on CPUs (cmake/gloo.cmake)
 #   libjemalloc-dev  the allocator that keeps a step's buffers between steps (faster steps)
+#   libopenblas0-openmp  the BLAS behind Debian's LibTorch (libblas.so.3): without it the reference
+#               BLAS runs, ~20x slower, and the GEMM convolution weight gradients do not pay
 #   python3-*   the torchvision parity test and the Python peer in the benchmarks
 #   gnuplot-nox the study report's plots
 PACKAGES=(cmake make g++ pkg-config ccache
           libtorch-dev libturbojpeg0-dev libtbb-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgloo-dev
-          libjemalloc-dev python3-torch python3-torchvision python3-numpy python3-pil gnuplot-nox)
+          libjemalloc-dev libopenblas0-openmp python3-torch python3-torchvision python3-numpy python3-pil gnuplot-nox)
 JOBS=$(nproc)
 
 install_missing() {

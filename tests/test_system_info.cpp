@@ -1,6 +1,7 @@
 // What `histotrain info` and --version report, and the build's collective backends.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "core/compat.h"
@@ -43,6 +44,20 @@ TEST(SystemInfo, ValuesFromLibTorchsBuildConfiguration) {
   EXPECT_EQ(show_config_value(config, "Intel(R) oneDNN"), "");
   // This LibTorch's own configuration names the kernels it runs.
   EXPECT_NE(system_info().at("libtorch").at("cpu_kernels").get<std::string>(), "");
+}
+
+// Which BLAS ran decides how fast matrix products are (~20x between Debian's reference BLAS and
+// OpenBLAS): the build it was made for, and the file loaded when it is a shared library.
+TEST(SystemInfo, SaysWhichBlasWasLoaded) {
+  const nlohmann::json blas = system_info().at("libtorch").at("blas");
+  const std::string built_for = blas.at("built_for");
+  EXPECT_FALSE(built_for.empty());
+  EXPECT_EQ(built_for.find(' '), std::string::npos) << built_for;
+  if (built_for == "generic") {  // Debian's LibTorch: libblas.so.3, whichever the alternatives chose
+    ASSERT_TRUE(blas.at("loaded").is_string());
+    EXPECT_TRUE(std::filesystem::exists(blas.at("loaded").get<std::string>()));
+  }
+  EXPECT_EQ(loaded_blas_library(), blas.at("loaded").is_string() ? blas.at("loaded").get<std::string>() : "");
 }
 
 // Not a skip: a CPU build without Gloo has no data parallelism and no pipeline across ranks, which

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "model/conv_weight_grad.h"
 #include "util/errors.h"
 
 namespace histotrain {
@@ -76,15 +77,22 @@ ResidualBlockImpl::ResidualBlockImpl(int64_t in_channels, int64_t width, int64_t
 }
 
 torch::Tensor ResidualBlockImpl::forward(torch::Tensor x) {
-  torch::Tensor identity = downsample ? downsample->forward(x) : x;
+  auto convolve = [this](torch::nn::Conv2d& conv, const torch::Tensor& in) {
+    return conv_forward(*conv, in, tuned_conv_weight_grads);
+  };
+  torch::Tensor identity = x;
+  if (downsample) {
+    auto& conv = *downsample[0]->as<nn::Conv2dImpl>();
+    identity = downsample[1]->as<nn::BatchNorm2dImpl>()->forward(conv_forward(conv, x, tuned_conv_weight_grads));
+  }
   // In-place ReLUs, as torchvision's inplace=True: BN and add do not need their outputs for
   // backward, and the saved memory traffic is a few percent of the step on CPU.
-  torch::Tensor out = bn1(conv1(x)).relu_();
+  torch::Tensor out = bn1(convolve(conv1, x)).relu_();
   if (bottleneck) {
-    out = bn2(conv2(out)).relu_();
-    out = bn3(conv3(out));
+    out = bn2(convolve(conv2, out)).relu_();
+    out = bn3(convolve(conv3, out));
   } else {
-    out = bn2(conv2(out));
+    out = bn2(convolve(conv2, out));
   }
   return (out + identity).relu_();
 }
@@ -131,7 +139,7 @@ torch::Tensor ResNetImpl::forward_units(torch::Tensor x, int64_t first, int64_t 
     const torch::Device device = unit_device(u);
     if (x.device() != device) x = x.to(device);
     if (u == 0) {
-      x = torch::max_pool2d(bn1(conv1(x)).relu_(), 3, 2, 1);
+      x = torch::max_pool2d(bn1(conv_forward(*conv1, x, tuned_conv_weight_grads)).relu_(), 3, 2, 1);
     } else if (u == head) {
       x = fc(torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1));
     } else {
@@ -173,6 +181,11 @@ std::vector<torch::Tensor> ResNetImpl::unit_buffers(int64_t unit) {
   if (unit == 0) return bn1->buffers();
   if (unit == unit_count() - 1) return {};
   return blocks.at(static_cast<size_t>(unit - 1))->buffers();
+}
+
+void ResNetImpl::tune_conv_weight_grads(bool on) {
+  tuned_conv_weight_grads = on;
+  for (auto& block : blocks) block->tuned_conv_weight_grads = on;
 }
 
 ParameterGroups split_for_weight_decay(torch::nn::Module& model) {

@@ -18,6 +18,7 @@ struct ResidualBlockImpl : torch::nn::Module {
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
   torch::nn::Sequential downsample{nullptr};  // 1x1 conv + BN when the shape changes
+  bool tuned_conv_weight_grads = false;       // see ResNetImpl::tune_conv_weight_grads
 };
 TORCH_MODULE(ResidualBlock);
 
@@ -38,7 +39,12 @@ struct ResNetImpl : torch::nn::Module {
   std::vector<std::shared_ptr<torch::nn::Module>> unit_modules(int64_t unit);
   torch::Device unit_device(int64_t unit) const;
 
+  // Take each convolution's weight gradient by the faster of LibTorch's kernel and a GEMM,
+  // measured per shape (model/conv_weight_grad.h). For non-deterministic fp32 CPU training.
+  void tune_conv_weight_grads(bool on);
+
   std::string arch;
+  bool tuned_conv_weight_grads = false;
   torch::nn::Conv2d conv1{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};

@@ -64,6 +64,14 @@ struct Spellings<CudaGraphMode> {
       {CudaGraphMode::automatic, "auto"}, {CudaGraphMode::on, "on"}, {CudaGraphMode::off, "off"}};
 };
 
+// How convolution weight gradients are taken on CPUs (model/conv_weight_grad.h).
+enum class ConvGradMode { automatic, native };
+template <>
+struct Spellings<ConvGradMode> {
+  static constexpr std::pair<ConvGradMode, const char*> all[] = {{ConvGradMode::automatic, "auto"},
+                                                                  {ConvGradMode::native, "native"}};
+};
+
 struct DataConfig {
   std::string root;              // dataset root (class = folder directly holding the images)
   std::string groups;            // optional filename,label,group_id CSV: splits keep groups together
@@ -107,6 +115,8 @@ struct PrecisionConfig {
   bool channels_last = false;    // NHWC activations and conv weights: what oneDNN and cuDNN prefer
                                  // (with --amp auto: only channels-last candidates)
   CudaGraphMode cuda_graph = CudaGraphMode::automatic;
+  // auto: per shape, the faster of LibTorch's kernel and a GEMM (fp32 on CPU, not deterministic)
+  ConvGradMode conv_grad = ConvGradMode::automatic;
 };
 
 // Data parallelism (world size and rank come from the launcher's environment) and pipeline

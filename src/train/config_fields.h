@@ -82,6 +82,10 @@ void precision_fields(PrecisionGroup& p, Visit&& visit) {
   visit(FieldInfo{"cuda_graph", "--cuda-graph",
                   "Replay the train step as one CUDA graph (CUDA, LibTorch 2.x, one process)"},
         p.cuda_graph);
+  visit(FieldInfo{"conv_grad", "--conv-grad",
+                  "Convolution weight gradients: auto (fp32 on CPU: per shape, the faster of LibTorch's kernel and "
+                  "one GEMM, timed at its first backward; not with --deterministic) | native (LibTorch's kernel)"},
+        p.conv_grad);
 }
 
 template <class Parallel, class Visit>

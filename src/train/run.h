@@ -149,6 +149,9 @@ std::string start_line(const Run& run);
 std::string epoch_label(const Run& run, int64_t epoch_number);
 // How a --time-budget run spent its budget, and the whole command's time beside it.
 std::string budget_line(const Run& run, const RunProgress& progress);
+// What the convolution weight-gradient tuning chose (--conv-grad auto), for the log and the summary.
+std::string conv_grad_line();
+nlohmann::json conv_grad_json(const Run& run);
 nlohmann::json epoch_record(const Run& run, const RunProgress& progress, const EpochStats& stats);
 std::string epoch_line(const Run& run, const RunProgress& progress, const EpochStats& stats);
 // Adds a validation's figures to the epoch's record and line; returns the report that

@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "core/compat.h"
+#include "model/conv_weight_grad.h"
 #include "train/system_info.h"
 #include "util/allocator.h"
 #include "train/run.h"
@@ -128,6 +129,27 @@ std::string budget_line(const Run& run, const RunProgress& progress) {
   return text;
 }
 
+std::string conv_grad_line() {
+  const ConvTuningStats s = conv_tuning_stats();
+  char text[200];
+  std::snprintf(text, sizeof text,
+                "convolution weight gradients: %lld of %lld shapes by one GEMM (faster here), the rest by LibTorch's "
+                "kernel; timing both took %.2f s of the first steps",
+                static_cast<long long>(s.gemm_shapes), static_cast<long long>(s.gemm_shapes + s.native_shapes),
+                s.tuning_seconds);
+  return text;
+}
+
+nlohmann::json conv_grad_json(const Run& run) {
+  if (!run.model->tuned_conv_weight_grads) return {{"tuned", false}};
+  const ConvTuningStats s = conv_tuning_stats();
+  return {{"tuned", true},
+          {"gemm_shapes", s.gemm_shapes},
+          {"native_shapes", s.native_shapes},
+          {"tuning_s", s.tuning_seconds},
+          {"tuning_s_covers", "timing both ways at each shape's first backward, inside train_s"}};
+}
+
 nlohmann::json epoch_record(const Run& run, const RunProgress& progress, const EpochStats& stats) {
   nlohmann::json record = {{"epoch", progress.epochs_done},
                            {"step", progress.step},
@@ -236,6 +258,7 @@ nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nl
           {"ema", c.optim.ema},
           {"tta", c.job.tta},
           {"cuda_graph", run.graph != nullptr},
+          {"conv_grad", conv_grad_json(run)},
           {"graph_capture_s", run.graph_capture_seconds},
           {"backend", run.dp->backend()},
           {"launcher", run.dp->world().launcher},

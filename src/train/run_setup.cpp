@@ -132,6 +132,9 @@ void build_model(Run& run) {
     to_channels_last(*run.model);
     run.format = torch::MemoryFormat::ChannelsLast;
   }
+  run.model->tune_conv_weight_grads(c.precision.conv_grad == ConvGradMode::automatic && run.device.is_cpu() &&
+                                    run.precision == Precision::fp32 && !c.precision.channels_last &&
+                                    !c.job.deterministic);
   run.optimizer = make_optimizer(run.model, c.optim);
   run.scaler = std::make_unique<GradScaler>(run.precision == Precision::fp16);
   if (c.optim.ema > 0) run.average = std::make_unique<WeightAverage>(run.model, c.optim.ema);

@@ -20,6 +20,15 @@ std::vector<std::string> words(const std::string& text) {
   return out;
 }
 
+// The BLAS LibTorch was built for (BLAS_INFO: "generic" for Debian's, which then takes whichever
+// libblas.so.3 the system's alternatives point to) and the library actually loaded.
+nlohmann::json blas_json(const std::string& config) {
+  std::string built_for = show_config_value(config, "BLAS_INFO=");
+  built_for = built_for.substr(0, built_for.find(','));
+  const std::string loaded = loaded_blas_library();
+  return {{"built_for", built_for}, {"loaded", loaded.empty() ? nlohmann::json(nullptr) : nlohmann::json(loaded)}};
+}
+
 // LibTorch's own build: its kernels' instruction set, oneDNN, and on CUDA builds the versions it
 // was compiled with.
 nlohmann::json libtorch_json() {
@@ -29,7 +38,8 @@ nlohmann::json libtorch_json() {
   nlohmann::json j = {{"version", compat::torch_version()},
                       {"cuda", compat::built_with_cuda()},
                       {"cpu_kernels", show_config_value(config, "CPU capability usage")},
-                      {"onednn", onednn.substr(0, onednn.find(' '))}};
+                      {"onednn", onednn.substr(0, onednn.find(' '))},
+                      {"blas", blas_json(config)}};
   if (compat::built_with_cuda()) {
     j["cuda_runtime"] = show_config_value(config, "CUDA Runtime");
     j["cudnn"] = show_config_value(config, "CuDNN");
@@ -63,6 +73,13 @@ std::string cpu_line(const nlohmann::json& cpu) {
   c.usable_cores = cpu.at("usable_cores");
   c.isa = cpu.at("isa").get<std::vector<std::string>>();
   return describe(c);
+}
+
+std::string blas_text(const nlohmann::json& torch) {
+  if (!torch.contains("blas")) return "unknown";
+  const nlohmann::json& blas = torch.at("blas");
+  const std::string loaded = blas.at("loaded").is_string() ? blas.at("loaded").get<std::string>() : "";
+  return "built for " + blas.at("built_for").get<std::string>() + (loaded.empty() ? "" : ", loaded " + loaded);
 }
 
 }  // namespace
@@ -108,7 +125,8 @@ std::string system_info_text(const nlohmann::json& info) {
   out << "histotrain  " << info.at("histotrain").get<std::string>() << "\n"
       << "LibTorch    " << torch.at("version").get<std::string>() << (torch.at("cuda").get<bool>() ? ", CUDA" : ", CPU only")
       << "; CPU kernels " << torch.at("cpu_kernels").get<std::string>() << ", oneDNN "
-      << torch.at("onednn").get<std::string>() << "\n";
+      << torch.at("onednn").get<std::string>() << "\n"
+      << "BLAS        " << blas_text(torch) << "\n";
   if (torch.at("cuda").get<bool>())
     out << "CUDA        runtime " << torch.value("cuda_runtime", "") << ", cuDNN " << torch.value("cudnn", "")
         << ", NCCL " << torch.value("nccl", "") << "\n";

@@ -382,6 +382,7 @@ TrainOutcome train(const TrainConfig& config) {
     return {nullptr, progress.stopped_by};
   }
   if (run.budget.on()) run.log(budget_line(run, progress));
+  if (run.model->tuned_conv_weight_grads) run.log(conv_grad_line());
   const nlohmann::json pipeline_report = pipeline_json(run, progress);  // a collective: every rank takes part
   if (!run.is_main()) return {};
   const nlohmann::json summary = run_summary(run, progress, pipeline_report);

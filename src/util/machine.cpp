@@ -2,10 +2,12 @@
 
 #include <thread>
 
+#include <link.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -79,6 +81,24 @@ void check_thread_count(int count, const std::string& flag) {
   if (count > max_threads_per_process())
     throw UsageError(flag + " " + std::to_string(count) + " is more than this machine can use (at most " +
                      std::to_string(max_threads_per_process()) + ", 8 per core; 0 uses all cores)");
+}
+
+std::string loaded_blas_library() {
+  std::string found;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) {
+        const std::string path = info->dlpi_name ? info->dlpi_name : "";
+        const std::string name = path.substr(path.rfind('/') + 1);
+        if (name.rfind("libblas.so", 0) != 0 && name.rfind("libopenblas", 0) != 0 && name.rfind("libblis", 0) != 0 &&
+            name.rfind("libmkl_rt", 0) != 0)
+          return 0;
+        std::error_code error;
+        const std::filesystem::path resolved = std::filesystem::canonical(path, error);
+        *static_cast<std::string*>(data) = error ? path : resolved.string();
+        return 1;  // the first one: the one symbols resolve to
+      },
+      &found);
+  return found;
 }
 
 }  // namespace histotrain

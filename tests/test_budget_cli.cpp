@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -77,6 +80,37 @@ TEST(TimeBudget, AResumedRunGoesOnWithTheSameClock) {
   EXPECT_LE(summary["train_s"].get<double>(), kBudget + step + 0.5);
   EXPECT_EQ(summary["warmup_end_s"].get<double>(), first["warmup_end_s"].get<double>());
   EXPECT_GT(summary["steps"].get<int64_t>(), 6);
+}
+
+// Progressive resizing over a budget: the side grows 16 -> 32 -> 48 px, every batch is averaged
+// down from the one 48 px cache (no other size is decoded), and validation is at 48 px. A resumed
+// run takes up the side its clock gives.
+TEST(TimeBudget, ProgressiveResizingGrowsToTheFullSideFromOneCache) {
+  ScratchDir dir;
+  const std::string data = testing::synth_data();
+  const std::string args = "train --data " + data + " --groups " + data + "/groups.csv --image-size 48 "
+                           "--progressive-from 16 --progressive-until 0.6 --batch-size 16 --threads 1 --quiet "
+                           "--time-budget 8 --cache-dir " + (dir / "cache").string() + " --out " + (dir / "run").string();
+  const auto first = run_histotrain(args + " --max-steps 3");
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_NE(first.err.find("image side 16 px from step 1\n"), std::string::npos) << first.err;
+  const auto resumed = run_histotrain("train --resume " + (dir / "run").string() + " --max-steps 0 --quiet");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  // The resumed process says its side from its first step on, then each change.
+  EXPECT_NE(resumed.err.find("px from step 4\n"), std::string::npos) << resumed.err;
+  EXPECT_NE(resumed.err.find("image side 48 px from step"), std::string::npos) << resumed.err;
+  const size_t at32 = (first.err + resumed.err).find("image side 32 px");
+  EXPECT_NE(at32, std::string::npos) << "the side grows through 32 px";
+
+  std::vector<std::string> caches;
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "cache"))
+    caches.push_back(entry.path().filename().string());
+  ASSERT_EQ(caches.size(), 1u) << "one cache, at --image-size";
+  EXPECT_NE(caches[0].find("-48px"), std::string::npos) << caches[0];
+  const auto summary = read_json(dir / "run/summary.json");
+  EXPECT_EQ(summary["image_size"], 48);
+  EXPECT_TRUE(summary["time_budget_spent"].get<bool>());
+  EXPECT_TRUE(read_jsonl(dir / "run/metrics.jsonl").back().contains("val_acc"));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "train/config_fields.h"
+#include "train/recipes.h"
 #include "train/trainer.h"
 #include "test_util.h"
 #include "util/errors.h"
@@ -162,6 +163,37 @@ TEST(Config, ReadsOlderFilesAndRefusesUnknownSpellings) {
     EXPECT_NE(std::string(e.what()).find("onecycle or cosine"), std::string::npos) << e.what();
   }
   EXPECT_THROW(config_from_json({{"amp", 16}}), Error);
+}
+
+// A recipe fills the flags the command line left alone, says what the run has, and is expanded
+// once: a resumed run keeps its saved flags.
+TEST(Config, ARecipeFillsTheFlagsNotGivenAndTheGivenOnesWin) {
+  ParsedTrainFlags plain, recipe, recipe_and_size;
+  parse_train_flags(plain, {});
+  parse_train_flags(recipe, {"--recipe", "cpu-fast"});
+  parse_train_flags(recipe_and_size, {"--recipe", "cpu-fast", "--image-size", "96"});
+  const TrainConfig defaults = with_recipe(plain.config, plain.flags.given(plain.config));
+  const TrainConfig fast = with_recipe(recipe.config, recipe.flags.given(recipe.config));
+  const TrainConfig mine = with_recipe(recipe_and_size.config, recipe_and_size.flags.given(recipe_and_size.config));
+  EXPECT_EQ(to_json(defaults), to_json(TrainConfig{})) << "no recipe: nothing changes";
+  EXPECT_EQ(recipe_line(defaults), "");
+
+  const nlohmann::json before = to_json(TrainConfig{}), after = to_json(fast);
+  int changed = 0;
+  for (const auto& [key, value] : after.items()) changed += key != "recipe" && value != before.at(key);
+  EXPECT_GE(changed, 2) << "cpu-fast sets some flags";
+  EXPECT_NE(fast.data.image_size, TrainConfig{}.data.image_size);
+  EXPECT_EQ(mine.data.image_size, 96) << "a flag on the command line wins over the recipe";
+  EXPECT_EQ(mine.optim.warmup_epochs, fast.optim.warmup_epochs) << "the rest of the recipe still applies";
+
+  const std::string line = recipe_line(mine);
+  EXPECT_EQ(line.rfind("recipe cpu-fast: ", 0), 0u) << line;
+  EXPECT_NE(line.find("--image-size 96"), std::string::npos) << line;
+  EXPECT_EQ(config_from_json(to_json(fast)).job.recipe, Recipe::cpu_fast) << "saved with the run";
+
+  ParsedTrainFlags resumed;
+  parse_train_flags(resumed, {"--resume", "runs/a", "--recipe", "cpu-fast"});
+  EXPECT_THROW(with_recipe(resumed.config, resumed.flags.given(resumed.config)), UsageError);
 }
 
 TEST(Config, RanksCompareWhatShapesTheRunOnly) {

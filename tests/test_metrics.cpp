@@ -2,6 +2,7 @@
 
 #include "core/metrics.h"
 #include "core/schedule.h"
+#include "train/resolution_schedule.h"
 #include "train/time_budget.h"
 #include "util/errors.h"
 
@@ -78,6 +79,34 @@ TEST(TimeBudget, WarmsUpByStepsThenDecaysToZeroAtTheBudget) {
   EXPECT_EQ(cut, 25);
   EXPECT_FALSE(TimeBudget{}.on());
   EXPECT_FALSE(TimeBudget{}.spent(1e9)) << "no budget is never spent";
+}
+
+TEST(ResolutionSchedule, GrowsIn16PixelStepsAndEndsAtTheFullSizeAtItsShare) {
+  const ResolutionSchedule grow{32, 64, 0.5};
+  EXPECT_EQ(grow.side_at(0), 32);
+  EXPECT_EQ(grow.side_at(0.2), 32);    // 32 + 12.8: not yet a whole 16 px step
+  EXPECT_EQ(grow.side_at(0.25), 48);
+  EXPECT_EQ(grow.side_at(0.49), 48);
+  EXPECT_EQ(grow.side_at(0.5), 64);
+  EXPECT_EQ(grow.side_at(1.5), 64);    // a step begun past the budget
+  const ResolutionSchedule odd{24, 64, 1.0};  // sizes that are not multiples of the step
+  EXPECT_EQ(odd.side_at(0.5), 40);
+  EXPECT_EQ(odd.side_at(0.99), 56);
+  EXPECT_EQ(odd.side_at(1.0), 64);
+  for (double share = 0; share <= 1; share += 0.01)
+    EXPECT_LE(odd.side_at(share), odd.side_at(share + 0.01)) << "never shrinks";
+  EXPECT_FALSE((ResolutionSchedule{0, 64, 0.75}.on()));
+  EXPECT_EQ((ResolutionSchedule{0, 64, 0.75}.side_at(0)), 64);
+}
+
+TEST(ResolutionSchedule, ASmallerSideIsTheAverageOfEachBlock) {
+  const auto images = torch::arange(2 * 3 * 4 * 4, torch::kFloat).view({2, 3, 4, 4});
+  const auto half = resized_batch(images, 2, torch::MemoryFormat::Contiguous);
+  ASSERT_EQ(half.sizes(), (std::vector<int64_t>{2, 3, 2, 2}));
+  const auto block = images.index({1, 2}).slice(0, 2, 4).slice(1, 0, 2);  // rows 2-3, columns 0-1
+  EXPECT_FLOAT_EQ(half[1][2][1][0].item<float>(), block.mean().item<float>());
+  EXPECT_TRUE(resized_batch(images, 4, torch::MemoryFormat::Contiguous).is_same(images)) << "full size: untouched";
+  EXPECT_TRUE(resized_batch(images, 2, torch::MemoryFormat::ChannelsLast).is_contiguous(torch::MemoryFormat::ChannelsLast));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "train/config_fields.h"
+#include "train/recipes.h"
 #include "train/trainer.h"
 #include "util/json_text.h"
 
@@ -61,8 +62,9 @@ Command add_train_command(CLI::App& root) {
   auto flags = std::make_shared<TrainFlags>(add_train_flags(app, *parsed));
   add_max_image_pixels_flag(app);
   return {app, [parsed, flags] {
-            TrainConfig config =
-                parsed->job.resume.empty() ? *parsed : resumed_config(parsed->job.resume, flags->given(*parsed));
+            const nlohmann::json given = flags->given(*parsed);
+            TrainConfig config = with_recipe(*parsed, given);
+            if (!parsed->job.resume.empty()) config = resumed_config(parsed->job.resume, given);
             config.trust_checkpoint = parsed->trust_checkpoint;
             const TrainOutcome outcome = train(config);
             if (outcome.stopped_by != 0) return 128 + outcome.stopped_by;  // the shell's convention for a signal

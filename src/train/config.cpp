@@ -104,6 +104,9 @@ void validate_data(const DataConfig& d) {
   require(d.image_size >= 16 && d.image_size <= 1024, "--image-size must be between 16 and 1024");
   require(d.split == DataSplit::group || d.groups.empty(), "--split random splits per image: drop --groups");
   require(d.val_fraction >= 0 && d.val_fraction < 1, "--val-fraction must be in [0, 1)");
+  require(d.progressive_from == 0 || (d.progressive_from >= 16 && d.progressive_from < d.image_size),
+          "--progressive-from must be 0 (off) or between 16 and --image-size");
+  require(d.progressive_until > 0 && d.progressive_until <= 1, "--progressive-until must be in (0, 1]");
   require(d.max_shift >= 0 && d.max_shift <= 0.25, "--max-shift must be in [0, 0.25]");
   require(d.color_jitter >= 0 && d.color_jitter <= 0.5, "--color-jitter must be in [0, 0.5]");
   require(d.val_images.empty() || (d.split == DataSplit::group && d.groups.empty()),
@@ -141,6 +144,9 @@ void validate_parallel(const ParallelConfig& p, const TrainConfig& c) {
   require(p.virtual_stages == 1 || (pipeline && p.devices.empty()),
           "--virtual-stages needs --pipeline-stages 2 or more on ranks (not --devices)");
   require(c.optim.ema == 0 || !pipeline, "--ema averages a whole model: not with --pipeline-stages");
+  require(c.data.progressive_from == 0 || !pipeline,
+          "--progressive-from changes the activations' shape, which pipeline stages fix at the start: not with "
+          "--pipeline-stages");
 }
 
 void validate_job(const JobConfig& j) {

@@ -72,6 +72,13 @@ struct Spellings<ConvGradMode> {
                                                                   {ConvGradMode::native, "native"}};
 };
 
+// Named recipes (train/recipes.h): flags chosen and measured for one purpose.
+enum class Recipe { none, cpu_fast };
+template <>
+struct Spellings<Recipe> {
+  static constexpr std::pair<Recipe, const char*> all[] = {{Recipe::none, "none"}, {Recipe::cpu_fast, "cpu-fast"}};
+};
+
 struct DataConfig {
   std::string root;              // dataset root (class = folder directly holding the images)
   std::string groups;            // optional filename,label,group_id CSV: splits keep groups together
@@ -79,6 +86,10 @@ struct DataConfig {
   std::string val_images;        // a list of tiles (paths or file names) to validate on: someone else's split
   std::string cache_dir;         // tile cache folder (empty: default_cache_dir())
   int image_size = 128;          // tiles are decoded once to this size
+  // Progressive resizing (train/resolution_schedule.h): the side grows from this (0: off) to
+  // image_size over the first progressive_until share of training.
+  int progressive_from = 0;
+  double progressive_until = 0.75;
   double val_fraction = 0.2;     // share of each class's groups held out for validation
   int workers = 0;               // JPEG decode threads for the cache (0: all cores)
   bool prefetch = false;         // assemble the next batch on a second thread during the step
@@ -148,6 +159,7 @@ struct JobConfig {
                                  // the LR schedule still spans all epochs
   bool tta = false;              // validate on the mean softmax over the 8 flips/rotations of each tile
   bool quiet = false;            // no progress bars
+  Recipe recipe = Recipe::none;  // the recipe the run started from (its flags are in the fields above)
 };
 
 struct TrainConfig {

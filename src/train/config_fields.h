@@ -33,6 +33,13 @@ void data_fields(Data& d, Visit&& visit) {
                   true},
         d.cache_dir);
   visit(FieldInfo{"image_size", "--image-size", "Tile side the model sees, px"}, d.image_size);
+  visit(FieldInfo{"progressive_from", "--progressive-from",
+                  "Progressive resizing: train the first steps at this side, growing to --image-size in 16 px "
+                  "steps (0: off; the batches are averaged down from the --image-size cache)"},
+        d.progressive_from);
+  visit(FieldInfo{"progressive_until", "--progressive-until",
+                  "Share of training (of the steps, or of --time-budget) after which the side is --image-size"},
+        d.progressive_until);
   visit(FieldInfo{"val_fraction", "--val-fraction", "Share of each class held out for validation"}, d.val_fraction);
   visit(FieldInfo{"workers", "--workers", "JPEG decode threads (0: all cores)", true}, d.workers);
   visit(FieldInfo{"prefetch", "--prefetch", "Assemble the next batch on a second thread while a step runs"},
@@ -135,6 +142,10 @@ void job_fields(Job& j, Visit&& visit) {
         j.max_steps);
   visit(FieldInfo{"tta", "--tta", "Validate on the mean prediction over each tile's 8 flips and rotations"}, j.tta);
   visit(FieldInfo{"quiet", "--quiet", "No progress bars", true}, j.quiet);
+  visit(FieldInfo{"recipe", "--recipe",
+                  "Start from a named set of flags (the log prints them; flags given here win). cpu-fast: the "
+                  "fastest measured way to accuracy on a few CPU cores, for --time-budget runs"},
+        j.recipe);
 }
 
 // Every saved field of `config` (a TrainConfig, const or not), group by group.

@@ -134,7 +134,8 @@ nlohmann::json PrecisionProblem::key() const {
   for (const auto& c : candidates) names.push_back(c.name());
   return {{"machine", machine},  {"torch", torch_version}, {"device", device},
           {"arch", arch},        {"image_size", image_size}, {"batch_size", batch_size},
-          {"threads", threads},  {"ranks_on_node", ranks_on_node}, {"candidates", names}};
+          {"threads", threads},  {"ranks_on_node", ranks_on_node}, {"candidates", names},
+          {"tuned_conv_grads", tuned_conv_grads}};
 }
 
 std::string PrecisionDecision::describe(const std::vector<PrecisionCandidate>& candidates) const {
@@ -184,7 +185,7 @@ std::filesystem::path default_precision_cache() {
 }
 
 StepTimer model_step_timer(const std::string& arch, int64_t classes, int batch_size, int image_size,
-                           const torch::Device& device) {
+                           const torch::Device& device, bool tuned_conv_grads) {
   struct State {
     torch::Tensor images, labels;
     std::map<std::string, ResNet> models;
@@ -208,7 +209,7 @@ StepTimer model_step_timer(const std::string& arch, int64_t classes, int batch_s
     for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
     return seconds_since(start);
   };
-  return [state, step, arch, classes, device](const PrecisionCandidate& c) {
+  return [state, step, arch, classes, device, tuned_conv_grads](const PrecisionCandidate& c) {
     auto found = state->models.find(c.name());
     if (found == state->models.end()) {
       const torch::Tensor rng = compat::cpu_rng_state();
@@ -216,6 +217,8 @@ StepTimer model_step_timer(const std::string& arch, int64_t classes, int batch_s
       compat::set_cpu_rng_state(rng);
       model->to(device);
       if (c.channels_last) to_channels_last(*model);
+      model->tune_conv_weight_grads(tuned_conv_grads && device.is_cpu() && c.precision == Precision::fp32 &&
+                                    !c.channels_last);
       found = state->models.emplace(c.name(), model).first;
     }
     return step(found->second, c);

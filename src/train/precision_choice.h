@@ -44,6 +44,7 @@ struct PrecisionProblem {
   int batch_size = 0;         // images in one forward pass (a micro-batch under a pipeline)
   int threads = 0;            // intra-op threads of each rank
   int ranks_on_node = 1;      // ranks sharing the machine's cores
+  bool tuned_conv_grads = false;  // fp32 CPU steps take the tuned convolution weight gradients (--conv-grad auto)
   std::vector<PrecisionCandidate> candidates;
   nlohmann::json key() const;
 };
@@ -63,9 +64,10 @@ using StepTimer = std::function<double(const PrecisionCandidate&)>;
 
 // Times steps of a fresh `arch` model on random images of the run's shape (a model per candidate,
 // built at its first call). Leaves the global random generators as it found them, so the run that
-// follows trains exactly as with a fixed --amp.
+// follows trains exactly as with a fixed --amp. `tuned_conv_grads`: fp32 channels-first candidates
+// on a CPU take the tuned convolution weight gradients, as the run will.
 StepTimer model_step_timer(const std::string& arch, int64_t classes, int batch_size, int image_size,
-                           const torch::Device& device);
+                           const torch::Device& device, bool tuned_conv_grads = false);
 
 // The candidate to keep: the fastest, except that one replaces an earlier (simpler, more precise)
 // candidate only when it is at least `margin` faster; within noise full precision stays.

@@ -24,6 +24,7 @@
 #include "pipeline/stage_plan.h"
 #include "train/config.h"
 #include "train/graphed_step.h"
+#include "train/resolution_schedule.h"
 #include "train/time_budget.h"
 #include "util/clock.h"
 #include "util/files.h"
@@ -79,6 +80,7 @@ struct Run {
   int64_t schedule_steps = 0;  // epochs x steps per epoch: what the LR schedule spans
   int64_t stop_step = 0;       // where training stops: schedule_steps, or earlier with --max-steps
   TimeBudget budget;           // --time-budget (off: the schedule is by step)
+  ResolutionSchedule resolution;  // --progressive-from: the side each step trains at
   Clock::time_point started = Clock::now();  // the command's start, for its wall time
   nlohmann::json split_audit;  // --split random: the leak the audit measured
   nlohmann::json precision_choice;  // --amp auto: the candidates' figures and the choice (null otherwise)
@@ -112,6 +114,7 @@ struct RunProgress {
   double budget_clock = 0;
   bool budget_spent = false;
   double warmup_end_seconds = -1;
+  int side = 0;                    // the image side the last step trained at (progressive resizing)
   double best_acc = 0;
   double time_to_target = -1;
   nlohmann::json last_val;         // last validation report (kept across a resume)

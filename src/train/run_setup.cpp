@@ -116,6 +116,7 @@ void plan_steps(Run& run) {
                 "; lower --batch-size or use fewer ranks");
   run.peak_lr = c.optim.lr_scaling == LrScaling::linear ? c.optim.lr * run.data_ranks() : c.optim.lr;
   run.budget.seconds = c.optim.time_budget;
+  run.resolution = {c.data.progressive_from, c.data.image_size, c.data.progressive_until};
   run.budget.warmup_steps = static_cast<int64_t>(c.optim.warmup_epochs * run.steps_per_epoch);
   // With a time budget the schedule has no last step: the budget ends it.
   run.schedule_steps = run.budget.on() ? std::numeric_limits<int64_t>::max() / 4 : run.steps_per_epoch * c.optim.epochs;
@@ -148,6 +149,7 @@ std::string cuda_graph_obstacle(const Run& run) {
            (compat::cuda_available() ? "yes" : "no") + "; graphs need a CUDA LibTorch 2.x)";
   if (run.world_size() > 1) return "data-parallel and pipeline runs communicate inside the step";
   if (run.device_stages) return "pipeline stages on several devices";
+  if (run.resolution.on()) return "progressive resizing changes the step's shapes";
   if (run.precision == Precision::fp16) return "fp16 loss scaling may skip steps (use --amp bf16)";
   return "";
 }
@@ -276,8 +278,10 @@ void decide_precision(Run& run) {
     problem.threads = at::get_num_threads();
     problem.ranks_on_node = run.dp->world().local_world_size;
     problem.candidates = precision_candidates(run.device, c.precision.channels_last);
+    problem.tuned_conv_grads = c.precision.conv_grad == ConvGradMode::automatic && !c.job.deterministic;
     const StepTimer timer = model_step_timer(c.model.arch, static_cast<int64_t>(run.data.classes.size()),
-                                             problem.batch_size, c.data.image_size, run.device);
+                                             problem.batch_size, c.data.image_size, run.device,
+                                             problem.tuned_conv_grads);
     const PrecisionDecision decision =
         choose_precision(problem, timer, default_precision_cache(), run.dp->communicator());
     c.precision.amp = amp_mode_of(decision.chosen.precision);

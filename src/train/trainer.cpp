@@ -12,6 +12,7 @@
 
 #include "train/epoch_batches.h"
 #include "train/optimizer.h"
+#include "train/recipes.h"
 #include "train/run.h"
 #include "util/allocator.h"
 #include "util/json_text.h"
@@ -145,9 +146,30 @@ void read_budget_clock(Run& run, RunProgress& p, double training_seconds) {
   p.budget_spent = run.budget.spent(p.budget_clock);
 }
 
+// The share of training done before the next step: of the time budget's clock (agreed by the
+// ranks), or of the scheduled steps.
+double training_share(const Run& run, const RunProgress& p) {
+  if (run.budget.on()) return p.budget_clock / run.budget.seconds;
+  return static_cast<double>(p.step) / static_cast<double>(std::max<int64_t>(1, run.schedule_steps));
+}
+
+// The batch at the side progressive resizing gives this step (the batch itself without it); says
+// when the side changes.
+Batch at_training_side(const Run& run, RunProgress& p, Batch batch) {
+  if (!run.resolution.on()) return batch;
+  const int side = run.resolution.side_at(training_share(run, p));
+  if (side != p.side) {
+    run.log("image side " + std::to_string(side) + " px from step " + std::to_string(p.step + 1));
+    p.side = side;
+  }
+  if (batch.images.defined()) batch.images = resized_batch(batch.images, side, run.format);
+  return batch;
+}
+
 // One optimizer step on `batch` at rate `lr`, replayed as a CUDA graph or eager; false when fp16
 // loss scaling skipped it.
-bool take_step(Run& run, RunProgress& p, const Batch& batch, double lr, EpochSums& sums) {
+bool take_step(Run& run, RunProgress& p, const Batch& full_size_batch, double lr, EpochSums& sums) {
+  const Batch batch = at_training_side(run, p, full_size_batch);
   p.last_lr = lr;
   bool stepped = true;
   if (run.use_graph && !run.graph) capture_step(run, batch);
@@ -357,6 +379,7 @@ TrainConfig resumed_config(const std::string& run, const nlohmann::json& overrid
 
 TrainOutcome train(const TrainConfig& config) {
   validate(config);
+  const std::string recipe = recipe_line(config);  // as given: --amp auto, before it is decided
   Run run;
   run.config = config;
   prepare(run);
@@ -372,6 +395,7 @@ TrainOutcome train(const TrainConfig& config) {
   const OptimConfig& o = run.config.optim;
   const LrSchedule schedule(o.schedule, run.peak_lr, static_cast<int64_t>(o.warmup_epochs * run.steps_per_epoch),
                             run.schedule_steps);
+  if (!recipe.empty()) run.log(recipe);
   run.log(start_line(run));
   train_epochs(run, progress, batches, schedule);
   release_stop_signals();

@@ -7,7 +7,8 @@
 #   RECIPES="default=--image-size 64;cpu-fast=--recipe cpu-fast"
 #   PEER=../shared/peers/torch_reference.py  also runs the Python peer on each run's split (the
 #       first recipe's train/validation lists, as folders of links) with PEER_FLAGS, for as many
-#       steps as fit in the budget at the step time a PEER_CALIBRATION-step run measured.
+#       steps as fit in the budget: its start (DataLoader workers) and seconds per step come from
+#       two short runs of PEER_CALIBRATION and 3 x PEER_CALIBRATION steps.
 # DATA holds lung_colon_image_set/ and groups.csv (default ../shared/data/lc25000-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,12 +36,12 @@ link_split() {  # LIST DIR
   done <"$1"
 }
 
-# The peer's seconds per step (its data loading included), from a short run.
-peer_step_seconds() {
+# The peer's training seconds for a number of steps (its data loading included).
+peer_seconds() {  # STEPS
   read -ra flags <<<"$PEER_FLAGS"
-  "$PYTHON" "$PEER" --data "$DATA/lung_colon_image_set" --threads "$THREADS" --max-steps "$PEER_CALIBRATION" \
+  "$PYTHON" "$PEER" --data "$DATA/lung_colon_image_set" --threads "$THREADS" --max-steps "$1" \
       "${flags[@]}" 2>/dev/null | sed -n 's/^RESULT //p' |
-    "$PYTHON" -c 'import json,sys; r=json.loads(sys.stdin.read()); print(r["train_s"] / r["steps"])'
+    "$PYTHON" -c 'import json,sys; print(json.loads(sys.stdin.read())["train_s"])'
 }
 
 run_peer() {  # BUDGET SEED RUN_FOLDER
@@ -49,7 +50,7 @@ run_peer() {  # BUDGET SEED RUN_FOLDER
     link_split "$3/train_images.txt" "$split/train"
     link_split "$3/val_images.txt" "$split/val"
   fi
-  steps=$("$PYTHON" -c "print(max(1, round($1 / $PEER_STEP_S)))")
+  steps=$("$PYTHON" -c "print(max(1, round(($1 - $PEER_START_S) / $PEER_STEP_S)))")
   read -ra flags <<<"$PEER_FLAGS"
   "$PYTHON" "$PEER" --data "$split/train" --test-data "$split/val" --threads "$THREADS" --max-steps "$steps" \
       --epochs 1000 "${flags[@]}" 2>/dev/null | sed -n 's/^RESULT //p' | "$PYTHON" -c "
@@ -59,8 +60,11 @@ print(f\"{'peer':12s} budget {$1:>4d} s  seed $2  train_s {r['train_s']:6.1f}  c
 }
 
 if [ -n "$PEER" ]; then
-  PEER_STEP_S=$(peer_step_seconds)
-  echo "peer: $PEER_FLAGS, $PEER_STEP_S s per step over $PEER_CALIBRATION steps"
+  short=$(peer_seconds "$PEER_CALIBRATION")
+  long=$(peer_seconds $((3 * PEER_CALIBRATION)))
+  PEER_STEP_S=$("$PYTHON" -c "print(max(1e-3, ($long - $short) / (2 * $PEER_CALIBRATION)))")
+  PEER_START_S=$("$PYTHON" -c "print(max(0.0, $short - $PEER_CALIBRATION * $PEER_STEP_S))")
+  echo "peer: $PEER_FLAGS; $PEER_STEP_S s per step after a start of $PEER_START_S s"
 fi
 IFS=';' read -ra recipes <<<"$RECIPES"
 for budget in $BUDGETS; do

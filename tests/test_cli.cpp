@@ -146,11 +146,13 @@ TEST(Cli, ResumeContinuesFromTheLastEpoch) {
 
 // Stopping after epoch 1 and resuming gives the same epoch 2 as a run that never stopped: the
 // same weights, optimizer state, schedule, data order and augmentation.
+// --conv-grad native: the tuned convolution gradients pick their way per process by timing, and
+// two ways differ at float rounding, which 20 steps grow past the bound.
 TEST(Cli, ResumedRunMatchesAnUninterruptedOne) {
   ScratchDir dir;
   const std::string data = synth_data();
-  ASSERT_EQ(run_histotrain(train_args(data, dir / "straight", 2)).exit_code, 0);
-  ASSERT_EQ(run_histotrain(train_args(data, dir / "halves", 2) + " --max-steps 10").exit_code, 0);
+  ASSERT_EQ(run_histotrain(train_args(data, dir / "straight", 2) + " --conv-grad native").exit_code, 0);
+  ASSERT_EQ(run_histotrain(train_args(data, dir / "halves", 2) + " --conv-grad native --max-steps 10").exit_code, 0);
   const auto resumed = run_histotrain("train --resume " + (dir / "halves").string() + " --max-steps 0 --quiet");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   const auto straight = read_jsonl(dir / "straight/metrics.jsonl");

@@ -18,7 +18,7 @@ using testing::ScratchDir;
 
 std::string fast_args(const std::string& data, const std::filesystem::path& out) {
   return "train --data " + data + " --groups " + data + "/groups.csv --image-size 32 --batch-size 16 --epochs 2 "
-         "--threads 2 --quiet --ema 0.9 --tta --out " + out.string();
+         "--threads 2 --quiet --ema 0.9 --tta --conv-grad native --out " + out.string();  // native: see test_cli.cpp
 }
 
 TEST(FastPath, EmaAndTtaTrainResumeAndReport) {

@@ -23,6 +23,9 @@ TEST(ResNet, ParameterCountsMatchTorchvision) {
   EXPECT_EQ(parameter_count(r18), 11689512);
   EXPECT_EQ(parameter_count(r34), 21797672);
   EXPECT_EQ(parameter_count(r50), 25557032);
+  // torchvision.models.resnet.ResNet(BasicBlock, [1, 1, 1, 1], num_classes=1000)
+  ResNet r10("resnet10", 1000);
+  EXPECT_EQ(parameter_count(r10), 5418792);
 }
 
 TEST(ResNet, NamesFollowTorchvision) {

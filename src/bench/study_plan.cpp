@@ -150,8 +150,11 @@ StudyPlan plan_from_json(const nlohmann::json& j) {
   READ(accuracy_epochs) READ(target_acc) READ(decode_images) READ(decode_workers)
 #undef READ
   const auto& archs = supported_archs();
-  if (std::find(archs.begin(), archs.end(), p.arch) == archs.end())
-    throw UsageError("plan: arch must be one of resnet18, resnet34, resnet50, not " + nlohmann::json(p.arch).dump());
+  if (std::find(archs.begin(), archs.end(), p.arch) == archs.end()) {
+    std::string names;
+    for (const auto& name : archs) names += (names.empty() ? "" : ", ") + name;
+    throw UsageError("plan: arch must be one of " + names + ", not " + nlohmann::json(p.arch).dump());
+  }
   if (j.contains("configs")) {
     if (!j.at("configs").is_array()) throw UsageError("plan: \"configs\" must be a list");
     for (const auto& c : j.at("configs")) p.configs.push_back(config_from_json(c));

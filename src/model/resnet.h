@@ -1,4 +1,4 @@
-// ResNet-18/34/50 in torch::nn with torchvision's parameter and buffer names (conv1.weight,
+// ResNet-10/18/34/50 in torch::nn with torchvision's parameter and buffer names (conv1.weight,
 // layer1.0.bn1.running_mean, layer2.0.downsample.0.weight, fc.bias, ...), so weights move between
 // histotrain and Python unchanged.
 #pragma once
@@ -54,7 +54,7 @@ struct ResNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(ResNet);
 
-// "resnet18", "resnet34", "resnet50".
+// "resnet10", "resnet18", "resnet34", "resnet50".
 const std::vector<std::string>& supported_archs();
 
 // Parameters that get weight decay (conv and linear weights), and those that do not (BN

@@ -171,8 +171,9 @@ void validate(const TrainConfig& c) {
   require_finite_numbers(c);
   validate_data(c.data);
   const auto& archs = supported_archs();
-  require(std::find(archs.begin(), archs.end(), c.model.arch) != archs.end(),
-          "--arch must be one of resnet18, resnet34, resnet50");
+  std::string names;
+  for (const auto& name : archs) names += (names.empty() ? "" : ", ") + name;
+  require(std::find(archs.begin(), archs.end(), c.model.arch) != archs.end(), "--arch must be one of " + names);
   validate_optim(c.optim);
   validate_parallel(c.parallel, c);
   validate_job(c.job);

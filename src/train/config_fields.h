@@ -54,7 +54,7 @@ void data_fields(Data& d, Visit&& visit) {
 
 template <class Model, class Visit>
 void model_fields(Model& m, Visit&& visit) {
-  visit(FieldInfo{"arch", "--arch", "resnet18 | resnet34 | resnet50"}, m.arch);
+  visit(FieldInfo{"arch", "--arch", "resnet10 | resnet18 | resnet34 | resnet50 (resnet10: one block per stage)"}, m.arch);
 }
 
 template <class Optim, class Visit>

@@ -15,11 +15,12 @@ cd "$(dirname "$0")"
 #   libjemalloc-dev  the allocator that keeps a step's buffers between steps (faster steps)
 #   libopenblas0-openmp  the BLAS behind Debian's LibTorch (libblas.so.3): without it the reference
 #               BLAS runs, ~20x slower, and the GEMM convolution weight gradients do not pay
-#   python3-*   the torchvision parity test and the Python peer in the benchmarks
+#   python3-*   the torchvision parity test and the Python peer in the benchmarks;
+#               python3-sklearn checks the evaluation metrics against scikit-learn's
 #   gnuplot-nox the study report's plots
 PACKAGES=(cmake make g++ pkg-config ccache
           libtorch-dev libturbojpeg0-dev libtbb-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgloo-dev
-          libjemalloc-dev libopenblas0-openmp python3-torch python3-torchvision python3-numpy python3-pil gnuplot-nox)
+          libjemalloc-dev libopenblas0-openmp python3-torch python3-torchvision python3-numpy python3-pil python3-sklearn gnuplot-nox)
 JOBS=$(nproc)
 
 install_missing() {
@@ -53,11 +54,12 @@ demo() {
   echo "== 3/4 training ResNet-18 at 64 px on CPU (validation on held-out groups every epoch)"
   $bin train --data "$dir/tiles" --groups "$dir/tiles/groups.csv" --cache-dir "$dir/cache" \
        --image-size 64 --epochs 8 --batch-size 32 --out "$dir/run" >/dev/null
-  echo "== 4/4 evaluating the trained model on the independent test tiles (chance: 20%)"
-  $bin eval --checkpoint "$dir/run" --data "$dir/test" --cache-dir "$dir/cache" --quiet
-  echo
   echo "Run folder: $dir/run (model.pt, checkpoint.json, metrics.jsonl, summary.json)."
   echo "Predict: $bin predict --checkpoint $dir/run $dir/test/lung_colon_image_set/lung_image_sets/lung_n/lungn1.jpeg"
+  echo "== 4/4 evaluating the trained model on the independent test tiles (chance: 20%; 95% intervals by"
+  echo "       bootstrap over the test set's source scenes)"
+  $bin eval --checkpoint "$dir/run" --data "$dir/test" --groups "$dir/test/groups.csv" --cache-dir "$dir/cache" \
+       --predictions "$dir/test_predictions.csv" --quiet
 }
 
 run_tests() {

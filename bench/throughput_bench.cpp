@@ -143,7 +143,7 @@ static void bench_train_graph(const TileDataset& data, const StepConfig& c) {
     return maker.make(order.data() + first, c.batch, &augmentation, &rng);
   };
   const auto capture_start = Clock::now();
-  GraphedTrainStep graph(model, *optimizer, c.precision, 0.1, nullptr, batch_at(0));
+  GraphedTrainStep graph(model, *optimizer, c.precision, LossOptions{0.1, {}}, nullptr, batch_at(0));
   torch::cuda::synchronize();
   const double capture_s = since(capture_start);
   for (int s = 0; s < 3; ++s) graph.step(batch_at(s), 0.01, 0);  // the first replays upload the graph

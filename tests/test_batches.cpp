@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "data/batches.h"
+#include "data/class_balance.h"
 #include "data/dataset.h"
 #include "test_util.h"
 
@@ -31,6 +33,47 @@ TileDataset small_dataset() {
   options.image_size = 32;
   options.quiet = true;
   return load_dataset(options);
+}
+
+// 10:1 imbalance: class 0 has 200 items, classes 1..3 20 each. A balanced epoch keeps the epoch's
+// length, draws each class a quarter of the time, uses every rare item, and is the same order on
+// every rank, so that the ranks' shards split it exactly.
+TEST(ClassBalance, BalancedOrderDrawsEveryClassEquallyOftenAndShardsLikeAnyOrder) {
+  std::vector<int64_t> labels, items;
+  for (int64_t k = 0; k < 4; ++k)
+    for (int i = 0; i < (k == 0 ? 200 : 20); ++i) labels.push_back(k);
+  for (int64_t i = 0; i < static_cast<int64_t>(labels.size()); i += 1) items.push_back(i);
+  const auto order = class_balanced_order(items, labels, 5, 3);
+  ASSERT_EQ(order.size(), items.size());
+  std::map<int64_t, int> drawn;
+  std::set<int64_t> distinct;
+  for (const int64_t item : order) {
+    ++drawn[labels[item]];
+    distinct.insert(item);
+  }
+  for (int64_t k = 0; k < 4; ++k) EXPECT_NEAR(drawn[k], 65, 1) << "class " << k;
+  for (int64_t i = 200; i < 260; ++i) EXPECT_TRUE(distinct.count(i)) << "every rare item is drawn";
+  EXPECT_EQ(order, class_balanced_order(items, labels, 5, 3)) << "a resume replays it";
+  EXPECT_NE(order, class_balanced_order(items, labels, 5, 4)) << "each epoch its own";
+  const auto rank0 = rank_shard(order, 0, 2), rank1 = rank_shard(order, 1, 2);
+  for (size_t i = 0; i < rank0.size(); ++i) {
+    EXPECT_EQ(rank0[i], order[2 * i]);
+    EXPECT_EQ(rank1[i], order[2 * i + 1]);
+  }
+}
+
+TEST(ClassBalance, InverseFrequencyWeightsAverageOneOverTheImages) {
+  const std::vector<int64_t> labels{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 3};
+  std::vector<int64_t> items(labels.size());
+  for (size_t i = 0; i < items.size(); ++i) items[i] = static_cast<int64_t>(i);
+  const auto w = inverse_frequency_weights(items, labels, 4);
+  EXPECT_DOUBLE_EQ(w[0], 11.0 / (3 * 8));
+  EXPECT_DOUBLE_EQ(w[1], 11.0 / (3 * 2));
+  EXPECT_DOUBLE_EQ(w[2], 0.0) << "absent";
+  EXPECT_DOUBLE_EQ(w[3], 11.0 / 3);
+  double mean = 0;
+  for (const int64_t label : labels) mean += w[label] / static_cast<double>(labels.size());
+  EXPECT_NEAR(mean, 1.0, 1e-12);
 }
 
 TEST(BatchMaker, NormalisesAndAugmentsWithoutChangingContent) {

@@ -48,6 +48,9 @@ TEST(DataParallel, LaunchTrainsTwoRanksAndCountsEveryValidationImageOnce) {
   for (const auto& row : summary["val"]["confusion_matrix"])
     for (const auto& c : row) cells += c.get<int64_t>();
   EXPECT_EQ(cells, summary["val_images"].get<int64_t>());
+  // The probability metrics come from every rank's logits: their log-loss is the cross-entropy
+  // the ranks summed (a shard missing from the gathered rows would not be).
+  EXPECT_NEAR(summary["val"]["log_loss"].get<double>(), summary["val"]["loss"].get<double>(), 1e-5);
   EXPECT_EQ(read_jsonl(run / "metrics.jsonl").size(), 2u) << "one writer: rank 0";
   EXPECT_EQ(summary["steps"], 2 * (160 / 32));
 
@@ -152,6 +155,7 @@ TEST(Pipeline, TwoStagesOnTwoRanksTrainAndTheCheckpointIsAWholeModel) {
   EXPECT_EQ(summary["global_batch"], 16) << "stages share each batch: no data parallelism";
   EXPECT_EQ(summary["steps"], 2 * (160 / 16));
   EXPECT_GT(summary["best_val_acc"].get<double>(), 0.3) << "chance is 0.2";
+  EXPECT_NEAR(summary["val"]["log_loss"].get<double>(), summary["val"]["loss"].get<double>(), 1e-5);
 
   const auto eval = run_histotrain("eval --checkpoint " + run.string() + " --data " + data + " --json --quiet");
   ASSERT_EQ(eval.exit_code, 0) << eval.err;

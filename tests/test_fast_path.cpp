@@ -121,7 +121,7 @@ double static_step_versus_eager(torch::Device device, bool capture) {
   std::vector<Batch> batches;
   const auto long_options = torch::TensorOptions().dtype(torch::kLong).device(device);
   for (int i = 0; i < 4; ++i) batches.push_back({torch::randn({8, 3, 32, 32}, device), torch::randint(0, 3, {8}, long_options)});
-  GraphedTrainStep step(graphed, *graph_opt, Precision::fp32, 0.1, &graph_average, batches[0], capture);
+  GraphedTrainStep step(graphed, *graph_opt, Precision::fp32, LossOptions{0.1, {}}, &graph_average, batches[0], capture);
   torch::Tensor eager_loss = torch::zeros({}, device);
   for (size_t i = 0; i < batches.size(); ++i) {
     const Batch& b = batches[i];

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "core/loss.h"
 #include "core/metrics.h"
 #include "core/schedule.h"
 #include "train/resolution_schedule.h"
@@ -43,6 +44,24 @@ TEST(ConfusionMatrix, MergeSumsCountsBeforeRatios) {
   EXPECT_EQ(j["confusion_matrix"][1][0], 3);
   EXPECT_EQ(j["per_class"]["x"]["support"], 1);
   EXPECT_THROW(a.merge(ConfusionMatrix(3)), std::invalid_argument);
+}
+
+// --balance loss: the batch's loss is the class-weighted mean of the per-image cross-entropies.
+TEST(ClassificationLoss, ClassWeightsGiveTheWeightedMean) {
+  torch::manual_seed(2);
+  const torch::Tensor logits = torch::randn({6, 3});
+  const torch::Tensor labels = torch::tensor({0, 1, 1, 2, 0, 1}, torch::kLong);
+  const std::vector<double> w{0.5, 2.0, 1.0};
+  LossOptions options;
+  options.class_weights = torch::tensor(w, torch::kFloat32);
+  const torch::Tensor per_image = -torch::log_softmax(logits, 1).gather(1, labels.view({-1, 1})).squeeze(1);
+  double weighted = 0, total = 0;
+  for (int64_t i = 0; i < 6; ++i) {
+    weighted += w[labels[i].item<int64_t>()] * per_image[i].item<double>();
+    total += w[labels[i].item<int64_t>()];
+  }
+  EXPECT_NEAR(classification_loss(logits, labels, options).loss.item<double>(), weighted / total, 1e-6);
+  EXPECT_NEAR(classification_loss(logits, labels, LossOptions{}).loss.item<double>(), per_image.mean().item<double>(), 1e-6);
 }
 
 TEST(LrSchedule, WarmsUpThenDecaysToZero) {

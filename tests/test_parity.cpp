@@ -1,7 +1,8 @@
-// histotrain's checkpoints in Python: torchvision's ResNet loads them strictly and computes the
-// same logits.
+// histotrain in Python: torchvision's ResNet loads its checkpoints strictly and computes the same
+// logits; scikit-learn recomputes its evaluation metrics from the saved predictions.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -53,6 +54,58 @@ TEST(TorchvisionParity, CheckpointLoadsInPythonAndLogitsMatch) {
       EXPECT_EQ(testing::run_torchvision_parity(args), 0) << args;
     }
   }
+}
+
+// A trained model's eval report against scikit-learn on its own --predictions CSV (AUC, average
+// precision, balanced accuracy, log-loss, macro-F1 to 1e-9; ECE against numpy), with the
+// checkpoint's temperature applied and without; predict gives the same calibrated probabilities.
+TEST(SklearnParity, EvalMetricsEqualScikitLearnsOnTheSavedPredictions) {
+  if (testing::sklearn_python().empty()) {
+    ASSERT_FALSE(testing::packages_required()) << "no python3 with scikit-learn and numpy: run.sh installs them";
+    GTEST_SKIP() << "no python3 with scikit-learn (HISTOTRAIN_PYTHON)";
+  }
+  testing::ScratchDir dir;
+  const std::string data = testing::synth_data();
+  const auto run = dir / "run";
+  const auto trained = testing::run_histotrain("train --data " + data + " --groups " + data +
+                                               "/groups.csv --image-size 32 --batch-size 16 --epochs 2 --threads 2 "
+                                               "--quiet --out " + run.string());
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  const auto meta = testing::read_json(run / "checkpoint.json");
+  ASSERT_TRUE(meta.contains("calibration")) << "a temperature is fitted on the validation split";
+  for (const std::string calibration : {"temperature", "none"}) {
+    const auto csv = dir / (calibration + ".csv"), report = dir / (calibration + ".json");
+    const auto eval = testing::run_histotrain("eval --checkpoint " + run.string() + " --data " + data +
+                                              " --json --quiet --bootstrap 200 --calibration " + calibration +
+                                              " --predictions " + csv.string() + " --report " +
+                                              (dir / ("report-" + calibration)).string());
+    ASSERT_EQ(eval.exit_code, 0) << eval.err;
+    std::ofstream(report) << eval.out;
+    const auto json = nlohmann::json::parse(eval.out);
+    EXPECT_EQ(json["calibration"]["applied"], calibration == "temperature");
+    EXPECT_EQ(json["confidence_intervals"]["resamples"], 200);
+    const auto report_md = testing::read_text(dir / ("report-" + calibration) / "report.md");
+    EXPECT_NE(report_md.find("| macro_auc |"), std::string::npos) << report_md;
+    for (const char* png : {"roc.png", "reliability.png"})
+      EXPECT_TRUE(std::filesystem::exists(dir / ("report-" + calibration) / png)) << png << ": " << report_md;
+    const std::string command = testing::sklearn_python() + " " + HISTOTRAIN_SOURCE_DIR +
+                                "/tests/parity/sklearn_metrics.py " + csv.string() + " " + report.string();
+    EXPECT_EQ(std::system(command.c_str()), 0) << command;
+  }
+  // predict applies the same temperature: its probabilities for a tile are eval's (6 decimals).
+  const std::string tile = data + "/lung_colon_image_set/lung_image_sets/lung_n/lungn1.jpeg";
+  const auto predicted = testing::run_histotrain("predict --checkpoint " + run.string() + " --csv " +
+                                                 (dir / "p.csv").string() + " " + tile);
+  ASSERT_EQ(predicted.exit_code, 0) << predicted.err;
+  const std::string predict_row = testing::read_text(dir / "p.csv").substr(testing::read_text(dir / "p.csv").find('\n') + 1);
+  const std::string eval_csv = testing::read_text(dir / "temperature.csv");
+  const std::string eval_row = eval_csv.substr(eval_csv.find(tile + ","));
+  const auto field = [](const std::string& row, size_t index) {
+    size_t start = 0;
+    for (size_t i = 0; i < index; ++i) start = row.find(',', start) + 1;
+    return std::stod(row.substr(start, row.find(',', start) - start));
+  };
+  for (size_t k = 0; k < 5; ++k) EXPECT_NEAR(field(predict_row, 3 + k), field(eval_row, 4 + k), 2e-6) << k;
 }
 
 }  // namespace

@@ -33,6 +33,20 @@ TEST(RealData, Lc25000TilesDecodeSplitByGroupAndTrain) {
   EXPECT_EQ(summary["steps"], 30);
   EXPECT_GT(summary["val_images"].get<int>(), 500);
   EXPECT_EQ(summary["val"]["images"], summary["val_images"]);
+  EXPECT_EQ(summary["val"]["confidence_intervals"]["unit"], "source group");
+
+  // Tiles of one source image are near-copies: an interval over source groups is wider than one
+  // that resamples the tiles as if they were independent.
+  const auto interval_width = [&](const std::string& unit) {
+    const auto eval = testing::run_histotrain("eval --checkpoint " + run.string() + " --data " + root.string() +
+                                              " --groups " + (root / "groups.csv").string() +
+                                              " --bootstrap 500 --json --quiet --group-by " + unit);
+    EXPECT_EQ(eval.exit_code, 0) << eval.err;
+    const auto ci = nlohmann::json::parse(eval.out)["confidence_intervals"];
+    EXPECT_EQ(ci["unit"], unit == "group" ? "source group" : "image");
+    return ci["accuracy"][1].get<double>() - ci["accuracy"][0].get<double>();
+  };
+  EXPECT_GT(interval_width("group"), 1.5 * interval_width("image"));
 
   // The split keeps every source group on one side (same call the trainer makes).
   DataOptions options;

@@ -116,13 +116,25 @@ fs::path shared_data(const std::string& name) {
   return fs::exists(p) ? fs::canonical(p) : fs::path();
 }
 
+namespace {
+
+// $HISTOTRAIN_PYTHON, else /usr/bin/python3, when it imports `modules`; else "".
+std::string python_importing(const std::string& modules) {
+  const char* configured = std::getenv("HISTOTRAIN_PYTHON");
+  const std::string candidate = configured && *configured ? configured : "/usr/bin/python3";
+  const std::string probe = candidate + " -c 'import " + modules + "' >/dev/null 2>&1";
+  return std::system(probe.c_str()) == 0 ? candidate : std::string();
+}
+
+}  // namespace
+
 std::string torchvision_python() {
-  static const std::string python = [] {
-    const char* configured = std::getenv("HISTOTRAIN_PYTHON");
-    const std::string candidate = configured && *configured ? configured : "/usr/bin/python3";
-    const std::string probe = candidate + " -c 'import torchvision, numpy' >/dev/null 2>&1";
-    return std::system(probe.c_str()) == 0 ? candidate : std::string();
-  }();
+  static const std::string python = python_importing("torchvision, numpy");
+  return python;
+}
+
+std::string sklearn_python() {
+  static const std::string python = python_importing("sklearn, numpy");
   return python;
 }
 

@@ -59,6 +59,9 @@ fs::path shared_data(const std::string& name);
 // /usr/bin/python3), or "" when there is none: the parity checks are skipped then.
 std::string torchvision_python();
 
+// The same for a Python with scikit-learn and numpy (the metric parity checks).
+std::string sklearn_python();
+
 // Whether every package run.sh installs must be here ($HISTOTRAIN_REQUIRE_PACKAGES, set by
 // `run.sh test` and so by CI): a test that would skip for a missing one fails instead, so that a
 // package installed by hand on one machine cannot hide a gap in the install.

@@ -8,7 +8,7 @@
 #include "bench/study_rows.h"
 #include "util/errors.h"
 #include "util/files.h"
-#include "util/process.h"
+#include "util/gnuplot.h"
 
 namespace histotrain {
 
@@ -23,31 +23,11 @@ std::string number_or_nan(const nlohmann::json& r, const char* key) {
   return r.contains(key) && r.at(key).is_number() ? fixed(r.at(key).get<double>(), 4) : "NaN";
 }
 
-// Names come from results.json files that may come from other machines: in a gnuplot data file a
-// title is a double-quoted string, so quotes and line breaks (which would end it) become spaces.
-std::string data_title(const std::string& name) {
-  std::string title = name;
-  for (char& ch : title)
-    if (ch == '"' || static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) ch = ' ';
-  return "\"" + title + "\"";
-}
-
-// A string literal for the gnuplot script itself: single-quoted, where only a doubled quote has a
-// meaning; no line break can end the command it stands in.
-std::string script_literal(const std::string& text) {
-  std::string literal = "'";
-  for (char ch : text) {
-    if (ch == '\'') literal += "''";
-    else literal += static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f ? ' ' : ch;
-  }
-  return literal + "'";
-}
-
 // gnuplot data blocks, one per series: "title" line, then x y rows; blocks apart by two blank lines.
 void write_series(const std::filesystem::path& file, const std::map<std::string, std::vector<std::pair<double, double>>>& series) {
   std::string text;
   for (const auto& [title, points] : series) {
-    text += data_title(title) + " \"\"\n";
+    text += gnuplot_data_title(title) + " \"\"\n";
     for (const auto& [x, y] : points) text += fixed(x, 4) + " " + fixed(y, 4) + "\n";
     text += "\n\n";
   }
@@ -93,7 +73,7 @@ void collect_throughput(const nlohmann::json& rows, PlotData& d) {
           study_of(p) == study_of(r))
         peer = p.value("images_per_s", 0.0);
     d.any_peer |= peer > 0;
-    d.throughput += data_title(label(r)) + " " + number_or_nan(r, "images_per_s") + " " +
+    d.throughput += gnuplot_data_title(label(r)) + " " + number_or_nan(r, "images_per_s") + " " +
                     (peer > 0 ? fixed(peer, 4) : "NaN") + "\n";
   }
 }
@@ -137,7 +117,7 @@ std::string gnuplot_script(const PlotData& d) {
   const bool any_peer = d.any_peer;
   const nlohmann::json* confusion = d.confusion;
   const auto blocks = [](const auto& m) { return std::to_string(m.size()); };
-  std::string gp = "set terminal pngcairo size 900,540 font ',11'\nset grid\nset key left top\n";
+  std::string gp = "set terminal pngcairo noenhanced size 900,540 font ',11'\nset grid\nset key left top\n";
   gp += "set output 'speedup.png'\nset title 'Training speedup S(p) = T(1)/T(p), same global batch'\nset xlabel 'cores used (ranks x threads)'\n"
         "set ylabel 'speedup'\nset xrange [1:" + std::to_string(std::max(2, max_workers)) + "]\nset yrange [0:*]\n" +
         (max_workers <= 16 ? "set xtics 1\n" : "") +
@@ -160,7 +140,7 @@ std::string gnuplot_script(const PlotData& d) {
           "set ylabel 'accuracy'\nset yrange [0:1]\n" + (accuracy.empty() ? "plot NaN notitle\n" : "plot for [i=0:" + blocks(accuracy) +
           "-1] 'accuracy.dat' index i using 1:2 with linespoints title columnheader(1)\n") + "unset multiplot\n";
   if (confusion)
-    gp += "set output 'confusion.png'\nset title " + script_literal("Confusion matrix, " + label(*confusion) + " (rows: truth)") +
+    gp += "set output 'confusion.png'\nset title " + gnuplot_literal("Confusion matrix, " + label(*confusion) + " (rows: truth)") +
           "\nunset grid\n"
           "set xlabel 'predicted'\nset ylabel 'truth'\nset autoscale\nset yrange [*:*] reverse\nset palette defined (0 'white', 1 'dark-blue')\n"
           "plot 'confusion.dat' matrix with image notitle, '' matrix using 1:2:(sprintf('%d', $3)) with labels notitle\n";
@@ -178,16 +158,9 @@ bool draw_plots(const nlohmann::json& results, const std::filesystem::path& fold
   collect_decoding_and_curves(results, d);
   write_plot_data(d, plots);
   write_file_atomically(plots / "plots.gp", gnuplot_script(d));
-  // Started from its words in the plots folder, never through a shell: the folder's name is data.
-  int status = 0;
-  try {
-    status = run_process({"gnuplot", "plots.gp"}, plots / "plots.log", plots);
-  } catch (const Error&) {
-    markdown += "\n(gnuplot is not installed: no plots. `apt-get install gnuplot-nox`, then `histotrain report` draws them.)\n";
-    return false;
-  }
-  if (status != 0) {
-    markdown += "\n(gnuplot failed: see plots/plots.log.)\n";
+  const std::string failed = run_gnuplot(plots, "plots.gp", "plots.log");
+  if (!failed.empty()) {
+    markdown += "\n(" + failed + "; `histotrain report` draws them again.)\n";
     return false;
   }
   markdown += "\n![speedup](plots/speedup.png) ![efficiency](plots/efficiency.png)\n\n![images/s](plots/throughput.png)\n";

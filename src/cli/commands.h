@@ -28,6 +28,7 @@ Command add_bench_command(CLI::App& root);
 Command add_report_command(CLI::App& root);
 Command add_decode_bench_command(CLI::App& root);
 Command add_info_command(CLI::App& root);
+Command add_cv_command(CLI::App& root);
 
 struct TrainConfig;
 // The train command's flags, bound to a TrainConfig: one per row of train/config_fields.h, plus

@@ -1,13 +1,20 @@
-// histotrain eval: a checkpoint's accuracy, per-class precision/recall/F1, macro-F1 and confusion
-// matrix on a folder of class folders (any subset of the checkpoint's classes).
+// histotrain eval: a checkpoint's accuracy, balanced accuracy, per-class precision/recall/F1,
+// ROC-AUC and average precision, macro-F1, log-loss, calibration and confusion matrix on a folder
+// of class folders (any subset of the checkpoint's classes), with 95% confidence intervals by
+// bootstrap over source groups; --predictions saves what they are all computed from.
 #include <cstdio>
 
 #include "cli/commands.h"
 #include "core/checkpoint.h"
 #include "core/evaluate.h"
+#include "core/evaluation_plots.h"
+#include "core/evaluation_report.h"
 #include "core/runtime.h"
 #include "data/batches.h"
 #include "data/dataset.h"
+#include "leakage/group_finder.h"
+#include "util/csv.h"
+#include "util/files.h"
 #include "util/errors.h"
 #include "util/json_text.h"
 #include "util/machine.h"
@@ -18,24 +25,96 @@ namespace {
 
 struct EvalOptions {
   std::string checkpoint, data, cache_dir, device = "cpu", amp;
-  int batch_size = 64, threads = 0, workers = 0;
+  std::string groups, group_by = "group", calibration, predictions, report_dir;
+  int batch_size = 64, threads = 0, workers = 0, bootstrap = 2000;
+  uint64_t seed = 0;
   bool json = false, quiet = false, tta = false, trust_checkpoint = false;
 };
 
+// The temperature eval applies: the checkpoint's unless --calibration none; asking for one that
+// the checkpoint lacks (trained without validation, or by an older histotrain) is an error.
+ReportOptions report_options(const EvalOptions& o, const TrainedModel& trained) {
+  ReportOptions options;
+  options.bootstrap = {o.bootstrap, o.seed};
+  if (trained.temperature > 0) {
+    options.temperature = trained.temperature;
+    options.temperature_from = "the checkpoint (fitted on its validation split)";
+  }
+  if (o.calibration == "temperature" && trained.temperature <= 0)
+    throw Error("--calibration temperature: checkpoint '" + trained.run.string() +
+                "' has no temperature (it was trained without a validation split, or by an older histotrain)");
+  options.apply_temperature = o.calibration != "none" && trained.temperature > 0;
+  return options;
+}
+
+// One row per image: path,label,group,predicted, then each class's probability (named by the
+// class), at full float precision, so that other tools recompute every metric exactly.
+std::string predictions_csv(const TileDataset& data, const ScoredImages& scored) {
+  std::string csv = "path,label,group,predicted";
+  for (const auto& c : data.classes) csv += "," + csv_field(c);
+  csv += "\n";
+  char number[32];
+  for (int64_t i = 0; i < scored.size(); ++i) {
+    csv += csv_field(data.path(i)) + "," + csv_field(data.classes[data.labels[i]]) + "," + csv_field(data.groups[i]) +
+           "," + csv_field(data.classes[scored.predicted(i)]);
+    for (int64_t k = 0; k < scored.classes; ++k) {
+      std::snprintf(number, sizeof number, ",%.9g", scored.p(i, k));
+      csv += number;
+    }
+    csv += "\n";
+  }
+  return csv;
+}
+
+// "0.9312 (0.9010-0.9561)": a metric with its interval where there is one.
+std::string with_interval(const nlohmann::json& r, const char* metric) {
+  char text[64];
+  const auto& value = r[metric];
+  if (!value.is_number()) return "n/a";
+  std::snprintf(text, sizeof text, "%.4f", value.get<double>());
+  std::string out = text;
+  const auto& ci = r["confidence_intervals"];
+  if (ci.is_object() && ci[metric].is_array()) {
+    std::snprintf(text, sizeof text, " (%.4f-%.4f)", ci[metric][0].get<double>(), ci[metric][1].get<double>());
+    out += text;
+  }
+  return out;
+}
+
+std::string or_na(const nlohmann::json& v) {
+  if (!v.is_number()) return "      n/a";
+  char text[16];
+  std::snprintf(text, sizeof text, "%9.4f", v.get<double>());
+  return text;
+}
+
 void print_table(const nlohmann::json& r) {
-  std::printf("accuracy %.4f  macro-F1 %.4f  on %lld images\n\n", r["accuracy"].get<double>(),
-              r["macro_f1"].get<double>(), r["images"].get<long long>());
-  std::printf("%-12s %9s %9s %9s %8s\n", "class", "precision", "recall", "f1", "support");
+  std::printf("on %lld images\n", r["images"].get<long long>());
+  const auto& ci = r["confidence_intervals"];
+  if (ci.is_object())
+    std::printf("(95%% intervals: bootstrap over %lld %ss, %d resamples, seed %llu)\n", ci["units"].get<long long>(),
+                ci["unit"].get<std::string>().c_str(), ci["resamples"].get<int>(), ci["seed"].get<unsigned long long>());
+  for (const char* metric : {"accuracy", "balanced_accuracy", "macro_f1", "macro_auc"})
+    std::printf("%-18s %s\n", metric, with_interval(r, metric).c_str());
+  const auto& cal = r["calibration"];
+  std::printf("%-18s %s\n", "log_loss", with_interval(r, "log_loss").c_str());
+  std::printf("%-18s %.4f at temperature 1, %.4f at %.3f (%s; %s)\n\n", "ece (15 bins)", cal["ece_before"].get<double>(),
+              cal["ece_after"].get<double>(), cal["temperature"].get<double>(), cal["from"].get<std::string>().c_str(),
+              cal["applied"].get<bool>() ? "applied above" : "not applied above");
+  std::printf("%-12s %9s %9s %9s %9s %9s %8s\n", "class", "precision", "recall", "f1", "auc", "ap", "support");
   for (const auto& name : r["classes"]) {
     const auto& k = r["per_class"][name.get<std::string>()];
-    std::printf("%-12s %9.4f %9.4f %9.4f %8lld\n", name.get<std::string>().c_str(), k["precision"].get<double>(),
-                k["recall"].get<double>(), k["f1"].get<double>(), k["support"].get<long long>());
+    std::printf("%-12s %9.4f %9.4f %9.4f %s %s %8lld\n", name.get<std::string>().c_str(), k["precision"].get<double>(),
+                k["recall"].get<double>(), k["f1"].get<double>(), or_na(k["auc"]).c_str(),
+                or_na(k["average_precision"]).c_str(), k["support"].get<long long>());
   }
   std::printf("\nconfusion matrix (rows: truth, columns: predicted)\n");
   for (const auto& row : r["confusion_matrix"]) {
     for (const auto& v : row) std::printf("%7lld", v.get<long long>());
     std::printf("\n");
   }
+  // Last, the line to quote: accuracy and macro-AUC with their intervals.
+  std::printf("\naccuracy %s; %s\n", with_interval(r, "accuracy").c_str(), evaluation_line(r).c_str());
 }
 
 int run_eval(const EvalOptions& o) {
@@ -50,6 +129,9 @@ int run_eval(const EvalOptions& o) {
   data_options.cache_dir = o.cache_dir;
   data_options.workers = o.workers;
   data_options.quiet = o.quiet;
+  data_options.groups_csv = o.groups;
+  if (o.groups.empty() && o.group_by == "group" && o.bootstrap > 0)
+    data_options.find_groups = near_copy_group_finder(o.cache_dir, o.workers, o.quiet);
   const TileDataset data = load_dataset(data_options, &classes);
   if (!o.quiet) std::fprintf(stderr, "%s\n", describe(data).c_str());
   std::vector<int64_t> items(static_cast<size_t>(data.size()));
@@ -57,14 +139,27 @@ int run_eval(const EvalOptions& o) {
   const auto format = trained.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
   const EvalResult result = evaluate(trained.model, BatchMaker(data, device, format), items,
                                      static_cast<int64_t>(classes.size()), o.batch_size, trained.precision, o.tta);
-  nlohmann::json report = result.confusion.to_json(classes);
-  report["loss"] = result.loss;
+  const ReportOptions options = report_options(o, trained);
+  const std::vector<std::string> no_groups;
+  const auto& groups = o.group_by == "image" ? no_groups : data.groups;
+  nlohmann::json report = evaluation_report(result, data.labels, groups, classes, options);
+  if (!o.predictions.empty()) {
+    const ScoredImages scored = scored_at(result, data.labels, groups, options.apply_temperature ? options.temperature : 1.0);
+    write_file_atomically(o.predictions, predictions_csv(data, scored));
+    if (!o.quiet) std::fprintf(stderr, "wrote %lld predictions to %s\n", static_cast<long long>(scored.size()), o.predictions.c_str());
+  }
+  report["groups"] = o.group_by == "image" ? "none: each image is its own (--group-by image)" : data.groups_origin;
   report["tta"] = o.tta;
   report["skipped_images"] = data.cache->failed();
   report["checkpoint"] = trained.run.string();
   report["data"] = data.scan.root;
   report["seconds"] = result.seconds;
   report["amp"] = precision_name(trained.precision);
+  if (!o.report_dir.empty()) {
+    write_evaluation_report(report, scored_at(result, data.labels, groups, 1.0),
+                            scored_at(result, data.labels, groups, options.temperature), classes, o.report_dir);
+    if (!o.quiet) std::fprintf(stderr, "wrote %s/report.md\n", o.report_dir.c_str());
+  }
   if (o.json) {
     std::printf("%s\n", json_text(report, 2).c_str());
   } else {
@@ -77,7 +172,7 @@ int run_eval(const EvalOptions& o) {
 
 Command add_eval_command(CLI::App& root) {
   auto o = std::make_shared<EvalOptions>();
-  CLI::App* app = root.add_subcommand("eval", "Evaluate a checkpoint on a folder of class folders");
+  CLI::App* app = root.add_subcommand("eval", "Evaluate a checkpoint on a folder of class folders, with 95% intervals");
   add_checkpoint_flags(app, o->checkpoint, o->trust_checkpoint);
   app->add_option("--data", o->data, "Dataset root; class folders are matched to the checkpoint's classes")->required();
   app->add_flag("--json", o->json, "Print the report as JSON");
@@ -88,10 +183,24 @@ Command add_eval_command(CLI::App& root) {
   app->add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
   app->add_option("--amp", o->amp, "none | bf16 | fp16 (default: as trained)");
   app->add_flag("--tta", o->tta, "Classify each tile from the mean over its 8 flips and rotations");
+  app->add_option("--calibration", o->calibration,
+                  "temperature | none: apply the checkpoint's temperature to the probabilities (default: when it has one)")
+      ->check(CLI::IsMember({"temperature", "none"}));
+  app->add_option("--bootstrap", o->bootstrap, "Resamples for the 95% confidence intervals (0: none)")->capture_default_str();
+  app->add_option("--seed", o->seed, "Seed of the bootstrap's resamples")->capture_default_str();
+  app->add_option("--groups", o->groups,
+                  "CSV filename,label,group_id naming each image's source group (default: near-copies found in the images)");
+  app->add_option("--group-by", o->group_by, "group | image: the unit the bootstrap resamples")
+      ->check(CLI::IsMember({"group", "image"}))->capture_default_str();
+  app->add_option("--report", o->report_dir,
+                  "Write report.md, report.json and plots (ROC curves, reliability before/after the temperature) here");
+  app->add_option("--predictions", o->predictions,
+                  "Write one CSV row per image: path,label,group,predicted,<probability of each class>");
   app->add_flag("--quiet", o->quiet, "No progress output");
   add_max_image_pixels_flag(app);
   return {app, [o] {
             if (o->batch_size < 1) throw UsageError("--batch-size must be at least 1");
+            if (o->bootstrap < 0 || o->bootstrap > 1000000) throw UsageError("--bootstrap must be in [0, 1000000]");
             check_thread_count(o->workers, "--workers");
             return run_eval(*o);
           }};

@@ -17,7 +17,7 @@ namespace histotrain {
 namespace {
 
 struct PredictOptions {
-  std::string checkpoint, csv, device = "cpu", amp;
+  std::string checkpoint, csv, device = "cpu", amp, calibration;
   std::vector<std::string> files;
   int threads = 0, batch_size = 64;
   bool trust_checkpoint = false;
@@ -45,8 +45,9 @@ struct Prediction {
   std::vector<float> probabilities;
 };
 
+// `temperature` divides the logits (1: the model's own probabilities).
 std::vector<Prediction> predict(TrainedModel& trained, const std::vector<std::string>& files, torch::Device device,
-                                int batch_size) {
+                                int batch_size, double temperature) {
   const int size = trained.image_size;
   const auto format = trained.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
   torch::NoGradGuard no_grad;
@@ -68,7 +69,7 @@ std::vector<Prediction> predict(TrainedModel& trained, const std::vector<std::st
       AutocastScope autocast(trained.precision, device);
       logits = trained.model->forward(normalize_uint8_nhwc(images.to(device), format));
     }
-    const auto probs = torch::softmax(logits.to(torch::kFloat32), 1).to(torch::kCPU);
+    const auto probs = torch::softmax(logits.to(torch::kFloat32) / temperature, 1).to(torch::kCPU);
     for (size_t j = 0; j < ok.size(); ++j) {
       const auto row = probs[static_cast<int64_t>(j)].contiguous();
       out[ok[j]].probabilities.assign(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
@@ -84,7 +85,13 @@ int run_predict(const PredictOptions& o) {
   const auto& classes = trained.classes;
   const std::vector<std::string> files = expand_inputs(o.files);
   if (files.empty()) throw UsageError("no images given");
-  const auto predictions = predict(trained, files, device, o.batch_size);
+  if (o.calibration == "temperature" && trained.temperature <= 0)
+    throw Error("--calibration temperature: checkpoint '" + trained.run.string() + "' has no temperature");
+  const bool calibrated = o.calibration != "none" && trained.temperature > 0;
+  if (calibrated)
+    std::fprintf(stderr, "probabilities at the checkpoint's temperature %.3f (fitted on its validation split; "
+                 "--calibration none for the model's own)\n", trained.temperature);
+  const auto predictions = predict(trained, files, device, o.batch_size, calibrated ? trained.temperature : 1.0);
 
   std::string csv = "path,class,probability";
   for (const auto& c : classes) csv += "," + csv_field("p_" + c);
@@ -130,6 +137,9 @@ Command add_predict_command(CLI::App& root) {
   app->add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
   app->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str();
   app->add_option("--amp", o->amp, "none | bf16 | fp16 (default: as trained)");
+  app->add_option("--calibration", o->calibration,
+                  "temperature | none: the checkpoint's temperature divides the logits (default: when it has one)")
+      ->check(CLI::IsMember({"temperature", "none"}));
   app->add_option("files", o->files, "JPEG files or folders")->required();
   add_max_image_pixels_flag(app);
   return {app, [o] {

@@ -250,6 +250,12 @@ void check_meta_fields(const nlohmann::json& meta, const fs::path& path) {
     if (!meta.contains(key) || !meta[key].is_number_integer() || meta[key].get<int64_t>() < 0)
       throw bad(std::string("'") + key + "' is not a whole number >= 0");
   if (meta.contains("config") && !meta["config"].is_object()) throw bad("'config' is not an object");
+  if (meta.contains("calibration")) {
+    const auto& calibration = meta["calibration"];
+    if (!calibration.is_object() || !calibration.contains("temperature") || !calibration["temperature"].is_number() ||
+        !(calibration["temperature"].get<double>() >= 0.05 && calibration["temperature"].get<double>() <= 20))
+      throw bad("'calibration' has no temperature from 0.05 to 20");
+  }
 }
 
 }  // namespace
@@ -334,6 +340,7 @@ TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device
     trained.precision = Precision::fp32;  // trained in fp16 on a GPU, used on a CPU: fp32 is exact enough
   check_precision_supported(trained.precision, device);
   trained.channels_last = config.value("channels_last", false);
+  if (meta.contains("calibration")) trained.temperature = meta["calibration"]["temperature"].get<double>();
   trained.model = load_model(trained.run, meta, trust_torchscript);
   trained.model->to(device);
   if (trained.channels_last) to_channels_last(*trained.model);

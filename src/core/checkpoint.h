@@ -12,7 +12,8 @@
 //                            histotrain reads one only when told --trust-checkpoint
 //   train_state.safetensors  everything --resume needs, in one file so it is always consistent:
 //                            model, optimizer, loss-scaler and RNG state, and the step they belong to
-//   checkpoint.json          arch, classes, image size, epoch, step, config, last metrics; written
+//   checkpoint.json          arch, classes, image size, epoch, step, config, last metrics, the
+//                            calibration's temperature (fitted on the validation split); written
 //                            last, so it only ever describes files that are already in place
 // Checkpoints of older versions (model.pt and train_state.pt only) load with --trust-checkpoint.
 #pragma once
@@ -53,6 +54,7 @@ struct TrainedModel {
   int image_size = 0;
   Precision precision = Precision::fp32;  // as trained, unless overridden
   bool channels_last = false;             // as trained
+  double temperature = 0;                 // fitted on the validation split (core/calibration.h); 0: none
   ResNet model{nullptr};                  // on the requested device, in eval mode
 };
 // `amp`: "" keeps the training precision, else none | bf16 | fp16.

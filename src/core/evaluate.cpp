@@ -29,19 +29,26 @@ EvalResult evaluate(ResNet& model, const BatchMaker& batches, const std::vector<
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard no_grad;
-  EvalResult result{ConfusionMatrix(classes), ConfusionMatrix(classes)};
+  EvalResult result;
+  result.confusion = ConfusionMatrix(classes);
+  result.single_view = ConfusionMatrix(classes);
   // Counts accumulate on the device as one [truth * K + predicted] histogram: no per-batch sync.
   torch::Tensor pairs, single_pairs, loss_sum;
+  std::vector<torch::Tensor> view_logits;
   for (size_t first = 0; first < items.size(); first += static_cast<size_t>(batch_size)) {
     const int64_t n = std::min<int64_t>(batch_size, static_cast<int64_t>(items.size() - first));
     const Batch batch = batches.make(items.data() + first, n);
     const torch::Tensor logits = logits_of(model, batch.images, precision);
     torch::Tensor scores = logits;
+    std::vector<torch::Tensor> views{logits};
     if (tta) {
       scores = logits.softmax(1);
-      for (int symmetry = 1; symmetry < 8; ++symmetry)
-        scores = scores + logits_of(model, dihedral_view(batch.images, symmetry), precision).softmax(1);
+      for (int symmetry = 1; symmetry < 8; ++symmetry) {
+        views.push_back(logits_of(model, dihedral_view(batch.images, symmetry), precision));
+        scores = scores + views.back().softmax(1);
+      }
     }
+    view_logits.push_back(torch::stack(views, 1));
     const torch::Tensor labels = batch.labels.to(logits.device());  // a model spread over devices ends elsewhere
     const torch::Tensor loss = torch::nn::functional::cross_entropy(
         logits, labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
@@ -61,6 +68,9 @@ EvalResult evaluate(ResNet& model, const BatchMaker& batches, const std::vector<
       result.single_view.counts()[i] = single[i].item<int64_t>();
     }
     result.loss = loss_sum.item<double>() / static_cast<double>(items.size());
+    result.view_logits = torch::cat(view_logits).to(torch::kCPU).contiguous();
+  } else {
+    result.view_logits = torch::zeros({0, tta ? 8 : 1, classes});
   }
   if (was_training) model->train();
   result.seconds = seconds_since(start);

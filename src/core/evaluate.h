@@ -14,6 +14,9 @@ namespace histotrain {
 struct EvalResult {
   ConfusionMatrix confusion;
   ConfusionMatrix single_view;  // with tta: the predictions of the tiles as they are; else == confusion
+  // fp32 logits [N, V, K] on the CPU, in the order of the items: V = 1, or the 8 views with tta.
+  // What the probability metrics, calibration and saved predictions are computed from.
+  torch::Tensor view_logits;
   double loss = 0;     // mean cross-entropy (no label smoothing)
   double seconds = 0;  // wall time, batches included
 };

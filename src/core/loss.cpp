@@ -2,11 +2,12 @@
 
 namespace histotrain {
 
-LossAndCorrect classification_loss(const torch::Tensor& logits, const torch::Tensor& labels, double label_smoothing) {
+LossAndCorrect classification_loss(const torch::Tensor& logits, const torch::Tensor& labels, const LossOptions& options) {
   const torch::Tensor fp32 = logits.to(torch::kFloat32);
+  auto cross_entropy = torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(options.label_smoothing);
+  if (options.class_weights.defined()) cross_entropy.weight(options.class_weights.to(fp32.device()));
   LossAndCorrect result;
-  result.loss = torch::nn::functional::cross_entropy(
-      fp32, labels, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(label_smoothing));
+  result.loss = torch::nn::functional::cross_entropy(fp32, labels, cross_entropy);
   result.correct = (fp32.argmax(1) == labels).sum();
   return result;
 }

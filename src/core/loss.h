@@ -1,5 +1,5 @@
 // The training loss of every step implementation (the eager step, the CUDA graph, pipeline stages
-// over ranks and over devices): cross-entropy with label smoothing, computed in fp32 whatever
+// over ranks and over devices): cross-entropy with label smoothing and class weights, computed in fp32 whatever
 // precision produced the logits, and the number of correct predictions. Both stay tensors on the
 // logits' device: reading them would make the host wait for the step.
 #pragma once
@@ -12,6 +12,14 @@ struct LossAndCorrect {
   torch::Tensor correct;  // int64 count of argmax == label
 };
 
-LossAndCorrect classification_loss(const torch::Tensor& logits, const torch::Tensor& labels, double label_smoothing);
+struct LossOptions {
+  double label_smoothing = 0;
+  // Per-class weights of the cross-entropy (--balance loss), fp32; undefined: every class 1. The
+  // batch's loss is then the weighted mean, sum(w_y l) / sum(w_y), so its scale stays that of
+  // the unweighted loss.
+  torch::Tensor class_weights;
+};
+
+LossAndCorrect classification_loss(const torch::Tensor& logits, const torch::Tensor& labels, const LossOptions& options);
 
 }  // namespace histotrain

@@ -69,6 +69,17 @@ double ConfusionMatrix::macro_f1() const {
   return present ? sum / present : 0.0;
 }
 
+double ConfusionMatrix::balanced_accuracy() const {
+  double sum = 0;
+  int64_t present = 0;
+  for (int64_t k = 0; k < classes_; ++k) {
+    if (row_sum(k) == 0) continue;
+    sum += recall(k);
+    ++present;
+  }
+  return present ? sum / present : 0.0;
+}
+
 nlohmann::json ConfusionMatrix::to_json(const std::vector<std::string>& class_names) const {
   nlohmann::json per_class = nlohmann::json::object();
   nlohmann::json matrix = nlohmann::json::array();
@@ -79,7 +90,7 @@ nlohmann::json ConfusionMatrix::to_json(const std::vector<std::string>& class_na
     for (int64_t j = 0; j < classes_; ++j) row.push_back(count(k, j));
     matrix.push_back(row);
   }
-  return {{"accuracy", accuracy()}, {"macro_f1", macro_f1()}, {"images", total()},
+  return {{"accuracy", accuracy()}, {"balanced_accuracy", balanced_accuracy()}, {"macro_f1", macro_f1()}, {"images", total()},
           {"classes", class_names}, {"per_class", per_class}, {"confusion_matrix", matrix}};
 }
 

@@ -28,8 +28,10 @@ class ConfusionMatrix {
   double f1(int64_t k) const;
   // Mean F1 over the classes that occur in the data (or are predicted).
   double macro_f1() const;
+  // Mean recall over the classes that occur in the data (scikit-learn's balanced_accuracy_score).
+  double balanced_accuracy() const;
 
-  // {"accuracy", "macro_f1", "images", "classes", "per_class": {name: {precision, recall, f1,
+  // {"accuracy", "balanced_accuracy", "macro_f1", "images", "classes", "per_class": {name: {precision, recall, f1,
   // support}}, "confusion_matrix": rows of counts, truth first}
   nlohmann::json to_json(const std::vector<std::string>& class_names) const;
 

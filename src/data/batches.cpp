@@ -27,6 +27,10 @@ std::vector<int64_t> epoch_order(const std::vector<int64_t>& items, uint64_t see
     std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(epoch) * 0x632be59bd9b4e019ull + 1);
     for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
   }
+  return rank_shard(order, rank, world);
+}
+
+std::vector<int64_t> rank_shard(const std::vector<int64_t>& order, int rank, int world) {
   const size_t per_rank = order.size() / static_cast<size_t>(world);
   std::vector<int64_t> shard;
   shard.reserve(per_rank);

@@ -30,6 +30,9 @@ struct Augmentation {
 // items are dropped when needed), so all ranks take the same number of steps.
 std::vector<int64_t> epoch_order(const std::vector<int64_t>& items, uint64_t seed, int64_t epoch, bool shuffle,
                                  int rank = 0, int world = 1);
+// Rank r of `world`'s share of one epoch's `order`: every world-th item from the r-th, the same
+// count on every rank.
+std::vector<int64_t> rank_shard(const std::vector<int64_t>& order, int rank, int world);
 
 class BatchMaker {
  public:

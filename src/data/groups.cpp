@@ -53,35 +53,79 @@ GroupAssignment assign_groups(const ScanResult& scan, const std::unordered_map<s
   return result;
 }
 
-Split split_by_group(const std::vector<int64_t>& labels, const std::vector<std::string>& groups,
-                     double val_fraction, uint64_t seed) {
-  // Members and majority class of each group, in first-seen order (deterministic).
-  std::map<std::string, size_t> group_index;
+namespace {
+
+// Each group's members, and the groups of each class (a group belongs to its majority class), in
+// first-seen order: deterministic.
+struct GroupsByClass {
   std::vector<std::vector<int64_t>> members;
-  for (size_t i = 0; i < groups.size(); ++i) {
-    auto [it, added] = group_index.emplace(groups[i], members.size());
-    if (added) members.emplace_back();
-    members[it->second].push_back(static_cast<int64_t>(i));
-  }
   std::map<int64_t, std::vector<size_t>> groups_of_class;
   std::map<int64_t, int64_t> images_of_class;
-  for (size_t g = 0; g < members.size(); ++g) {
+};
+
+GroupsByClass groups_by_class(const std::vector<int64_t>& labels, const std::vector<std::string>& groups) {
+  GroupsByClass out;
+  std::map<std::string, size_t> group_index;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    auto [it, added] = group_index.emplace(groups[i], out.members.size());
+    if (added) out.members.emplace_back();
+    out.members[it->second].push_back(static_cast<int64_t>(i));
+  }
+  for (size_t g = 0; g < out.members.size(); ++g) {
     std::map<int64_t, int64_t> votes;
-    for (int64_t i : members[g]) ++votes[labels[i]];
+    for (int64_t i : out.members[g]) ++votes[labels[i]];
     const int64_t majority = std::max_element(votes.begin(), votes.end(), [](auto& a, auto& b) {
                                return a.second < b.second;
                              })->first;
-    groups_of_class[majority].push_back(g);
-    images_of_class[majority] += static_cast<int64_t>(members[g].size());
+    out.groups_of_class[majority].push_back(g);
+    out.images_of_class[majority] += static_cast<int64_t>(out.members[g].size());
   }
+  return out;
+}
 
+// Fisher-Yates with our own draw, seeded per class: portable.
+void shuffle_groups(std::vector<size_t>& class_groups, uint64_t seed, int64_t cls) {
+  std::mt19937_64 rng(seed * 1000003ull + static_cast<uint64_t>(cls));
+  for (size_t i = class_groups.size(); i > 1; --i) std::swap(class_groups[i - 1], class_groups[rng() % i]);
+}
+
+}  // namespace
+
+std::vector<std::vector<int64_t>> grouped_folds(const std::vector<int64_t>& labels, const std::vector<std::string>& groups,
+                                                int folds, uint64_t seed) {
+  GroupsByClass by = groups_by_class(labels, groups);
+  std::vector<std::vector<int64_t>> fold(static_cast<size_t>(folds));
+  std::vector<int64_t> fold_images(static_cast<size_t>(folds), 0);
+  for (auto& [cls, class_groups] : by.groups_of_class) {
+    shuffle_groups(class_groups, seed, cls);
+    // Largest groups first, each to the fold with the fewest images of this class so far (then
+    // the fewest images, then the first): folds as even as whole groups allow.
+    std::stable_sort(class_groups.begin(), class_groups.end(),
+                     [&](size_t a, size_t b) { return by.members[a].size() > by.members[b].size(); });
+    std::vector<int64_t> of_class(static_cast<size_t>(folds), 0);
+    for (const size_t g : class_groups) {
+      size_t best = 0;
+      for (size_t f = 1; f < fold.size(); ++f)
+        if (std::make_pair(of_class[f], fold_images[f]) < std::make_pair(of_class[best], fold_images[best])) best = f;
+      const auto n = static_cast<int64_t>(by.members[g].size());
+      of_class[best] += n;
+      fold_images[best] += n;
+      fold[best].insert(fold[best].end(), by.members[g].begin(), by.members[g].end());
+    }
+  }
+  for (auto& f : fold) std::sort(f.begin(), f.end());
+  return fold;
+}
+
+Split split_by_group(const std::vector<int64_t>& labels, const std::vector<std::string>& groups,
+                     double val_fraction, uint64_t seed) {
+  GroupsByClass by = groups_by_class(labels, groups);
+  const auto& members = by.members;
   Split split;
   std::vector<bool> in_val(groups.size(), false);
-  for (auto& [cls, class_groups] : groups_of_class) {
-    std::mt19937_64 rng(seed * 1000003ull + static_cast<uint64_t>(cls));
-    for (size_t i = class_groups.size(); i > 1; --i)  // Fisher-Yates with our own draw: portable
-      std::swap(class_groups[i - 1], class_groups[rng() % i]);
-    const double want = val_fraction * static_cast<double>(images_of_class[cls]);
+  for (auto& [cls, class_groups] : by.groups_of_class) {
+    shuffle_groups(class_groups, seed, cls);
+    const double want = val_fraction * static_cast<double>(by.images_of_class[cls]);
     int64_t taken = 0;
     // The last group always stays in training: a class must be learnable to be validated.
     for (size_t k = 0; k + 1 < class_groups.size(); ++k) {

@@ -31,4 +31,11 @@ struct Split {
 Split split_by_group(const std::vector<int64_t>& labels, const std::vector<std::string>& groups,
                      double val_fraction, uint64_t seed);
 
+// `folds` disjoint folds of whole groups for cross-validation (indices, ascending): per class,
+// the class's groups shuffled with `seed`, then largest first, each to the fold with the fewest
+// images of that class. Stratified as far as groups allow: a class with fewer groups than folds
+// is missing from some folds.
+std::vector<std::vector<int64_t>> grouped_folds(const std::vector<int64_t>& labels, const std::vector<std::string>& groups,
+                                                int folds, uint64_t seed);
+
 }  // namespace histotrain

@@ -79,6 +79,16 @@ void DataParallel::sum(ConfusionMatrix& confusion) {
   for (size_t i = 0; i < confusion.counts().size(); ++i) confusion.counts()[i] = counts[static_cast<int64_t>(i)].item<int64_t>();
 }
 
+torch::Tensor DataParallel::gather_shards(const torch::Tensor& mine, int64_t items) {
+  if (!comm_) return mine;
+  std::vector<int64_t> sizes = mine.sizes().vec();
+  sizes[0] = items;
+  torch::Tensor all = torch::zeros(sizes, mine.options());
+  all.index_copy_(0, torch::arange(world_.rank, items, world_.world_size, torch::kLong), mine);
+  comm_->all_reduce_sum(all);
+  return all;
+}
+
 double DataParallel::sum(double value) {
   if (!comm_) return value;
   auto t = torch::tensor({value}, torch::kFloat64);

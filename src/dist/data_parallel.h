@@ -77,6 +77,9 @@ class DataParallel {
   std::vector<int64_t> shard(const std::vector<int64_t>& items) const;
   // Sums over ranks.
   void sum(ConfusionMatrix& confusion);
+  // The rows each rank computed for its shard(items) ([shard size, ...] in shard order), put back
+  // in the order of all `items` rows on every rank: an all-reduce over zeros, which is exact.
+  torch::Tensor gather_shards(const torch::Tensor& mine, int64_t items);
   double sum(double value);
   // The largest `signal_number` any rank states (0: none): every rank learns of a stop signal
   // that one of them received, at the same step.

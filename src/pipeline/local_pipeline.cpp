@@ -29,7 +29,7 @@ void place_stages(ResNet& model, const StagePlan& plan, const std::vector<torch:
 
 PipelineStepResult local_pipeline_step(ResNet& model, const StagePlan& plan, PipelineSchedule schedule,
                                        const Batch& batch, int micro_batches,
-                                       double label_smoothing,
+                                       const LossOptions& loss_options,
                                        Precision precision, GradScaler& scaler) {
   const auto start = std::chrono::steady_clock::now();
   const int64_t n = batch.images.size(0);
@@ -46,7 +46,7 @@ PipelineStepResult local_pipeline_step(ResNet& model, const StagePlan& plan, Pip
       logits = model->forward(batch.images.narrow(0, m * mb, mb)).to(torch::kFloat32);
     }
     const torch::Tensor labels = batch.labels.narrow(0, m * mb, mb).to(logits.device());
-    const LossAndCorrect loss = classification_loss(logits, labels, label_smoothing);
+    const LossAndCorrect loss = classification_loss(logits, labels, loss_options);
     losses[m] = loss.loss;
     // Kept on the device and read once, at the end: a read here would make the host wait for
     // every stage and stop the devices from working at the same time.

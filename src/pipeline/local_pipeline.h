@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/amp.h"
+#include "core/loss.h"
 #include "data/batches.h"
 #include "model/resnet.h"
 #include "pipeline/pipeline_schedule.h"
@@ -30,7 +31,7 @@ void place_stages(ResNet& model, const StagePlan& plan, const std::vector<torch:
 // One batch's forward and backward; gradients accumulate the mean over the micro-batches.
 PipelineStepResult local_pipeline_step(ResNet& model, const StagePlan& plan, PipelineSchedule schedule,
                                        const Batch& batch, int micro_batches,
-                                       double label_smoothing, Precision precision,
+                                       const LossOptions& loss_options, Precision precision,
                                        GradScaler& scaler);
 
 }  // namespace histotrain

@@ -57,10 +57,10 @@ torch::Tensor PipelineStage::receive_like(const std::vector<int64_t>& shape, int
 // flight and the loss sums; forward and backward of (chunk, micro-batch) as the schedule orders.
 class PipelineStage::StepState {
  public:
-  StepState(PipelineStage& stage, const Batch& batch, int micro_batches, double label_smoothing, Precision precision,
+  StepState(PipelineStage& stage, const Batch& batch, int micro_batches, const LossOptions& loss_options, Precision precision,
             GradScaler& scaler)
       : s_(stage), batch_(batch), micro_batches_(micro_batches), mb_(batch.labels.size(0) / micro_batches),
-        last_chunk_(stage.plan_.chunks() - 1), label_smoothing_(label_smoothing), precision_(precision),
+        last_chunk_(stage.plan_.chunks() - 1), loss_options_(loss_options), precision_(precision),
         scaler_(scaler), loss_sum_(torch::zeros({}, batch.labels.options().dtype(torch::kFloat64))),
         correct_(torch::zeros({}, batch.labels.options())) {}
 
@@ -90,7 +90,7 @@ class PipelineStage::StepState {
     torch::Tensor& out = outputs_[c][m];
     if (c == last_chunk_) {
       const torch::Tensor labels = batch_.labels.narrow(0, m * mb_, mb_);
-      const LossAndCorrect loss = classification_loss(out, labels, label_smoothing_);
+      const LossAndCorrect loss = classification_loss(out, labels, loss_options_);
       scaler_.scale_loss(loss.loss / micro_batches_).backward();
       loss_sum_ += loss.loss.detach() * static_cast<double>(mb_);
       correct_ += loss.correct;
@@ -143,7 +143,7 @@ class PipelineStage::StepState {
   int micro_batches_;
   int64_t mb_;
   int last_chunk_;
-  double label_smoothing_;
+  const LossOptions& loss_options_;
   Precision precision_;
   GradScaler& scaler_;
   std::map<int, std::vector<torch::Tensor>> inputs_, outputs_;  // per chunk and micro-batch, while held
@@ -151,14 +151,14 @@ class PipelineStage::StepState {
   torch::Tensor loss_sum_, correct_;
 };
 
-PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches, double label_smoothing,
+PipelineStepResult PipelineStage::step(const Batch& batch, int micro_batches, const LossOptions& loss_options,
                                        Precision precision, GradScaler& scaler) {
   const auto start = Clock::now();
   const int64_t n = batch.labels.size(0);
   if (micro_batches < 1 || n % micro_batches != 0)
     throw UsageError("--micro-batches " + std::to_string(micro_batches) + " must divide the batch of " +
                      std::to_string(n));
-  StepState step(*this, batch, micro_batches, label_smoothing, precision, scaler);
+  StepState step(*this, batch, micro_batches, loss_options, precision, scaler);
   const bool on_cpu = model_->parameters()[0].device().is_cpu();  // the allocator counts host memory only
   const double held_before = on_cpu ? static_cast<double>(allocated_bytes()) : 0;
   for (const PipelineOp& op : stage_ops(plan_, stage_, micro_batches, schedule_)) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/amp.h"
+#include "core/loss.h"
 #include "data/batches.h"
 #include "dist/communicator.h"
 #include "model/resnet.h"
@@ -47,7 +48,7 @@ class PipelineStage {
   // Forward and backward of one batch (every rank passes the same batch; only the first stage
   // reads the images, so the others may pass labels alone). `scaler` scales the last stage's
   // loss (fp16).
-  PipelineStepResult step(const Batch& batch, int micro_batches, double label_smoothing,
+  PipelineStepResult step(const Batch& batch, int micro_batches, const LossOptions& loss_options,
                           Precision precision, GradScaler& scaler);
 
   // Every rank takes each unit's parameters and buffers, and the optimizer's momentum, from

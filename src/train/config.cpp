@@ -109,8 +109,7 @@ void validate_data(const DataConfig& d) {
   require(d.progressive_until > 0 && d.progressive_until <= 1, "--progressive-until must be in (0, 1]");
   require(d.max_shift >= 0 && d.max_shift <= 0.25, "--max-shift must be in [0, 0.25]");
   require(d.color_jitter >= 0 && d.color_jitter <= 0.5, "--color-jitter must be in [0, 0.5]");
-  require(d.val_images.empty() || (d.split == DataSplit::group && d.groups.empty()),
-          "--val-images is the split: drop --groups and --split");
+  require(d.val_images.empty() || d.split == DataSplit::group, "--val-images is the split: drop --split");
   check_thread_count(d.workers, "--workers");
 }
 
@@ -152,6 +151,7 @@ void validate_parallel(const ParallelConfig& p, const TrainConfig& c) {
 void validate_job(const JobConfig& j) {
   check_thread_count(j.threads, "--threads");
   require(j.target_acc >= 0 && j.target_acc <= 1, "--target-acc must be in [0, 1]");
+  require(j.bootstrap >= 0 && j.bootstrap <= 1000000, "--bootstrap must be in [0, 1000000]");
   require(j.max_steps >= 0, "--max-steps must be >= 0");
   require(j.val_every >= 1, "--val-every must be at least 1");
   require(j.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0 (0: checkpoints with validation only)");

@@ -72,6 +72,16 @@ struct Spellings<ConvGradMode> {
                                                                   {ConvGradMode::native, "native"}};
 };
 
+// Classes of very different sizes (data/class_balance.h): sampler draws each class equally often
+// in every epoch (same epoch length); loss weights each class's cross-entropy by its inverse
+// frequency among the training images.
+enum class ClassBalance { none, sampler, loss };
+template <>
+struct Spellings<ClassBalance> {
+  static constexpr std::pair<ClassBalance, const char*> all[] = {
+      {ClassBalance::none, "none"}, {ClassBalance::sampler, "sampler"}, {ClassBalance::loss, "loss"}};
+};
+
 // Named recipes (train/recipes.h): flags chosen and measured for one purpose.
 enum class Recipe { none, cpu_fast };
 template <>
@@ -116,6 +126,7 @@ struct OptimConfig {
   double momentum = 0.9;
   double weight_decay = 5e-4;    // on conv/linear weights only, never on BN or biases
   double label_smoothing = 0.1;  // softer targets: better calibrated, less overfit to near-copies
+  ClassBalance balance = ClassBalance::none;
   double ema = 0;                // exponential moving average of the weights, validated and saved (0: off)
   LrScaling lr_scaling = LrScaling::linear;
 };
@@ -158,6 +169,7 @@ struct JobConfig {
   int64_t max_steps = 0;         // stop after this many optimizer steps (0: no limit; benchmarks);
                                  // the LR schedule still spans all epochs
   bool tta = false;              // validate on the mean softmax over the 8 flips/rotations of each tile
+  int bootstrap = 2000;          // resamples of source groups for the validation's confidence intervals (0: none)
   bool quiet = false;            // no progress bars
   Recipe recipe = Recipe::none;  // the recipe the run started from (its flags are in the fields above)
 };

@@ -27,7 +27,8 @@ void data_fields(Data& d, Visit&& visit) {
                   "group: validation takes whole source groups; random: per image (near-copies leak, audited)"},
         d.split);
   visit(FieldInfo{"val_images", "--val-images",
-                  "Validate on exactly these tiles (a list of paths or file names, one per line), train on the rest"},
+                  "Validate on exactly these tiles (a list of paths or file names, one per line), train on the rest "
+                  "(--groups then names the groups of the validation's confidence intervals)"},
         d.val_images);
   visit(FieldInfo{"cache_dir", "--cache-dir", "Tile cache folder (default: $HISTOTRAIN_CACHE or ~/.cache/histotrain)",
                   true},
@@ -72,6 +73,10 @@ void optim_fields(Optim& o, Visit&& visit) {
   visit(FieldInfo{"momentum", "--momentum", "Nesterov momentum"}, o.momentum);
   visit(FieldInfo{"weight_decay", "--weight-decay", "On conv/linear weights only"}, o.weight_decay);
   visit(FieldInfo{"label_smoothing", "--label-smoothing", "Label smoothing"}, o.label_smoothing);
+  visit(FieldInfo{"balance", "--balance",
+                  "none | sampler (each epoch draws every class equally often) | loss (inverse-frequency class "
+                  "weights in the cross-entropy)"},
+        o.balance);
   visit(FieldInfo{"ema", "--ema", "Validate and save a moving average of the weights with this decay (e.g. 0.99; 0: off)"},
         o.ema);
   visit(FieldInfo{"lr_scaling", "--lr-scaling", "linear: peak lr x world size; none"}, o.lr_scaling);
@@ -141,6 +146,9 @@ void job_fields(Job& j, Visit&& visit) {
   visit(FieldInfo{"max_steps", "--max-steps", "Stop after this many optimizer steps (benchmarks; 0: no limit)"},
         j.max_steps);
   visit(FieldInfo{"tta", "--tta", "Validate on the mean prediction over each tile's 8 flips and rotations"}, j.tta);
+  visit(FieldInfo{"bootstrap", "--bootstrap",
+                  "Resamples of source groups for the validation metrics' 95% confidence intervals (0: none)"},
+        j.bootstrap);
   visit(FieldInfo{"quiet", "--quiet", "No progress bars", true}, j.quiet);
   visit(FieldInfo{"recipe", "--recipe",
                   "Start from a named set of flags (the log prints them; flags given here win). cpu-fast: the "

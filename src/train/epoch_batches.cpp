@@ -2,6 +2,8 @@
 
 #include <random>
 
+#include "data/class_balance.h"
+
 namespace histotrain {
 
 namespace {
@@ -12,12 +14,21 @@ std::mt19937_64 augmentation_rng(uint64_t seed, int64_t epoch, int rank, int64_t
   return std::mt19937_64(seq);
 }
 
+// This rank's items for the epoch: its shard of one order that every rank computes alike.
+std::vector<int64_t> training_order(const Run& run, int64_t epoch) {
+  const uint64_t seed = run.config.job.seed;
+  if (run.config.optim.balance != ClassBalance::sampler)
+    return epoch_order(run.split.train, seed, epoch, /*shuffle=*/true, run.dp->data_rank(), run.data_ranks());
+  return rank_shard(class_balanced_order(run.split.train, run.data.labels, seed, epoch), run.dp->data_rank(),
+                    run.data_ranks());
+}
+
 }  // namespace
 
 EpochBatches::EpochBatches(const Run& run, const BatchMaker& maker, int64_t epoch)
     : maker_(maker), batch_size_(run.config.optim.batch_size), seed_(run.config.job.seed), epoch_(epoch),
       rank_(run.dp->data_rank()), labels_only_(run.pipeline && run.pipeline->stage() > 0),
-      order_(epoch_order(run.split.train, seed_, epoch, /*shuffle=*/true, rank_, run.data_ranks())) {
+      order_(training_order(run, epoch)) {
   const DataConfig& d = run.config.data;
   augmentation_.dihedral = d.augment;
   augmentation_.max_shift = d.augment ? static_cast<int>(d.max_shift * d.image_size) : 0;

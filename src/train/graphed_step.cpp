@@ -56,13 +56,18 @@ void restore_state(ResNet& model, torch::optim::SGD& optimizer, const SavedState
     }
 }
 
+LossOptions on_device(LossOptions options, const torch::Device& device) {
+  if (options.class_weights.defined()) options.class_weights = options.class_weights.to(device);
+  return options;
+}
+
 }  // namespace
 
 struct GraphedTrainStep::Impl {
   ResNet model;
   torch::optim::SGD& optimizer;
   Precision precision;
-  double label_smoothing;
+  LossOptions loss_options;  // its class weights on the graph's device: nothing is copied in the graph
   WeightAverage* average;
   // Static tensors the graph reads and writes: their addresses are baked into it.
   torch::Tensor images, labels, neg_lr, average_share, loss_sum, correct;
@@ -70,11 +75,11 @@ struct GraphedTrainStep::Impl {
   std::unique_ptr<at::cuda::CUDAGraph> graph;  // null: the step runs eagerly
 #endif
 
-  Impl(ResNet m, torch::optim::SGD& o, Precision p, double smoothing, WeightAverage* a, const Batch& example)
+  Impl(ResNet m, torch::optim::SGD& o, Precision p, const LossOptions& loss, WeightAverage* a, const Batch& example)
       : model(std::move(m)),
         optimizer(o),
         precision(p),
-        label_smoothing(smoothing),
+        loss_options(on_device(loss, example.images.device())),
         average(a),
         images(example.images.clone()),
         labels(example.labels.clone()) {
@@ -93,7 +98,7 @@ struct GraphedTrainStep::Impl {
       AutocastScope autocast(precision, images.device());
       logits = model->forward(images);
     }
-    const LossAndCorrect loss = classification_loss(logits, labels, label_smoothing);
+    const LossAndCorrect loss = classification_loss(logits, labels, loss_options);
     loss.loss.backward();
     multi_tensor_sgd_step(optimizer, neg_lr);
     if (average) average->update(average_share);
@@ -188,8 +193,8 @@ bool GraphedTrainStep::available() {
 }
 
 GraphedTrainStep::GraphedTrainStep(ResNet model, torch::optim::SGD& optimizer, Precision precision,
-                                   double label_smoothing, WeightAverage* average, const Batch& example, bool capture)
-    : impl_(std::make_unique<Impl>(std::move(model), optimizer, precision, label_smoothing, average, example)) {
+                                   const LossOptions& loss_options, WeightAverage* average, const Batch& example, bool capture)
+    : impl_(std::make_unique<Impl>(std::move(model), optimizer, precision, loss_options, average, example)) {
   if (capture && !impl_->images.is_cuda()) throw Error("a CUDA graph needs the batch on a CUDA device");
   if (capture && precision == Precision::fp16)
     throw Error("a CUDA graph cannot hold fp16 loss scaling (its steps may be skipped)");

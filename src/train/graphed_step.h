@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "core/amp.h"
+#include "core/loss.h"
 #include "core/weight_average.h"
 #include "data/batches.h"
 #include "model/resnet.h"
@@ -24,7 +25,7 @@ class GraphedTrainStep {
   // `average` may be null. Throws Error where graphs are not available. With `capture` false,
   // the same warm-up, static buffers and step run eagerly on any device: how the CPU build
   // tests everything but the capture itself.
-  GraphedTrainStep(ResNet model, torch::optim::SGD& optimizer, Precision precision, double label_smoothing,
+  GraphedTrainStep(ResNet model, torch::optim::SGD& optimizer, Precision precision, const LossOptions& loss_options,
                    WeightAverage* average, const Batch& example, bool capture = true);
   ~GraphedTrainStep();
   GraphedTrainStep(const GraphedTrainStep&) = delete;

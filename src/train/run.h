@@ -75,6 +75,7 @@ struct Run {
   std::unique_ptr<GraphedTrainStep> graph;  // captured at the first step
   double graph_capture_seconds = 0;
   torch::MemoryFormat format = torch::MemoryFormat::Contiguous;
+  LossOptions loss;             // label smoothing, and the class weights of --balance loss (on the device)
   double peak_lr = 0;           // config.optim.lr, scaled with the world size (lr_scaling)
   int64_t steps_per_epoch = 0;
   int64_t schedule_steps = 0;  // epochs x steps per epoch: what the LR schedule spans
@@ -137,6 +138,10 @@ struct EpochStats {
   bool stopped = false;       // every rank agreed to stop for a signal
   bool budget_spent = false;  // --time-budget: the budget ran out in this epoch
 };
+
+// The dataset a training config names (root, tile size, groups CSV, cache, decode threads).
+// `find_groups`: without a groups CSV, near-copy groups are found from the pixels (cached).
+DataOptions training_data_options(const TrainConfig& config, bool quiet, bool find_groups);
 
 // Joins the other ranks, loads and splits the data, plans the steps, builds the model and
 // optimizer, and cuts the pipeline stages when asked.

@@ -1,7 +1,9 @@
 // What a run reports: the start line, checkpoint metadata, the pipeline and step-time reports.
 #include <torch/torch.h>
 
+#include "core/calibration.h"
 #include "core/compat.h"
+#include "core/evaluation_report.h"
 #include "model/conv_weight_grad.h"
 #include "train/system_info.h"
 #include "util/allocator.h"
@@ -174,6 +176,27 @@ std::string epoch_line(const Run& run, const RunProgress& progress, const EpochS
   return epoch_label(run, progress.epochs_done) + text;
 }
 
+namespace {
+
+// The validation split's metrics from its probabilities, with a temperature fitted on it (saved
+// with the checkpoint for eval and predict) and intervals by bootstrap over its source groups.
+nlohmann::json probability_report(const Run& run, const EvalResult& val) {
+  std::vector<int64_t> labels;
+  std::vector<std::string> groups;
+  for (const int64_t item : run.split.val) {
+    labels.push_back(run.data.labels[item]);
+    groups.push_back(run.data.groups[item]);
+  }
+  ReportOptions options;
+  options.temperature = fit_temperature(val.view_logits, torch::tensor(labels, torch::kLong));
+  options.temperature_from = "fitted on this validation split: its ece_after here is optimistic, eval on other "
+                             "images measures it";
+  options.bootstrap = {run.config.job.bootstrap, run.config.job.seed};
+  return evaluation_report(val, labels, groups, run.data.classes, options);
+}
+
+}  // namespace
+
 nlohmann::json report_validation(const Run& run, const EvalResult& val, nlohmann::json& record, std::string& line) {
   const bool tta = run.config.job.tta;
   const double accuracy = val.confusion.accuracy();
@@ -190,6 +213,15 @@ nlohmann::json report_validation(const Run& run, const EvalResult& val, nlohmann
     line += text;
   }
   nlohmann::json report = val.confusion.to_json(run.data.classes);
+  if (run.is_main()) {  // the other ranks save nothing: they skip the bootstrap's work
+    report = probability_report(run, val);
+    record["val_balanced_acc"] = report["balanced_accuracy"];
+    record["val_macro_auc"] = report["macro_auc"];
+    record["val_log_loss"] = report["log_loss"];
+    record["val_ece"] = report["ece"];
+    record["val_temperature"] = report["calibration"]["temperature"];
+    line += "; " + evaluation_line(report);
+  }
   report["loss"] = val.loss;
   if (tta) report["accuracy_single_view"] = val.single_view.accuracy();
   return report;
@@ -210,6 +242,10 @@ nlohmann::json checkpoint_meta(const Run& run, const RunProgress& progress, int6
           {"config", to_json(run.config)},
           {"torch_version", compat::torch_version()}};
   if (epoch_progress.steps > 0) meta["epoch_progress"] = epoch_progress.to_json();
+  const auto calibration = progress.last_val.find("calibration");
+  if (calibration != progress.last_val.end() && calibration->value("from", "none") != "none")
+    meta["calibration"] = {{"temperature", (*calibration)["temperature"]}, {"method", "temperature"},
+                           {"fitted_on", "the validation split, at its last validation"}};
   if (progress.warmup_end_seconds >= 0) meta["warmup_end_s"] = progress.warmup_end_seconds;
   return meta;
 }

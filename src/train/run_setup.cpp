@@ -7,6 +7,7 @@
 #include "core/checkpoint.h"
 #include "core/compat.h"
 #include "core/runtime.h"
+#include "data/class_balance.h"
 #include "leakage/group_finder.h"
 #include "leakage/split_audit.h"
 #include "pipeline/local_pipeline.h"
@@ -77,16 +78,10 @@ void write_split_lists(const Run& run) {
 
 void load_data(Run& run) {
   const TrainConfig& c = run.config;
-  DataOptions data_options;
-  data_options.root = c.data.root;
-  data_options.image_size = c.data.image_size;
-  data_options.groups_csv = c.data.groups;
   // Groups keep near-copies on one side of a split; with no validation images there is none.
-  data_options.cache_dir = c.data.cache_dir;
-  data_options.workers = c.data.workers;
-  data_options.quiet = c.job.quiet || !run.is_main();
-  if (c.data.split == DataSplit::group && c.data.val_images.empty() && c.data.val_fraction > 0)
-    data_options.find_groups = near_copy_group_finder(c.data.cache_dir, c.data.workers, data_options.quiet);
+  const DataOptions data_options =
+      training_data_options(c, c.job.quiet || !run.is_main(),
+                            c.data.split == DataSplit::group && c.data.val_images.empty() && c.data.val_fraction > 0);
   const auto data_start = Clock::now();
   run.dp->node_leaders_first([&] { run.data = load_dataset(data_options); });
   run.log(describe(run.data) + "\ndata ready in " + format_duration(seconds_since(data_start)));
@@ -123,6 +118,28 @@ void plan_steps(Run& run) {
   // --max-steps interrupts the run; it does not reshape the schedule, so a run stopped early and
   // resumed matches one that never stopped.
   run.stop_step = c.job.max_steps > 0 ? std::min(run.schedule_steps, c.job.max_steps) : run.schedule_steps;
+}
+
+// Label smoothing, and with --balance the class weights or the balanced sampler, said in the log.
+// Both come from the same inverse frequencies: a weight of 2 for a class doubles its share of the
+// loss (loss) or of the draws (sampler).
+void set_loss(Run& run) {
+  const TrainConfig& c = run.config;
+  run.loss.label_smoothing = c.optim.label_smoothing;
+  if (c.optim.balance == ClassBalance::none) return;
+  const auto classes = static_cast<int64_t>(run.data.classes.size());
+  const std::vector<double> weights = inverse_frequency_weights(run.split.train, run.data.labels, classes);
+  std::string line = c.optim.balance == ClassBalance::loss
+                         ? "--balance loss: class weights in the cross-entropy:"
+                         : "--balance sampler: every class drawn equally often; each class's images drawn this many "
+                           "times as often as by plain shuffling:";
+  for (int64_t k = 0; k < classes; ++k) {
+    char text[96];
+    std::snprintf(text, sizeof text, " %s %.3f", run.data.classes[k].c_str(), weights[k]);
+    line += text;
+  }
+  if (c.optim.balance == ClassBalance::loss) run.loss.class_weights = torch::tensor(weights, torch::kFloat32).to(run.device);
+  run.log(line);
 }
 
 void build_model(Run& run) {
@@ -333,6 +350,19 @@ void check_out_holds_no_other_run(const TrainConfig& c, const fs::path& out) {
 
 }  // namespace
 
+DataOptions training_data_options(const TrainConfig& c, bool quiet, bool find_groups) {
+  DataOptions options;
+  options.root = c.data.root;
+  options.image_size = c.data.image_size;
+  options.groups_csv = c.data.groups;
+  options.cache_dir = c.data.cache_dir;
+  options.workers = c.data.workers;
+  options.quiet = quiet;
+  if (find_groups && c.data.groups.empty())
+    options.find_groups = near_copy_group_finder(c.data.cache_dir, c.data.workers, quiet);
+  return options;
+}
+
 void prepare(Run& run) {
   const TrainConfig& c = run.config;
   run.out = c.job.out;
@@ -352,6 +382,7 @@ void prepare(Run& run) {
   check_ranks_agree(run);
   decide_precision(run);
   plan_steps(run);
+  set_loss(run);
   build_model(run);
   if (c.parallel.pipeline_stages > 1) cut_into_stages(run);  // after the optimizer: placing keeps the parameters
   decide_cuda_graph(run);

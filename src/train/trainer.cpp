@@ -59,7 +59,7 @@ void capture_step(Run& run, const Batch& example) {
   const auto start = Clock::now();
   try {
     run.graph = std::make_unique<GraphedTrainStep>(run.model, *run.optimizer, run.precision,
-                                                   run.config.optim.label_smoothing, run.average.get(), example);
+                                                   run.loss, run.average.get(), example);
   } catch (const std::exception& e) {
     if (run.config.precision.cuda_graph == CudaGraphMode::on) throw;
     run.use_graph = false;
@@ -79,10 +79,9 @@ void capture_step(Run& run, const Batch& example) {
 void pipeline_forward_backward(Run& run, RunProgress& p, const Batch& batch, EpochSums& sums) {
   const TrainConfig& c = run.config;
   const int micro = c.parallel.micro_batches;
-  const double smoothing = c.optim.label_smoothing;
   const PipelineStepResult r =
-      run.pipeline ? run.pipeline->step(batch, micro, smoothing, run.precision, *run.scaler)
-                   : local_pipeline_step(run.model, *run.device_stages, run.device_schedule, batch, micro, smoothing,
+      run.pipeline ? run.pipeline->step(batch, micro, run.loss, run.precision, *run.scaler)
+                   : local_pipeline_step(run.model, *run.device_stages, run.device_schedule, batch, micro, run.loss,
                                          run.precision, *run.scaler);
   sums.loss += r.loss_sum / c.optim.batch_size;
   sums.correct += r.correct;
@@ -102,7 +101,7 @@ void forward_backward(Run& run, RunProgress& p, const Batch& batch, EpochSums& s
     AutocastScope autocast(run.precision, run.device);
     logits = run.model->forward(batch.images);
   }
-  const LossAndCorrect loss = classification_loss(logits, batch.labels, run.config.optim.label_smoothing);
+  const LossAndCorrect loss = classification_loss(logits, batch.labels, run.loss);
   // Sampled where a pipeline stage samples, between passes: after the forward every activation
   // the backward needs is held; after the backward, the gradients.
   const auto sample_held = [&] {
@@ -289,7 +288,8 @@ EpochStats train_epoch(Run& run, RunProgress& p, const BatchMaker& maker, int64_
 }
 
 // Each rank evaluates its shard of the validation set with rank 0's BatchNorm statistics; the
-// counts and loss sums are added over ranks before any ratio is taken.
+// counts and loss sums are added over ranks before any ratio is taken, and every rank receives
+// all the logits (for the probability metrics, in the order of run.split.val).
 EvalResult validate_globally(Run& run, const BatchMaker& batches) {
   if (!run.pipeline) run.dp->broadcast_buffers(run.evaluated_model());  // pipeline stages gathered the model already
   const std::vector<int64_t> mine = run.dp->shard(run.split.val);
@@ -297,6 +297,7 @@ EvalResult validate_globally(Run& run, const BatchMaker& batches) {
                             run.config.optim.batch_size * 2, run.precision, run.config.job.tta);
   run.dp->sum(val.confusion);
   run.dp->sum(val.single_view);
+  val.view_logits = run.dp->gather_shards(val.view_logits, static_cast<int64_t>(run.split.val.size()));
   val.loss = run.dp->sum(val.loss * static_cast<double>(mine.size())) / static_cast<double>(run.split.val.size());
   return val;
 }

@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Everything the build, the tests, the demo and the benchmarks use beyond a bare Debian 12:
-#   build       cmake make g++ pkg-config ccache, LibTorch, TurboJPEG, TBB, CLI11, nlohmann-json, GoogleTest
+#   build       cmake make g++ pkg-config ccache, LibTorch, TBB, CLI11, nlohmann-json, GoogleTest
+#   decoders    TurboJPEG, libpng, libtiff, libwebp, stb_image (BMP): tiles in any of those formats
 #   libgloo-dev Gloo's headers: data parallelism and pipeline stages on CPUs (cmake/gloo.cmake)
 #   libjemalloc-dev  the allocator that keeps a step's buffers between steps (faster steps)
 #   libopenblas0-openmp  the BLAS behind Debian's LibTorch (libblas.so.3): without it the reference
@@ -18,9 +19,11 @@ cd "$(dirname "$0")"
 #   python3-*   the torchvision parity test and the Python peer in the benchmarks;
 #               python3-sklearn checks the evaluation metrics against scikit-learn's
 #   gnuplot-nox the study report's plots
+#   imagemagick the format tests convert real and synthetic tiles to PNG, TIFF, BMP and WebP variants
 PACKAGES=(cmake make g++ pkg-config ccache
-          libtorch-dev libturbojpeg0-dev libtbb-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgloo-dev
-          libjemalloc-dev libopenblas0-openmp python3-torch python3-torchvision python3-numpy python3-pil python3-sklearn gnuplot-nox)
+          libtorch-dev libturbojpeg0-dev libpng-dev libtiff-dev libwebp-dev libstb-dev libtbb-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgloo-dev
+          libjemalloc-dev libopenblas0-openmp python3-torch python3-torchvision python3-numpy python3-pil python3-sklearn gnuplot-nox
+          imagemagick)
 JOBS=$(nproc)
 
 install_missing() {

@@ -2,15 +2,16 @@
 # Fuzzes histotrain's readers of untrusted bytes with libFuzzer for a bounded time (clang, ASan,
 # UBSan), one target after the other:
 #   jpeg        the JPEG decode + resize path every tile takes into the cache
+#   image       every format's decoder behind decode_image (PNG, TIFF, BMP, WebP, JPEG) + resize
 #   tile_cache  the tile-cache reader (header, sizes, completion flag, checksum)
 #   safetensors the checkpoint weights reader (header, dtypes, shapes, offsets, names)
 #   csv         the CSV and list-file readers (quoting, line bounds) and csv_field's round trip
 #
-#   bench/fuzz.sh [SECONDS] [jpeg|tile_cache|safetensors|csv|all]   (default 120 s each, all;
-#                                       needs clang, libturbojpeg0-dev, libtbb-dev, libtorch-dev)
+#   bench/fuzz.sh [SECONDS] [jpeg|image|tile_cache|safetensors|csv|all]   (default 120 s each, all;
+#                needs clang, the image libraries run.sh installs, libtbb-dev, libtorch-dev, imagemagick)
 #
 # Seeds, when build/histotrain exists: synthetic tiles from `histotrain synth` (grey, 4:4:4,
-# 4:2:0, large and small) and a real tile cache of five 16 px tiles. A crash leaves crash-* files
+# 4:2:0, large and small), the same converted by ImageMagick to each other format, and a real tile cache of five 16 px tiles. A crash leaves crash-* files
 # in build-fuzz/TARGET/; each one becomes a regression test (tests/test_jpeg.cpp,
 # tests/test_tile_cache.cpp). Prints libFuzzer's summary per target: runs, coverage, crashes.
 set -euo pipefail
@@ -25,6 +26,28 @@ seed_jpeg() {
   build/histotrain synth --out "$seeds" --per-class 2 --size 48 --seed 3 --quiet
   build/histotrain synth --out "$seeds/large" --per-class 1 --size 300 --seed 4 --quiet
   find "$seeds" -name '*.jpeg' -exec cp {} "$corpus/" \;
+  rm -rf "$seeds"
+}
+
+# One synthetic tile in each format and variant the decoders take (tests/test_image_formats.cpp
+# names them), small enough for libFuzzer to mutate.
+seed_image() {
+  local corpus=$1 seeds tile
+  seeds=$(mktemp -d)
+  build/histotrain synth --out "$seeds" --per-class 1 --size 32 --seed 6 --quiet
+  tile=$(find "$seeds" -name '*.jpeg' | head -1)
+  cp "$tile" "$corpus/tile.jpeg"
+  convert "$tile" "$corpus/rgb.png"
+  convert "$tile" -interlace PNG -depth 16 "$corpus/rgb16-interlaced.png"
+  convert "$tile" -colors 16 "PNG8:$corpus/palette.png"
+  convert "$tile" -colorspace Gray -alpha set -channel A -evaluate set 50% "$corpus/grey-alpha.png"
+  convert "$tile" -compress LZW "$corpus/lzw.tif"
+  convert "$tile" -compress Zip -define tiff:tile-geometry=16x16 "$corpus/tiled-deflate.tif"
+  convert "$tile" -compress JPEG "$corpus/jpeg.tif"
+  convert "$tile" "PTIF:$corpus/pyramid.tif"
+  convert "$tile" "BMP3:$corpus/tile.bmp"
+  convert "$tile" -define webp:lossless=true "$corpus/lossless.webp"
+  convert "$tile" -quality 80 "$corpus/lossy.webp"
   rm -rf "$seeds"
 }
 
@@ -70,11 +93,15 @@ fuzz() {
      tail -25)
 }
 
-case "$WHICH" in jpeg|all) fuzz jpeg 65536 src/data/jpeg.cpp src/data/resize.cpp src/util/files.cpp -lturbojpeg ;; esac
+# Every decoder, with its library: what a tile passes through on its way to the cache.
+DECODE=(src/data/decode.cpp src/data/image_format.cpp src/data/jpeg.cpp src/data/png_decode.cpp
+        src/data/tiff_decode.cpp src/data/webp_decode.cpp src/data/bmp_decode.cpp src/data/resize.cpp
+        src/util/files.cpp -I/usr/include/stb -lturbojpeg -lpng16 -ltiff -lwebp -lstb)
+case "$WHICH" in jpeg|all) fuzz jpeg 65536 "${DECODE[@]}" ;; esac
+case "$WHICH" in image|all) fuzz image 262144 "${DECODE[@]}" ;; esac
 case "$WHICH" in
   tile_cache|all)
-    fuzz tile_cache 16384 src/data/tile_cache.cpp src/data/jpeg.cpp src/data/resize.cpp src/util/files.cpp \
-      src/util/progress.cpp -lturbojpeg -ltbb ;;
+    fuzz tile_cache 16384 src/data/tile_cache.cpp src/util/progress.cpp "${DECODE[@]}" -ltbb ;;
 esac
 case "$WHICH" in
   safetensors|all)

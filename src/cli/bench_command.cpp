@@ -101,8 +101,8 @@ Command add_decode_bench_command(CLI::App& root) {
   auto list = std::make_shared<std::string>();
   auto size = std::make_shared<int>(64);
   auto threads = std::make_shared<int>(1);
-  CLI::App* app = root.add_subcommand("decode-bench", "Decode the JPEGs of a list file (one worker of bench's data-loading study)");
-  app->add_option("--list", *list, "File with one JPEG path per line")->required();
+  CLI::App* app = root.add_subcommand("decode-bench", "Decode the images of a list file (one worker of bench's data-loading study; bench/decode_formats.sh)");
+  app->add_option("--list", *list, "File with one image path per line")->required();
   app->add_option("--size", *size, "Tile side, px")->capture_default_str();
   app->add_option("--threads", *threads, "Decode threads")->capture_default_str();
   return {app, [list, size, threads] {

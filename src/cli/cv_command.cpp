@@ -45,7 +45,8 @@ Command add_cv_command(CLI::App& root) {
   add_max_image_pixels_flag(app);
   return {app, [parsed, flags, o] {
             if (!o->compare.empty()) return run_compare(*o);
-            if (parsed->data.root.empty()) throw UsageError("cv needs --data (or --compare DIR_A DIR_B)");
+            if (parsed->data.root.empty() && parsed->data.manifest.empty())
+              throw UsageError("cv needs --data or --manifest (or --compare DIR_A DIR_B)");
             const nlohmann::json given = flags->given(*parsed);
             if (!given.contains("out")) throw UsageError("cv needs --out DIR: the folder of its folds and runs");
             const char* world = std::getenv("WORLD_SIZE");

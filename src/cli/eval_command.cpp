@@ -24,7 +24,7 @@ namespace histotrain {
 namespace {
 
 struct EvalOptions {
-  std::string checkpoint, data, cache_dir, device = "cpu", amp;
+  std::string checkpoint, data, manifest, manifest_split, cache_dir, device = "cpu", amp;
   std::string groups, group_by = "group", calibration, predictions, report_dir;
   int batch_size = 64, threads = 0, workers = 0, bootstrap = 2000;
   uint64_t seed = 0;
@@ -125,6 +125,10 @@ int run_eval(const EvalOptions& o) {
 
   DataOptions data_options;
   data_options.root = o.data;
+  data_options.manifest = o.manifest;
+  // A manifest's test rows when it has a split column naming some, else what --manifest-split says.
+  data_options.only_split = o.manifest_split == "all" ? "" : o.manifest_split.empty() ? "test" : o.manifest_split;
+  data_options.only_split_if_present = o.manifest_split.empty();
   data_options.image_size = trained.image_size;
   data_options.cache_dir = o.cache_dir;
   data_options.workers = o.workers;
@@ -172,13 +176,20 @@ int run_eval(const EvalOptions& o) {
 
 Command add_eval_command(CLI::App& root) {
   auto o = std::make_shared<EvalOptions>();
-  CLI::App* app = root.add_subcommand("eval", "Evaluate a checkpoint on a folder of class folders, with 95% intervals");
+  CLI::App* app = root.add_subcommand("eval", "Evaluate a checkpoint on a folder of class folders (or a manifest), with 95% intervals");
   add_checkpoint_flags(app, o->checkpoint, o->trust_checkpoint);
-  app->add_option("--data", o->data, "Dataset root; class folders are matched to the checkpoint's classes")->required();
+  CLI::Option* data = app->add_option("--data", o->data, "Dataset root; class folders are matched to the checkpoint's classes");
+  CLI::Option* manifest = app->add_option(
+      "--manifest", o->manifest, "Instead of --data: a CSV of path,label[,group][,split] (paths relative to it)");
+  data->excludes(manifest);
+  app->add_option("--manifest-split", o->manifest_split,
+                  "train | val | test | all: the manifest's rows to evaluate (default: its test rows, all when it has none)")
+      ->check(CLI::IsMember({"train", "val", "test", "all"}))
+      ->needs(manifest);
   app->add_flag("--json", o->json, "Print the report as JSON");
   app->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str();
   app->add_option("--threads", o->threads, "Intra-op threads (0: all cores)");
-  app->add_option("--workers", o->workers, "JPEG decode threads (0: all cores)");
+  app->add_option("--workers", o->workers, "Image decode threads (0: all cores)");
   app->add_option("--cache-dir", o->cache_dir, "Tile cache folder");
   app->add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
   app->add_option("--amp", o->amp, "none | bf16 | fp16 (default: as trained)");
@@ -199,6 +210,7 @@ Command add_eval_command(CLI::App& root) {
   app->add_flag("--quiet", o->quiet, "No progress output");
   add_max_image_pixels_flag(app);
   return {app, [o] {
+            if (o->data.empty() == o->manifest.empty()) throw UsageError("eval needs --data (a folder) or --manifest (a CSV)");
             if (o->batch_size < 1) throw UsageError("--batch-size must be at least 1");
             if (o->bootstrap < 0 || o->bootstrap > 1000000) throw UsageError("--bootstrap must be in [0, 1000000]");
             check_thread_count(o->workers, "--workers");

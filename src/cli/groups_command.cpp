@@ -66,7 +66,7 @@ Command add_groups_command(CLI::App& root) {
   auto args = std::make_shared<GroupsArgs>();
   CLI::App* app = root.add_subcommand(
       "groups", "Group near-copies (rotated, flipped, cropped, re-encoded tiles of one source image) into groups.csv");
-  app->add_option("--data", args->data, "Dataset folder (class folders of JPEGs)")->required();
+  app->add_option("--data", args->data, "Dataset folder (class folders of images)")->required();
   app->add_option("--out", args->out, "groups.csv to write (filename,label,group_id)")->required();
   app->add_option("--reference", args->reference, "Known groups (CSV) to compare with: pair precision/recall, ARI");
   add_near_copy_flags(app, args->near);

@@ -23,7 +23,7 @@ struct PredictOptions {
   bool trust_checkpoint = false;
 };
 
-// Files as given; folders expand to the JPEGs below them, sorted.
+// Files as given; folders expand to the images below them, sorted.
 std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
   std::vector<std::string> files;
   for (const auto& input : inputs) {
@@ -33,7 +33,7 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
     }
     std::vector<std::string> found;
     for (const auto& entry : std::filesystem::recursive_directory_iterator(input))
-      if (entry.is_regular_file() && has_jpeg_extension(entry.path().string())) found.push_back(entry.path().string());
+      if (entry.is_regular_file() && is_image_file(entry.path().string())) found.push_back(entry.path().string());
     std::sort(found.begin(), found.end());
     files.insert(files.end(), found.begin(), found.end());
   }
@@ -140,7 +140,7 @@ Command add_predict_command(CLI::App& root) {
   app->add_option("--calibration", o->calibration,
                   "temperature | none: the checkpoint's temperature divides the logits (default: when it has one)")
       ->check(CLI::IsMember({"temperature", "none"}));
-  app->add_option("files", o->files, "JPEG files or folders")->required();
+  app->add_option("files", o->files, "Image files (JPEG, PNG, TIFF, BMP, WebP) or folders")->required();
   add_max_image_pixels_flag(app);
   return {app, [o] {
             if (o->batch_size < 1) throw UsageError("--batch-size must be at least 1");

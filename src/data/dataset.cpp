@@ -1,8 +1,11 @@
 #include "data/dataset.h"
 
+#include <algorithm>
+#include <set>
 #include <sstream>
 
 #include "data/groups.h"
+#include "data/manifest.h"
 #include "util/errors.h"
 #include "util/progress.h"
 
@@ -20,12 +23,74 @@ std::vector<int64_t> TileDataset::class_counts() const {
   return counts;
 }
 
-// From the CSV when there is one; else found from the pixels when asked; else one per image.
-static GroupAssignment source_groups(TileDataset& data, const DataOptions& options) {
+bool TileDataset::has_given_split() const {
+  return std::any_of(splits.begin(), splits.end(), [](const std::string& s) { return !s.empty(); });
+}
+
+namespace {
+
+bool any_image_has(const ScanResult& scan, std::string ImageFile::*field) {
+  return std::any_of(scan.images.begin(), scan.images.end(), [&](const ImageFile& i) { return !(i.*field).empty(); });
+}
+
+// --val-data: the second folder's images join the scan as the validation split, the first's as
+// training. One scan, so one tile cache and one class list for both.
+void add_validation_folder(ScanResult& scan, const std::string& val_root) {
+  if (any_image_has(scan, &ImageFile::split))
+    throw UsageError("--val-data and a manifest's split column both name the validation set: give one");
+  ScanResult val = scan_image_folder(val_root);
+  for (auto& image : scan.images) image.split = "train";
+  for (auto& image : val.images) image.split = "val";
+  scan.images.insert(scan.images.end(), val.images.begin(), val.images.end());
+  std::set<std::string> classes(scan.classes.begin(), scan.classes.end());
+  classes.insert(val.classes.begin(), val.classes.end());
+  scan.classes.assign(classes.begin(), classes.end());
+  scan.ignored_files += val.ignored_files;
+  scan.empty_class_folders.insert(scan.empty_class_folders.end(), val.empty_class_folders.begin(),
+                                  val.empty_class_folders.end());
+  scan.root += " + " + val.root;  // names the pair, and so their tile cache
+}
+
+void keep_only_split(ScanResult& scan, const std::string& split, bool if_present) {
+  std::vector<ImageFile> kept;
+  for (const auto& image : scan.images)
+    if (image.split == split) kept.push_back(image);
+  if (kept.empty() && if_present) return;
+  if (kept.empty()) throw Error("no image of " + scan.root + " is in the split '" + split + "'");
+  scan.images = std::move(kept);
+  std::set<std::string> classes;
+  for (const auto& image : scan.images) classes.insert(image.class_name);
+  scan.classes.assign(classes.begin(), classes.end());
+}
+
+ScanResult scan_data(const DataOptions& options) {
+  ScanResult scan = options.manifest.empty() ? scan_image_folder(options.root) : read_manifest(options.manifest);
+  if (!options.val_root.empty()) add_validation_folder(scan, options.val_root);
+  if (!options.only_split.empty()) keep_only_split(scan, options.only_split, options.only_split_if_present);
+  return scan;
+}
+
+// The manifest's group column; an image it leaves without one is its own group.
+GroupAssignment groups_from_scan(const ScanResult& scan) {
+  GroupAssignment assigned;
+  for (const auto& image : scan.images) {
+    assigned.group_of_image.push_back(image.group.empty() ? "image:" + image.path : image.group);
+    assigned.missing += image.group.empty();
+  }
+  return assigned;
+}
+
+// From the CSV when there is one; else the manifest's; else found from the pixels when asked;
+// else one per image.
+GroupAssignment source_groups(TileDataset& data, const DataOptions& options) {
   if (!options.groups_csv.empty()) {
     const auto csv = read_groups_csv(options.groups_csv);
     data.groups_origin = "groups: from " + options.groups_csv;
     return assign_groups(data.scan, &csv);
+  }
+  if (any_image_has(data.scan, &ImageFile::group)) {
+    data.groups_origin = "groups: from the manifest's group column";
+    return groups_from_scan(data.scan);
   }
   if (!options.find_groups) {
     data.groups_origin = "groups: none, each image is its own";
@@ -38,9 +103,11 @@ static GroupAssignment source_groups(TileDataset& data, const DataOptions& optio
   return assigned;
 }
 
+}  // namespace
+
 TileDataset load_dataset(const DataOptions& options, const std::vector<std::string>* fixed_classes) {
   TileDataset data;
-  data.scan = scan_image_folder(options.root);
+  data.scan = scan_data(options);
   data.classes = fixed_classes ? *fixed_classes : data.scan.classes;
   const std::vector<int64_t> all_labels = class_indices(data.scan, data.classes);
 
@@ -59,9 +126,10 @@ TileDataset load_dataset(const DataOptions& options, const std::vector<std::stri
     data.rows.push_back(i);
     data.labels.push_back(all_labels[i]);
     data.groups.push_back(groups.group_of_image[i]);
+    data.splits.push_back(data.scan.images[i].split);
   }
-  if (data.rows.empty()) throw Error("none of the " + std::to_string(data.cache->count()) + " JPEGs under '" +
-                                     options.root + "' could be decoded");
+  if (data.rows.empty()) throw Error("none of the " + std::to_string(data.cache->count()) + " images under '" +
+                                     data.scan.root + "' could be decoded");
   return data;
 }
 
@@ -77,7 +145,7 @@ std::string describe(const TileDataset& data) {
     out << "\nskipped " << failed << " image(s) that could not be decoded"
         << (data.cache->errors().empty() ? "" : ", e.g. " + data.cache->errors().front());
   if (!data.groups_origin.empty()) out << "\n" << data.groups_origin;
-  if (data.scan.ignored_files) out << "\nignored " << data.scan.ignored_files << " file(s) that are not JPEGs";
+  if (data.scan.ignored_files) out << "\nignored " << data.scan.ignored_files << " file(s) that are not images";
   for (const auto& dir : data.scan.empty_class_folders) out << "\nwarning: folder " << dir << " holds no images";
   if (data.groups_missing) out << "\nwarning: the groups file does not name " << data.groups_missing << " image(s)";
   return out.str();

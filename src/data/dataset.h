@@ -24,7 +24,13 @@ struct FoundSourceGroups {
 using GroupFinder = std::function<FoundSourceGroups(const ScanResult& scan)>;
 
 struct DataOptions {
-  std::string root;
+  std::string root;         // a folder of class folders, or:
+  std::string manifest;     // a CSV listing path,label[,group][,split] (data/manifest.h)
+  std::string val_root;     // optional: a second folder, the dataset's own validation set
+  // Keep only the images of this split (a manifest's split column); with only_split_if_present,
+  // all images when none is of that split.
+  std::string only_split;
+  bool only_split_if_present = false;
   int image_size = 128;
   std::string groups_csv;  // optional filename,label,group_id
   GroupFinder find_groups;  // without a CSV: how to find groups (empty: each image is its own)
@@ -41,6 +47,7 @@ struct TileDataset {
   std::vector<int64_t> rows;         // row in the cache
   std::vector<int64_t> labels;       // index into classes
   std::vector<std::string> groups;   // source-image group
+  std::vector<std::string> splits;   // the dataset's own split (train/val/test), "" when it has none
   int64_t groups_missing = 0;        // images a groups CSV did not name
   std::string groups_origin;         // where the groups came from, for the log
 
@@ -51,9 +58,11 @@ struct TileDataset {
   torch::Tensor tiles() const;
   // Images per class, in class order.
   std::vector<int64_t> class_counts() const;
+  // Whether the dataset says its own split (a manifest's split column, or --val-data).
+  bool has_given_split() const;
 };
 
-// Scans, reads groups, opens (or builds) the tile cache. With `fixed_classes` (a trained model's
+// Scans (or reads the manifest), reads groups, opens (or builds) the tile cache. With `fixed_classes` (a trained model's
 // classes), folders are matched to them by name: a subset is fine, an unknown class is an Error.
 TileDataset load_dataset(const DataOptions& options, const std::vector<std::string>* fixed_classes = nullptr);
 

@@ -1,7 +1,5 @@
 #include "data/jpeg.h"
 
-#include <atomic>
-
 #include <turbojpeg.h>
 
 #include <cstring>
@@ -78,8 +76,6 @@ bool is_fatal(tjhandle h) {
   return ::strcasestr(tjGetErrorStr2(h), "premature end") != nullptr;
 }
 
-std::atomic<uint64_t> g_max_image_pixels{kDefaultMaxImagePixels};
-
 }  // namespace
 
 DecodeResult decode_jpeg(const uint8_t* data, size_t size, int min_side) {
@@ -91,13 +87,8 @@ DecodeResult decode_jpeg(const uint8_t* data, size_t size, int min_side) {
     replace_thread_decompressor();
     return result;
   }
-  const uint64_t pixels = static_cast<uint64_t>(width) * static_cast<uint64_t>(height);
-  if (pixels > max_image_pixels()) {
-    result.error = "its header claims " + std::to_string(width) + " x " + std::to_string(height) +
-                   " pixels, more than --max-image-pixels " + std::to_string(max_image_pixels()) +
-                   " (a decompression bomb, or not a tile)";
-    return result;
-  }
+  result.error = pixel_limit_error(static_cast<uint64_t>(width), static_cast<uint64_t>(height));
+  if (!result.error.empty()) return result;
   const tjscalingfactor f = choose_scale(width, height, min_side);
   RgbImage image(scaled(width, f), scaled(height, f));
   const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
@@ -116,9 +107,6 @@ DecodeResult decode_jpeg(const uint8_t* data, size_t size, int min_side) {
   result.image = std::move(image);
   return result;
 }
-
-void set_max_image_pixels(uint64_t pixels) { g_max_image_pixels = pixels; }
-uint64_t max_image_pixels() { return g_max_image_pixels; }
 
 DecodeResult decode_jpeg_file(const std::string& path, int min_side) {
   std::vector<uint8_t> bytes;

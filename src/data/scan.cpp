@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "data/image_format.h"
 #include "util/errors.h"
 #include "util/json_text.h"
 
@@ -12,10 +13,8 @@ namespace histotrain {
 
 namespace fs = std::filesystem;
 
-bool has_jpeg_extension(const std::string& path) {
-  std::string ext = fs::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".jpg" || ext == ".jpeg";
+bool is_image_file(const std::string& path) {
+  return has_image_extension(path) || detect_image_file_format(path) != ImageFormat::unknown;
 }
 
 static bool is_hidden(const fs::path& p) {
@@ -41,7 +40,7 @@ ImageFile image_file(const fs::directory_entry& entry, std::error_code& ec) {
   return image;
 }
 
-// Walks `result.root`, skipping hidden files and folders: the JPEGs into result.images.
+// Walks `result.root`, skipping hidden files and folders: the images into result.images.
 FolderCounts walk(ScanResult& result, const std::string& root_arg) {
   FolderCounts counts;
   std::error_code ec;
@@ -60,7 +59,7 @@ FolderCounts walk(ScanResult& result, const std::string& root_arg) {
       continue;
     }
     if (!it->is_regular_file(ec)) continue;
-    if (!has_jpeg_extension(p.string())) {
+    if (!is_image_file(p.string())) {
       ++result.ignored_files;
       continue;
     }
@@ -95,8 +94,8 @@ ScanResult scan_image_folder(const std::string& root_arg) {
   result.root = fs::absolute(root_arg).lexically_normal().string();
   const FolderCounts counts = walk(result, root_arg);
   if (result.images.empty())
-    throw Error("no JPEG images found under '" + root_arg +
-                "' (expected class folders such as lung_aca/ holding .jpeg tiles)");
+    throw Error("no images found under '" + root_arg +
+                "' (expected class folders such as lung_aca/ holding JPEG, PNG, TIFF, BMP or WebP tiles)");
 
   std::sort(result.images.begin(), result.images.end(),
             [](const ImageFile& a, const ImageFile& b) { return a.path < b.path; });

@@ -13,6 +13,9 @@ struct ImageFile {
   std::string class_name;  // the folder that directly holds it
   uint64_t bytes = 0;
   int64_t mtime_ns = 0;
+  // Given by a manifest (data/manifest.h) or by --val-data; empty when the folder says nothing.
+  std::string group;  // source group
+  std::string split;  // train, val or test
 };
 
 struct ScanResult {
@@ -20,13 +23,15 @@ struct ScanResult {
   std::vector<ImageFile> images;         // sorted by path
   std::vector<std::string> classes;      // sorted, unique
   std::vector<std::string> empty_class_folders;  // leaf folders beside class folders, with no image
-  int64_t ignored_files = 0;             // files that are not JPEGs (README, .DS_Store, ...)
+  int64_t ignored_files = 0;             // files that are not images (README, .DS_Store, ...)
 };
 
-// True for .jpg/.jpeg in any letter case.
-bool has_jpeg_extension(const std::string& path);
+// True for a file named like an image (.jpeg, .png, .tif, ...) or whose first bytes are one of
+// the formats histotrain decodes (data/image_format.h): a tile named "x.dat" is still a tile, and
+// a damaged "x.png" is counted as damaged, not ignored.
+bool is_image_file(const std::string& path);
 
-// Scans `root`; throws Error when it is missing, not a folder, or holds no JPEG at all.
+// Scans `root`; throws Error when it is missing, not a folder, or holds no image at all.
 // Hidden entries (".name") are skipped: caches and editor files live there.
 ScanResult scan_image_folder(const std::string& root);
 

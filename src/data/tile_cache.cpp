@@ -18,7 +18,7 @@
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 
-#include "data/jpeg.h"
+#include "data/decode.h"
 #include "data/resize.h"
 #include "util/errors.h"
 #include "util/files.h"
@@ -28,8 +28,9 @@ namespace histotrain {
 
 namespace {
 
-// Version 2 added the checksum; a version-1 file is rebuilt like any stale cache.
-constexpr char kMagic[8] = {'H', 'T', 'T', 'I', 'L', 'E', 'S', '2'};
+// Version 2 added the checksum; version 3 decodes by content (a PNG named .jpeg was a failure in
+// 2). An older file is rebuilt like any stale cache.
+constexpr char kMagic[8] = {'H', 'T', 'T', 'I', 'L', 'E', 'S', '3'};
 
 // On-disk layout: header, one status byte per image (1 decoded, 2 failed), padding to 4 KiB,
 // then the tiles, count x size x size x 3 bytes.
@@ -105,7 +106,7 @@ std::string default_cache_dir() {
 }
 
 bool decode_tile(const std::string& path, int size, uint8_t* out, std::string* error) {
-  DecodeResult decoded = decode_jpeg_file(path, size);
+  DecodeResult decoded = decode_image_file(path, size);
   if (!decoded.ok) {
     if (error) *error = decoded.error;
     return false;

@@ -13,7 +13,7 @@
 
 namespace histotrain {
 
-// Images named by a folder (class folders of JPEGs, as `train --data` takes) or by a list file
+// Images named by a folder (class folders of images, as `train --data` takes) or by a list file
 // (one image path per line, as `train` writes train_images.txt / val_images.txt). An image's class
 // is the name of the folder holding it.
 struct ImageList {

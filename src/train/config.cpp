@@ -100,7 +100,10 @@ void require(bool ok, const std::string& message) {
 }
 
 void validate_data(const DataConfig& d) {
-  require(!d.root.empty(), "--data is required");
+  require(!d.root.empty() || !d.manifest.empty(), "--data (a folder) or --manifest (a CSV) is required");
+  require(d.root.empty() || d.manifest.empty(), "--data and --manifest both name the dataset: give one");
+  require(d.val_data.empty() || d.val_images.empty(), "--val-data is the validation set: drop --val-images");
+  require(d.val_data.empty() || d.split == DataSplit::group, "--val-data is the split: drop --split");
   require(d.image_size >= 16 && d.image_size <= 1024, "--image-size must be between 16 and 1024");
   require(d.split == DataSplit::group || d.groups.empty(), "--split random splits per image: drop --groups");
   require(d.val_fraction >= 0 && d.val_fraction < 1, "--val-fraction must be in [0, 1)");

@@ -90,7 +90,9 @@ struct Spellings<Recipe> {
 };
 
 struct DataConfig {
-  std::string root;              // dataset root (class = folder directly holding the images)
+  std::string root;              // dataset root (class = folder directly holding the images), or
+  std::string manifest;          // a CSV of path,label[,group][,split] (data/manifest.h)
+  std::string val_data;          // a second folder: the dataset's own validation set
   std::string groups;            // optional filename,label,group_id CSV: splits keep groups together
   DataSplit split = DataSplit::group;
   std::string val_images;        // a list of tiles (paths or file names) to validate on: someone else's split
@@ -101,7 +103,7 @@ struct DataConfig {
   int progressive_from = 0;
   double progressive_until = 0.75;
   double val_fraction = 0.2;     // share of each class's groups held out for validation
-  int workers = 0;               // JPEG decode threads for the cache (0: all cores)
+  int workers = 0;               // image decode threads for the cache (0: all cores)
   bool prefetch = false;         // assemble the next batch on a second thread during the step
   // Augmentation, free for histology: tiles have no canonical orientation.
   bool augment = true;           // random flips + 90-degree rotations + shifts

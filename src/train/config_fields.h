@@ -21,6 +21,16 @@ struct FieldInfo {
 template <class Data, class Visit>
 void data_fields(Data& d, Visit&& visit) {
   visit(FieldInfo{"data", "--data", "Dataset root (class = folder directly holding the images)", true}, d.root);
+  visit(FieldInfo{"manifest", "--manifest",
+                  "Instead of --data: a CSV with columns path,label and optionally group and split "
+                  "(train/val/test: the dataset's own partition); paths relative to the CSV",
+                  true},
+        d.manifest);
+  visit(FieldInfo{"val_data", "--val-data",
+                  "A second folder of class folders to validate on (a dataset's own validation or test set); "
+                  "--data is then all training",
+                  true},
+        d.val_data);
   visit(FieldInfo{"groups", "--groups", "CSV filename,label,group_id: splits keep each group on one side", true},
         d.groups);
   visit(FieldInfo{"data_split", "--split",
@@ -42,7 +52,7 @@ void data_fields(Data& d, Visit&& visit) {
                   "Share of training (of the steps, or of --time-budget) after which the side is --image-size"},
         d.progressive_until);
   visit(FieldInfo{"val_fraction", "--val-fraction", "Share of each class held out for validation"}, d.val_fraction);
-  visit(FieldInfo{"workers", "--workers", "JPEG decode threads (0: all cores)", true}, d.workers);
+  visit(FieldInfo{"workers", "--workers", "Image decode threads (0: all cores)", true}, d.workers);
   visit(FieldInfo{"prefetch", "--prefetch", "Assemble the next batch on a second thread while a step runs"},
         d.prefetch);
   visit(FieldInfo{"augment", "--augment,!--no-augment", "Random flips, 90-degree rotations and shifts (default on)"},

@@ -1,6 +1,7 @@
 // Setting a run up: the world, the data, the model, the pipeline stages, a resume.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <limits>
 #include <set>
 
@@ -38,7 +39,24 @@ Split split_from_list(const TileDataset& data, const std::string& list_file) {
   return split;
 }
 
+// The dataset's own split (a manifest's split column, or --val-data): its test images are left
+// out of training and validation both.
+Split split_as_given(const TileDataset& data) {
+  Split split;
+  for (int64_t i = 0; i < data.size(); ++i) {
+    if (data.splits[i] == "train") split.train.push_back(i);
+    if (data.splits[i] == "val") split.val.push_back(i);
+  }
+  return split;
+}
+
 Split make_split(const TileDataset& data, const TrainConfig& c) {
+  if (data.has_given_split()) {
+    if (!c.data.val_images.empty())
+      throw UsageError("--val-images and the dataset's own split column both name the validation set: give one");
+    if (c.data.split == DataSplit::random) throw UsageError("the dataset's own split column is the split: drop --split");
+    return split_as_given(data);
+  }
   if (!c.data.val_images.empty()) return split_from_list(data, c.data.val_images);
   if (c.data.split == DataSplit::group) return split_by_group(data.labels, data.groups, c.data.val_fraction, c.job.seed);
   std::vector<std::string> one_group_per_image;
@@ -76,6 +94,14 @@ void write_split_lists(const Run& run) {
   write_file_atomically(run.out / "val_images.txt", list(run.split.val));
 }
 
+std::string given_split_origin(const Run& run) {
+  if (!run.config.data.val_data.empty()) return "validation: the images of --val-data " + run.config.data.val_data;
+  const int64_t test = std::count(run.data.splits.begin(), run.data.splits.end(), "test");
+  return "as the manifest's split column says" +
+         (test ? "; its " + std::to_string(test) + " test images are left out (histotrain eval --manifest takes them)"
+               : std::string());
+}
+
 void load_data(Run& run) {
   const TrainConfig& c = run.config;
   // Groups keep near-copies on one side of a split; with no validation images there is none.
@@ -89,7 +115,8 @@ void load_data(Run& run) {
   run.split = make_split(run.data, c);
   run.log("split: " + std::to_string(run.split.train.size()) + " training, " + std::to_string(run.split.val.size()) +
           " validation images (" +
-          (!c.data.val_images.empty() ? "as listed in " + c.data.val_images
+          (run.data.has_given_split() ? given_split_origin(run)
+           : !c.data.val_images.empty() ? "as listed in " + c.data.val_images
                                  : (c.data.split == DataSplit::group ? "per source group" : "per image") + std::string(", seed ") +
                                        std::to_string(c.job.seed)) +
           ")");
@@ -353,6 +380,8 @@ void check_out_holds_no_other_run(const TrainConfig& c, const fs::path& out) {
 DataOptions training_data_options(const TrainConfig& c, bool quiet, bool find_groups) {
   DataOptions options;
   options.root = c.data.root;
+  options.manifest = c.data.manifest;
+  options.val_root = c.data.val_data;
   options.image_size = c.data.image_size;
   options.groups_csv = c.data.groups;
   options.cache_dir = c.data.cache_dir;
@@ -392,7 +421,7 @@ void restore(Run& run, RunProgress& p) {
   const fs::path from = run_folder(run.config.job.resume);
   const nlohmann::json meta = read_checkpoint_meta(from);
   if (meta.at("classes").get<std::vector<std::string>>() != run.data.classes)
-    throw Error("cannot resume '" + from.string() + "': its classes differ from those found in " + run.config.data.root);
+    throw Error("cannot resume '" + from.string() + "': its classes differ from those found in " + run.data.scan.root);
 
   p.start_epoch = meta.at("epoch").get<int64_t>();
   p.step = meta.at("step").get<int64_t>();

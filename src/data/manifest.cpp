@@ -1,0 +1,129 @@
+#include "data/manifest.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <set>
+#include <unordered_set>
+
+#include "util/csv.h"
+#include "util/errors.h"
+#include "util/files.h"
+#include "util/json_text.h"
+
+namespace histotrain {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint64_t kMaxManifestBytes = uint64_t{1} << 30;
+constexpr size_t kBadRowsShown = 10;
+
+struct Columns {
+  size_t path = 0, label = 0;
+  int group = -1, split = -1;  // -1: the column is absent
+};
+
+Columns find_columns(const std::vector<std::string>& header, const std::string& source) {
+  auto find = [&](const std::string& name) -> int {
+    const auto it = std::find(header.begin(), header.end(), name);
+    return it == header.end() ? -1 : static_cast<int>(it - header.begin());
+  };
+  const int path = find("path"), label = find("label");
+  if (path < 0 || label < 0)
+    throw Error(source + " needs a header with 'path' and 'label' columns (and optionally 'group' and 'split'); found: " +
+                [&] {
+                  std::string names;
+                  for (const auto& h : header) names += (names.empty() ? "" : ",") + h;
+                  return names;
+                }());
+  return {static_cast<size_t>(path), static_cast<size_t>(label), find("group"), find("split")};
+}
+
+// The file a row names, inside `folder`, or why it cannot be one. Only relative paths that stay
+// inside the manifest's folder are taken: a manifest from someone else must not make histotrain
+// read files elsewhere on the machine.
+std::string resolve(const fs::path& folder, const std::string& relative, fs::path& out) {
+  if (relative.empty()) return "empty path";
+  if (relative.find('\0') != std::string::npos) return "a path with a NUL byte";
+  const fs::path given(relative);
+  if (given.is_absolute()) return "an absolute path (paths are relative to the manifest's folder)";
+  const fs::path normal = given.lexically_normal();
+  if (normal.empty() || *normal.begin() == "..") return "a path outside the manifest's folder";
+  out = folder / normal;
+  return "";
+}
+
+// Fills size and time from the file, or says why it is not one.
+std::string stat_image(ImageFile& image) {
+  struct stat info {};
+  if (::stat(image.path.c_str(), &info) != 0) return "no such file";
+  if (!S_ISREG(info.st_mode)) return "not a regular file";
+  image.bytes = static_cast<uint64_t>(info.st_size);
+  image.mtime_ns = static_cast<int64_t>(info.st_mtim.tv_sec) * 1'000'000'000 + info.st_mtim.tv_nsec;
+  return "";
+}
+
+std::string field(const CsvRecord& record, int column) {
+  return column >= 0 && static_cast<size_t>(column) < record.fields.size() ? record.fields[column] : "";
+}
+
+// One row as an image, or the reason it is a bad row.
+std::string image_of_row(const CsvRecord& row, const Columns& columns, const fs::path& folder, ImageFile& image) {
+  if (row.fields.size() <= std::max(columns.path, columns.label)) return "fewer fields than the header";
+  const std::string label = row.fields[columns.label];
+  if (label.empty()) return "empty label";
+  if (!is_utf8(label)) return "a label that is not UTF-8 text";
+  fs::path file;
+  if (std::string why = resolve(folder, row.fields[columns.path], file); !why.empty()) return why;
+  image.path = file.string();
+  image.class_name = label;
+  image.group = field(row, columns.group);
+  image.split = field(row, columns.split);
+  if (columns.split >= 0 && !is_known_split(image.split))
+    return "split '" + image.split + "' (expected train, val or test)";
+  return stat_image(image);
+}
+
+}  // namespace
+
+bool is_known_split(const std::string& name) { return name == "train" || name == "val" || name == "test"; }
+
+ScanResult read_manifest(const std::string& csv_path) {
+  const std::string source = "manifest '" + csv_path + "'";
+  const std::vector<CsvRecord> records = parse_csv(read_regular_file(csv_path, kMaxManifestBytes), source);
+  if (records.empty()) throw Error(source + " is empty");
+  const Columns columns = find_columns(records.front().fields, source);
+  const fs::path folder = fs::absolute(csv_path).lexically_normal().parent_path();
+
+  ScanResult scan;
+  scan.root = fs::absolute(csv_path).lexically_normal().string();
+  std::vector<std::string> bad;
+  size_t bad_count = 0;
+  std::unordered_set<std::string> seen;
+  for (size_t r = 1; r < records.size(); ++r) {
+    ImageFile image;
+    std::string why = image_of_row(records[r], columns, folder, image);
+    if (why.empty() && !seen.insert(image.path).second) why = "the same file as an earlier row";
+    if (why.empty()) {
+      scan.images.push_back(std::move(image));
+      continue;
+    }
+    if (++bad_count <= kBadRowsShown) bad.push_back("line " + std::to_string(records[r].line) + ": " + why);
+  }
+  if (bad_count) {
+    std::string text = source + " has " + std::to_string(bad_count) + " bad row(s); fix or remove them:";
+    for (const auto& line : bad) text += "\n  " + line;
+    if (bad_count > bad.size()) text += "\n  ...";
+    throw Error(text);
+  }
+  if (scan.images.empty()) throw Error(source + " lists no images");
+  std::set<std::string> classes;
+  for (const auto& image : scan.images) classes.insert(image.class_name);
+  scan.classes.assign(classes.begin(), classes.end());
+  return scan;
+}
+
+}  // namespace histotrain

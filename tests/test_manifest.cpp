@@ -1,0 +1,100 @@
+// Datasets listed by a CSV manifest (data/manifest.h): what a row may name, and how bad rows are
+// reported.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "data/manifest.h"
+#include "test_util.h"
+#include "util/errors.h"
+
+namespace histotrain {
+namespace {
+
+using testing::ScratchDir;
+namespace fs = std::filesystem;
+
+void touch(const fs::path& path) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path) << "x";
+}
+
+std::string error_of(const fs::path& manifest) {
+  try {
+    read_manifest(manifest.string());
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Manifest, RowsBecomeImagesWithTheirLabelGroupAndSplit) {
+  ScratchDir dir;
+  touch(dir / "tiles/a.png");
+  touch(dir / "tiles/sub/b.tif");
+  touch(dir / "c,d.jpeg");
+  std::ofstream(dir / "m.csv") << "split,label,path,stain,group\n"
+                                  "train,lung_n,tiles/a.png,HE,g1\n"
+                                  "test,lung_aca,./tiles/sub/b.tif,HE,g2\n"
+                                  "val,lung_n,\"c,d.jpeg\",,\n";
+  const ScanResult scan = read_manifest((dir / "m.csv").string());
+  ASSERT_EQ(scan.images.size(), 3u);
+  EXPECT_EQ(scan.classes, (std::vector<std::string>{"lung_aca", "lung_n"}));
+  EXPECT_EQ(scan.images[1].path, (dir / "tiles/sub/b.tif").string());
+  EXPECT_EQ(scan.images[1].class_name, "lung_aca");
+  EXPECT_EQ(scan.images[1].group, "g2");
+  EXPECT_EQ(scan.images[1].split, "test");
+  EXPECT_EQ(scan.images[2].path, (dir / "c,d.jpeg").string());
+  EXPECT_EQ(scan.images[2].group, "");
+  EXPECT_EQ(scan.images[0].bytes, 1u);
+  EXPECT_EQ(scan.root, (dir / "m.csv").string());  // the manifest's own tile cache
+}
+
+TEST(Manifest, OnlyPathAndLabelAreRequired) {
+  ScratchDir dir;
+  touch(dir / "a.png");
+  std::ofstream(dir / "m.csv") << "path,label\na.png,x\n";
+  const ScanResult scan = read_manifest((dir / "m.csv").string());
+  ASSERT_EQ(scan.images.size(), 1u);
+  EXPECT_TRUE(scan.images[0].split.empty());
+  std::ofstream(dir / "bad.csv") << "file,class\na.png,x\n";
+  EXPECT_NE(error_of(dir / "bad.csv").find("'path' and 'label' columns"), std::string::npos) << error_of(dir / "bad.csv");
+}
+
+// Every bad row is named by its line, and none makes histotrain read a file outside the
+// manifest's folder.
+TEST(Manifest, BadRowsAreListedByLineNumber) {
+  ScratchDir dir;
+  touch(dir / "data/a.png");
+  touch(dir / "outside.png");
+  fs::create_directories(dir / "data/folder.png");
+  std::ofstream(dir / "data/m.csv") << "path,label,split\n"
+                                       "a.png,x,train\n"          // line 2: fine
+                                       "/etc/passwd,x,train\n"    // 3: absolute
+                                       "../outside.png,x,train\n" // 4: leaves the folder
+                                       "missing.png,x,train\n"    // 5: no such file
+                                       "a.png,x,holdout\n"        // 6: unknown split (and a duplicate)
+                                       ",x,train\n"               // 7: empty path
+                                       "a.png,,train\n"           // 8: empty label
+                                       "folder.png,x,train\n"     // 9: a folder
+                                       "a.png,x,train\n";         // 10: the same file again
+  const std::string error = error_of(dir / "data/m.csv");
+  EXPECT_NE(error.find("8 bad row(s)"), std::string::npos) << error;
+  for (const std::string expected :
+       {"line 3: an absolute path", "line 4: a path outside", "line 5: no such file", "line 6: split 'holdout'",
+        "line 7: empty path", "line 8: empty label", "line 9: not a regular file", "line 10: the same file"})
+    EXPECT_NE(error.find(expected), std::string::npos) << expected << "\n" << error;
+  EXPECT_EQ(error.find("line 2:"), std::string::npos) << error;
+}
+
+TEST(Manifest, AnEmptyOrMissingManifestIsAClearError) {
+  ScratchDir dir;
+  std::ofstream(dir / "empty.csv") << "";
+  EXPECT_NE(error_of(dir / "empty.csv").find("is empty"), std::string::npos);
+  std::ofstream(dir / "header.csv") << "path,label\n";
+  EXPECT_NE(error_of(dir / "header.csv").find("lists no images"), std::string::npos);
+  EXPECT_FALSE(error_of(dir / "nope.csv").empty());
+}
+
+}  // namespace
+}  // namespace histotrain

@@ -68,6 +68,7 @@ TEST(Manifest, BadRowsAreListedByLineNumber) {
   touch(dir / "data/a.png");
   touch(dir / "outside.png");
   fs::create_directories(dir / "data/folder.png");
+  fs::create_symlink(dir / "outside.png", dir / "data/link.png");
   std::ofstream(dir / "data/m.csv") << "path,label,split\n"
                                        "a.png,x,train\n"          // line 2: fine
                                        "/etc/passwd,x,train\n"    // 3: absolute
@@ -77,12 +78,14 @@ TEST(Manifest, BadRowsAreListedByLineNumber) {
                                        ",x,train\n"               // 7: empty path
                                        "a.png,,train\n"           // 8: empty label
                                        "folder.png,x,train\n"     // 9: a folder
-                                       "a.png,x,train\n";         // 10: the same file again
+                                       "a.png,x,train\n"          // 10: the same file again
+                                       "link.png,x,train\n";      // 11: a link to a file outside
   const std::string error = error_of(dir / "data/m.csv");
-  EXPECT_NE(error.find("8 bad row(s)"), std::string::npos) << error;
+  EXPECT_NE(error.find("9 bad row(s)"), std::string::npos) << error;
   for (const std::string expected :
        {"line 3: an absolute path", "line 4: a path outside", "line 5: no such file", "line 6: split 'holdout'",
-        "line 7: empty path", "line 8: empty label", "line 9: not a regular file", "line 10: the same file"})
+        "line 7: empty path", "line 8: empty label", "line 9: not a regular file", "line 10: the same file",
+        "line 11: a path whose links lead outside"})
     EXPECT_NE(error.find(expected), std::string::npos) << expected << "\n" << error;
   EXPECT_EQ(error.find("line 2:"), std::string::npos) << error;
 }

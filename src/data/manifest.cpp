@@ -42,10 +42,19 @@ Columns find_columns(const std::vector<std::string>& header, const std::string& 
   return {static_cast<size_t>(path), static_cast<size_t>(label), find("group"), find("split")};
 }
 
+// Whether `path`, its symbolic links followed, lies inside `real_folder` (itself resolved).
+bool resolves_inside(const fs::path& path, const fs::path& real_folder) {
+  std::error_code ec;
+  const fs::path real = fs::weakly_canonical(path, ec);
+  if (ec) return false;
+  const auto mismatch = std::mismatch(real_folder.begin(), real_folder.end(), real.begin(), real.end());
+  return mismatch.first == real_folder.end();
+}
+
 // The file a row names, inside `folder`, or why it cannot be one. Only relative paths that stay
-// inside the manifest's folder are taken: a manifest from someone else must not make histotrain
-// read files elsewhere on the machine.
-std::string resolve(const fs::path& folder, const std::string& relative, fs::path& out) {
+// inside the manifest's folder, symbolic links followed, are taken: a manifest from someone else
+// must not make histotrain read files elsewhere on the machine.
+std::string resolve(const fs::path& folder, const fs::path& real_folder, const std::string& relative, fs::path& out) {
   if (relative.empty()) return "empty path";
   if (relative.find('\0') != std::string::npos) return "a path with a NUL byte";
   const fs::path given(relative);
@@ -53,6 +62,7 @@ std::string resolve(const fs::path& folder, const std::string& relative, fs::pat
   const fs::path normal = given.lexically_normal();
   if (normal.empty() || *normal.begin() == "..") return "a path outside the manifest's folder";
   out = folder / normal;
+  if (!resolves_inside(out, real_folder)) return "a path whose links lead outside the manifest's folder";
   return "";
 }
 
@@ -71,13 +81,14 @@ std::string field(const CsvRecord& record, int column) {
 }
 
 // One row as an image, or the reason it is a bad row.
-std::string image_of_row(const CsvRecord& row, const Columns& columns, const fs::path& folder, ImageFile& image) {
+std::string image_of_row(const CsvRecord& row, const Columns& columns, const fs::path& folder,
+                         const fs::path& real_folder, ImageFile& image) {
   if (row.fields.size() <= std::max(columns.path, columns.label)) return "fewer fields than the header";
   const std::string label = row.fields[columns.label];
   if (label.empty()) return "empty label";
   if (!is_utf8(label)) return "a label that is not UTF-8 text";
   fs::path file;
-  if (std::string why = resolve(folder, row.fields[columns.path], file); !why.empty()) return why;
+  if (std::string why = resolve(folder, real_folder, row.fields[columns.path], file); !why.empty()) return why;
   image.path = file.string();
   image.class_name = label;
   image.group = field(row, columns.group);
@@ -97,6 +108,7 @@ ScanResult read_manifest(const std::string& csv_path) {
   if (records.empty()) throw Error(source + " is empty");
   const Columns columns = find_columns(records.front().fields, source);
   const fs::path folder = fs::absolute(csv_path).lexically_normal().parent_path();
+  const fs::path real_folder = fs::canonical(folder);
 
   ScanResult scan;
   scan.root = fs::absolute(csv_path).lexically_normal().string();
@@ -105,7 +117,7 @@ ScanResult read_manifest(const std::string& csv_path) {
   std::unordered_set<std::string> seen;
   for (size_t r = 1; r < records.size(); ++r) {
     ImageFile image;
-    std::string why = image_of_row(records[r], columns, folder, image);
+    std::string why = image_of_row(records[r], columns, folder, real_folder, image);
     if (why.empty() && !seen.insert(image.path).second) why = "the same file as an earlier row";
     if (why.empty()) {
       scan.images.push_back(std::move(image));

@@ -5,9 +5,10 @@
 #   image       every format's decoder behind decode_image (PNG, TIFF, BMP, WebP, JPEG) + resize
 #   tile_cache  the tile-cache reader (header, sizes, completion flag, checksum)
 #   safetensors the checkpoint weights reader (header, dtypes, shapes, offsets, names)
+#   pytorch_weights  the --init reader of torch.save files (zip directory, restricted unpickler)
 #   csv         the CSV and list-file readers (quoting, line bounds) and csv_field's round trip
 #
-#   bench/fuzz.sh [SECONDS] [jpeg|image|tile_cache|safetensors|csv|all]   (default 120 s each, all;
+#   bench/fuzz.sh [SECONDS] [jpeg|image|tile_cache|safetensors|pytorch_weights|csv|all]   (default 120 s each, all;
 #                needs clang, the image libraries run.sh installs, libtbb-dev, libtorch-dev, imagemagick)
 #
 # Seeds, when build/histotrain exists: synthetic tiles from `histotrain synth` (grey, 4:4:4,
@@ -75,6 +76,21 @@ open(sys.argv[1], "wb").write(struct.pack("<Q", len(text)) + text + bytes(32))
 PY
 }
 
+# State dicts as Python's torch.save writes them: a small module's, a ResNet block's in float16,
+# and a training checkpoint that wraps one.
+seed_pytorch_weights() {
+  local corpus=$1
+  /usr/bin/python3 - "$corpus" <<'PY'
+import sys, torch
+out = sys.argv[1]
+small = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.BatchNorm2d(2), torch.nn.Linear(2, 2))
+torch.save(small.state_dict(), f"{out}/small.pth")
+torch.save({k: v.half() if v.is_floating_point() else v for k, v in small.state_dict().items()}, f"{out}/half.pth")
+torch.save({"epoch": 1, "state_dict": {"module." + k: v for k, v in small.state_dict().items()}}, f"{out}/wrapped.pth")
+torch.save({"t": torch.arange(12.0).view(3, 4).t(), "v": torch.arange(12.0)[2:8]}, f"{out}/views.pth")
+PY
+}
+
 seed_csv() {
   local corpus=$1
   printf 'filename,label,group_id\na.jpeg,lung_n,g1\n"b,c.jpeg",lung_n,"g""2"\n' >"$corpus/groups.csv"
@@ -107,5 +123,10 @@ case "$WHICH" in
   safetensors|all)
     fuzz safetensors 65536 src/model/safetensors.cpp src/util/files.cpp -I/usr/include/torch/csrc/api/include \
       -ltorch -ltorch_cpu -lc10 ;;
+esac
+case "$WHICH" in
+  pytorch_weights|all)
+    fuzz pytorch_weights 65536 src/model/pytorch_weights.cpp src/model/stored_zip.cpp src/model/state_dict_pickle.cpp \
+      src/model/safetensors.cpp src/util/files.cpp -I/usr/include/torch/csrc/api/include -ltorch -ltorch_cpu -lc10 ;;
 esac
 case "$WHICH" in csv|all) fuzz csv 65536 src/util/csv.cpp src/util/files.cpp ;; esac

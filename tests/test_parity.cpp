@@ -4,10 +4,12 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 
 #include <nlohmann/json.hpp>
 
 #include "core/checkpoint.h"
+#include "core/initial_weights.h"
 #include "model/resnet.h"
 #include "test_util.h"
 
@@ -53,6 +55,56 @@ TEST(TorchvisionParity, CheckpointLoadsInPythonAndLogitsMatch) {
                                (dir / "logits.json").string();
       EXPECT_EQ(testing::run_torchvision_parity(args), 0) << args;
     }
+  }
+}
+
+// train --init's reader on the files Python users have: torchvision's ResNet-18 and ResNet-50
+// state dicts as torch.save writes them (plain, wrapped in a DataParallel training checkpoint,
+// in float16) give histotrain the logits Python computes (1e-4), BatchNorm statistics included.
+TEST(TorchvisionParity, StateDictsSavedByPythonGiveTheSameLogits) {
+  if (testing::torchvision_python().empty()) {
+    ASSERT_FALSE(testing::packages_required()) << "no python3 with torchvision and numpy: run.sh installs them";
+    GTEST_SKIP() << "no python3 with torchvision and numpy (HISTOTRAIN_PYTHON)";
+  }
+  for (const std::string arch : {"resnet18", "resnet50"}) {
+    testing::ScratchDir dir;
+    const std::string command = testing::torchvision_python() + " " + HISTOTRAIN_SOURCE_DIR +
+                                "/tests/parity/torchvision_state_dict.py " + arch + " 7 " + dir.path().string();
+    ASSERT_EQ(std::system(command.c_str()), 0) << command;
+    const auto expected = testing::read_json(dir / "logits.json");
+    const auto shape = expected["shape"].get<std::vector<int64_t>>();
+    torch::Tensor x = torch::empty(shape);
+    std::ifstream(dir / "x.bin", std::ios::binary)
+        .read(reinterpret_cast<char*>(x.data_ptr<float>()), static_cast<std::streamsize>(x.numel() * 4));
+    torch::Tensor python_logits = torch::empty({shape[0], 7});
+    for (int64_t i = 0; i < shape[0]; ++i)
+      for (int64_t k = 0; k < 7; ++k) python_logits[i][k] = expected["logits"][i][k].get<float>();
+
+    std::map<std::string, ResNet> loaded;
+    for (const std::string file : {"weights.pth", "wrapped.pth", "half.pth"}) {
+      ResNet model(arch, 7);
+      const InitialWeights report = load_initial_weights(model, (dir / file).string());
+      EXPECT_EQ(report.format, "torch.save");
+      EXPECT_EQ(report.tensors, static_cast<int64_t>(module_tensors(*model).size())) << file;
+      EXPECT_EQ(report.file_classes, 0) << file;
+      EXPECT_EQ(report.stripped_prefix, file == "wrapped.pth" ? "module." : "") << file;
+      EXPECT_EQ(model->bn1->num_batches_tracked.item<int64_t>(), 123) << file;
+      model->eval();
+      torch::NoGradGuard no_grad;
+      if (file != "half.pth") {
+        const float difference = (model->forward(x) - python_logits).abs().max().item<float>();
+        std::printf("  %s %s: max abs logit difference to Python %.2g\n", arch.c_str(), file.c_str(), difference);
+        EXPECT_LE(difference, 1e-4) << arch << " " << file;
+      }
+      loaded.emplace(file, model);
+    }
+    // float16 weights are the float32 ones rounded to half precision, no more, no less.
+    const NamedTensors full = module_tensors(*loaded.at("weights.pth")), half = module_tensors(*loaded.at("half.pth"));
+    for (size_t k = 0; k < full.size(); ++k)
+      EXPECT_TRUE(torch::equal(half[k].second, full[k].second.is_floating_point()
+                                                  ? full[k].second.to(torch::kHalf).to(full[k].second.scalar_type())
+                                                  : full[k].second))
+          << full[k].first;
   }
 }
 

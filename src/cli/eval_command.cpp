@@ -141,7 +141,7 @@ int run_eval(const EvalOptions& o) {
   std::vector<int64_t> items(static_cast<size_t>(data.size()));
   for (int64_t i = 0; i < data.size(); ++i) items[i] = i;
   const auto format = trained.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
-  const EvalResult result = evaluate(trained.model, BatchMaker(data, device, format), items,
+  const EvalResult result = evaluate(trained.model, BatchMaker(data, device, format, trained.normalization), items,
                                      static_cast<int64_t>(classes.size()), o.batch_size, trained.precision, o.tta);
   const ReportOptions options = report_options(o, trained);
   const std::vector<std::string> no_groups;

@@ -67,7 +67,7 @@ std::vector<Prediction> predict(TrainedModel& trained, const std::vector<std::st
     torch::Tensor logits;
     {
       AutocastScope autocast(trained.precision, device);
-      logits = trained.model->forward(normalize_uint8_nhwc(images.to(device), format));
+      logits = trained.model->forward(normalize_uint8_nhwc(images.to(device), format, trained.normalization));
     }
     const auto probs = torch::softmax(logits.to(torch::kFloat32) / temperature, 1).to(torch::kCPU);
     for (size_t j = 0; j < ok.size(); ++j) {

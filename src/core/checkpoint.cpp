@@ -256,6 +256,17 @@ void check_meta_fields(const nlohmann::json& meta, const fs::path& path) {
         !(calibration["temperature"].get<double>() >= 0.05 && calibration["temperature"].get<double>() <= 20))
       throw bad("'calibration' has no temperature from 0.05 to 20");
   }
+  if (meta.contains("normalization")) {
+    const auto& n = meta["normalization"];
+    auto three = [&](const char* key, double low, double high) {
+      if (!n.is_object() || !n.contains(key) || !n[key].is_array() || n[key].size() != 3) return false;
+      return std::all_of(n[key].begin(), n[key].end(), [&](const nlohmann::json& v) {
+        return v.is_number() && v.get<double>() >= low && v.get<double>() <= high;
+      });
+    };
+    if (!three("mean", -1, 2) || !three("std", 1e-4, 10))
+      throw bad("'normalization' is not a mean in [-1, 2] and a std in [1e-4, 10] for each of 3 channels");
+  }
 }
 
 }  // namespace
@@ -327,6 +338,20 @@ ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta, 
   return model;
 }
 
+nlohmann::json normalization_json(const Normalization& n) {
+  return {{"mean", {n.mean[0], n.mean[1], n.mean[2]}}, {"std", {n.std[0], n.std[1], n.std[2]}}};
+}
+
+Normalization normalization_of(const nlohmann::json& meta) {
+  Normalization n;
+  if (!meta.contains("normalization")) return n;
+  for (size_t c = 0; c < 3; ++c) {
+    n.mean[c] = meta["normalization"]["mean"][c].get<float>();
+    n.std[c] = meta["normalization"]["std"][c].get<float>();
+  }
+  return n;
+}
+
 TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device, const std::string& amp,
                                 bool trust_torchscript) {
   TrainedModel trained;
@@ -341,6 +366,7 @@ TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device
   check_precision_supported(trained.precision, device);
   trained.channels_last = config.value("channels_last", false);
   if (meta.contains("calibration")) trained.temperature = meta["calibration"]["temperature"].get<double>();
+  trained.normalization = normalization_of(meta);
   trained.model = load_model(trained.run, meta, trust_torchscript);
   trained.model->to(device);
   if (trained.channels_last) to_channels_last(*trained.model);

@@ -13,7 +13,8 @@
 //   train_state.safetensors  everything --resume needs, in one file so it is always consistent:
 //                            model, optimizer, loss-scaler and RNG state, and the step they belong to
 //   checkpoint.json          arch, classes, image size, epoch, step, config, last metrics, the
-//                            calibration's temperature (fitted on the validation split); written
+//                            calibration's temperature (fitted on the validation split), the
+//                            input normalisation (--normalize); written
 //                            last, so it only ever describes files that are already in place
 // Checkpoints of older versions (model.pt and train_state.pt only) load with --trust-checkpoint.
 #pragma once
@@ -25,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/amp.h"
+#include "data/batches.h"
 #include "model/resnet.h"
 
 namespace histotrain {
@@ -47,6 +49,11 @@ nlohmann::json read_checkpoint_meta(const std::filesystem::path& run);
 // tensor's name and shape checked; from a TorchScript model.pt only with `trust_torchscript`.
 ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta, bool trust_torchscript = false);
 
+// checkpoint.json's "normalization": {"mean": [r, g, b], "std": [r, g, b]}, pixel values in [0, 1].
+nlohmann::json normalization_json(const Normalization& normalization);
+// ImageNet's when the checkpoint names none (checkpoints written before --normalize).
+Normalization normalization_of(const nlohmann::json& meta);
+
 // A trained model ready for inference: what eval and predict need from a run folder.
 struct TrainedModel {
   std::filesystem::path run;
@@ -55,6 +62,7 @@ struct TrainedModel {
   Precision precision = Precision::fp32;  // as trained, unless overridden
   bool channels_last = false;             // as trained
   double temperature = 0;                 // fitted on the validation split (core/calibration.h); 0: none
+  Normalization normalization;            // as trained
   ResNet model{nullptr};                  // on the requested device, in eval mode
 };
 // `amp`: "" keeps the training precision, else none | bf16 | fp16.

@@ -1,13 +1,12 @@
 #include "data/batches.h"
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 
 namespace histotrain {
 
 namespace {
-
-const float kMean[3] = {0.485f, 0.456f, 0.406f};
-const float kStd[3] = {0.229f, 0.224f, 0.225f};
 
 // Reflects coordinates that a shift moved off the tile back inside it (as reflection padding does).
 torch::Tensor reflect_inside(torch::Tensor coordinate, int64_t size) {
@@ -38,17 +37,54 @@ std::vector<int64_t> rank_shard(const std::vector<int64_t>& order, int rank, int
   return shard;
 }
 
-torch::Tensor normalize_uint8_nhwc(const torch::Tensor& nhwc_uint8, torch::MemoryFormat format) {
+Normalization measure_normalization(const TileDataset& data, const std::vector<int64_t>& items) {
+  const torch::Tensor tiles = data.tiles();
+  std::vector<int64_t> rows;
+  for (int64_t item : items) rows.push_back(data.rows[static_cast<size_t>(item)]);
+  // Sums per chunk of about 4 M pixels in float, added up in double: exact enough, little memory.
+  const int64_t pixels_per_tile = tiles.numel() / std::max<int64_t>(tiles.size(0), 1) / 3;
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{4} << 20) / std::max<int64_t>(pixels_per_tile, 1));
+  double sum[3] = {0, 0, 0}, squares[3] = {0, 0, 0};
+  for (size_t first = 0; first < rows.size(); first += static_cast<size_t>(chunk)) {
+    const size_t end = std::min(rows.size(), first + static_cast<size_t>(chunk));
+    const auto index = torch::tensor(std::vector<int64_t>(rows.begin() + first, rows.begin() + end));
+    const auto values = tiles.index_select(0, index).view({-1, 3}).to(torch::kFloat64).div_(255);
+    const auto s = values.sum(0), q = values.square().sum(0);
+    for (int c = 0; c < 3; ++c) {
+      sum[c] += s[c].item<double>();
+      squares[c] += q[c].item<double>();
+    }
+  }
+  Normalization n;
+  const double count = static_cast<double>(rows.size()) * static_cast<double>(pixels_per_tile);
+  if (count == 0) return n;
+  for (int c = 0; c < 3; ++c) {
+    const double mean = sum[c] / count;
+    n.mean[c] = static_cast<float>(mean);
+    // A channel that never varies would divide by zero: keep its deviation from vanishing.
+    n.std[c] = static_cast<float>(std::max(std::sqrt(std::max(squares[c] / count - mean * mean, 0.0)), 1e-3));
+  }
+  return n;
+}
+
+torch::Tensor normalize_uint8_nhwc(const torch::Tensor& nhwc_uint8, torch::MemoryFormat format,
+                                   const Normalization& n) {
   auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(nhwc_uint8.device());
-  const auto mean = torch::tensor({kMean[0] * 255, kMean[1] * 255, kMean[2] * 255}, opts).view({1, 3, 1, 1});
-  const auto inv_std = torch::tensor({1 / (kStd[0] * 255), 1 / (kStd[1] * 255), 1 / (kStd[2] * 255)}, opts).view({1, 3, 1, 1});
+  const auto mean = torch::tensor({n.mean[0] * 255, n.mean[1] * 255, n.mean[2] * 255}, opts).view({1, 3, 1, 1});
+  const auto inv_std =
+      torch::tensor({1 / (n.std[0] * 255), 1 / (n.std[1] * 255), 1 / (n.std[2] * 255)}, opts).view({1, 3, 1, 1});
   // The permuted view of NHWC data already has channels-last strides: no copy for that format.
   return (nhwc_uint8.permute({0, 3, 1, 2}).to(torch::kFloat32) - mean).mul_(inv_std).contiguous(format);
 }
 
 // On a GPU the whole tile cache is uploaded once, as uint8: batches are then gathered on the device.
-BatchMaker::BatchMaker(const TileDataset& data, torch::Device device, torch::MemoryFormat format)
-    : data_(data), device_(device), format_(format), tiles_(data.tiles().to(device)) {}
+BatchMaker::BatchMaker(const TileDataset& data, torch::Device device, torch::MemoryFormat format,
+                       Normalization normalization)
+    : data_(data),
+      device_(device),
+      format_(format),
+      normalization_(normalization),
+      tiles_(data.tiles().to(device)) {}
 
 Batch BatchMaker::make_labels(const int64_t* items, int64_t count) const {
   auto labels = torch::empty({count}, torch::kLong);
@@ -99,7 +135,7 @@ Batch BatchMaker::make(const int64_t* items, int64_t count, const Augmentation* 
     const auto index = source_pixel_index(column(0), column(2), column(3), column(4), size);
     pixels = tiles_.view({-1, 3}).index_select(0, index.flatten()).view({count, size, size, 3});
   }
-  torch::Tensor images = normalize_uint8_nhwc(pixels, format_);
+  torch::Tensor images = normalize_uint8_nhwc(pixels, format_, normalization_);
   if (augmenting && augment->color_jitter > 0) images = jitter_colors(images, augment->color_jitter, *rng);
   return {images, labels};
 }

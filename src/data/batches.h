@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <array>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -15,6 +16,17 @@ struct Batch {
   torch::Tensor images;  // float [B, 3, H, W], normalised
   torch::Tensor labels;  // int64 [B]
 };
+
+// Inputs are (pixel / 255 - mean) / std per channel. The default is ImageNet's statistics, which
+// torchvision's and timm's pretrained ResNets expect (train --normalize imagenet).
+struct Normalization {
+  std::array<float, 3> mean{0.485f, 0.456f, 0.406f};
+  std::array<float, 3> std{0.229f, 0.224f, 0.225f};
+};
+
+// The mean and standard deviation of each channel over the pixels of `items` (dataset indices):
+// train --normalize dataset.
+Normalization measure_normalization(const TileDataset& data, const std::vector<int64_t>& items);
 
 // Histology has no canonical orientation: flips and 90-degree rotations are free augmentations.
 struct Augmentation {
@@ -38,7 +50,7 @@ class BatchMaker {
  public:
   // `format`: ChannelsLast gives NHWC-strided batches for a channels-last model.
   BatchMaker(const TileDataset& data, torch::Device device,
-             torch::MemoryFormat format = torch::MemoryFormat::Contiguous);
+             torch::MemoryFormat format = torch::MemoryFormat::Contiguous, Normalization normalization = {});
   // A batch of dataset items (indices into data.rows). Without `augment` (evaluation) images
   // are only normalised.
   Batch make(const int64_t* items, int64_t count, const Augmentation* augment = nullptr,
@@ -53,6 +65,7 @@ class BatchMaker {
   const TileDataset& data_;
   torch::Device device_;
   torch::MemoryFormat format_;
+  Normalization normalization_;
   torch::Tensor tiles_;  // uint8 [rows, H, W, 3], on device_
 };
 
@@ -63,9 +76,10 @@ class BatchMaker {
 torch::Tensor source_pixel_index(const torch::Tensor& rows, const torch::Tensor& symmetry, const torch::Tensor& dy,
                                  const torch::Tensor& dx, int64_t size);
 
-// uint8 [B, H, W, 3] to float [B, 3, H, W] normalised with ImageNet statistics, as torchvision
-// models expect, laid out in `format`.
+// uint8 [B, H, W, 3] to float [B, 3, H, W] normalised (ImageNet's statistics by default, as
+// torchvision models expect), laid out in `format`.
 torch::Tensor normalize_uint8_nhwc(const torch::Tensor& nhwc_uint8,
-                                   torch::MemoryFormat format = torch::MemoryFormat::Contiguous);
+                                   torch::MemoryFormat format = torch::MemoryFormat::Contiguous,
+                                   const Normalization& normalization = {});
 
 }  // namespace histotrain

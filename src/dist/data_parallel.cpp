@@ -44,9 +44,12 @@ void DataParallel::broadcast_buffers(ResNet& model) {
 
 void DataParallel::attach(ResNet& model, GradScaler& scaler, double bucket_mb) {
   if (!comm_) return;
+  // Only parameters that learn get gradients (a frozen backbone's do not), so only they are averaged.
+  std::vector<torch::Tensor> learning;
+  for (const auto& p : model->parameters())
+    if (p.requires_grad()) learning.push_back(p);
   if (role_ == Role::replicas)
-    reducer_ =
-        std::make_unique<GradientReducer>(model->parameters(), *comm_, static_cast<size_t>(bucket_mb * (1 << 20)));
+    reducer_ = std::make_unique<GradientReducer>(learning, *comm_, static_cast<size_t>(bucket_mb * (1 << 20)));
   // Replicas hold the same gradients after the all-reduce, so their inf/NaN checks agree
   // already; pipeline stages hold different gradients and must skip together: the max over
   // ranks makes the decision shared either way.

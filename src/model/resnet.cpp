@@ -191,6 +191,21 @@ void ResNetImpl::tune_conv_weight_grads(bool on) {
   for (auto& block : blocks) block->tuned_conv_weight_grads = on;
 }
 
+void ResNetImpl::freeze_backbone() {
+  backbone_frozen = true;
+  for (auto& child : named_children())
+    if (child.key() != "fc")
+      for (auto& p : child.value()->parameters()) p.set_requires_grad(false);
+  train(is_training());
+}
+
+void ResNetImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  if (!on || !backbone_frozen) return;
+  for (auto& child : named_children())
+    if (child.key() != "fc") child.value()->eval();
+}
+
 ParameterGroups split_for_weight_decay(torch::nn::Module& model) {
   ParameterGroups groups;
   for (auto& p : model.parameters()) (p.dim() > 1 ? groups.decay : groups.no_decay).push_back(p);

@@ -43,8 +43,15 @@ struct ResNetImpl : torch::nn::Module {
   // measured per shape (model/conv_weight_grad.h). For non-deterministic fp32 CPU training.
   void tune_conv_weight_grads(bool on);
 
+  // A linear probe (train --freeze-backbone): only the head (fc) learns. Every other parameter
+  // stops requiring gradients, so backward never enters the backbone, and the backbone's
+  // BatchNorm layers keep their statistics: train() leaves them in eval mode.
+  void freeze_backbone();
+  void train(bool on = true) override;
+
   std::string arch;
   bool tuned_conv_weight_grads = false;
+  bool backbone_frozen = false;
   torch::nn::Conv2d conv1{nullptr};
   torch::nn::BatchNorm2d bn1{nullptr};
   torch::nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};

@@ -116,6 +116,17 @@ void validate_data(const DataConfig& d) {
   check_thread_count(d.workers, "--workers");
 }
 
+void validate_model(const ModelConfig& m, const TrainConfig& c) {
+  require(m.backbone_lr_scale > 0 && m.backbone_lr_scale <= 100,
+          "--backbone-lr-scale must be in (0, 100] (a frozen backbone: --freeze-backbone)");
+  require(!m.freeze_backbone || m.backbone_lr_scale == 1,
+          "--freeze-backbone trains the head alone: drop --backbone-lr-scale");
+  require(!m.freeze_backbone || c.parallel.pipeline_stages == 1,
+          "--freeze-backbone trains the head alone, one stage's work: not with --pipeline-stages");
+  require(!m.freeze_backbone || !m.init.empty() || !c.job.resume.empty(),
+          "--freeze-backbone keeps the backbone as it starts: give --init with the weights to keep");
+}
+
 void validate_optim(const OptimConfig& o) {
   require(o.epochs >= 1, "--epochs must be at least 1");
   require(o.time_budget >= 0 && o.time_budget <= 1e7, "--time-budget must be in [0, 1e7] seconds (0: off)");
@@ -177,6 +188,7 @@ void validate(const TrainConfig& c) {
   std::string names;
   for (const auto& name : archs) names += (names.empty() ? "" : ", ") + name;
   require(std::find(archs.begin(), archs.end(), c.model.arch) != archs.end(), "--arch must be one of " + names);
+  validate_model(c.model, c);
   validate_optim(c.optim);
   validate_parallel(c.parallel, c);
   validate_job(c.job);

@@ -82,6 +82,16 @@ struct Spellings<ClassBalance> {
       {ClassBalance::none, "none"}, {ClassBalance::sampler, "sampler"}, {ClassBalance::loss, "loss"}};
 };
 
+// What inputs are normalised with: ImageNet's per-channel mean and standard deviation (what
+// pretrained torchvision and timm ResNets expect), or the training tiles' own (measured at the
+// start). Saved in checkpoint.json, so eval and predict normalise as training did.
+enum class InputNormalization { imagenet, dataset };
+template <>
+struct Spellings<InputNormalization> {
+  static constexpr std::pair<InputNormalization, const char*> all[] = {{InputNormalization::imagenet, "imagenet"},
+                                                                       {InputNormalization::dataset, "dataset"}};
+};
+
 // Named recipes (train/recipes.h): flags chosen and measured for one purpose.
 enum class Recipe { none, cpu_fast };
 template <>
@@ -109,10 +119,14 @@ struct DataConfig {
   bool augment = true;           // random flips + 90-degree rotations + shifts
   double max_shift = 0.0625;     // random translation, as a fraction of the tile side
   double color_jitter = 0;       // per-channel gain/offset jitter of normalised images (stain variation)
+  InputNormalization normalize = InputNormalization::imagenet;
 };
 
 struct ModelConfig {
   std::string arch = "resnet18";  // one of model/resnet.h's supported_archs()
+  std::string init;               // weights to start from (core/initial_weights.h); "": random
+  bool freeze_backbone = false;   // train the classifier head only: a linear probe
+  double backbone_lr_scale = 1;   // every layer but the head learns at this share of the scheduled rate
 };
 
 // SGD with Nesterov momentum, a warm-up and a decay.

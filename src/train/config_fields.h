@@ -61,11 +61,27 @@ void data_fields(Data& d, Visit&& visit) {
   visit(FieldInfo{"color_jitter", "--color-jitter",
                   "Per-image, per-channel gain and offset up to this much (stain variation between slides; 0: off)"},
         d.color_jitter);
+  visit(FieldInfo{"normalize", "--normalize",
+                  "Input normalisation: imagenet (ImageNet's channel mean and deviation, what pretrained ResNets "
+                  "expect) | dataset (the training tiles' own, measured at the start); eval and predict use the same"},
+        d.normalize);
 }
 
 template <class Model, class Visit>
 void model_fields(Model& m, Visit&& visit) {
   visit(FieldInfo{"arch", "--arch", "resnet10 | resnet18 | resnet34 | resnet50 (resnet10: one block per stage)"}, m.arch);
+  visit(FieldInfo{"init", "--init",
+                  "Start from these weights: a state dict saved by Python's torch.save (torchvision or timm names), "
+                  "a .safetensors file or a histotrain run folder; a head with another class count is replaced",
+                  true},
+        m.init);
+  visit(FieldInfo{"freeze_backbone", "--freeze-backbone",
+                  "Train the classifier head only (a linear probe): the other layers and their BatchNorm statistics "
+                  "stay as --init gave them"},
+        m.freeze_backbone);
+  visit(FieldInfo{"backbone_lr_scale", "--backbone-lr-scale",
+                  "Fine-tuning: every layer but the head learns at this share of the learning rate (e.g. 0.1)"},
+        m.backbone_lr_scale);
 }
 
 template <class Optim, class Visit>

@@ -183,7 +183,11 @@ CrossValidationOutcome cross_validate(const TrainConfig& base, int folds, const 
     throw UsageError("cv makes each fold's split and continues by itself: drop --val-images and --resume");
   if (base.data.split != DataSplit::group) throw UsageError("cv splits by source group: drop --split random");
   ensure_writable_dir(out);
+  if (!base.data.val_data.empty()) throw UsageError("cv makes each fold's split from --data: drop --val-data");
   const TileDataset data = load_for_folds(base);
+  if (data.has_given_split())
+    throw UsageError("cv makes its folds from source groups, but the manifest's split column already names the "
+                     "split: train with it, or leave the column out to cross-validate");
   const auto fold_items = grouped_folds(data.labels, data.groups, folds, base.job.seed);
   for (size_t f = 0; f < fold_items.size(); ++f)
     if (fold_items[f].empty())

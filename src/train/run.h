@@ -13,6 +13,7 @@
 
 #include "core/amp.h"
 #include "core/evaluate.h"
+#include "core/initial_weights.h"
 #include "core/weight_average.h"
 #include "data/dataset.h"
 #include "data/groups.h"
@@ -24,6 +25,7 @@
 #include "pipeline/stage_plan.h"
 #include "train/config.h"
 #include "train/graphed_step.h"
+#include "train/optimizer.h"
 #include "train/resolution_schedule.h"
 #include "train/time_budget.h"
 #include "util/clock.h"
@@ -67,7 +69,7 @@ struct Run {
   TileDataset data;
   Split split;
   ResNet model{nullptr};
-  std::unique_ptr<torch::optim::SGD> optimizer;
+  std::unique_ptr<ScaledSgd> optimizer;
   Precision precision = Precision::fp32;
   std::unique_ptr<GradScaler> scaler;  // active for fp16 only
   std::unique_ptr<WeightAverage> average;   // --ema: the weights that are validated and saved
@@ -85,6 +87,9 @@ struct Run {
   Clock::time_point started = Clock::now();  // the command's start, for its wall time
   nlohmann::json split_audit;  // --split random: the leak the audit measured
   nlohmann::json precision_choice;  // --amp auto: the candidates' figures and the choice (null otherwise)
+  Normalization normalization;      // of the inputs (--normalize), saved with the checkpoint
+  std::optional<WeightsFile> init_weights;  // --init, read at the start, loaded into the model once built
+  nlohmann::json init_report;       // --init: what was loaded (core/initial_weights.h); null otherwise
 
   bool is_main() const { return !dp || dp->is_main(); }
   int world_size() const { return dp ? dp->world_size() : 1; }

@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "core/calibration.h"
+#include "core/checkpoint.h"
 #include "core/compat.h"
 #include "core/evaluation_report.h"
 #include "model/conv_weight_grad.h"
@@ -247,6 +248,8 @@ nlohmann::json checkpoint_meta(const Run& run, const RunProgress& progress, int6
     meta["calibration"] = {{"temperature", (*calibration)["temperature"]}, {"method", "temperature"},
                            {"fitted_on", "the validation split, at its last validation"}};
   if (progress.warmup_end_seconds >= 0) meta["warmup_end_s"] = progress.warmup_end_seconds;
+  meta["normalization"] = normalization_json(run.normalization);
+  if (!run.init_report.is_null()) meta["init"] = run.init_report;
   return meta;
 }
 
@@ -306,6 +309,8 @@ nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nl
           {"torch_version", compat::torch_version()},
           {"allocator", allocator_name()},
           {"precision_choice", run.precision_choice},
+          {"init", run.init_report},
+          {"normalization", normalization_json(run.normalization)},
           {"system", system_info()},
           {"config", to_json(c)}};
 }

@@ -7,6 +7,7 @@
 
 #include "core/checkpoint.h"
 #include "core/compat.h"
+#include "core/initial_weights.h"
 #include "core/runtime.h"
 #include "data/class_balance.h"
 #include "leakage/group_finder.h"
@@ -169,9 +170,45 @@ void set_loss(Run& run) {
   run.log(line);
 }
 
-void build_model(Run& run) {
+// --normalize dataset: the training tiles' own channel statistics, the same on every rank (the
+// same tiles); ImageNet's otherwise.
+void set_normalization(Run& run) {
+  if (run.config.data.normalize != InputNormalization::dataset) return;
+  run.normalization = measure_normalization(run.data, run.split.train);
+  const Normalization& n = run.normalization;
+  char text[200];
+  std::snprintf(text, sizeof text,
+                "--normalize dataset: channel mean %.4f %.4f %.4f, std %.4f %.4f %.4f over the %zu training tiles",
+                n.mean[0], n.mean[1], n.mean[2], n.std[0], n.std[1], n.std[2], run.split.train.size());
+  run.log(text);
+}
+
+// The model's starting weights: random (seeded), or --init's for a run that does not resume
+// (a resumed run's own weights replace them anyway).
+void initialise_model(Run& run) {
   const TrainConfig& c = run.config;
   run.model = ResNet(c.model.arch, static_cast<int64_t>(run.data.classes.size()));
+  if (run.init_weights) {
+    const InitialWeights init = load_initial_weights(run.model, *run.init_weights);
+    run.init_weights.reset();
+    run.init_report = init.to_json();
+    run.log(init.describe());
+    if (c.data.normalize != InputNormalization::imagenet)
+      run.log("note: --init weights from ImageNet expect --normalize imagenet (the default)");
+  }
+  if (c.model.freeze_backbone) {
+    run.model->freeze_backbone();
+    run.log("--freeze-backbone: only the classifier head (fc) learns; the backbone and its BatchNorm statistics "
+            "stay fixed");
+  }
+  if (c.model.backbone_lr_scale != 1)
+    run.log("--backbone-lr-scale: every layer but the head learns at " + std::to_string(c.model.backbone_lr_scale) +
+            " of the learning rate");
+}
+
+void build_model(Run& run) {
+  const TrainConfig& c = run.config;
+  initialise_model(run);
   run.model->to(run.device);
   if (c.precision.channels_last) {
     to_channels_last(*run.model);
@@ -179,8 +216,8 @@ void build_model(Run& run) {
   }
   run.model->tune_conv_weight_grads(c.precision.conv_grad == ConvGradMode::automatic && run.device.is_cpu() &&
                                     run.precision == Precision::fp32 && !c.precision.channels_last &&
-                                    !c.job.deterministic);
-  run.optimizer = make_optimizer(run.model, c.optim);
+                                    !c.job.deterministic && !c.model.freeze_backbone);
+  run.optimizer = make_optimizer(run.model, c.optim, c.model.backbone_lr_scale);
   run.scaler = std::make_unique<GradScaler>(run.precision == Precision::fp16);
   if (c.optim.ema > 0) run.average = std::make_unique<WeightAverage>(run.model, c.optim.ema);
 }
@@ -195,6 +232,8 @@ std::string cuda_graph_obstacle(const Run& run) {
   if (run.device_stages) return "pipeline stages on several devices";
   if (run.resolution.on()) return "progressive resizing changes the step's shapes";
   if (run.precision == Precision::fp16) return "fp16 loss scaling may skip steps (use --amp bf16)";
+  if (run.config.model.freeze_backbone || run.config.model.backbone_lr_scale != 1)
+    return "the captured update takes one learning rate for every layer (--freeze-backbone, --backbone-lr-scale)";
   return "";
 }
 
@@ -407,11 +446,15 @@ void prepare(Run& run) {
   if (c.job.deterministic) use_deterministic_algorithms();
   if (const auto precision = fixed_precision(c.precision.amp)) check_precision_supported(*precision, run.device);  // before minutes of decoding
   compat::manual_seed(c.job.seed);
+  // --init is read before the data (minutes of decoding), loaded once the classes are known; a
+  // resumed run's own weights replace it, so it needs no file then.
+  if (!c.model.init.empty() && c.job.resume.empty()) run.init_weights = read_weights_file(c.model.init);
   load_data(run);
   check_ranks_agree(run);
   decide_precision(run);
   plan_steps(run);
   set_loss(run);
+  set_normalization(run);
   build_model(run);
   if (c.parallel.pipeline_stages > 1) cut_into_stages(run);  // after the optimizer: placing keeps the parameters
   decide_cuda_graph(run);
@@ -452,6 +495,7 @@ void restore(Run& run, RunProgress& p) {
                 " steps put it (were the data or the batch size changed?)");
   }
   p.last_val = meta.value("metrics", nlohmann::json());
+  run.init_report = meta.value("init", nlohmann::json());  // where the run's weights first came from
   // The training time before the epoch the run starts in (a checkpoint inside an epoch counts
   // that epoch's steps in both train_seconds and its progress).
   p.train_seconds = meta.value("train_seconds", 0.0) - p.resumed_progress.seconds;

@@ -392,7 +392,7 @@ TrainOutcome train(const TrainConfig& config) {
   run.dp->barrier();
   run.dp->broadcast_model(run.model);  // every rank starts from rank 0's weights
   run.dp->attach(run.model, *run.scaler, run.config.parallel.bucket_mb);
-  const BatchMaker batches(run.data, run.device, run.format);
+  const BatchMaker batches(run.data, run.device, run.format, run.normalization);
   const OptimConfig& o = run.config.optim;
   const LrSchedule schedule(o.schedule, run.peak_lr, static_cast<int64_t>(o.warmup_epochs * run.steps_per_epoch),
                             run.schedule_steps);

@@ -2,6 +2,7 @@
 // torchrun would, a rank killed mid-run, and the rendezvous errors.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <regex>
 
 #include "dist/launcher.h"
@@ -272,6 +273,52 @@ TEST(DataParallel, BusyPortUnreachableMasterAndAMissingRankAreClearErrors) {
 
 // Rank 0 and rank 1 in two network namespaces joined by a virtual Ethernet pair: no loopback
 // between them, as between two machines. Needs root (CAP_NET_ADMIN); skipped elsewhere.
+// Each compression on two ranks, deterministic: a run stopped after 7 of its 10 steps and resumed
+// ends with the weights, bit for bit, of one that never stopped (PowerSGD's factors and both
+// ranks' error feedback travel in the checkpoint), and evaluates.
+TEST(DataParallel, CompressedGradientsTrainStopResumeExactlyAndEvaluate) {
+  const std::string data = synth_data();
+  const std::map<std::string, std::string> logged = {
+      {"fp16", "gradients: fp16"}, {"bf16", "gradients: bf16"}, {"powersgd:2", "gradients: PowerSGD rank 2"}};
+  for (const auto& [compression, line] : logged) {
+    ScratchDir dir;
+    const std::string flags = " --deterministic --grad-compression " + compression + " --powersgd-start-step 2";
+    const auto whole = run_histotrain("launch -n 2 --threads-per-rank 1 -- " + train_args(data, dir / "whole", 2) + flags);
+    ASSERT_EQ(whole.exit_code, 0) << whole.err;
+    EXPECT_NE(whole.err.find(line), std::string::npos) << whole.err;
+    const auto part = run_histotrain("launch -n 2 --threads-per-rank 1 -- " + train_args(data, dir / "part", 2) + flags +
+                                     " --max-steps 7");
+    ASSERT_EQ(part.exit_code, 0) << part.err;
+    const auto resumed = run_histotrain("launch -n 2 --threads-per-rank 1 -- train --resume " +
+                                        (dir / "part").string() + " --max-steps 0 --quiet");
+    ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+    EXPECT_EQ(read_json(dir / "part" / "summary.json")["steps"], 10);
+    EXPECT_EQ(testing::read_text(dir / "part" / "model.safetensors"), testing::read_text(dir / "whole" / "model.safetensors"))
+        << compression << ": the resumed run's weights differ from the uninterrupted run's";
+    const auto evaluated = run_histotrain("eval --checkpoint " + (dir / "part").string() + " --data " + data +
+                                          " --json --quiet --bootstrap 0");
+    ASSERT_EQ(evaluated.exit_code, 0) << evaluated.err;
+    EXPECT_EQ(nlohmann::json::parse(evaluated.out)["images"], 200);
+  }
+}
+
+// bench/cluster.sh's hosts (namespaces, a bridge, shaped links) are removed when it is killed
+// in the middle of a run, as after Ctrl-C or a scheduler's SIGTERM.
+TEST(Cluster, ItsNamespacesAndLinksAreGoneAfterAKilledRun) {
+  const auto result = run_script(
+      "cd " HISTOTRAIN_SOURCE_DIR "\n"
+      "bench/cluster.sh --hosts 3 --rate 100mbit -- sleep 60 2>/dev/null & pid=$!\n"
+      "tag=hc$((pid % 100000))\n"
+      "for i in $(seq 50); do [ \"$(ip netns list | grep -c \"^$tag-\")\" = 3 ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.2; done\n"
+      "echo \"during $(ip netns list | grep -c \"^$tag-\") $(ip link show | grep -c \"$tag\")\"\n"
+      "kill -TERM $pid; wait $pid; echo \"exit $?\"\n"
+      "echo \"after $(ip netns list | grep -c \"^$tag-\") $(ip link show | grep -c \"$tag\")\"\n");
+  if (result.out.find("during 0 ") != std::string::npos) GTEST_SKIP() << "cannot create network namespaces here: " << result.out;
+  EXPECT_NE(result.out.find("during 3 "), std::string::npos) << result.out << result.err;
+  EXPECT_NE(result.out.find("exit 143"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("after 0 0"), std::string::npos) << result.out;
+}
+
 TEST(DataParallel, TwoRanksInSeparateNetworkNamespacesTrainOverARealAddress) {
   const std::string tag = std::to_string(::getpid() % 100000);
   const std::string ns0 = "ht0-" + tag, ns1 = "ht1-" + tag;

@@ -192,7 +192,7 @@ T scalar(const Safetensors& file, const std::string& name, const std::string& so
 }
 
 void write_train_state(std::ostream& out, ResNet& model, torch::optim::SGD& optimizer, const GradScaler& scaler,
-                       int64_t step, ResNet* average) {
+                       int64_t step, ResNet* average, const NamedTensors& reducer_state) {
   NamedTensors tensors = module_tensors(*model, "model.");
   if (average)
     for (auto& named : module_tensors(**average, "average.")) tensors.push_back(std::move(named));
@@ -201,6 +201,7 @@ void write_train_state(std::ostream& out, ResNet& model, torch::optim::SGD& opti
   tensors.emplace_back("scaler.scale", torch::tensor(scaler.scale(), torch::kFloat64));
   tensors.emplace_back("scaler.growth_tracker", torch::tensor(scaler.growth_tracker(), torch::kInt64));
   tensors.emplace_back("step", torch::tensor(step, torch::kInt64));
+  for (const auto& [name, tensor] : reducer_state) tensors.emplace_back("reducer." + name, tensor);
   out << safetensors_bytes(tensors, {{"format", "histotrain-train-state"}});
 }
 
@@ -272,7 +273,8 @@ void check_meta_fields(const nlohmann::json& meta, const fs::path& path) {
 }  // namespace
 
 void save_checkpoint(const std::filesystem::path& run, ResNet& model, torch::optim::SGD& optimizer,
-                     const GradScaler& scaler, const nlohmann::json& meta_in, ResNet* average) {
+                     const GradScaler& scaler, const nlohmann::json& meta_in, ResNet* average,
+                     const NamedTensors& reducer_state) {
   try {
     finish_staged_checkpoint(run);
     keep_previous_checkpoint(run);
@@ -284,7 +286,7 @@ void save_checkpoint(const std::filesystem::path& run, ResNet& model, torch::opt
     meta["checksums"]["model.pt"] =
         write_staged(run, "model.pt", [&](std::ostream& out) { torch::save(validated, out); });
     meta["checksums"]["train_state.safetensors"] = write_staged(run, "train_state.safetensors", [&](std::ostream& out) {
-      write_train_state(out, model, optimizer, scaler, meta_in.at("step").get<int64_t>(), average);
+      write_train_state(out, model, optimizer, scaler, meta_in.at("step").get<int64_t>(), average, reducer_state);
     });
     // checkpoint.json, written last and whole, vouches for the files by their checksums; its
     // staged copy existing is what makes the new checkpoint complete.
@@ -375,7 +377,8 @@ TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device
 }
 
 bool load_training_state(const std::filesystem::path& run, ResNet& model, torch::optim::SGD& optimizer,
-                         GradScaler& scaler, int64_t step, ResNet* average, bool trust_torchscript) {
+                         GradScaler& scaler, int64_t step, ResNet* average, bool trust_torchscript,
+                         NamedTensors* reducer_state) {
   const nlohmann::json meta = read_checkpoint_meta(run);
   const auto path = run / "train_state.safetensors", legacy = run / "train_state.pt";
   if (!fs::exists(path)) {
@@ -408,6 +411,9 @@ bool load_training_state(const std::filesystem::path& run, ResNet& model, torch:
       rng->second.sizes() != compat::cpu_rng_state().sizes())
     throw Error(source + " has no random-number state of this LibTorch's size");
   compat::set_cpu_rng_state(rng->second);
+  if (reducer_state)
+    for (const auto& [name, tensor] : state.tensors)
+      if (name.rfind("reducer.", 0) == 0) reducer_state->emplace_back(name.substr(8), tensor);
   return has_average;
 }
 

@@ -28,6 +28,7 @@
 #include "core/amp.h"
 #include "data/batches.h"
 #include "model/resnet.h"
+#include "model/safetensors.h"
 
 namespace histotrain {
 
@@ -36,8 +37,11 @@ std::filesystem::path run_folder(const std::string& checkpoint_arg);
 
 // With `average` (--ema), model.pt holds the averaged weights, the ones that were validated, and
 // train_state.pt holds both.
+// `reducer_state`: the gradient reducer's (PowerSGD's factors and error feedback), saved in
+// train_state.safetensors under "reducer.".
 void save_checkpoint(const std::filesystem::path& run, ResNet& model, torch::optim::SGD& optimizer,
-                     const GradScaler& scaler, const nlohmann::json& meta, ResNet* average = nullptr);
+                     const GradScaler& scaler, const nlohmann::json& meta, ResNet* average = nullptr,
+                     const NamedTensors& reducer_state = {});
 
 // Whether `run` holds a checkpoint (or one complete but not yet renamed into place).
 bool has_checkpoint(const std::filesystem::path& run);
@@ -71,8 +75,10 @@ TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device
 
 // Restores model, optimizer, scaler and RNG state from train_state.safetensors (an older
 // train_state.pt only with `trust_torchscript`); throws Error when it is not from meta's step.
-// `average`: loaded when the state holds one; returns whether it did.
+// `average`: loaded when the state holds one; returns whether it did. `reducer_state`: receives
+// what save_checkpoint's did.
 bool load_training_state(const std::filesystem::path& run, ResNet& model, torch::optim::SGD& optimizer,
-                         GradScaler& scaler, int64_t step, ResNet* average = nullptr, bool trust_torchscript = false);
+                         GradScaler& scaler, int64_t step, ResNet* average = nullptr, bool trust_torchscript = false,
+                         NamedTensors* reducer_state = nullptr);
 
 }  // namespace histotrain

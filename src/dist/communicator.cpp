@@ -253,6 +253,22 @@ Communicator::Work Communicator::all_reduce_sum_async(torch::Tensor& tensor) {
   return start("all-reduce", [&] { return group_->allreduce(tensors); });
 }
 
+Communicator::Work Communicator::all_gather_async(std::vector<torch::Tensor>& outputs, torch::Tensor& input) {
+  // Bytes are bytes: 2-byte values travel as fp16 (Gloo moves no int16), 4-byte ones as int32,
+  // 8-byte ones as int64. A gather copies; nothing is summed, so the bits arrive as they left.
+  auto as_bits = [](const torch::Tensor& t) {
+    const auto size = t.element_size();
+    return size == 1 ? t.view(torch::kByte)
+           : size == 2 ? t.view(torch::kHalf)
+           : size == 4 ? t.view(torch::kInt)
+                       : t.view(torch::kLong);
+  };
+  std::vector<std::vector<at::Tensor>> gathered(1);
+  for (auto& o : outputs) gathered[0].push_back(as_bits(o));
+  std::vector<at::Tensor> inputs{as_bits(input)};
+  return start("all-gather", [&] { return group_->allgather(gathered, inputs); });
+}
+
 template <typename Collective>
 void Communicator::through_backend_device(torch::Tensor& tensor, Collective collective) {
   if (tensor.device() == host_values_via_ || host_values_via_.is_cpu()) {

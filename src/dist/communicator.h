@@ -49,6 +49,9 @@ class Communicator {
   Work all_reduce_sum_async(torch::Tensor& tensor);
   void all_reduce_sum(torch::Tensor& tensor);
   void all_reduce_max(torch::Tensor& tensor);
+  // Every rank's `input` into `outputs[rank]` (each of input's shape and dtype), as raw bytes: any
+  // dtype travels, also those the backend cannot sum (bfloat16 on Gloo in LibTorch 1.13).
+  Work all_gather_async(std::vector<torch::Tensor>& outputs, torch::Tensor& input);
   // Every rank's tensors become `root`'s (any dtypes; sent as one flat buffer per dtype).
   void broadcast(const std::vector<torch::Tensor>& tensors, int root);
   void broadcast_from_rank0(const std::vector<torch::Tensor>& tensors) { broadcast(tensors, 0); }

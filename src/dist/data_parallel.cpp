@@ -42,18 +42,61 @@ void DataParallel::broadcast_buffers(ResNet& model) {
   if (comm_) comm_->broadcast_from_rank0(model->buffers());
 }
 
-void DataParallel::attach(ResNet& model, GradScaler& scaler, double bucket_mb) {
+void DataParallel::attach(ResNet& model, GradScaler& scaler, double bucket_mb, GradCompression compression,
+                          uint64_t seed) {
   if (!comm_) return;
   // Only parameters that learn get gradients (a frozen backbone's do not), so only they are averaged.
   std::vector<torch::Tensor> learning;
   for (const auto& p : model->parameters())
     if (p.requires_grad()) learning.push_back(p);
   if (role_ == Role::replicas)
-    reducer_ = std::make_unique<GradientReducer>(learning, *comm_, static_cast<size_t>(bucket_mb * (1 << 20)));
+    reducer_ = std::make_unique<GradientReducer>(learning, *comm_, static_cast<size_t>(bucket_mb * (1 << 20)),
+                                                 compression, seed);
   // Replicas hold the same gradients after the all-reduce, so their inf/NaN checks agree
   // already; pipeline stages hold different gradients and must skip together: the max over
   // ranks makes the decision shared either way.
   scaler.set_found_inf_reducer([this](torch::Tensor& found_inf) { comm_->all_reduce_max(found_inf); });
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> DataParallel::compression_state() {
+  std::vector<std::pair<std::string, torch::Tensor>> state;
+  PowerSgd* power = reducer_ ? reducer_->power_sgd() : nullptr;
+  if (!power) return state;
+  for (auto& [name, tensor] : power->shared_state()) state.emplace_back("powersgd." + name, tensor);
+  // Every rank's error feedback, gathered as one flat vector per rank.
+  const auto mine = power->rank_state();
+  std::vector<torch::Tensor> parts;
+  for (const auto& named : mine) parts.push_back(named.second.reshape(-1));
+  torch::Tensor flat = torch::cat(parts);
+  std::vector<torch::Tensor> all(static_cast<size_t>(world_size()));
+  for (auto& t : all) t = torch::empty_like(flat);
+  comm_->wait(comm_->all_gather_async(all, flat), "gathering PowerSGD's error feedback");
+  for (int r = 0; r < world_size(); ++r) {
+    int64_t offset = 0;
+    for (const auto& [name, tensor] : mine) {
+      state.emplace_back("powersgd." + name.substr(0, name.find('.')) + "." + std::to_string(r) +
+                             name.substr(name.find('.')),
+                         all[static_cast<size_t>(r)].narrow(0, offset, tensor.numel()).view(tensor.sizes()));
+      offset += tensor.numel();
+    }
+  }
+  return state;
+}
+
+void DataParallel::restore_compression(const std::vector<std::pair<std::string, torch::Tensor>>& state,
+                                       int saved_world, int64_t step) {
+  if (!reducer_) return;
+  reducer_->set_steps(step);
+  PowerSgd* power = reducer_->power_sgd();
+  if (!power || state.empty()) return;
+  std::vector<std::pair<std::string, torch::Tensor>> shared, mine;
+  const std::string my_errors = "powersgd.error." + std::to_string(rank()) + ".";
+  for (const auto& [name, tensor] : state) {
+    if (name.rfind("powersgd.q.", 0) == 0) shared.emplace_back(name.substr(9), tensor);
+    if (name.rfind(my_errors, 0) == 0) mine.emplace_back("error." + name.substr(my_errors.size()), tensor);
+  }
+  power->load_shared_state(shared);
+  if (saved_world == world_size()) power->load_rank_state(mine);
 }
 
 void DataParallel::backward(const torch::Tensor& loss) {

@@ -11,6 +11,7 @@
 #include "core/amp.h"
 #include "core/metrics.h"
 #include "dist/communicator.h"
+#include "dist/grad_compression.h"
 #include "dist/grad_reducer.h"
 #include "dist/rendezvous.h"
 #include "model/resnet.h"
@@ -59,8 +60,19 @@ class DataParallel {
   // given to all before each validation, so every rank evaluates the same model.
   void broadcast_buffers(ResNet& model);
 
-  // Gradients are averaged over ranks from now on (each backward() below).
-  void attach(ResNet& model, GradScaler& scaler, double bucket_mb);
+  // Gradients are averaged over ranks from now on (each backward() below), compressed as
+  // `compression` says (`seed`: PowerSGD's first factors, the same on every rank).
+  void attach(ResNet& model, GradScaler& scaler, double bucket_mb, GradCompression compression = {},
+              uint64_t seed = 0);
+
+  // The reducer's state a checkpoint keeps so that a resumed run continues exactly: PowerSGD's
+  // factors ("powersgd.q.I") and every rank's error feedback ("powersgd.error.RANK.I"). A
+  // collective (every rank calls it; rank 0's result is the whole); empty without PowerSGD.
+  std::vector<std::pair<std::string, torch::Tensor>> compression_state();
+  // Continues from a checkpoint taken at optimizer step `step` by `saved_world` ranks (another
+  // world size: the error feedback starts again from zero, the log says so).
+  void restore_compression(const std::vector<std::pair<std::string, torch::Tensor>>& state, int saved_world,
+                           int64_t step);
   // Backward of `loss`; with several ranks the averaged gradients are in place when it returns.
   void backward(const torch::Tensor& loss);
 

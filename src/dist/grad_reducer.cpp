@@ -1,15 +1,42 @@
 #include "dist/grad_reducer.h"
 #include "util/clock.h"
 
+#include <algorithm>
+#include <limits>
 #include <thread>
 
 namespace histotrain {
 
+namespace {
+
+constexpr size_t kNoBucket = std::numeric_limits<size_t>::max();
+
+// Whether PowerSGD compresses a parameter: a matrix whose two factors are smaller than itself.
+bool worth_compressing(const torch::Tensor& p, int rank) {
+  if (p.dim() < 2) return false;
+  const int64_t a = p.size(0), b = p.numel() / p.size(0);
+  const int64_t r = std::min<int64_t>(rank, std::min(a, b));
+  return (a + b) * r < a * b;
+}
+
+}  // namespace
+
 GradientReducer::GradientReducer(const std::vector<torch::Tensor>& parameters, Communicator& comm,
-                                 size_t bucket_bytes)
-    : params_(parameters), comm_(comm), bucket_of_(parameters.size()), slot_of_(parameters.size()) {
+                                 size_t bucket_bytes, GradCompression compression, uint64_t seed)
+    : params_(parameters),
+      comm_(comm),
+      compression_(compression),
+      bucket_of_(parameters.size(), kNoBucket),
+      slot_of_(parameters.size()) {
+  bf16_by_gather_ = compression.kind == CompressionKind::bf16 && comm.backend() != "nccl";
+  std::vector<bool> compressed(parameters.size(), false);
+  if (compression.kind == CompressionKind::powersgd)
+    for (size_t k = 0; k < parameters.size(); ++k)
+      if ((compressed[k] = worth_compressing(parameters[k], compression.rank))) matrices_.push_back(parameters[k]);
+  if (!matrices_.empty()) power_sgd_ = std::make_unique<PowerSgd>(matrices_, compression.rank, seed);
   size_t bytes = 0;
   for (size_t k = parameters.size(); k-- > 0;) {
+    if (compressed[k]) continue;
     const auto& p = parameters[k];
     const size_t p_bytes = static_cast<size_t>(p.numel()) * p.element_size();
     if (buckets_.empty() || (bytes > 0 && bytes + p_bytes > bucket_bytes)) {
@@ -26,14 +53,69 @@ GradientReducer::GradientReducer(const std::vector<torch::Tensor>& parameters, C
   for (auto& b : buckets_) {
     const auto& last = params_[b.params.back()];
     b.flat = torch::zeros({b.offsets.back() + last.numel()}, last.options().dtype(torch::kFloat32));
+    if (compression.kind == CompressionKind::fp16) b.wire = torch::empty_like(b.flat, b.flat.options().dtype(torch::kHalf));
+    if (compression.kind == CompressionKind::bf16) b.wire = torch::empty_like(b.flat, b.flat.options().dtype(torch::kBFloat16));
+    if (bf16_by_gather_)
+      for (int r = 0; r < comm.world_size(); ++r) b.gathered.push_back(torch::empty_like(b.wire));
   }
   for (size_t k = 0; k < params_.size(); ++k)
-    hooks_.push_back(params_[k].register_hook([this, k](const torch::Tensor& grad) { on_gradient(k, grad); }));
+    if (bucket_of_[k] != kNoBucket)
+      hooks_.emplace_back(k, params_[k].register_hook([this, k](const torch::Tensor& grad) { on_gradient(k, grad); }));
   reset_for_next_step();
 }
 
 GradientReducer::~GradientReducer() {
-  for (size_t k = 0; k < params_.size(); ++k) params_[k].remove_hook(hooks_[k]);
+  for (const auto& [k, hook] : hooks_) params_[k].remove_hook(hook);
+}
+
+Communicator::Work GradientReducer::start_bucket(Bucket& b) {
+  switch (compression_.kind) {
+    case CompressionKind::fp16:
+      b.flat.mul_(1.0 / comm_.world_size());  // before the cast: the sum of the halves cannot overflow
+      b.wire.copy_(b.flat);
+      return comm_.all_reduce_sum_async(b.wire);
+    case CompressionKind::bf16:
+      b.wire.copy_(b.flat);
+      return bf16_by_gather_ ? comm_.all_gather_async(b.gathered, b.wire) : comm_.all_reduce_sum_async(b.wire);
+    default:
+      return comm_.all_reduce_sum_async(b.flat);
+  }
+}
+
+void GradientReducer::finish_bucket(Bucket& b) {
+  if (compression_.kind == CompressionKind::fp16) {
+    b.flat.copy_(b.wire);  // already divided
+    return;
+  }
+  if (bf16_by_gather_) {
+    b.flat.zero_();
+    for (const auto& part : b.gathered) b.flat.add_(part);  // in rank order: the same sum on every rank
+  } else if (compression_.kind == CompressionKind::bf16) {
+    b.flat.copy_(b.wire);
+  }
+  b.flat.mul_(1.0 / comm_.world_size());
+}
+
+// PowerSGD's matrices, after every bucket has started (the same order of collectives on every
+// rank): compressed from the start step on, before it one flat uncompressed all-reduce.
+void GradientReducer::reduce_matrices() {
+  torch::NoGradGuard no_grad;
+  for (auto& p : matrices_)
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // took no part in this forward
+  if (steps_ >= compression_.start_step) {
+    power_sgd_->reduce(comm_);
+    return;
+  }
+  std::vector<torch::Tensor> parts;
+  for (auto& p : matrices_) parts.push_back(p.grad().reshape(-1).to(torch::kFloat32));
+  torch::Tensor flat = torch::cat(parts);
+  comm_.all_reduce_sum(flat);
+  flat.div_(comm_.world_size());
+  int64_t offset = 0;
+  for (auto& p : matrices_) {
+    p.mutable_grad().copy_(flat.narrow(0, offset, p.numel()).view(p.sizes()));
+    offset += p.numel();
+  }
 }
 
 void GradientReducer::reset_for_next_step() {
@@ -65,7 +147,7 @@ void GradientReducer::start_ready_buckets() {
   while (next_to_start_ < buckets_.size() && buckets_[next_to_start_].pending == 0) {
     Bucket& b = buckets_[next_to_start_++];
     if (next_to_start_ == 1) first_start_ = std::chrono::steady_clock::now();
-    b.work = comm_.all_reduce_sum_async(b.flat);
+    b.work = start_bucket(b);
     // Completion times, for the overlap figures (the callback runs on the backend's thread).
     b.work->getFuture()->addCallback([this](c10::ivalue::Future&) {
       std::lock_guard<std::mutex> lock(done_mutex_);
@@ -90,11 +172,11 @@ void GradientReducer::finish() {
     }
     start_ready_buckets();
   }
-  const double inverse_world = 1.0 / comm_.world_size();
+  if (!matrices_.empty()) reduce_matrices();
   torch::NoGradGuard no_grad;
   for (auto& b : buckets_) {
     comm_.wait(b.work, "gradient all-reduce");
-    b.flat.mul_(inverse_world);
+    finish_bucket(b);
     for (size_t s = 0; s < b.params.size(); ++s) {
       auto& p = params_[b.params[s]];
       const auto averaged = b.flat.narrow(0, b.offsets[s], p.numel()).view(p.sizes());
@@ -115,6 +197,7 @@ void GradientReducer::finish() {
   const size_t overlapped = started_during_backward_;
   reset_for_next_step();
   started_during_backward_ = overlapped;
+  ++steps_;
 }
 
 }  // namespace histotrain

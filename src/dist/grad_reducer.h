@@ -5,20 +5,29 @@
 // goes on with earlier layers. finish() waits, divides by the world size and writes the
 // averaged gradients back. Buckets start strictly in index order, so every rank issues the same
 // collectives in the same order.
+//
+// With compression (dist/grad_compression.h) fp16 and bf16 buckets travel in half the bytes;
+// with PowerSGD the matrix-shaped gradients leave the buckets and are reduced in finish(), after
+// the buckets of the others have started (uncompressed for the first steps).
 #pragma once
 #include <torch/torch.h>
 
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <vector>
 
 #include "dist/communicator.h"
+#include "dist/grad_compression.h"
+#include "dist/power_sgd.h"
 
 namespace histotrain {
 
 class GradientReducer {
  public:
-  GradientReducer(const std::vector<torch::Tensor>& parameters, Communicator& comm, size_t bucket_bytes);
+  // `seed`: PowerSGD's first factors, the same on every rank.
+  GradientReducer(const std::vector<torch::Tensor>& parameters, Communicator& comm, size_t bucket_bytes,
+                  GradCompression compression = {}, uint64_t seed = 0);
   ~GradientReducer();  // removes the gradient hooks
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
@@ -32,14 +41,24 @@ class GradientReducer {
   // Buckets of the last step whose all-reduce started before backward returned (overlap).
   size_t started_during_backward() const { return started_during_backward_; }
 
+  // Steps reduced so far (PowerSGD compresses from its start step on); a resumed run sets it.
+  int64_t steps() const { return steps_; }
+  void set_steps(int64_t steps) { steps_ = steps; }
+  PowerSgd* power_sgd() { return power_sgd_.get(); }
+
  private:
   struct Bucket {
     std::vector<size_t> params;
     std::vector<int64_t> offsets;
     torch::Tensor flat;
+    torch::Tensor wire;                   // fp16 / bf16: what travels
+    std::vector<torch::Tensor> gathered;  // bf16 by all-gather: every rank's wire
     size_t pending = 0;
     Communicator::Work work;
   };
+  Communicator::Work start_bucket(Bucket& b);
+  void finish_bucket(Bucket& b);          // after its collective: the mean over ranks in b.flat
+  void reduce_matrices();                 // PowerSGD's matrices: compressed, or flat in early steps
   void on_gradient(size_t param, const torch::Tensor& grad);
   void start_ready_buckets();  // caller holds mutex_
   void reset_for_next_step();
@@ -47,10 +66,15 @@ class GradientReducer {
 
   std::vector<torch::Tensor> params_;
   Communicator& comm_;
+  GradCompression compression_;
+  bool bf16_by_gather_ = false;          // the backend cannot sum bfloat16 (Gloo)
+  std::vector<torch::Tensor> matrices_;  // PowerSGD: the parameters it compresses (not bucketed)
+  std::unique_ptr<PowerSgd> power_sgd_;
+  int64_t steps_ = 0;
   std::vector<Bucket> buckets_;
-  std::vector<size_t> bucket_of_;  // per parameter
+  std::vector<size_t> bucket_of_;  // per parameter (kNoBucket: PowerSGD's)
   std::vector<size_t> slot_of_;    // index inside its bucket
-  std::vector<unsigned> hooks_;
+  std::vector<std::pair<size_t, unsigned>> hooks_;  // (parameter, hook)
   size_t next_to_start_ = 0;
   std::chrono::steady_clock::time_point first_start_, last_done_;
   double last_span_s_ = 0;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "dist/grad_compression.h"
 #include "model/resnet.h"
 #include "train/config_fields.h"
 #include "util/errors.h"
@@ -143,6 +144,7 @@ void validate_parallel(const ParallelConfig& p, const TrainConfig& c) {
   require(p.backend != Backend::nccl || c.job.device.rfind("cuda", 0) == 0,
           "--backend nccl needs --device cuda; use gloo on CPUs");
   require(p.bucket_mb > 0 && p.bucket_mb <= 1024, "--bucket-mb must be in (0, 1024]");
+  GradCompression::parse(p.grad_compression, p.powersgd_start_step);  // throws UsageError
   require(p.dist_timeout >= 1, "--dist-timeout must be at least 1 second");
   require(p.pipeline_stages >= 1, "--pipeline-stages must be at least 1");
   const int batch = c.optim.batch_size;

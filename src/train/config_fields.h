@@ -130,6 +130,13 @@ template <class Parallel, class Visit>
 void parallel_fields(Parallel& p, Visit&& visit) {
   visit(FieldInfo{"backend", "--backend", "Data-parallel backend (auto: nccl on CUDA, gloo on CPU)"}, p.backend);
   visit(FieldInfo{"bucket_mb", "--bucket-mb", "Gradient all-reduce bucket size, MiB"}, p.bucket_mb);
+  visit(FieldInfo{"grad_compression", "--grad-compression",
+                  "How gradients travel between ranks: none | fp16 | bf16 (half the bytes) | powersgd[:RANK] "
+                  "(rank-RANK factors of each weight matrix with error feedback, default rank 4)"},
+        p.grad_compression);
+  visit(FieldInfo{"powersgd_start_step", "--powersgd-start-step",
+                  "PowerSGD: optimizer steps with uncompressed gradients before compressing"},
+        p.powersgd_start_step);
   visit(FieldInfo{"dist_timeout", "--dist-timeout", "Seconds before a silent rank fails the run"}, p.dist_timeout);
   visit(FieldInfo{"pipeline_stages", "--pipeline-stages", "Cut the model into K stages, one per rank (launch -n K)"},
         p.pipeline_stages);

@@ -90,6 +90,8 @@ struct Run {
   Normalization normalization;      // of the inputs (--normalize), saved with the checkpoint
   std::optional<WeightsFile> init_weights;  // --init, read at the start, loaded into the model once built
   nlohmann::json init_report;       // --init: what was loaded (core/initial_weights.h); null otherwise
+  NamedTensors resumed_reducer_state;  // --resume: the gradient reducer's (PowerSGD), for attach
+  int resumed_world = 0;               // --resume: the world size the checkpoint was saved with
 
   bool is_main() const { return !dp || dp->is_main(); }
   int world_size() const { return dp ? dp->world_size() : 1; }

@@ -393,7 +393,8 @@ void join_world(Run& run) {
                                           pipeline ? DataParallel::Role::stages : DataParallel::Role::replicas);
   if (world.distributed() && !pipeline)
     run.log("data parallel: " + std::to_string(world.world_size) + " ranks (" + world.launcher + "), backend " +
-            run.dp->backend() + ", master " + world.master_addr + ":" + std::to_string(world.master_port));
+            run.dp->backend() + ", master " + world.master_addr + ":" + std::to_string(world.master_port) +
+            ", gradients: " + GradCompression::parse(c.parallel.grad_compression, c.parallel.powersgd_start_step).describe());
 }
 
 // Whether `dir` holds a run that has written results: a checkpoint or validation metrics. (A run
@@ -470,7 +471,9 @@ void restore(Run& run, RunProgress& p) {
   p.step = meta.at("step").get<int64_t>();
   const bool had_average =
       load_training_state(from, run.model, *run.optimizer, *run.scaler, p.step,
-                          run.average ? &run.average->model() : nullptr, run.config.trust_checkpoint);
+                          run.average ? &run.average->model() : nullptr, run.config.trust_checkpoint,
+                          &run.resumed_reducer_state);
+  run.resumed_world = meta.value("world_size", 1);
   run.model->to(run.device);
   if (run.device_stages) place_stages(run.model, *run.device_stages, parse_devices(run.config.parallel.devices));
   if (run.config.precision.channels_last) to_channels_last(*run.model);

@@ -229,10 +229,11 @@ EpochStats epoch_stats(const Run& run, const RunProgress& p, const EpochProgress
 // writes it (pipeline stages must have gathered the model).
 void write_checkpoint(Run& run, const RunProgress& p, int64_t epochs_done, double train_seconds,
                       const EpochProgress& epoch_progress = {}) {
+  const NamedTensors reducer_state = run.dp->compression_state();  // a collective: before rank 0 goes on alone
   if (!run.is_main()) return;
   save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler,
                   checkpoint_meta(run, p, epochs_done, train_seconds, epoch_progress),
-                  run.average ? &run.average->model() : nullptr);
+                  run.average ? &run.average->model() : nullptr, reducer_state);
 }
 
 // A checkpoint between validations (--checkpoint-steps, a signal), `epoch_progress` into epoch
@@ -391,7 +392,11 @@ TrainOutcome train(const TrainConfig& config) {
   catch_stop_signals();
   run.dp->barrier();
   run.dp->broadcast_model(run.model);  // every rank starts from rank 0's weights
-  run.dp->attach(run.model, *run.scaler, run.config.parallel.bucket_mb);
+  const ParallelConfig& parallel = run.config.parallel;
+  run.dp->attach(run.model, *run.scaler, parallel.bucket_mb,
+                 GradCompression::parse(parallel.grad_compression, parallel.powersgd_start_step), run.config.job.seed);
+  run.dp->restore_compression(run.resumed_reducer_state, run.resumed_world, progress.step);
+  run.resumed_reducer_state.clear();
   const BatchMaker batches(run.data, run.device, run.format, run.normalization);
   const OptimConfig& o = run.config.optim;
   const LrSchedule schedule(o.schedule, run.peak_lr, static_cast<int64_t>(o.warmup_epochs * run.steps_per_epoch),

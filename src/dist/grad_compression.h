@@ -1,0 +1,32 @@
+// How gradients travel between data-parallel ranks (train --grad-compression). Between CPU
+// nodes on Ethernet the all-reduce of ResNet-18's 11.2 M fp32 gradients (45 MB a step) can take
+// longer than the step's computation; compressing them trades a little accuracy per step for
+// much less traffic:
+//   fp16      each bucket pre-divided by the world size (so the sum cannot overflow), cast to
+//             half precision, all-reduced, cast back: half the bytes
+//   bf16      the same in bfloat16 (fp32's range, 8 bits of mantissa), no pre-division needed.
+//             Gloo in LibTorch 1.13 has no bfloat16 sum: there every rank's bf16 bucket is
+//             gathered and summed in fp32 in rank order (all-gather), fewer bytes than fp32's
+//             all-reduce below 4 ranks, more above
+//   powersgd  rank-R approximations of each matrix-shaped gradient (Vogels et al., NeurIPS 2019;
+//             dist/power_sgd.h), with error feedback; biases and BatchNorm parameters, and every
+//             gradient for the first `start_step` steps, travel uncompressed
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace histotrain {
+
+enum class CompressionKind { none, fp16, bf16, powersgd };
+
+struct GradCompression {
+  CompressionKind kind = CompressionKind::none;
+  int rank = 4;             // PowerSGD's rank ("powersgd:RANK")
+  int64_t start_step = 10;  // PowerSGD: optimizer steps with uncompressed gradients first
+
+  // "none" | "fp16" | "bf16" | "powersgd" | "powersgd:RANK" (RANK 1 to 64); throws UsageError.
+  static GradCompression parse(const std::string& text, int64_t start_step);
+  std::string describe() const;  // for the log: "PowerSGD rank 4 (uncompressed for the first 10 steps)"
+};
+
+}  // namespace histotrain

@@ -81,18 +81,30 @@ echo "cluster: $HOSTS host(s) on $SUBNET.0/24, each link shaped to $RATE (tbf); 
 
 PORT=$(( 20000 + $$ % 20000 ))
 for ((i = 0; i < HOSTS; i++)); do
+  # GLOO_SOCKET_IFNAME: PyTorch's Gloo would otherwise advertise the address its host name
+  # resolves to (127.0.0.1 here), which the other hosts cannot reach.
   RANK=$i WORLD_SIZE=$HOSTS LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=$SUBNET.1 MASTER_PORT=$PORT OMP_NUM_THREADS=1 \
-    ip netns exec "$TAG-$i" "$@" >"$LOG/rank-$i.log" 2>&1 &
+    GLOO_SOCKET_IFNAME=${TAG}h$i ip netns exec "$TAG-$i" "$@" >"$LOG/rank-$i.log" 2>&1 &
   PIDS+=($!)
 done
+# As ranks end: the first that fails stops the others (a rank waiting for a dead peer would
+# otherwise wait for its whole timeout).
 status=0
-for ((i = 0; i < HOSTS; i++)); do
-  code=0
-  wait "${PIDS[$i]}" || code=$?
-  if [ "$code" -ne 0 ]; then
-    [ "$status" -ne 0 ] || status=$code
-    echo "cluster: rank $i failed (exit $code); its log: $LOG/rank-$i.log" >&2
-  fi
+running=("${PIDS[@]}")
+while [ ${#running[@]} -gt 0 ]; do
+  still=()
+  for pid in "${running[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then still+=("$pid"); continue; fi
+    code=0
+    wait "$pid" || code=$?
+    if [ "$code" -ne 0 ] && [ "$status" -eq 0 ]; then
+      status=$code
+      echo "cluster: a rank failed (exit $code); stopping the others. Logs: $LOG/rank-*.log" >&2
+      for other in "${PIDS[@]}"; do kill "$other" 2>/dev/null || true; done
+    fi
+  done
+  running=("${still[@]+"${still[@]}"}")
+  [ ${#running[@]} -eq 0 ] || sleep 0.2
 done
 PIDS=()
 cat "$LOG/rank-0.log"

@@ -29,12 +29,12 @@ histotrain_rate() { $PY -c "import json,sys; s=json.load(open(sys.argv[1])); pri
 peer_rate() { sed -n 's/^RESULT //p' "$1" | $PY -c "import json,sys; print(json.load(sys.stdin)['imgs_per_s'])"; }
 efficiency() { $PY -c "import sys; print(f'{float(sys.argv[1]) / (2 * float(sys.argv[2])):.2f}')" "$1" "$2"; }
 
-train_flags() {  # $1: per-rank batch
-  echo "--data $DATA --image-size $SIZE --batch-size $1 --epochs 1 --max-steps $STEPS --val-fraction 0 --threads 1 \
---conv-grad native --quiet --cache-dir $CACHE"
+train_flags() {  # $1: per-rank batch, $2: steps
+  echo "--data $DATA --image-size $SIZE --batch-size $1 --epochs 1 --max-steps ${2:-$STEPS} --val-fraction 0 \
+--threads 1 --conv-grad native --quiet --cache-dir $CACHE"
 }
 # The tile cache, once, outside every figure.
-build/histotrain train $(train_flags 2) --max-steps 1 --out "$WORK/warm" >/dev/null 2>&1
+build/histotrain train $(train_flags 2 1) --out "$WORK/warm" >/dev/null 2>&1
 
 build/histotrain train $(train_flags $((2 * BATCH))) --out "$WORK/serial" >/dev/null 2>&1
 SERIAL=$(histotrain_rate "$WORK/serial")

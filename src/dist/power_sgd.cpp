@@ -68,19 +68,22 @@ torch::Tensor PowerSgd::view_of(const Matrix& m, const torch::Tensor& t) const {
 
 void PowerSgd::reduce(Communicator& comm) {
   torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> ms, ps, qs;
+  // In place where it can be: the error buffer becomes M (this rank's gradient plus what its
+  // earlier approximations missed) and then the new residual; the gradient receives the result.
+  // Each matrix is read and written a few times, with no gradient-sized temporaries.
+  std::vector<torch::Tensor> ps, qs;
   for (auto& m : matrices_) {
-    // This rank's gradient plus what its earlier approximations missed.
-    ms.push_back(view_of(m, m.param.grad().to(torch::kFloat32)) + m.error);
-    ps.push_back(ms.back().matmul(m.q));
+    m.error.add_(view_of(m, m.param.grad()));
+    ps.push_back(m.error.matmul(m.q));
   }
   torch::Tensor flat_p = flatten(ps);
   comm.all_reduce_sum(flat_p);
   unflatten(flat_p, ps);
   for (size_t i = 0; i < matrices_.size(); ++i) {
+    Matrix& m = matrices_[i];
     orthonormalise_columns(ps[i]);
-    qs.push_back(ms[i].t().matmul(ps[i]));
-    matrices_[i].error = ms[i] - ps[i].matmul(qs[i].t());
+    qs.push_back(m.error.t().matmul(ps[i]));
+    m.error.addmm_(ps[i], qs[i].t(), /*beta=*/1, /*alpha=*/-1);  // M minus this rank's approximation
   }
   torch::Tensor flat_q = flatten(qs);
   comm.all_reduce_sum(flat_q);
@@ -89,9 +92,14 @@ void PowerSgd::reduce(Communicator& comm) {
   for (size_t i = 0; i < matrices_.size(); ++i) {
     Matrix& m = matrices_[i];
     m.q = qs[i];  // the next step starts from this step's Q
-    const torch::Tensor approximation = ps[i].matmul(qs[i].t());
-    torch::Tensor grad = m.param.mutable_grad();
-    grad.copy_((m.transposed ? approximation.t() : approximation).reshape(grad.sizes()));
+    torch::Tensor& grad = m.param.mutable_grad();
+    if (grad.is_contiguous() && !m.transposed) {
+      torch::Tensor rows_by_cols = grad.view({m.rows, m.cols});
+      at::mm_out(rows_by_cols, ps[i], qs[i].t());  // straight into the gradient
+    } else {  // channels-last or tall: through a temporary, copied with the gradient's strides
+      const torch::Tensor approximation = ps[i].mm(qs[i].t());
+      grad.copy_((m.transposed ? approximation.t() : approximation).reshape(grad.sizes()));
+    }
   }
 }
 

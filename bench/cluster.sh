@@ -52,6 +52,8 @@ cleanup() {
   local pid i
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  # Each veth pair from its root end first: a namespace's links otherwise vanish a moment after it.
+  for ((i = 0; i < HOSTS; i++)); do ip link del "${TAG}p$i" 2>/dev/null || true; done
   for ((i = 0; i < HOSTS; i++)); do ip netns del "$TAG-$i" 2>/dev/null || true; done
   ip link del "$BRIDGE" 2>/dev/null || true
 }

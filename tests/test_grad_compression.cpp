@@ -13,8 +13,8 @@
 namespace histotrain {
 namespace {
 
-// Rank r's gradients: a vector and a matrix, large enough that an fp16 sum of two would
-// overflow (65,504) without the pre-division.
+// Rank r's gradients: a vector and a matrix, large enough that an fp16 sum would overflow
+// (65,504) without the pre-division.
 std::vector<torch::Tensor> gradients_of_rank(int r) {
   auto generator = at::detail::createCPUGenerator(100 + r);
   auto vector = at::randn({1000}, generator, torch::TensorOptions()) * 3000;
@@ -24,9 +24,9 @@ std::vector<torch::Tensor> gradients_of_rank(int r) {
 
 // Every rank's parameters get gradients_of_rank(r) through backward (the reducer's hooks), and
 // the reducer's result comes back.
-std::vector<std::vector<torch::Tensor>> reduce_on_two_ranks(GradCompression compression, int steps = 1) {
-  std::vector<std::vector<torch::Tensor>> results(2);
-  testing::run_ranks(2, [&](Communicator& comm) {
+std::vector<std::vector<torch::Tensor>> reduce_on_ranks(int ranks, GradCompression compression, int steps = 1) {
+  std::vector<std::vector<torch::Tensor>> results(static_cast<size_t>(ranks));
+  testing::run_ranks(ranks, [&](Communicator& comm) {
     const int r = comm.rank();
     std::vector<torch::Tensor> params = {torch::zeros({1000}, torch::requires_grad()),
                                          torch::zeros({20, 30}, torch::requires_grad())};
@@ -42,6 +42,10 @@ std::vector<std::vector<torch::Tensor>> reduce_on_two_ranks(GradCompression comp
   return results;
 }
 
+std::vector<std::vector<torch::Tensor>> reduce_on_two_ranks(GradCompression compression, int steps = 1) {
+  return reduce_on_ranks(2, compression, steps);
+}
+
 TEST(GradCompression, ParsesItsSpellingsAndRefusesOthers) {
   EXPECT_EQ(GradCompression::parse("powersgd", 5).rank, 4);
   EXPECT_EQ(GradCompression::parse("powersgd:16", 5).rank, 16);
@@ -51,22 +55,34 @@ TEST(GradCompression, ParsesItsSpellingsAndRefusesOthers) {
   EXPECT_THROW(GradCompression::parse("none", -1), UsageError);
 }
 
+// On Gloo 16-bit buckets travel by all-gather below 4 ranks and fp16 by all-reduce from 4 on:
+// both ways are checked.
 TEST(GradCompression, Fp16AndBf16AveragesAreTheFp32AverageWithinTheirRounding) {
-  const auto a = gradients_of_rank(0), b = gradients_of_rank(1);
-  for (const auto& [kind, bound] : {std::pair<CompressionKind, double>{CompressionKind::fp16, std::ldexp(1.0, -10)},
-                                    std::pair<CompressionKind, double>{CompressionKind::bf16, std::ldexp(1.0, -7)}}) {
-    GradCompression compression;
-    compression.kind = kind;
-    const auto results = reduce_on_two_ranks(compression);
-    for (size_t k = 0; k < 2; ++k) {
-      const auto exact = (a[k] + b[k]) / 2;
-      const auto scale = torch::max(a[k].abs(), b[k].abs());
-      // Each rank's value rounded once, the sum (or the mean) once more: within twice the unit roundoff.
-      EXPECT_TRUE(((results[0][k] - exact).abs() <= scale * bound + 1e-6).all().item<bool>())
-          << (kind == CompressionKind::fp16 ? "fp16" : "bf16") << " tensor " << k << ": worst "
-          << ((results[0][k] - exact).abs() / (scale + 1e-6)).max().item<double>();
-      EXPECT_TRUE(torch::equal(results[0][k], results[1][k])) << "every rank holds the same average";
-      EXPECT_TRUE(std::isfinite(results[0][k].abs().max().item<double>())) << "no overflow";
+  for (const int ranks : {2, 4}) {
+    std::vector<std::vector<torch::Tensor>> inputs;
+    for (int r = 0; r < ranks; ++r) inputs.push_back(gradients_of_rank(r));
+    for (const auto& [kind, bound] : {std::pair<CompressionKind, double>{CompressionKind::fp16, std::ldexp(1.0, -10)},
+                                      std::pair<CompressionKind, double>{CompressionKind::bf16, std::ldexp(1.0, -7)}}) {
+      GradCompression compression;
+      compression.kind = kind;
+      const auto results = reduce_on_ranks(ranks, compression);
+      for (size_t k = 0; k < 2; ++k) {
+        torch::Tensor exact = torch::zeros_like(inputs[0][k]), scale = torch::zeros_like(inputs[0][k]);
+        for (const auto& in : inputs) {
+          exact += in[k] / ranks;
+          scale = torch::max(scale, in[k].abs());
+        }
+        // Each rank's value rounded once, the sum (or the mean) once more: within twice the unit
+        // roundoff of the largest input (and an fp16 sum of halves, a few roundings more at 4 ranks).
+        const double allowed = bound * (ranks == 2 ? 1 : 2);
+        const char* name = kind == CompressionKind::fp16 ? "fp16" : "bf16";
+        EXPECT_TRUE(((results[0][k] - exact).abs() <= scale * allowed + 1e-6).all().item<bool>())
+            << name << " on " << ranks << " ranks, tensor " << k << ": worst "
+            << ((results[0][k] - exact).abs() / (scale + 1e-6)).max().item<double>();
+        for (int r = 1; r < ranks; ++r)
+          EXPECT_TRUE(torch::equal(results[0][k], results[static_cast<size_t>(r)][k])) << "every rank holds the same average";
+        EXPECT_TRUE(std::isfinite(results[0][k].abs().max().item<double>())) << name << ": no overflow";
+      }
     }
   }
 }

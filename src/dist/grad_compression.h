@@ -4,10 +4,11 @@
 // much less traffic:
 //   fp16      each bucket pre-divided by the world size (so the sum cannot overflow), cast to
 //             half precision, all-reduced, cast back: half the bytes
-//   bf16      the same in bfloat16 (fp32's range, 8 bits of mantissa), no pre-division needed.
-//             Gloo in LibTorch 1.13 has no bfloat16 sum: there every rank's bf16 bucket is
-//             gathered and summed in fp32 in rank order (all-gather), fewer bytes than fp32's
-//             all-reduce below 4 ranks, more above
+//   bf16      the same in bfloat16 (fp32's range, 8 bits of mantissa), no pre-division needed
+//   On Gloo both travel by all-gather and are summed in fp32 here, in rank order: Gloo in
+//   LibTorch 1.13 cannot sum bfloat16 and sums float16 one element at a time in software. The
+//   gather sends no more bytes than a ring all-reduce below 4 ranks; from 4 ranks on fp16 is
+//   all-reduced (bf16 is still gathered, and sends more bytes than fp32 there)
 //   powersgd  rank-R approximations of each matrix-shaped gradient (Vogels et al., NeurIPS 2019;
 //             dist/power_sgd.h), with error feedback; biases and BatchNorm parameters, and every
 //             gradient for the first `start_step` steps, travel uncompressed

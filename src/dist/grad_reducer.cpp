@@ -28,7 +28,12 @@ GradientReducer::GradientReducer(const std::vector<torch::Tensor>& parameters, C
       compression_(compression),
       bucket_of_(parameters.size(), kNoBucket),
       slot_of_(parameters.size()) {
-  bf16_by_gather_ = compression.kind == CompressionKind::bf16 && comm.backend() != "nccl";
+  // Gloo cannot sum bfloat16 (LibTorch 1.13), and sums float16 one element at a time in software,
+  // slower than the bytes it saves on a fast link. Below 4 ranks an all-gather moves no more bytes
+  // than a ring all-reduce, and the sum is then done here, in fp32 and vectorised.
+  const bool sixteen_bit = compression.kind == CompressionKind::fp16 || compression.kind == CompressionKind::bf16;
+  by_gather_ = sixteen_bit && comm.backend() != "nccl" &&
+               (compression.kind == CompressionKind::bf16 || comm.world_size() < 4);
   std::vector<bool> compressed(parameters.size(), false);
   if (compression.kind == CompressionKind::powersgd)
     for (size_t k = 0; k < parameters.size(); ++k)
@@ -55,7 +60,7 @@ GradientReducer::GradientReducer(const std::vector<torch::Tensor>& parameters, C
     b.flat = torch::zeros({b.offsets.back() + last.numel()}, last.options().dtype(torch::kFloat32));
     if (compression.kind == CompressionKind::fp16) b.wire = torch::empty_like(b.flat, b.flat.options().dtype(torch::kHalf));
     if (compression.kind == CompressionKind::bf16) b.wire = torch::empty_like(b.flat, b.flat.options().dtype(torch::kBFloat16));
-    if (bf16_by_gather_)
+    if (by_gather_)
       for (int r = 0; r < comm.world_size(); ++r) b.gathered.push_back(torch::empty_like(b.wire));
   }
   for (size_t k = 0; k < params_.size(); ++k)
@@ -73,27 +78,24 @@ Communicator::Work GradientReducer::start_bucket(Bucket& b) {
     case CompressionKind::fp16:
       b.flat.mul_(1.0 / comm_.world_size());  // before the cast: the sum of the halves cannot overflow
       b.wire.copy_(b.flat);
-      return comm_.all_reduce_sum_async(b.wire);
+      return by_gather_ ? comm_.all_gather_async(b.gathered, b.wire) : comm_.all_reduce_sum_async(b.wire);
     case CompressionKind::bf16:
       b.wire.copy_(b.flat);
-      return bf16_by_gather_ ? comm_.all_gather_async(b.gathered, b.wire) : comm_.all_reduce_sum_async(b.wire);
+      return by_gather_ ? comm_.all_gather_async(b.gathered, b.wire) : comm_.all_reduce_sum_async(b.wire);
     default:
       return comm_.all_reduce_sum_async(b.flat);
   }
 }
 
 void GradientReducer::finish_bucket(Bucket& b) {
-  if (compression_.kind == CompressionKind::fp16) {
-    b.flat.copy_(b.wire);  // already divided
-    return;
-  }
-  if (bf16_by_gather_) {
+  const bool sixteen_bit = compression_.kind == CompressionKind::fp16 || compression_.kind == CompressionKind::bf16;
+  if (by_gather_) {
     b.flat.zero_();
     for (const auto& part : b.gathered) b.flat.add_(part);  // in rank order: the same sum on every rank
-  } else if (compression_.kind == CompressionKind::bf16) {
+  } else if (sixteen_bit) {
     b.flat.copy_(b.wire);
   }
-  b.flat.mul_(1.0 / comm_.world_size());
+  if (compression_.kind != CompressionKind::fp16) b.flat.mul_(1.0 / comm_.world_size());  // fp16: divided before
 }
 
 // PowerSGD's matrices, after every bucket has started (the same order of collectives on every

@@ -52,7 +52,7 @@ class GradientReducer {
     std::vector<int64_t> offsets;
     torch::Tensor flat;
     torch::Tensor wire;                   // fp16 / bf16: what travels
-    std::vector<torch::Tensor> gathered;  // bf16 by all-gather: every rank's wire
+    std::vector<torch::Tensor> gathered;  // 16-bit by all-gather: every rank's wire
     size_t pending = 0;
     Communicator::Work work;
   };
@@ -67,7 +67,7 @@ class GradientReducer {
   std::vector<torch::Tensor> params_;
   Communicator& comm_;
   GradCompression compression_;
-  bool bf16_by_gather_ = false;          // the backend cannot sum bfloat16 (Gloo)
+  bool by_gather_ = false;               // 16-bit buckets by all-gather, summed here (Gloo)
   std::vector<torch::Tensor> matrices_;  // PowerSGD: the parameters it compresses (not bucketed)
   std::unique_ptr<PowerSgd> power_sgd_;
   int64_t steps_ = 0;

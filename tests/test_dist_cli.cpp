@@ -319,6 +319,71 @@ TEST(Cluster, ItsNamespacesAndLinksAreGoneAfterAKilledRun) {
   EXPECT_NE(result.out.find("after 0 0"), std::string::npos) << result.out;
 }
 
+// link-bench between two launched ranks; then the scaling model from what a two-rank run
+// recorded in its summary, with the prediction for that run beside what it measured.
+TEST(ScalingModel, LinkBenchAndTheModelUseWhatATwoRankRunRecorded) {
+  ScratchDir dir;
+  const auto link = dir / "link.json";
+  const auto bench = run_histotrain("launch -n 2 --threads-per-rank 1 -- link-bench --max-mib 16 --repeats 2 "
+                                    "--label loop --out " + link.string());
+  ASSERT_EQ(bench.exit_code, 0) << bench.err;
+  const auto fitted = read_json(link);
+  EXPECT_EQ(fitted["ranks"], 2);
+  EXPECT_EQ(fitted["samples"].size(), 7u) << "1,024 to 4,194,304 floats (16 MiB), by 4: the large ones dwarf loopback's scatter";
+  EXPECT_GT(fitted["beta_s_per_byte"].get<double>(), 0);
+  EXPECT_GE(fitted["alpha_s"].get<double>(), 0);
+
+  const std::string data = synth_data();
+  const auto run = dir / "dp";
+  const auto trained = run_histotrain("launch -n 2 --threads-per-rank 1 -- " + train_args(data, run, 1) +
+                                      " --max-steps 3 --val-fraction 0.2 --grad-compression fp16");
+  ASSERT_EQ(trained.exit_code, 0) << trained.err;
+  const auto profile = read_json(run / "summary.json")["reducer_profile"];
+  ASSERT_TRUE(profile.is_object()) << profile;
+  EXPECT_EQ(profile["grad_compression"], "fp16");
+  int64_t values = 0;
+  for (const auto& b : profile["buckets"]) {
+    values += b["values"].get<int64_t>();
+    EXPECT_EQ(b["bytes_per_value"], 2);
+    EXPECT_GE(b["ready_share"].get<double>(), 0);
+    EXPECT_LE(b["ready_share"].get<double>(), 1);
+  }
+  EXPECT_EQ(values, 11179077) << "every ResNet-18 (5 classes) gradient travels in a bucket";
+  EXPECT_GT(profile["compression_ms"].get<double>(), 0) << "the casts take time";
+
+  const std::string model_args = "scaling-model --link " + link.string() + " --compute " + run.string() +
+                                 " --profile " + run.string() + " --measured " + run.string();
+  const auto predicted = run_histotrain(model_args + " --ranks 2,4,1024 --json");
+  ASSERT_EQ(predicted.exit_code, 0) << predicted.err;
+  const auto out = nlohmann::json::parse(predicted.out);
+  ASSERT_EQ(out["predictions"].size(), 1u);
+  const auto& rows = out["predictions"][0]["rows"];
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(out["predictions"][0]["link"], "loop");
+  for (const auto& row : rows) {
+    EXPECT_GT(row["efficiency"].get<double>(), 0);
+    EXPECT_LE(row["efficiency"].get<double>(), 1);
+  }
+  EXPECT_LT(rows[2]["efficiency"].get<double>(), rows[0]["efficiency"].get<double>()) << "1,024 ranks cost more";
+  ASSERT_EQ(out["measured"].size(), 1u);
+  EXPECT_EQ(out["measured"][0]["ranks"], 2);
+  EXPECT_GT(out["measured"][0]["predicted"]["step_ms"].get<double>(), 0);
+  const auto table = run_histotrain(model_args);
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("Predicted by the scaling model (not measured)"), std::string::npos) << table.out;
+
+  // Someone else's link file: only bounded numbers are taken from it.
+  const std::string bad_link = R"J({"alpha_s": "$(touch pwned)", "beta_s_per_byte": 1e-9})J";
+  testing::write_bytes(dir / "bad.json", std::vector<uint8_t>(bad_link.begin(), bad_link.end()));
+  const auto bad = run_histotrain("scaling-model --link " + (dir / "bad.json").string() + " --compute " +
+                                  run.string() + " --profile " + run.string());
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("'alpha_s' is missing or not a number"), std::string::npos) << bad.err;
+  const auto one_rank = run_histotrain("link-bench --out " + (dir / "one.json").string());
+  EXPECT_EQ(one_rank.exit_code, 2);
+  EXPECT_NE(one_rank.err.find("start 2 or more"), std::string::npos) << one_rank.err;
+}
+
 TEST(DataParallel, TwoRanksInSeparateNetworkNamespacesTrainOverARealAddress) {
   const std::string tag = std::to_string(::getpid() % 100000);
   const std::string ns0 = "ht0-" + tag, ns1 = "ht1-" + tag;

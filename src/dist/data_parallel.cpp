@@ -1,5 +1,6 @@
 #include "dist/data_parallel.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "util/clock.h"
@@ -109,6 +110,13 @@ void DataParallel::backward(const torch::Tensor& loss) {
   reducer_->finish();
   times_.exposed_s += seconds_since(backward_done);
   times_.allreduce_s += reducer_->last_allreduce_seconds();
+  times_.compression_s += reducer_->last_compression_seconds();
+  const double backward = seconds_between(start, backward_done);
+  times_.bucket_ready_share.resize(reducer_->buckets(), 0.0);
+  for (size_t k = 0; k < reducer_->buckets(); ++k) {
+    const double passed = seconds_between(start, reducer_->bucket_started(k));
+    times_.bucket_ready_share[k] += backward > 0 ? std::clamp(passed / backward, 0.0, 1.0) : 1.0;
+  }
 }
 
 std::vector<int64_t> DataParallel::shard(const std::vector<int64_t>& items) const {

@@ -81,8 +81,14 @@ class DataParallel {
   struct StepTimes {
     int64_t steps = 0;
     double backward_s = 0, allreduce_s = 0, exposed_s = 0;
+    double compression_s = 0;  // the compression's own arithmetic (GradientReducer)
+    // Per bucket: the share of backward that had passed when its collective started (1: after
+    // backward), summed over steps; where the scaling model places it on the step's timeline.
+    std::vector<double> bucket_ready_share;
   };
   const StepTimes& step_times() const { return times_; }
+  // The gradient reducer (null for one rank, and for pipeline stages).
+  const GradientReducer* reducer() const { return reducer_.get(); }
 
   // This rank's share of `items` among all ranks (validation, where every rank holds the whole
   // model): items[rank], items[rank + world], ... (each item exactly once).

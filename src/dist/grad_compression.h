@@ -15,6 +15,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace histotrain {
 
@@ -27,7 +28,17 @@ struct GradCompression {
 
   // "none" | "fp16" | "bf16" | "powersgd" | "powersgd:RANK" (RANK 1 to 64); throws UsageError.
   static GradCompression parse(const std::string& text, int64_t start_step);
+  std::string name() const;      // as --grad-compression writes it: "powersgd:4"
   std::string describe() const;  // for the log: "PowerSGD rank 4 (uncompressed for the first 10 steps)"
 };
+
+// Whether 16-bit buckets travel by all-gather (summed by the receiver in fp32) rather than by
+// all-reduce, on `backend` with `ranks` ranks (see above). The reducer and the scaling model ask
+// the same question.
+bool sixteen_bit_by_gather(CompressionKind kind, const std::string& backend, int ranks);
+
+// Whether PowerSGD compresses a parameter of this shape: a matrix (2 or more dimensions, rows =
+// the first) whose rank-R factors hold fewer values than itself.
+bool powersgd_compresses(const std::vector<int64_t>& shape, int rank);
 
 }  // namespace histotrain

@@ -11,13 +11,6 @@ namespace {
 
 constexpr size_t kNoBucket = std::numeric_limits<size_t>::max();
 
-// Whether PowerSGD compresses a parameter: a matrix whose two factors are smaller than itself.
-bool worth_compressing(const torch::Tensor& p, int rank) {
-  if (p.dim() < 2) return false;
-  const int64_t a = p.size(0), b = p.numel() / p.size(0);
-  const int64_t r = std::min<int64_t>(rank, std::min(a, b));
-  return (a + b) * r < a * b;
-}
 
 }  // namespace
 
@@ -28,17 +21,18 @@ GradientReducer::GradientReducer(const std::vector<torch::Tensor>& parameters, C
       compression_(compression),
       bucket_of_(parameters.size(), kNoBucket),
       slot_of_(parameters.size()) {
-  // Gloo cannot sum bfloat16 (LibTorch 1.13), and sums float16 one element at a time in software,
-  // slower than the bytes it saves on a fast link. Below 4 ranks an all-gather moves no more bytes
-  // than a ring all-reduce, and the sum is then done here, in fp32 and vectorised.
-  const bool sixteen_bit = compression.kind == CompressionKind::fp16 || compression.kind == CompressionKind::bf16;
-  by_gather_ = sixteen_bit && comm.backend() != "nccl" &&
-               (compression.kind == CompressionKind::bf16 || comm.world_size() < 4);
+  by_gather_ = sixteen_bit_by_gather(compression.kind, comm.backend(), comm.world_size());
   std::vector<bool> compressed(parameters.size(), false);
+  matrix_of_.assign(parameters.size(), 0);
   if (compression.kind == CompressionKind::powersgd)
     for (size_t k = 0; k < parameters.size(); ++k)
-      if ((compressed[k] = worth_compressing(parameters[k], compression.rank))) matrices_.push_back(parameters[k]);
-  if (!matrices_.empty()) power_sgd_ = std::make_unique<PowerSgd>(matrices_, compression.rank, seed);
+      if ((compressed[k] = powersgd_compresses(parameters[k].sizes().vec(), compression.rank))) {
+        matrix_of_[k] = matrices_.size();
+        matrices_.push_back(parameters[k]);
+      }
+  // Two groups: the first half of the values (the last layers, whose gradients come first)
+  // leaves during backward; more groups would each pay the link's latency twice.
+  if (!matrices_.empty()) power_sgd_ = std::make_unique<PowerSgd>(matrices_, compression.rank, seed, /*groups=*/2);
   size_t bytes = 0;
   for (size_t k = parameters.size(); k-- > 0;) {
     if (compressed[k]) continue;
@@ -64,8 +58,7 @@ GradientReducer::GradientReducer(const std::vector<torch::Tensor>& parameters, C
       for (int r = 0; r < comm.world_size(); ++r) b.gathered.push_back(torch::empty_like(b.wire));
   }
   for (size_t k = 0; k < params_.size(); ++k)
-    if (bucket_of_[k] != kNoBucket)
-      hooks_.emplace_back(k, params_[k].register_hook([this, k](const torch::Tensor& grad) { on_gradient(k, grad); }));
+    hooks_.emplace_back(k, params_[k].register_hook([this, k](const torch::Tensor& grad) { on_gradient(k, grad); }));
   reset_for_next_step();
 }
 
@@ -74,20 +67,24 @@ GradientReducer::~GradientReducer() {
 }
 
 Communicator::Work GradientReducer::start_bucket(Bucket& b) {
+  b.started = Clock::now();
   switch (compression_.kind) {
     case CompressionKind::fp16:
       b.flat.mul_(1.0 / comm_.world_size());  // before the cast: the sum of the halves cannot overflow
       b.wire.copy_(b.flat);
-      return by_gather_ ? comm_.all_gather_async(b.gathered, b.wire) : comm_.all_reduce_sum_async(b.wire);
+      break;
     case CompressionKind::bf16:
       b.wire.copy_(b.flat);
-      return by_gather_ ? comm_.all_gather_async(b.gathered, b.wire) : comm_.all_reduce_sum_async(b.wire);
+      break;
     default:
       return comm_.all_reduce_sum_async(b.flat);
   }
+  compression_s_ += seconds_since(b.started);
+  return by_gather_ ? comm_.all_gather_async(b.gathered, b.wire) : comm_.all_reduce_sum_async(b.wire);
 }
 
 void GradientReducer::finish_bucket(Bucket& b) {
+  const auto start = Clock::now();
   const bool sixteen_bit = compression_.kind == CompressionKind::fp16 || compression_.kind == CompressionKind::bf16;
   if (by_gather_) {
     b.flat.zero_();
@@ -95,19 +92,27 @@ void GradientReducer::finish_bucket(Bucket& b) {
   } else if (sixteen_bit) {
     b.flat.copy_(b.wire);
   }
+  if (sixteen_bit) compression_s_ += seconds_since(start);
   if (compression_.kind != CompressionKind::fp16) b.flat.mul_(1.0 / comm_.world_size());  // fp16: divided before
 }
 
 // PowerSGD's matrices, after every bucket has started (the same order of collectives on every
-// rank): compressed from the start step on, before it one flat uncompressed all-reduce.
+// rank): compressed from the start step on (groups whose gradients were all in have started in
+// the hooks), before it one flat uncompressed all-reduce.
 void GradientReducer::reduce_matrices() {
   torch::NoGradGuard no_grad;
-  for (auto& p : matrices_)
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // took no part in this forward
   if (steps_ >= compression_.start_step) {
-    power_sgd_->reduce(comm_);
+    for (; next_group_ < power_sgd_->groups(); ++next_group_) {
+      power_sgd_->add_missing_gradients(next_group_);  // matrices that took no part in this forward
+      power_sgd_->start_p(comm_, next_group_);
+    }
+    for (size_t g = 0; g < power_sgd_->groups(); ++g) power_sgd_->start_q(comm_, g);
+    for (size_t g = 0; g < power_sgd_->groups(); ++g) power_sgd_->finish(comm_, g);
+    compression_s_ += power_sgd_->last_arithmetic_seconds();
     return;
   }
+  for (auto& p : matrices_)
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // took no part in this forward
   std::vector<torch::Tensor> parts;
   for (auto& p : matrices_) parts.push_back(p.grad().reshape(-1).to(torch::kFloat32));
   torch::Tensor flat = torch::cat(parts);
@@ -120,17 +125,28 @@ void GradientReducer::reduce_matrices() {
   }
 }
 
+void GradientReducer::start_ready_groups() {
+  while (next_group_ < power_sgd_->groups() && power_sgd_->group_complete(next_group_))
+    power_sgd_->start_p(comm_, next_group_++);
+}
+
 void GradientReducer::reset_for_next_step() {
   for (auto& b : buckets_) {
     b.pending = b.params.size();
     b.work.reset();
   }
   next_to_start_ = 0;
+  next_group_ = 0;
   started_during_backward_ = 0;
 }
 
 void GradientReducer::on_gradient(size_t param, const torch::Tensor& grad) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (bucket_of_[param] == kNoBucket) {  // PowerSGD's; before its start step all done in finish()
+    if (steps_ >= compression_.start_step && power_sgd_->add_gradient(matrix_of_[param], grad.detach()))
+      start_ready_groups();
+    return;
+  }
   Bucket& b = buckets_[bucket_of_[param]];
   const size_t slot = slot_of_[param];
   // reshape(-1) gives the logical (NCHW) order also for channels-last gradients.
@@ -196,6 +212,8 @@ void GradientReducer::finish() {
     last_done_ = {};
     done_count_ = 0;
   }
+  last_compression_s_ = compression_s_;
+  compression_s_ = 0;
   const size_t overlapped = started_during_backward_;
   reset_for_next_step();
   started_during_backward_ = overlapped;

@@ -7,8 +7,9 @@
 // collectives in the same order.
 //
 // With compression (dist/grad_compression.h) fp16 and bf16 buckets travel in half the bytes;
-// with PowerSGD the matrix-shaped gradients leave the buckets and are reduced in finish(), after
-// the buckets of the others have started (uncompressed for the first steps).
+// with PowerSGD the matrix-shaped gradients leave the buckets: their hooks compute the P factors
+// as the gradients arrive, and the first group's factors start their all-reduce while backward
+// still runs; finish() completes the rest (uncompressed, all in finish(), for the first steps).
 #pragma once
 #include <torch/torch.h>
 
@@ -20,6 +21,7 @@
 #include "dist/communicator.h"
 #include "dist/grad_compression.h"
 #include "dist/power_sgd.h"
+#include "util/clock.h"
 
 namespace histotrain {
 
@@ -40,11 +42,20 @@ class GradientReducer {
   double last_allreduce_seconds() const { return last_span_s_; }
   // Buckets of the last step whose all-reduce started before backward returned (overlap).
   size_t started_during_backward() const { return started_during_backward_; }
+  // When bucket k's collective started in the last step, and how many gradient values it holds
+  // (buckets are in the order they start). The scaling model places each on backward's timeline.
+  Clock::time_point bucket_started(size_t k) const { return buckets_[k].started; }
+  int64_t bucket_values(size_t k) const { return buckets_[k].flat.numel(); }
+  // The last step's compression arithmetic (casts, sums of gathered halves, PowerSGD's products),
+  // on this rank's own thread: time the step spends on compression besides waiting for the link.
+  double last_compression_seconds() const { return last_compression_s_; }
+  const GradCompression& compression() const { return compression_; }
 
   // Steps reduced so far (PowerSGD compresses from its start step on); a resumed run sets it.
   int64_t steps() const { return steps_; }
   void set_steps(int64_t steps) { steps_ = steps; }
   PowerSgd* power_sgd() { return power_sgd_.get(); }
+  const PowerSgd* power_sgd() const { return power_sgd_.get(); }
 
  private:
   struct Bucket {
@@ -55,10 +66,12 @@ class GradientReducer {
     std::vector<torch::Tensor> gathered;  // 16-bit by all-gather: every rank's wire
     size_t pending = 0;
     Communicator::Work work;
+    Clock::time_point started;
   };
   Communicator::Work start_bucket(Bucket& b);
   void finish_bucket(Bucket& b);          // after its collective: the mean over ranks in b.flat
   void reduce_matrices();                 // PowerSGD's matrices: compressed, or flat in early steps
+  void start_ready_groups();              // PowerSGD's groups whose gradients are in, in order
   void on_gradient(size_t param, const torch::Tensor& grad);
   void start_ready_buckets();  // caller holds mutex_
   void reset_for_next_step();
@@ -69,6 +82,8 @@ class GradientReducer {
   GradCompression compression_;
   bool by_gather_ = false;               // 16-bit buckets by all-gather, summed here (Gloo)
   std::vector<torch::Tensor> matrices_;  // PowerSGD: the parameters it compresses (not bucketed)
+  std::vector<size_t> matrix_of_;        // per parameter: its index in matrices_
+  size_t next_group_ = 0;                // PowerSGD: the next group whose P factors start
   std::unique_ptr<PowerSgd> power_sgd_;
   int64_t steps_ = 0;
   std::vector<Bucket> buckets_;
@@ -78,6 +93,8 @@ class GradientReducer {
   size_t next_to_start_ = 0;
   std::chrono::steady_clock::time_point first_start_, last_done_;
   double last_span_s_ = 0;
+  double compression_s_ = 0;       // this step's so far
+  double last_compression_s_ = 0;
   size_t started_during_backward_ = 0;
   std::mutex mutex_;
   std::mutex done_mutex_;  // guards last_done_ and done_count_

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "util/clock.h"
 #include "util/errors.h"
 
 namespace histotrain {
@@ -44,7 +45,7 @@ void orthonormalise_columns(torch::Tensor& p) {
   }
 }
 
-PowerSgd::PowerSgd(std::vector<torch::Tensor> matrices, int rank, uint64_t seed) {
+PowerSgd::PowerSgd(std::vector<torch::Tensor> matrices, int rank, uint64_t seed, int groups) {
   torch::NoGradGuard no_grad;
   auto generator = at::detail::createCPUGenerator(seed * 0x9e3779b97f4a7c15ull + 17);
   for (auto& param : matrices) {
@@ -59,6 +60,23 @@ PowerSgd::PowerSgd(std::vector<torch::Tensor> matrices, int rank, uint64_t seed)
     m.error = torch::zeros({m.rows, m.cols});
     matrices_.push_back(std::move(m));
   }
+  split_into_groups(std::max(1, groups));
+}
+
+void PowerSgd::split_into_groups(int groups) {
+  int64_t total = 0;
+  for (const auto& m : matrices_) total += m.rows * m.cols;
+  groups_.assign(1, Group{});
+  int64_t so_far = 0;
+  for (size_t i = matrices_.size(); i-- > 0;) {  // backward's order
+    const int64_t share_end = total * static_cast<int64_t>(groups_.size()) / groups;
+    if (so_far >= share_end && static_cast<int>(groups_.size()) < groups && !groups_.back().members.empty())
+      groups_.emplace_back();
+    matrices_[i].group = groups_.size() - 1;
+    groups_.back().members.push_back(i);
+    so_far += matrices_[i].rows * matrices_[i].cols;
+  }
+  for (auto& g : groups_) g.pending = g.members.size();
 }
 
 torch::Tensor PowerSgd::view_of(const Matrix& m, const torch::Tensor& t) const {
@@ -66,41 +84,87 @@ torch::Tensor PowerSgd::view_of(const Matrix& m, const torch::Tensor& t) const {
   return m.transposed ? flat.t() : flat;
 }
 
-void PowerSgd::reduce(Communicator& comm) {
+// In place where it can be: the error buffer becomes M (this rank's gradient plus what its
+// earlier approximations missed) and then the new residual; the gradient receives the result.
+// Each matrix is read and written a few times, with no gradient-sized temporaries.
+bool PowerSgd::add_gradient(size_t i, const torch::Tensor& grad) {
   torch::NoGradGuard no_grad;
-  // In place where it can be: the error buffer becomes M (this rank's gradient plus what its
-  // earlier approximations missed) and then the new residual; the gradient receives the result.
-  // Each matrix is read and written a few times, with no gradient-sized temporaries.
+  const auto start = Clock::now();
+  Matrix& m = matrices_[i];
+  if (grad.defined()) m.error.add_(view_of(m, grad));
+  m.p = m.error.matmul(m.q);
+  m.arrived = true;
+  arithmetic_s_ += seconds_since(start);
+  return --groups_[m.group].pending == 0;
+}
+
+void PowerSgd::add_missing_gradients(size_t g) {
+  for (const size_t i : groups_[g].members)
+    if (!matrices_[i].arrived) add_gradient(i, torch::Tensor());
+}
+
+void PowerSgd::start_p(Communicator& comm, size_t g) {
+  Group& group = groups_[g];
+  std::vector<torch::Tensor> ps;
+  for (const size_t i : group.members) ps.push_back(matrices_[i].p);
+  group.p_flat = flatten(ps);
+  group.p_work = comm.all_reduce_sum_async(group.p_flat);
+}
+
+void PowerSgd::start_q(Communicator& comm, size_t g) {
+  torch::NoGradGuard no_grad;
+  Group& group = groups_[g];
+  comm.wait(group.p_work, "PowerSGD's P factors");
+  const auto start = Clock::now();
   std::vector<torch::Tensor> ps, qs;
-  for (auto& m : matrices_) {
-    m.error.add_(view_of(m, m.param.grad()));
-    ps.push_back(m.error.matmul(m.q));
-  }
-  torch::Tensor flat_p = flatten(ps);
-  comm.all_reduce_sum(flat_p);
-  unflatten(flat_p, ps);
-  for (size_t i = 0; i < matrices_.size(); ++i) {
+  for (const size_t i : group.members) ps.push_back(matrices_[i].p);
+  unflatten(group.p_flat, ps);
+  for (const size_t i : group.members) {
     Matrix& m = matrices_[i];
-    orthonormalise_columns(ps[i]);
-    qs.push_back(m.error.t().matmul(ps[i]));
-    m.error.addmm_(ps[i], qs[i].t(), /*beta=*/1, /*alpha=*/-1);  // M minus this rank's approximation
+    orthonormalise_columns(m.p);
+    qs.push_back(m.error.t().matmul(m.p));
+    m.error.addmm_(m.p, qs.back().t(), /*beta=*/1, /*alpha=*/-1);  // M minus this rank's approximation
   }
-  torch::Tensor flat_q = flatten(qs);
-  comm.all_reduce_sum(flat_q);
-  flat_q.div_(comm.world_size());
-  unflatten(flat_q, qs);
-  for (size_t i = 0; i < matrices_.size(); ++i) {
+  group.q_flat = flatten(qs);
+  arithmetic_s_ += seconds_since(start);
+  group.q_work = comm.all_reduce_sum_async(group.q_flat);
+}
+
+void PowerSgd::finish(Communicator& comm, size_t g) {
+  torch::NoGradGuard no_grad;
+  Group& group = groups_[g];
+  comm.wait(group.q_work, "PowerSGD's Q factors");
+  const auto start = Clock::now();
+  group.q_flat.div_(comm.world_size());
+  int64_t offset = 0;
+  for (const size_t i : group.members) {
     Matrix& m = matrices_[i];
-    m.q = qs[i];  // the next step starts from this step's Q
+    m.q = group.q_flat.narrow(0, offset, m.q.numel()).view(m.q.sizes()).clone();  // the next step starts from it
+    offset += m.q.numel();
     torch::Tensor& grad = m.param.mutable_grad();
+    if (!grad.defined()) grad = torch::empty_like(m.param);
     if (grad.is_contiguous() && !m.transposed) {
       torch::Tensor rows_by_cols = grad.view({m.rows, m.cols});
-      at::mm_out(rows_by_cols, ps[i], qs[i].t());  // straight into the gradient
+      at::mm_out(rows_by_cols, m.p, m.q.t());  // straight into the gradient
     } else {  // channels-last or tall: through a temporary, copied with the gradient's strides
-      const torch::Tensor approximation = ps[i].mm(qs[i].t());
+      const torch::Tensor approximation = m.p.mm(m.q.t());
       grad.copy_((m.transposed ? approximation.t() : approximation).reshape(grad.sizes()));
     }
+    m.arrived = false;
   }
+  group.pending = group.members.size();
+  arithmetic_s_ += seconds_since(start);
+  if (g + 1 == groups_.size()) {
+    last_arithmetic_s_ = arithmetic_s_;
+    arithmetic_s_ = 0;
+  }
+}
+
+void PowerSgd::reduce(Communicator& comm) {
+  for (size_t i = 0; i < matrices_.size(); ++i) add_gradient(i, matrices_[i].param.grad());
+  for (size_t g = 0; g < groups_.size(); ++g) start_p(comm, g);
+  for (size_t g = 0; g < groups_.size(); ++g) start_q(comm, g);
+  for (size_t g = 0; g < groups_.size(); ++g) finish(comm, g);
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> PowerSgd::shared_state() const {
@@ -146,9 +210,15 @@ void PowerSgd::load_rank_state(const std::vector<std::pair<std::string, torch::T
   load_into(state, "error", targets);
 }
 
-int64_t PowerSgd::compressed_values() const {
+int64_t PowerSgd::p_values() const {
   int64_t n = 0;
-  for (const auto& m : matrices_) n += (m.rows + m.cols) * m.q.size(1);
+  for (const auto& m : matrices_) n += m.rows * m.q.size(1);
+  return n;
+}
+
+int64_t PowerSgd::q_values() const {
+  int64_t n = 0;
+  for (const auto& m : matrices_) n += m.cols * m.q.size(1);
   return n;
 }
 

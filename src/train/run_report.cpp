@@ -97,6 +97,39 @@ nlohmann::json step_times_json(const DataParallel& dp) {
           {"overlapped", std::max(0.0, t.allreduce_s - t.exposed_s) * per_step_ms}};
 }
 
+// What the scaling model (dist/scaling_model.h) needs from a data-parallel run: what each step
+// sent, when each bucket could leave, and the compression's own time; null without a reducer.
+nlohmann::json reducer_profile_json(const DataParallel& dp) {
+  const GradientReducer* reducer = dp.reducer();
+  const auto& t = dp.step_times();
+  if (!reducer || t.steps == 0) return nullptr;
+  const double steps = static_cast<double>(t.steps);
+  const GradCompression& c = reducer->compression();
+  const bool sixteen_bit = c.kind == CompressionKind::fp16 || c.kind == CompressionKind::bf16;
+  nlohmann::json buckets = nlohmann::json::array();
+  for (size_t k = 0; k < reducer->buckets(); ++k)
+    buckets.push_back({{"values", reducer->bucket_values(k)},
+                       {"bytes_per_value", sixteen_bit ? 2 : 4},
+                       {"ready_share", k < t.bucket_ready_share.size() ? t.bucket_ready_share[k] / steps : 1.0}});
+  nlohmann::json power_sgd = nullptr;
+  if (const PowerSgd* p = reducer->power_sgd())
+    power_sgd = {{"groups", p->groups()},
+                 {"p_values", p->p_values()},
+                 {"q_values", p->q_values()},
+                 {"uncompressed_values", p->uncompressed_values()},
+                 {"start_step", c.start_step},
+                 {"compressed_steps", std::max<int64_t>(0, reducer->steps() - c.start_step)}};
+  return {{"backend", dp.backend()},
+          {"world_size", dp.world_size()},
+          {"grad_compression", c.name()},
+          {"buckets", buckets},
+          {"powersgd", power_sgd},
+          {"backward_ms", 1000 * t.backward_s / steps},
+          {"allreduce_ms", 1000 * t.allreduce_s / steps},
+          {"exposed_ms", 1000 * t.exposed_s / steps},
+          {"compression_ms", 1000 * t.compression_s / steps}};
+}
+
 std::string start_line(const Run& run) {
   const TrainConfig& c = run.config;
   std::string line = "training " + c.model.arch + " on " + run.device.str() +
@@ -305,6 +338,11 @@ nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nl
           {"step_times_ms_covers", "rank 0's host time per step: backward; all-reduce from "
                                    "the first bucket's start to the last one's end; exposed: the "
                                    "part of it after backward returned; overlapped: the rest"},
+          {"reducer_profile", reducer_profile_json(*run.dp)},
+          {"reducer_profile_covers", "rank 0's gradient traffic per step for the scaling model: each "
+                                     "bucket's values and bytes per value, the share of backward passed "
+                                     "when it started (mean over steps), PowerSGD's factor sizes; "
+                                     "compression_ms: the compression's own arithmetic"},
           {"device", run.device.str()},
           {"torch_version", compat::torch_version()},
           {"allocator", allocator_name()},

@@ -25,9 +25,13 @@ const std::vector<RecipeFlag>& cpu_fast() {
       // against 180-186 for ResNet-18, with the other flags below. 0.926 / 0.883 / 0.930 on
       // seeds 0-2, against 0.894 / 0.877 / 0.896 for ResNet-18 (+2.4 points in the mean).
       {"arch", "\"resnet10\""},
-      // 48 px (measured with ResNet-18): a step costs 0.3 s against 0.44 s at 64 px, and the budget holds ~0.7 epoch
-      // instead of 0.5: 0.889 / 0.892 (seeds 0, 1). 32 px: 0.876 / 0.891; 40 px 0.881; 56 px 0.892.
-      {"image_size", "48"},
+      // 64 px. Measured on a 2-core EPYC with AVX-512 BF16 (2026-12-01), where --amp auto picks
+      // bf16 + channels-last at 980 img/s (fp32 153): 60 s hold 1,400-1,500 steps, about 6
+      // epochs, and 64 px reaches 0.932 / 0.936 / 0.957 (seeds 0-2) against 0.910 at 48 px
+      // (seed 1), 0.937 / 0.929 / 0.941 at 72 px and 0.929 at 80 px (seed 1).
+      // On an AVX2-only CPU (fp32 at ~110 img/s, 2026-11-30) 48 px was best for ResNet-18:
+      // 0.889 / 0.892 (seeds 0, 1) against 0.858 at 64 px; 32 px 0.876 / 0.891.
+      {"image_size", "64"},
       // A tenth of an epoch of warm-up. At 60 s it measured the same as the default (0.871 both,
       // 32 px, seed 0), which is cut at a quarter of the budget; shorter budgets with the
       // default would spend that quarter warming up.

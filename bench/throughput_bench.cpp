@@ -4,6 +4,7 @@
 //
 //   throughput_bench --data DIR [--images 2000] [--sizes 64,128] [--steps 20] [--threads-list 1,2]
 //                    [--amp-list none,bf16] [--formats contiguous,channels_last] [--device cpu] [--graph]
+//                    [--torch-sgd]
 //
 // "peak RSS" is the process's high-water mark: run one training configuration per process
 // (bench/amp.sh does) for it to mean that configuration.
@@ -72,7 +73,18 @@ struct StepConfig {
   Precision precision;
   bool channels_last;
   torch::Device device;
+  bool torch_sgd;  // SGD::step() instead of the trainer's update
 };
+
+// The trainer's weight update (trainer.cpp's update_weights without loss scaling), or SGD's own.
+static void update_weights(torch::optim::SGD& optimizer, const StepConfig& c) {
+  if (c.torch_sgd)
+    optimizer.step();
+  else if (c.device.is_cuda())
+    multi_tensor_sgd_step(optimizer);
+  else
+    cpu_sgd_step(optimizer);
+}
 
 static void bench_train(const TileDataset& data, const StepConfig& c) {
   at::set_num_threads(c.threads);
@@ -89,7 +101,7 @@ static void bench_train(const TileDataset& data, const StepConfig& c) {
   Augmentation augmentation;
   augmentation.max_shift = data.image_size() / 16;
   std::mt19937_64 rng(0);
-  double batch_s = 0, step_s = 0;
+  double batch_s = 0, step_s = 0, update_s = 0;
   const int warmup = 3;
   for (int s = 0; s < warmup + steps; ++s) {
     const auto t0 = Clock::now();
@@ -103,11 +115,14 @@ static void bench_train(const TileDataset& data, const StepConfig& c) {
       logits = model->forward(b.images);
     }
     torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), b.labels).backward();
-    optimizer->step();
+    if (c.device.is_cuda()) torch::cuda::synchronize();
+    const auto t2 = Clock::now();
+    update_weights(*optimizer, c);
     if (c.device.is_cuda()) torch::cuda::synchronize();
     if (s >= warmup) {
       batch_s += std::chrono::duration<double>(t1 - t0).count();
       step_s += since(t1);
+      update_s += since(t2);
     }
   }
   const double images = static_cast<double>(steps) * batch;
@@ -116,10 +131,11 @@ static void bench_train(const TileDataset& data, const StepConfig& c) {
   const std::string peak = c.device.is_cuda() ? "peak GPU memory " + std::to_string(compat::cuda_peak_allocated_bytes(gpu) >> 20)
                                               : "peak RSS " + std::to_string(static_cast<long>(peak_rss_mib()));
   std::printf("train resnet18 %3d px, batch %d, %d thread(s), %-4s %-13s: %7.1f img/s  (batch assembly %.1f ms, "
-              "model step %.1f ms per step = %.0f img/s, %s MiB)\n",
+              "model step %.1f ms per step = %.0f img/s, of it the weight update %.1f ms%s, %s MiB)\n",
               data.image_size(), batch, c.threads, precision_name(c.precision).c_str(),
               c.channels_last ? "channels-last" : "contiguous", images / (batch_s + step_s), 1000 * batch_s / steps,
-              1000 * step_s / steps, images / step_s, peak.c_str());
+              1000 * step_s / steps, images / step_s, 1000 * update_s / steps, c.torch_sgd ? " by SGD::step()" : "",
+              peak.c_str());
 }
 
 // The trainer's CUDA-graph step: batches assembled on the GPU from the resident tile cache, the
@@ -175,7 +191,7 @@ int main(int argc, char** argv) {
   std::vector<int> thread_counts;
   std::vector<std::string> amps = {"none"}, formats = {"contiguous"};
   std::string device_name = "cpu";
-  bool graph = false;
+  bool graph = false, torch_sgd = false;
   app.add_option("--data", data_root, "Dataset root")->required();
   app.add_option("--images", images, "Images for the decode benchmark");
   app.add_option("--sizes", sizes, "Training image sizes")->delimiter(',');
@@ -187,6 +203,7 @@ int main(int argc, char** argv) {
   app.add_option("--formats", formats, "Memory formats: contiguous, channels_last")->delimiter(',');
   app.add_option("--device", device_name, "cpu | cuda");
   app.add_flag("--graph", graph, "The trainer's CUDA-graph step (CUDA, LibTorch 2.x) instead of the eager one");
+  app.add_flag("--torch-sgd", torch_sgd, "Update the weights with SGD::step() instead of the trainer's update");
   CLI11_PARSE(app, argc, argv);
   if (thread_counts.empty())
     for (int t = 1; t <= static_cast<int>(std::thread::hardware_concurrency()); t *= 2) thread_counts.push_back(t);
@@ -212,7 +229,7 @@ int main(int argc, char** argv) {
         for (const auto& format : formats) {
           const Precision precision = parse_precision(amp);
           check_precision_supported(precision, device);
-          const StepConfig config{threads, batch, steps, precision, format == "channels_last", device};
+          const StepConfig config{threads, batch, steps, precision, format == "channels_last", device, torch_sgd};
           graph ? bench_train_graph(data, config) : bench_train(data, config);
         }
   }

@@ -1,5 +1,5 @@
-// The pieces of the fast training path: the multi-tensor optimizer update, the weight average,
-// test-time augmentation, the CUDA-graph step (on CUDA only) and their flags end to end.
+// The pieces of the fast training path: the multi-tensor and one-pass CPU optimizer updates, the
+// weight average, test-time augmentation, the CUDA-graph step (on CUDA only) and their flags end to end.
 #include <gtest/gtest.h>
 
 #include "core/compat.h"
@@ -66,6 +66,44 @@ TEST(FastPath, MultiTensorSgdMatchesTorchSgd) {
   for (size_t i = 0; i < r.size(); ++i) {
     EXPECT_TRUE(torch::allclose(m[i], r[i], 1e-5, 1e-6)) << "parameter " << i;
     EXPECT_TRUE(torch::allclose(t[i], r[i], 1e-5, 1e-6)) << "parameter " << i << " (lr as a tensor)";
+  }
+}
+
+// The one-pass CPU update against SGD::step() with and without (Nesterov) momentum, on tensors
+// large enough to be split over threads, channels-last, and with a gradient laid out unlike its
+// parameter (updated by ATen's ops instead).
+TEST(FastPath, CpuSgdStepMatchesTorchSgd) {
+  struct Momentum {
+    double momentum;
+    bool nesterov;
+  };
+  for (const Momentum m : {Momentum{0.9, true}, Momentum{0.9, false}, Momentum{0, false}}) {
+    torch::manual_seed(3);
+    const std::vector<torch::Tensor> start = {torch::randn({64, 32, 3, 3}), torch::randn({100001}),
+                                              torch::randn({8, 4, 3, 3}).contiguous(torch::MemoryFormat::ChannelsLast),
+                                              torch::randn({5, 7})};
+    std::vector<torch::Tensor> reference, fused;
+    for (const auto& t : start) {
+      reference.push_back(t.clone());
+      fused.push_back(t.clone());
+    }
+    const auto options = torch::optim::SGDOptions(0.1).momentum(m.momentum).nesterov(m.nesterov).weight_decay(0.01);
+    torch::optim::SGD reference_opt(reference, options), fused_opt(fused, options);
+    for (int step = 0; step < 3; ++step) {
+      for (size_t i = 0; i < start.size(); ++i) {
+        const torch::Tensor g = torch::randn_like(start[i]);
+        reference[i].mutable_grad() = g.clone();
+        // The last gradient is the transpose's copy: same values, other strides.
+        fused[i].mutable_grad() = i + 1 == start.size() ? g.t().contiguous().t() : g.clone();
+      }
+      reference_opt.step();
+      cpu_sgd_step(fused_opt);
+    }
+    for (size_t i = 0; i < start.size(); ++i) {
+      EXPECT_TRUE(torch::allclose(fused[i], reference[i], 1e-5, 1e-6))
+          << "tensor " << i << ", momentum " << m.momentum << ", Nesterov " << m.nesterov;
+      EXPECT_FALSE(torch::equal(fused[i], start[i])) << "tensor " << i << " was updated";
+    }
   }
 }
 

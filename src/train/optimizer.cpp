@@ -50,6 +50,52 @@ std::vector<torch::Tensor> sgd_directions(SgdGroup& g) {
   return o.nesterov() ? at::_foreach_add(d, g.buffers, o.momentum()) : g.buffers;
 }
 
+// What one parameter's update needs, in the parameters' precision (as SGD's kernels take them).
+struct SgdConstants {
+  float weight_decay, momentum, neg_lr;
+};
+
+// Whether p, its gradient and its buffer lie element for element at the same offsets, so that one
+// loop over their memory updates them together.
+bool same_dense_layout(const torch::Tensor& p, const torch::Tensor& g, const torch::Tensor& buffer) {
+  auto fits = [&](const torch::Tensor& t) {
+    return !t.defined() || (t.layout() == torch::kStrided && t.scalar_type() == torch::kFloat32 && t.device().is_cpu() &&
+                            t.sizes() == p.sizes() && t.strides() == p.strides());
+  };
+  return p.scalar_type() == torch::kFloat32 && p.device().is_cpu() && p.is_non_overlapping_and_dense() && fits(g) &&
+         fits(buffer);
+}
+
+// SGD's update of one parameter in a single pass over its memory: d = g + wd p; buf = m buf + d;
+// p -= lr (Nesterov ? d + m buf : buf).
+template <bool kMomentum, bool kNesterov>
+void update_in_one_pass(float* p, const float* g, float* buffer, int64_t n, SgdConstants c) {
+  constexpr int64_t kGrain = 1 << 15;  // smaller tensors are not worth a thread
+  at::parallel_for(0, n, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float d = g[i] + c.weight_decay * p[i];
+      float step = d;
+      if (kMomentum) {
+        const float b = buffer[i] * c.momentum + d;
+        buffer[i] = b;
+        step = kNesterov ? d + c.momentum * b : b;
+      }
+      p[i] = p[i] + c.neg_lr * step;
+    }
+  });
+}
+
+// The same with ATen's ops, for a parameter whose tensors are laid out differently.
+void update_with_aten(const torch::Tensor& p, const torch::Tensor& g, const torch::Tensor& buffer,
+                      const torch::optim::SGDOptions& o) {
+  torch::Tensor d = o.weight_decay() != 0 ? g.add(p, o.weight_decay()) : g;
+  if (o.momentum() != 0) {
+    buffer.mul_(o.momentum()).add_(d);
+    d = o.nesterov() ? d.add(buffer, o.momentum()) : buffer;
+  }
+  p.add_(d, -o.lr());
+}
+
 }  // namespace
 
 std::unique_ptr<ScaledSgd> make_optimizer(ResNet& model, const OptimConfig& c, double backbone_lr_scale) {
@@ -97,6 +143,38 @@ void multi_tensor_sgd_step(torch::optim::SGD& optimizer, const torch::Tensor& ne
   for (SgdGroup& g : sgd_groups(optimizer)) {
     const std::vector<torch::Tensor> d = sgd_directions(g);
     for (size_t i = 0; i < d.size(); ++i) g.params[i].addcmul_(d[i], neg_lr);
+  }
+}
+
+void cpu_sgd_step(torch::optim::SGD& optimizer) {
+  for (const auto& group : optimizer.param_groups())
+    if (static_cast<const torch::optim::SGDOptions&>(group.options()).dampening() != 0) {
+      optimizer.step();  // a zero buffer would not give SGD's first step; make_optimizer never dampens
+      return;
+    }
+  torch::NoGradGuard no_grad;
+  for (SgdGroup& g : sgd_groups(optimizer)) {
+    const auto& o = *g.options;
+    const SgdConstants c{static_cast<float>(o.weight_decay()), static_cast<float>(o.momentum()),
+                         static_cast<float>(-o.lr())};
+    const bool momentum = o.momentum() != 0;
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      torch::Tensor& p = g.params[i];
+      const torch::Tensor buffer = momentum ? g.buffers[i] : torch::Tensor();
+      if (!same_dense_layout(p, g.grads[i], buffer)) {
+        update_with_aten(p, g.grads[i], buffer, o);
+        continue;
+      }
+      float* data = p.data_ptr<float>();
+      const float* grad = g.grads[i].data_ptr<float>();
+      float* buf = momentum ? buffer.data_ptr<float>() : nullptr;
+      if (!momentum)
+        update_in_one_pass<false, false>(data, grad, buf, p.numel(), c);
+      else if (o.nesterov())
+        update_in_one_pass<true, true>(data, grad, buf, p.numel(), c);
+      else
+        update_in_one_pass<true, false>(data, grad, buf, p.numel(), c);
+    }
   }
 }
 

@@ -1,12 +1,14 @@
 // Compressed gradients between data-parallel ranks (dist/grad_compression.h, dist/power_sgd.h):
 // fp16 and bf16 averages within their rounding of the fp32 average, PowerSGD exact when its
-// rank reaches the matrix's smaller side, and its error feedback losing nothing. Ranks are
+// rank reaches the matrix's smaller side, its error feedback losing nothing, and its one-pass
+// kernels against ATen's matrix products. Ranks are
 // threads of this process (test_ranks.h); whole runs: test_dist_cli.cpp.
 #include <gtest/gtest.h>
 
 #include "dist/grad_compression.h"
 #include "dist/grad_reducer.h"
 #include "dist/power_sgd.h"
+#include "dist/power_sgd_kernels.h"
 #include "test_ranks.h"
 #include "util/errors.h"
 
@@ -84,6 +86,39 @@ TEST(GradCompression, Fp16AndBf16AveragesAreTheFp32AverageWithinTheirRounding) {
         EXPECT_TRUE(std::isfinite(results[0][k].abs().max().item<double>())) << name << ": no overflow";
       }
     }
+  }
+}
+
+// Shapes around the kernels' edges: columns not a multiple of their 8-float vectors, more columns
+// than one block of column_factors (1,024), odd row counts (the last row without a partner), more
+// rows than one thread's share, the ranks compiled in (1, 2, 4) and one that is not (3).
+TEST(PowerSgdKernels, AgreeWithAtensMatrixProducts) {
+  const std::vector<LowRankShape> shapes = {{3, 5, 2}, {64, 1500, 4}, {301, 2304, 4}, {17, 1031, 1}, {10, 70, 3}};
+  for (const LowRankShape s : shapes) {
+    auto generator = at::detail::createCPUGenerator(s.rows + s.cols);
+    auto randn = [&](int64_t a, int64_t b) { return at::randn({a, b}, generator, torch::TensorOptions()); };
+    const torch::Tensor error = randn(s.rows, s.cols), grad = randn(s.rows, s.cols);
+    const torch::Tensor p_old = randn(s.rows, s.rank), q_old_t = randn(s.rank, s.cols), q_t = randn(s.rank, s.cols);
+    const std::string where = std::to_string(s.rows) + " x " + std::to_string(s.cols) + ", rank " + std::to_string(s.rank);
+
+    torch::Tensor fused = error.clone(), p = torch::empty({s.rows, s.rank});
+    refresh_and_project(s, fused.data_ptr<float>(), grad.data_ptr<float>(), p_old.data_ptr<float>(),
+                        q_old_t.data_ptr<float>(), q_t.data_ptr<float>(), p.data_ptr<float>());
+    const torch::Tensor m = error - p_old.mm(q_old_t) + grad;
+    EXPECT_TRUE(torch::allclose(fused, m, 1e-4, 1e-4)) << "M = error - P_old Q_old^T + G, " << where;
+    EXPECT_TRUE(torch::allclose(p, m.mm(q_t.t()), 1e-3, 1e-3)) << "P = M Q, " << where;
+
+    // The correction now and the gradient at the next step: the same bits as both at once.
+    torch::Tensor in_two = error.clone();
+    refresh_and_project(s, in_two.data_ptr<float>(), nullptr, p_old.data_ptr<float>(), q_old_t.data_ptr<float>(),
+                        nullptr, nullptr);
+    refresh_and_project(s, in_two.data_ptr<float>(), grad.data_ptr<float>(), nullptr, nullptr, nullptr, nullptr);
+    EXPECT_TRUE(torch::equal(in_two, fused)) << where;
+
+    torch::Tensor q_local_t = torch::empty({s.rank, s.cols});
+    column_factors(s, m.data_ptr<float>(), p.data_ptr<float>(), q_local_t.data_ptr<float>());
+    EXPECT_TRUE(torch::allclose(q_local_t, p.t().mm(m), 1e-3, 1e-2)) << "Q^T = P^T M, " << where;
+
   }
 }
 

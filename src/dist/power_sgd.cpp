@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "dist/power_sgd_kernels.h"
 #include "util/clock.h"
 #include "util/errors.h"
 
@@ -23,6 +24,9 @@ void unflatten(const torch::Tensor& flat, std::vector<torch::Tensor>& parts) {
     offset += p.numel();
   }
 }
+
+// The kernels' view of a float tensor (nullptr for none).
+float* floats(const torch::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 
 }  // namespace
 
@@ -56,7 +60,7 @@ PowerSgd::PowerSgd(std::vector<torch::Tensor> matrices, int rank, uint64_t seed,
     m.rows = std::min(a, b);
     m.cols = std::max(a, b);
     const int64_t r = std::min<int64_t>(rank, m.rows);
-    m.q = at::randn({m.cols, r}, generator, torch::TensorOptions().dtype(torch::kFloat32));
+    m.q_t = at::randn({m.cols, r}, generator, torch::TensorOptions().dtype(torch::kFloat32)).t().contiguous();
     m.error = torch::zeros({m.rows, m.cols});
     matrices_.push_back(std::move(m));
   }
@@ -84,15 +88,35 @@ torch::Tensor PowerSgd::view_of(const Matrix& m, const torch::Tensor& t) const {
   return m.transposed ? flat.t() : flat;
 }
 
-// In place where it can be: the error buffer becomes M (this rank's gradient plus what its
-// earlier approximations missed) and then the new residual; the gradient receives the result.
-// Each matrix is read and written a few times, with no gradient-sized temporaries.
+namespace {
+
+LowRankShape shape_of(int64_t rows, int64_t cols, const torch::Tensor& q_t) { return {rows, cols, q_t.size(0)}; }
+
+}  // namespace
+
+torch::Tensor PowerSgd::residual_of(const Matrix& m) const {
+  if (!m.correction_pending) return m.error;
+  torch::Tensor residual = m.error.clone();
+  refresh_and_project(shape_of(m.rows, m.cols, m.q_t), floats(residual), nullptr, floats(m.p), floats(m.sent_q_t),
+                      nullptr, nullptr);
+  return residual;
+}
+
+// In place, in one pass over the matrix (power_sgd_kernels.h): the error buffer loses the last
+// step's approximation and gains this rank's gradient, and so becomes M; P = M Q is taken on the way.
+// The gradient is copied first only where it is not a row-major rows x cols matrix already (tall
+// matrices, channels-last).
 bool PowerSgd::add_gradient(size_t i, const torch::Tensor& grad) {
   torch::NoGradGuard no_grad;
   const auto start = Clock::now();
   Matrix& m = matrices_[i];
-  if (grad.defined()) m.error.add_(view_of(m, grad));
-  m.p = m.error.matmul(m.q);
+  const torch::Tensor g = grad.defined() ? view_of(m, grad).to(torch::kFloat32).contiguous() : torch::Tensor();
+  const torch::Tensor p = torch::empty({m.rows, m.q_t.size(0)});
+  refresh_and_project(shape_of(m.rows, m.cols, m.q_t), floats(m.error), floats(g),
+                      m.correction_pending ? floats(m.p) : nullptr, m.correction_pending ? floats(m.sent_q_t) : nullptr,
+                      floats(m.q_t), floats(p));
+  m.p = p;
+  m.correction_pending = false;
   m.arrived = true;
   arithmetic_s_ += seconds_since(start);
   return --groups_[m.group].pending == 0;
@@ -122,8 +146,10 @@ void PowerSgd::start_q(Communicator& comm, size_t g) {
   for (const size_t i : group.members) {
     Matrix& m = matrices_[i];
     orthonormalise_columns(m.p);
-    qs.push_back(m.error.t().matmul(m.p));
-    m.error.addmm_(m.p, qs.back().t(), /*beta=*/1, /*alpha=*/-1);  // M minus this rank's approximation
+    m.sent_q_t = torch::empty_like(m.q_t);
+    column_factors(shape_of(m.rows, m.cols, m.q_t), floats(m.error), floats(m.p), floats(m.sent_q_t));
+    m.correction_pending = true;  // M minus this rank's approximation P Q^T, at the next add_gradient
+    qs.push_back(m.sent_q_t);
   }
   group.q_flat = flatten(qs);
   arithmetic_s_ += seconds_since(start);
@@ -139,15 +165,16 @@ void PowerSgd::finish(Communicator& comm, size_t g) {
   int64_t offset = 0;
   for (const size_t i : group.members) {
     Matrix& m = matrices_[i];
-    m.q = group.q_flat.narrow(0, offset, m.q.numel()).view(m.q.sizes()).clone();  // the next step starts from it
-    offset += m.q.numel();
+    m.q_t = group.q_flat.narrow(0, offset, m.q_t.numel()).view(m.q_t.sizes()).clone();  // the next step starts from it
+    offset += m.q_t.numel();
     torch::Tensor& grad = m.param.mutable_grad();
     if (!grad.defined()) grad = torch::empty_like(m.param);
+    // P Q^T: a plain matrix product with inner size R, which BLAS does at the memory's speed.
     if (grad.is_contiguous() && !m.transposed) {
       torch::Tensor rows_by_cols = grad.view({m.rows, m.cols});
-      at::mm_out(rows_by_cols, m.p, m.q.t());  // straight into the gradient
+      at::mm_out(rows_by_cols, m.p, m.q_t);  // straight into the gradient
     } else {  // channels-last or tall: through a temporary, copied with the gradient's strides
-      const torch::Tensor approximation = m.p.mm(m.q.t());
+      const torch::Tensor approximation = m.p.mm(m.q_t);
       grad.copy_((m.transposed ? approximation.t() : approximation).reshape(grad.sizes()));
     }
     m.arrived = false;
@@ -169,13 +196,14 @@ void PowerSgd::reduce(Communicator& comm) {
 
 std::vector<std::pair<std::string, torch::Tensor>> PowerSgd::shared_state() const {
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (size_t i = 0; i < matrices_.size(); ++i) out.emplace_back("q." + std::to_string(i), matrices_[i].q);
+  // Saved as cols x r, the shape of Q itself.
+  for (size_t i = 0; i < matrices_.size(); ++i) out.emplace_back("q." + std::to_string(i), matrices_[i].q_t.t().contiguous());
   return out;
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> PowerSgd::rank_state() const {
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (size_t i = 0; i < matrices_.size(); ++i) out.emplace_back("error." + std::to_string(i), matrices_[i].error);
+  for (size_t i = 0; i < matrices_.size(); ++i) out.emplace_back("error." + std::to_string(i), residual_of(matrices_[i]));
   return out;
 }
 
@@ -192,33 +220,38 @@ void load_into(const std::vector<std::pair<std::string, torch::Tensor>>& state, 
     const auto found = by_name.find(name);
     if (found == by_name.end() || found->second.sizes() != targets[i]->sizes())
       throw Error("the PowerSGD state's '" + name + "' is missing or does not fit this model");
-    *targets[i] = found->second.to(torch::kFloat32).clone();
+    // A fresh row-major float tensor whatever the saved one's strides: the kernels walk its memory.
+    *targets[i] = torch::empty(targets[i]->sizes()).copy_(found->second);
   }
 }
 
 }  // namespace
 
 void PowerSgd::load_shared_state(const std::vector<std::pair<std::string, torch::Tensor>>& state) {
+  std::vector<torch::Tensor> qs;  // cols x r, as saved
+  for (auto& m : matrices_) qs.push_back(m.q_t.t());
   std::vector<torch::Tensor*> targets;
-  for (auto& m : matrices_) targets.push_back(&m.q);
+  for (auto& q : qs) targets.push_back(&q);
   load_into(state, "q", targets);
+  for (size_t i = 0; i < matrices_.size(); ++i) matrices_[i].q_t = qs[i].t().contiguous();
 }
 
 void PowerSgd::load_rank_state(const std::vector<std::pair<std::string, torch::Tensor>>& state) {
   std::vector<torch::Tensor*> targets;
   for (auto& m : matrices_) targets.push_back(&m.error);
   load_into(state, "error", targets);
+  for (auto& m : matrices_) m.correction_pending = false;  // the saved error is the residual itself
 }
 
 int64_t PowerSgd::p_values() const {
   int64_t n = 0;
-  for (const auto& m : matrices_) n += m.rows * m.q.size(1);
+  for (const auto& m : matrices_) n += m.rows * m.q_t.size(0);
   return n;
 }
 
 int64_t PowerSgd::q_values() const {
   int64_t n = 0;
-  for (const auto& m : matrices_) n += m.cols * m.q.size(1);
+  for (const auto& m : matrices_) n += m.cols * m.q_t.size(0);
   return n;
 }
 

@@ -69,8 +69,13 @@ class PowerSgd {
     torch::Tensor param;
     int64_t rows = 0, cols = 0;  // as viewed: rows <= cols
     bool transposed = false;     // the parameter's view is cols x rows
-    torch::Tensor q, error;      // cols x r; rows x cols
+    torch::Tensor q_t;           // r x cols: the last step's mean Q, transposed (the warm start)
+    torch::Tensor error;         // rows x cols, less the correction below while it is pending
     torch::Tensor p;             // this step's P (rows x r)
+    // This rank's Q of the last step (r x cols): with p, its approximation, which the error still
+    // holds and loses at the next add_gradient (in the same pass as the new gradient joins it).
+    torch::Tensor sent_q_t;
+    bool correction_pending = false;
     size_t group = 0;
     bool arrived = false;        // this step's gradient is in
   };
@@ -81,6 +86,7 @@ class PowerSgd {
     Communicator::Work p_work, q_work;
   };
   torch::Tensor view_of(const Matrix& m, const torch::Tensor& t) const;  // as rows x cols
+  torch::Tensor residual_of(const Matrix& m) const;  // the error with any pending correction applied
   void split_into_groups(int groups);
   std::vector<Matrix> matrices_;
   std::vector<Group> groups_;

@@ -106,7 +106,7 @@ void GradientReducer::reduce_matrices() {
       power_sgd_->add_missing_gradients(next_group_);  // matrices that took no part in this forward
       power_sgd_->start_p(comm_, next_group_);
     }
-    for (size_t g = 0; g < power_sgd_->groups(); ++g) power_sgd_->start_q(comm_, g);
+    for (; next_q_group_ < power_sgd_->groups(); ++next_q_group_) power_sgd_->start_q(comm_, next_q_group_);
     for (size_t g = 0; g < power_sgd_->groups(); ++g) power_sgd_->finish(comm_, g);
     compression_s_ += power_sgd_->last_arithmetic_seconds();
     return;
@@ -130,6 +130,12 @@ void GradientReducer::start_ready_groups() {
     power_sgd_->start_p(comm_, next_group_++);
 }
 
+void GradientReducer::start_due_q_factors() {
+  while (next_q_group_ < next_group_ && next_q_group_ + 1 < power_sgd_->groups() &&
+         power_sgd_->group_half_in(next_q_group_ + 1))
+    power_sgd_->start_q(comm_, next_q_group_++);
+}
+
 void GradientReducer::reset_for_next_step() {
   for (auto& b : buckets_) {
     b.pending = b.params.size();
@@ -137,14 +143,16 @@ void GradientReducer::reset_for_next_step() {
   }
   next_to_start_ = 0;
   next_group_ = 0;
+  next_q_group_ = 0;
   started_during_backward_ = 0;
 }
 
 void GradientReducer::on_gradient(size_t param, const torch::Tensor& grad) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (bucket_of_[param] == kNoBucket) {  // PowerSGD's; before its start step all done in finish()
-    if (steps_ >= compression_.start_step && power_sgd_->add_gradient(matrix_of_[param], grad.detach()))
-      start_ready_groups();
+    if (steps_ < compression_.start_step) return;
+    if (power_sgd_->add_gradient(matrix_of_[param], grad.detach())) start_ready_groups();
+    start_due_q_factors();
     return;
   }
   Bucket& b = buckets_[bucket_of_[param]];

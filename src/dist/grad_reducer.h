@@ -72,6 +72,9 @@ class GradientReducer {
   void finish_bucket(Bucket& b);          // after its collective: the mean over ranks in b.flat
   void reduce_matrices();                 // PowerSGD's matrices: compressed, or flat in early steps
   void start_ready_groups();              // PowerSGD's groups whose gradients are in, in order
+  // PowerSGD: group g's Q factors once group g + 1 is half in (its P sum has had the time to
+  // arrive), so that they travel while backward still runs.
+  void start_due_q_factors();
   void on_gradient(size_t param, const torch::Tensor& grad);
   void start_ready_buckets();  // caller holds mutex_
   void reset_for_next_step();
@@ -84,6 +87,7 @@ class GradientReducer {
   std::vector<torch::Tensor> matrices_;  // PowerSGD: the parameters it compresses (not bucketed)
   std::vector<size_t> matrix_of_;        // per parameter: its index in matrices_
   size_t next_group_ = 0;                // PowerSGD: the next group whose P factors start
+  size_t next_q_group_ = 0;              // PowerSGD: the next group whose Q factors start
   std::unique_ptr<PowerSgd> power_sgd_;
   int64_t steps_ = 0;
   std::vector<Bucket> buckets_;

@@ -35,14 +35,16 @@ class PowerSgd {
   // The same in steps, overlapping backward (every rank calls them in the same order):
   //   add_gradient for each matrix as its gradient arrives: error feedback added, P = M Q;
   //   start_p(g) once group g's gradients are all in: the sum of its Ps starts;
-  //   start_q(g), groups in order, after every group's start_p: orthonormalised P, this rank's
-  //     Q = M^T P and the new residual; the sum of the Qs starts;
+  //   start_q(g), groups in order, after group g's start_p (at the same point of the step on
+  //     every rank, as every collective): the summed P orthonormalised, this rank's Q = M^T P
+  //     (the residual follows at the next add_gradient); the sum of the Qs starts;
   //   finish(g), groups in order: the mean Q, and the gradient P Q^T.
   size_t groups() const { return groups_.size(); }
   // The group of matrix i; add_gradient returns whether that group is now complete.
   size_t group_of(size_t i) const { return matrices_[i].group; }
   bool add_gradient(size_t i, const torch::Tensor& grad);
   bool group_complete(size_t g) const { return groups_[g].pending == 0; }
+  bool group_half_in(size_t g) const { return 2 * groups_[g].pending <= groups_[g].members.size(); }
   void add_missing_gradients(size_t g);  // matrices of g that took no part in this step: zero
   void start_p(Communicator& comm, size_t g);
   void start_q(Communicator& comm, size_t g);

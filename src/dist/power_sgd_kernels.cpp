@@ -21,14 +21,20 @@ typedef float Vec8 __attribute__((vector_size(32)));
 #define HISTOTRAIN_CLONES
 #endif
 
-Vec8 load8(const float* x) {
+// The helpers below take and return Vec8 by value, which an AVX2 clone and a baseline function
+// pass differently (in a register against through memory): they must always be inlined into
+// their caller, unoptimised (-O0, the sanitizer build) too, or the two sides disagree on where
+// the value is.
+#define HISTOTRAIN_INLINE inline __attribute__((always_inline))
+
+HISTOTRAIN_INLINE Vec8 load8(const float* x) {
   Vec8 v;
   std::memcpy(&v, x, sizeof v);
   return v;
 }
-void store8(float* x, Vec8 v) { std::memcpy(x, &v, sizeof v); }
-Vec8 splat(float a) { return Vec8{a, a, a, a, a, a, a, a}; }
-float sum_of(Vec8 v) {
+HISTOTRAIN_INLINE void store8(float* x, Vec8 v) { std::memcpy(x, &v, sizeof v); }
+HISTOTRAIN_INLINE Vec8 splat(float a) { return Vec8{a, a, a, a, a, a, a, a}; }
+HISTOTRAIN_INLINE float sum_of(Vec8 v) {
   float s = 0;
   for (int l = 0; l < 8; ++l) s += v[l];
   return s;

@@ -5,7 +5,8 @@
 # batch. ResNet-18, one thread per rank.
 #
 #   bench/cluster_compare.sh DATA [RATE...]       (default rates: 1gbit 10gbit)
-#   environment: SIZE (128), BATCH per rank (16), STEPS (40), PEER (../shared/peers/torch_reference.py)
+#   environment: SIZE (128), BATCH per rank (16), STEPS (40), KINDS ("none fp16 powersgd"),
+#                PEER (../shared/peers/torch_reference.py)
 #
 # Prints one row per configuration: images/s of the training steps and the efficiency
 # (images/s of 2 ranks / (2 x the serial images/s)). PowerSGD starts after 10 uncompressed steps in
@@ -18,6 +19,7 @@ if [ $# -gt 0 ]; then RATES=("$@"); else RATES=(1gbit 10gbit); fi
 SIZE=${SIZE:-128}
 BATCH=${BATCH:-16}
 STEPS=${STEPS:-40}
+read -r -a KIND_LIST <<<"${KINDS:-none fp16 powersgd}"
 PEER=${PEER:-../shared/peers/torch_reference.py}
 PY=/usr/bin/python3
 WORK=$(mktemp -d /tmp/histotrain-cluster-compare.XXXXXX)
@@ -46,7 +48,7 @@ echo "| --- | --- | --- | ---: | ---: |"
 echo "| histotrain | serial (1 rank, batch $((2 * BATCH))) | - | $SERIAL | 1 |"
 echo "| Python peer | serial (1 rank, batch $((2 * BATCH))) | - | $PEER_SERIAL | 1 |"
 for rate in "${RATES[@]}"; do
-  for c in none fp16 powersgd; do
+  for c in "${KIND_LIST[@]}"; do
     flag=$c; [ "$c" != powersgd ] || flag=powersgd:4
     out=$WORK/ht-$rate-$c
     bench/cluster.sh --hosts 2 --rate "$rate" --log "$out.logs" -- build/histotrain train $(train_flags "$BATCH") \

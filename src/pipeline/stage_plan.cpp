@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/amp.h"
+#include "core/sgd_update.h"
 #include "util/clock.h"
 #include "util/errors.h"
 
@@ -93,7 +94,7 @@ UnitCosts measure_unit_costs(const std::string& arch, int64_t classes, int64_t b
     const double inf = std::numeric_limits<double>::infinity();
     double forward = inf, backward = inf, update = inf;
     torch::Tensor y;
-    // The trainer's update rule: SGD, Nesterov momentum, weight decay.
+    // The trainer's update rule (SGD, Nesterov momentum, weight decay) with the trainer's kernels.
     torch::optim::SGD sgd(probe->unit_parameters(u),
                           torch::optim::SGDOptions(0.01).momentum(0.9).nesterov(true).weight_decay(5e-4));
     for (int run = 0; run < 4; ++run) {
@@ -106,7 +107,7 @@ UnitCosts measure_unit_costs(const std::string& arch, int64_t classes, int64_t b
       const auto forward_done = finished();
       y.sum().backward();
       const auto backward_done = finished();
-      sgd.step();
+      fast_sgd_step(sgd, device);
       const auto update_done = finished();
       if (run > 0) {
         forward = std::min(forward, seconds_between(start, forward_done));

@@ -118,15 +118,10 @@ void forward_backward(Run& run, RunProgress& p, const Batch& batch, EpochSums& s
 // The optimizer step (and the weight average); false when fp16 loss scaling skipped it.
 bool update_weights(Run& run, int64_t step) {
   bool stepped = true;
-  // On a GPU the multi-tensor update saves ~300 kernel launches per step. On CPUs it is no
-  // faster and allocates every step direction at once (in an A/B run the whole step was about
-  // 10% slower); there the update is memory-bound, and one pass per parameter is what pays.
   if (run.scaler->enabled())
     stepped = run.scaler->step(*run.optimizer);
-  else if (run.device.is_cuda())
-    multi_tensor_sgd_step(*run.optimizer);
   else
-    cpu_sgd_step(*run.optimizer);
+    fast_sgd_step(*run.optimizer, run.device);
   if (run.average) run.average->update(step);
   return stepped;
 }

@@ -27,11 +27,7 @@ trap 'rm -rf "$WORK"' EXIT
 CACHE=$WORK/cache
 echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; ResNet-18 $SIZE px, batch $BATCH per rank, $STEPS steps; $(date -u +%F)"
 
-# images/s of a histotrain run folder's training steps.
-histotrain_rate() { $PY -c "import json,sys; s=json.load(open(sys.argv[1])); print(round(s['steps']*s['global_batch']/s['train_s'],2))" "$1/summary.json"; }
-peer_rate() { sed -n 's/^RESULT //p' "$1" | $PY -c "import json,sys; print(json.load(sys.stdin)['imgs_per_s'])"; }
-# A failed 2-host run's row: the first error line its ranks logged (the table goes on).
-failure() { echo "failed: $(grep -h -m1 -E "what\(\)|Error|error" "$1"/rank-*.log 2>/dev/null | head -n 1 | tr '|' '/')"; }
+source bench/cluster_runs.sh
 efficiency() { $PY -c "import sys; print(f'{float(sys.argv[1]) / (2 * float(sys.argv[2])):.2f}')" "$1" "$2"; }
 
 train_flags() {  # $1: per-rank batch, $2: steps
@@ -59,7 +55,7 @@ for rate in "${RATES[@]}"; do
       rate_ht=$(histotrain_rate "$out")
       echo "| histotrain | $rate | $c | $rate_ht | $(efficiency "$rate_ht" "$SERIAL") |"
     else
-      echo "| histotrain | $rate | $c | $(failure "$out.logs") | - |"
+      echo "| histotrain | $rate | $c | failed: $(failure "$out.logs") | - |"
     fi
     if bench/cluster.sh --hosts 2 --rate "$rate" --log "$WORK/peer-$rate-$c.logs" -- $PY "$PEER" --data "$DATA" \
       --image-size "$SIZE" --batch-size "$BATCH" --max-steps "$STEPS" --threads 1 --workers 0 --comm-hook "$c" \
@@ -67,7 +63,7 @@ for rate in "${RATES[@]}"; do
       rate_peer=$(peer_rate "$WORK/peer-$rate-$c.log")
       echo "| Python peer | $rate | $c | $rate_peer | $(efficiency "$rate_peer" "$PEER_SERIAL") |"
     else
-      echo "| Python peer | $rate | $c | $(failure "$WORK/peer-$rate-$c.logs") | - |"
+      echo "| Python peer | $rate | $c | failed: $(failure "$WORK/peer-$rate-$c.logs") | - |"
     fi
   done
 done

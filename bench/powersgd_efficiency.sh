@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # PowerSGD's efficiency in its steady state: 2 "hosts" on shaped links (bench/cluster.sh), one rank
-# and one thread each, every step compressed (--powersgd-start-step 0), against the serial run of
-# the same global batch. Serial and 2-host runs alternate, starting and ending with a serial one:
-# each 2-host run is compared with the mean of the serial runs just before and just after it, so
-# that a machine whose speed drifts is compared with itself; the spread of the repeats is the noise.
+# and one thread each, against the serial run of the same global batch. Serial and 2-host runs
+# alternate, starting and ending with a serial one: each 2-host run is compared with the mean of
+# the serial runs just before and just after it, so that a machine whose speed drifts is compared
+# with itself; the spread of the repeats is the noise.
 #
 #   bench/powersgd_efficiency.sh DATA [RATE]      (default RATE: 1gbit)
-#   environment: SIZE (128), BATCH per rank (16), STEPS (60), RANK (4), REPEATS (3)
+#   environment: SIZE (128), BATCH per rank (16), STEPS (60), RANK (4), REPEATS (3),
+#                START: uncompressed steps first (0; 10 with PEER, the peer's own setting)
+#                PEER: the Python peer (torch_reference.py) to measure the same way, interleaved
+#                      with histotrain: its PowerSGD hook (rank 4, error feedback, warm start)
 #
-# Prints one row per repeat: serial images/s (before, after) and 2-host images/s, efficiency
-# (2-host / (2 x mean serial)), and rank 0's PowerSGD arithmetic and time after backward per step
-# (summary.json's reducer_profile); then the median and range of the efficiencies.
+# Prints one row per program and repeat: serial images/s (before, after) and 2-host images/s,
+# efficiency (2-host / (2 x mean serial)), and for histotrain rank 0's PowerSGD arithmetic and
+# time after backward per step (summary.json's reducer_profile); then each program's median and
+# range. The peer's PowerSGD sometimes aborts inside PyTorch 1.13's Gloo: such a run is started
+# again, up to 3 times, and its row says how many starts it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:?usage: bench/powersgd_efficiency.sh DATA [RATE]}
@@ -20,46 +25,106 @@ BATCH=${BATCH:-16}
 STEPS=${STEPS:-60}
 RANK=${RANK:-4}
 REPEATS=${REPEATS:-3}
+PEER=${PEER:-}
+if [ -n "$PEER" ]; then START=${START:-10}; else START=${START:-0}; fi
+if [ -n "$PEER" ] && [ "$RANK" != 4 ]; then echo "powersgd_efficiency.sh: the peer's PowerSGD is rank 4" >&2; exit 2; fi
 PY=/usr/bin/python3
+source bench/cluster_runs.sh
 WORK=$(mktemp -d /tmp/histotrain-powersgd.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; ResNet-18 $SIZE px, batch $BATCH per rank, $STEPS steps, PowerSGD rank $RANK from step 0, $RATE; $(date -u +%F)"
+echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; ResNet-18 $SIZE px, batch $BATCH per rank, $STEPS steps, PowerSGD rank $RANK after $START uncompressed steps, $RATE; $(date -u +%F)"
 
 train_flags() {  # $1: per-rank batch, $2: steps
   echo "--data $DATA --image-size $SIZE --batch-size $1 --epochs 1 --max-steps ${2:-$STEPS} --val-fraction 0 \
 --threads 1 --conv-grad native --quiet --cache-dir $WORK/cache"
 }
-# A run folder's images/s, and the 2-host run's row.
-rate() { $PY -c "import json,sys; s=json.load(open(sys.argv[1])); print(round(s['steps']*s['global_batch']/s['train_s'],2))" "$1/summary.json"; }
-row() {  # $1: repeat, $2 and $3: serial images/s before and after, $4: the 2-host run folder
-  $PY - "$@" <<'PYEOF'
-import json, sys
-repeat, before, after, run = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-s = json.load(open(run + "/summary.json"))
-two = s["steps"] * s["global_batch"] / s["train_s"]
-p = s["reducer_profile"]
+peer_flags() {  # $1: per-rank batch. The peer decodes its JPEGs inside the timed loop (--workers 0).
+  echo "$PEER --data $DATA --image-size $SIZE --batch-size $1 --max-steps $STEPS --threads 1 --workers 0"
+}
+
+# One program's runs; $1: histotrain or peer, $2: the run's name. Each leaves $WORK/$1-$2.rate.
+serial() {
+  if [ "$1" = histotrain ]; then
+    build/histotrain train $(train_flags $((2 * BATCH))) --out "$WORK/histotrain-$2" >/dev/null 2>&1
+    histotrain_rate "$WORK/histotrain-$2" >"$WORK/histotrain-$2.rate"
+  else
+    OMP_NUM_THREADS=1 $PY $(peer_flags $((2 * BATCH))) >"$WORK/peer-$2.log" 2>&1
+    peer_rate "$WORK/peer-$2.log" >"$WORK/peer-$2.rate"
+  fi
+}
+two_hosts() {
+  if [ "$1" = histotrain ]; then
+    bench/cluster.sh --hosts 2 --rate "$RATE" --log "$WORK/histotrain-$2.logs" -- build/histotrain train \
+      $(train_flags "$BATCH") --grad-compression "powersgd:$RANK" --powersgd-start-step "$START" \
+      --out "$WORK/histotrain-$2" >/dev/null 2>&1 || return 1
+    histotrain_rate "$WORK/histotrain-$2" >"$WORK/histotrain-$2.rate"
+  else
+    local start
+    for start in 1 2 3; do
+      echo "$start" >"$WORK/peer-$2.starts"
+      if OMP_NUM_THREADS=1 bench/cluster.sh --hosts 2 --rate "$RATE" --log "$WORK/peer-$2.logs" -- \
+        $PY $(peer_flags "$BATCH") --comm-hook powersgd >"$WORK/peer-$2.log" 2>&1; then
+        peer_rate "$WORK/peer-$2.log" >"$WORK/peer-$2.rate"
+        return 0
+      fi
+    done
+    return 1
+  fi
+}
+
+row() {  # $1: program, $2: repeat (its 2-host run is two-$2, the serial runs serial-$(($2 - 1)) and serial-$2)
+  local program=$1 repeat=$2
+  $PY - "$program" "$repeat" "$WORK" <<'PYEOF'
+import json, os, sys
+program, repeat, work = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def rate(name):
+    return float(open(f"{work}/{program}-{name}.rate").read())
+before, after = rate(f"serial-{repeat - 1}"), rate(f"serial-{repeat}")
+failed = f"{work}/{program}-two-{repeat}.failed"
+if os.path.exists(failed):  # the efficiency cell stays "-", which the summary skips
+    print(f"| {program} | {repeat} | {before:.2f}, {after:.2f} | failed: {open(failed).read().strip()} | - | - | - |")
+    sys.exit(0)
+two = rate(f"two-{repeat}")
 eff = two / (before + after)
-print(f"| {repeat} | {before:.2f}, {after:.2f} | {two:.2f} | {eff:.3f} | {p['compression_ms']:.1f} | {p['exposed_ms']:.1f} |")
+if program == "histotrain":
+    p = json.load(open(f"{work}/histotrain-two-{repeat}/summary.json"))["reducer_profile"]
+    extra = f"{p['compression_ms']:.1f} | {p['exposed_ms']:.1f} |"
+else:
+    starts = int(open(f"{work}/peer-two-{repeat}.starts").read())
+    extra = "- | - |" + (f" started {starts} times (Gloo aborts)" if starts > 1 else "")
+print(f"| {program} | {repeat} | {before:.2f}, {after:.2f} | {two:.2f} | {eff:.3f} | {extra}")
 PYEOF
 }
 summary() {  # the table's rows on stdin
   $PY -c '
 import statistics, sys
-e = sorted(float(l.split("|")[4]) for l in sys.stdin if l.startswith("| ") and l.split("|")[1].strip().isdigit())
-print(f"\nefficiency over {len(e)} repeats: median {statistics.median(e):.3f}, range {e[0]:.3f}-{e[-1]:.3f}")'
+by = {}
+for l in sys.stdin:
+    cells = [c.strip() for c in l.split("|")]
+    if len(cells) > 5 and cells[2].isdigit() and cells[5]:
+        try: e = float(cells[5])
+        except ValueError: continue  # a failed run
+        by.setdefault(cells[1], []).append(e)
+for program, e in by.items():
+    e.sort()
+    print(f"{program}: efficiency over {len(e)} repeats: median {statistics.median(e):.3f}, range {e[0]:.3f}-{e[-1]:.3f}")'
 }
+
+PROGRAMS=(histotrain)
+[ -z "$PEER" ] || PROGRAMS+=(peer)
 # The tile cache, once, outside every figure.
 build/histotrain train $(train_flags 2 1) --out "$WORK/warm" >/dev/null 2>&1
-serial() { build/histotrain train $(train_flags $((2 * BATCH))) --out "$WORK/serial-$1" >/dev/null 2>&1; }
 {
-  echo "| repeat | serial images/s, before and after | 2 hosts images/s | efficiency | PowerSGD arithmetic ms/step | after backward ms/step |"
-  echo "| ---: | ---: | ---: | ---: | ---: | ---: |"
-  serial 0
+  echo "| program | repeat | serial images/s, before and after | 2 hosts images/s | efficiency | PowerSGD arithmetic ms/step | after backward ms/step |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for program in "${PROGRAMS[@]}"; do serial "$program" serial-0; done
   for repeat in $(seq 1 "$REPEATS"); do
-    bench/cluster.sh --hosts 2 --rate "$RATE" --log "$WORK/logs-$repeat" -- build/histotrain train $(train_flags "$BATCH") \
-      --grad-compression "powersgd:$RANK" --powersgd-start-step 0 --out "$WORK/two-$repeat" >/dev/null 2>&1
-    serial "$repeat"
-    row "$repeat" "$(rate "$WORK/serial-$((repeat - 1))")" "$(rate "$WORK/serial-$repeat")" "$WORK/two-$repeat"
+    for program in "${PROGRAMS[@]}"; do
+      two_hosts "$program" "two-$repeat" || failure "$WORK/$program-two-$repeat.logs" >"$WORK/$program-two-$repeat.failed"
+      serial "$program" "serial-$repeat"
+      row "$program" "$repeat"
+    done
   done
 } | tee "$WORK/table"
+echo
 summary <"$WORK/table"

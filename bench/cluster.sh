@@ -6,9 +6,11 @@
 # real hosts, over a link as slow as the one asked for. histotrain and the Python peer
 # (torch_reference.py) both read these variables.
 #
-#   bench/cluster.sh [--hosts N] [--rate RATE] [--log DIR] -- COMMAND [ARGS...]
+#   bench/cluster.sh [--hosts N] [--rate RATE] [--cpus-per-host K] [--log DIR] -- COMMAND [ARGS...]
 #     --hosts N   hosts, one rank each (default 2)
 #     --rate R    each host's link, as tc writes it: 1gbit, 10gbit, 200mbit (default 1gbit)
+#     --cpus-per-host K   host k's rank runs on cores kK..kK+K-1 only (taskset), as on hosts of
+#                 K cores each; needs N x K cores (default 0: the kernel places the ranks)
 #     --log DIR   rank k's output in DIR/rank-k.log (default: a temporary folder, printed)
 #   Exit code: the first failing rank's, else 0. Rank 0's output is also shown.
 #
@@ -18,11 +20,13 @@
 set -euo pipefail
 HOSTS=2
 RATE=1gbit
+CPUS=0
 LOG=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --hosts) HOSTS=$2; shift 2 ;;
     --rate) RATE=$2; shift 2 ;;
+    --cpus-per-host) CPUS=$2; shift 2 ;;
     --log) LOG=$2; shift 2 ;;
     --) shift; break ;;
     *) echo "cluster.sh: unknown option '$1' (usage in the script's header)" >&2; exit 2 ;;
@@ -30,6 +34,11 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || { echo "cluster.sh: no command after --" >&2; exit 2; }
 [[ "$HOSTS" =~ ^[0-9]+$ ]] && [ "$HOSTS" -ge 1 ] && [ "$HOSTS" -le 200 ] || { echo "cluster.sh: --hosts 1..200" >&2; exit 2; }
+[[ "$CPUS" =~ ^[0-9]+$ ]] && [ "$CPUS" -le 1024 ] || { echo "cluster.sh: --cpus-per-host 0..1024" >&2; exit 2; }
+if [ "$CPUS" -gt 0 ] && [ $((HOSTS * CPUS)) -gt "$(nproc)" ]; then
+  echo "cluster.sh: $HOSTS hosts x $CPUS cores need $((HOSTS * CPUS)) cores; this machine has $(nproc)" >&2
+  exit 2
+fi
 
 # The rate in bits per second, for the token bucket's burst (10 ms of traffic, at least 64 KiB).
 rate_bits() {
@@ -85,8 +94,10 @@ PORT=$(( 20000 + $$ % 20000 ))
 for ((i = 0; i < HOSTS; i++)); do
   # GLOO_SOCKET_IFNAME: PyTorch's Gloo would otherwise advertise the address its host name
   # resolves to (127.0.0.1 here), which the other hosts cannot reach.
+  pin=()
+  [ "$CPUS" -eq 0 ] || pin=(taskset -c "$((i * CPUS))-$((i * CPUS + CPUS - 1))")
   RANK=$i WORLD_SIZE=$HOSTS LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=$SUBNET.1 MASTER_PORT=$PORT OMP_NUM_THREADS=1 \
-    GLOO_SOCKET_IFNAME=${TAG}h$i ip netns exec "$TAG-$i" "$@" >"$LOG/rank-$i.log" 2>&1 &
+    GLOO_SOCKET_IFNAME=${TAG}h$i ip netns exec "$TAG-$i" "${pin[@]+"${pin[@]}"}" "$@" >"$LOG/rank-$i.log" 2>&1 &
   PIDS+=($!)
 done
 # As ranks end: the first that fails stops the others (a rank waiting for a dead peer would

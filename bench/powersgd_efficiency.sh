@@ -10,6 +10,8 @@
 #                START: uncompressed steps first (0; 10 with PEER, the peer's own setting)
 #                PEER: the Python peer (torch_reference.py) to measure the same way, interleaved
 #                      with histotrain: its PowerSGD hook (rank 4, error feedback, warm start)
+#                CPUS_PER_HOST: each host's rank on its own cores (cluster.sh --cpus-per-host), and
+#                      the serial runs on host 0's (0: the kernel places every process)
 #
 # Prints one row per program and repeat: serial images/s (before, after) and 2-host images/s,
 # efficiency (2-host / (2 x mean serial)), and for histotrain rank 0's PowerSGD arithmetic and
@@ -26,13 +28,16 @@ STEPS=${STEPS:-60}
 RANK=${RANK:-4}
 REPEATS=${REPEATS:-3}
 PEER=${PEER:-}
+CPUS_PER_HOST=${CPUS_PER_HOST:-0}
+ON_HOST_0=()  # what starts a serial run on host 0's cores
+[ "$CPUS_PER_HOST" = 0 ] || ON_HOST_0=(taskset -c "0-$((CPUS_PER_HOST - 1))")
 if [ -n "$PEER" ]; then START=${START:-10}; else START=${START:-0}; fi
 if [ -n "$PEER" ] && [ "$RANK" != 4 ]; then echo "powersgd_efficiency.sh: the peer's PowerSGD is rank 4" >&2; exit 2; fi
 PY=/usr/bin/python3
 source bench/cluster_runs.sh
 WORK=$(mktemp -d /tmp/histotrain-powersgd.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; ResNet-18 $SIZE px, batch $BATCH per rank, $STEPS steps, PowerSGD rank $RANK after $START uncompressed steps, $RATE; $(date -u +%F)"
+echo "# $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; ResNet-18 $SIZE px, batch $BATCH per rank, $STEPS steps, PowerSGD rank $RANK after $START uncompressed steps, $RATE, $CPUS_PER_HOST cores per host (0: not pinned); $(date -u +%F)"
 
 train_flags() {  # $1: per-rank batch, $2: steps
   echo "--data $DATA --image-size $SIZE --batch-size $1 --epochs 1 --max-steps ${2:-$STEPS} --val-fraction 0 \
@@ -45,16 +50,17 @@ peer_flags() {  # $1: per-rank batch. The peer decodes its JPEGs inside the time
 # One program's runs; $1: histotrain or peer, $2: the run's name. Each leaves $WORK/$1-$2.rate.
 serial() {
   if [ "$1" = histotrain ]; then
-    build/histotrain train $(train_flags $((2 * BATCH))) --out "$WORK/histotrain-$2" >/dev/null 2>&1
+    "${ON_HOST_0[@]+"${ON_HOST_0[@]}"}" build/histotrain train $(train_flags $((2 * BATCH))) --out "$WORK/histotrain-$2" \
+      >/dev/null 2>&1
     histotrain_rate "$WORK/histotrain-$2" >"$WORK/histotrain-$2.rate"
   else
-    OMP_NUM_THREADS=1 $PY $(peer_flags $((2 * BATCH))) >"$WORK/peer-$2.log" 2>&1
+    OMP_NUM_THREADS=1 "${ON_HOST_0[@]+"${ON_HOST_0[@]}"}" $PY $(peer_flags $((2 * BATCH))) >"$WORK/peer-$2.log" 2>&1
     peer_rate "$WORK/peer-$2.log" >"$WORK/peer-$2.rate"
   fi
 }
 two_hosts() {
   if [ "$1" = histotrain ]; then
-    bench/cluster.sh --hosts 2 --rate "$RATE" --log "$WORK/histotrain-$2.logs" -- build/histotrain train \
+    bench/cluster.sh --hosts 2 --rate "$RATE" --cpus-per-host "$CPUS_PER_HOST" --log "$WORK/histotrain-$2.logs" -- build/histotrain train \
       $(train_flags "$BATCH") --grad-compression "powersgd:$RANK" --powersgd-start-step "$START" \
       --out "$WORK/histotrain-$2" >/dev/null 2>&1 || return 1
     histotrain_rate "$WORK/histotrain-$2" >"$WORK/histotrain-$2.rate"
@@ -62,7 +68,7 @@ two_hosts() {
     local start
     for start in 1 2 3; do
       echo "$start" >"$WORK/peer-$2.starts"
-      if OMP_NUM_THREADS=1 bench/cluster.sh --hosts 2 --rate "$RATE" --log "$WORK/peer-$2.logs" -- \
+      if OMP_NUM_THREADS=1 bench/cluster.sh --hosts 2 --rate "$RATE" --cpus-per-host "$CPUS_PER_HOST" --log "$WORK/peer-$2.logs" -- \
         $PY $(peer_flags "$BATCH") --comm-hook powersgd >"$WORK/peer-$2.log" 2>&1; then
         peer_rate "$WORK/peer-$2.log" >"$WORK/peer-$2.rate"
         return 0

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <regex>
+#include <thread>
 
 #include "dist/launcher.h"
 #include "test_util.h"
@@ -317,6 +318,27 @@ TEST(Cluster, ItsNamespacesAndLinksAreGoneAfterAKilledRun) {
   EXPECT_NE(result.out.find("during 3 "), std::string::npos) << result.out << result.err;
   EXPECT_NE(result.out.find("exit 143"), std::string::npos) << result.out;
   EXPECT_NE(result.out.find("after 0 0"), std::string::npos) << result.out;
+}
+
+// --cpus-per-host: each host's rank runs on its own cores, as on separate machines; more cores
+// than the machine has is refused before any namespace is made.
+TEST(Cluster, EachHostsRankRunsOnItsOwnCores) {
+  ScratchDir dir;
+  const auto too_many = run_script("cd " HISTOTRAIN_SOURCE_DIR "\n"
+                                   "bench/cluster.sh --hosts 2 --cpus-per-host $(nproc) -- true; echo \"exit $?\"\n");
+  EXPECT_NE(too_many.out.find("exit 2"), std::string::npos) << too_many.out << too_many.err;
+  EXPECT_NE(too_many.err.find("this machine has"), std::string::npos) << too_many.err;
+
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "one core: two hosts cannot have one each";
+  const auto pinned = run_script("cd " HISTOTRAIN_SOURCE_DIR "\n"
+                                 "bench/cluster.sh --hosts 2 --cpus-per-host 1 --log " + dir.path().string() +
+                                 " -- sh -c 'taskset -pc $$' 2>/dev/null; echo \"exit $?\"\n");
+  if (pinned.out.find("exit 1\n") != std::string::npos) GTEST_SKIP() << "cannot create network namespaces here";
+  EXPECT_NE(pinned.out.find("exit 0"), std::string::npos) << pinned.out << pinned.err;
+  EXPECT_NE(testing::read_text(dir / "rank-0.log").find("affinity list: 0\n"), std::string::npos)
+      << testing::read_text(dir / "rank-0.log");
+  EXPECT_NE(testing::read_text(dir / "rank-1.log").find("affinity list: 1\n"), std::string::npos)
+      << testing::read_text(dir / "rank-1.log");
 }
 
 // link-bench between two launched ranks; then the scaling model from what a two-rank run

@@ -160,7 +160,7 @@ for l in sys.stdin:
         if value is not None: by[(cells[1], name)].append(value)
 for (program, name), e in by.items():
     if not e:
-        print(f"{program}: {name}: no completed run")
+        print(f"{program}: {name}: none (no completed 2-host run, or SIDE_BY_SIDE=0)")
         continue
     e.sort()
     print(f"{program}: {name} over {len(e)} repeats: median {statistics.median(e):.3f}, range {e[0]:.3f}-{e[-1]:.3f}")'

@@ -27,9 +27,13 @@
 # Prints one row per program and repeat: serial images/s alone (before, after), side by side
 # (before, after; each host's), 2-host images/s, efficiency (2-host / (2 x mean serial alone)),
 # communication efficiency (2-host / mean side-by-side sum), and for histotrain rank 0's PowerSGD
-# arithmetic and time after backward per step (summary.json's reducer_profile), its step time and
-# the share of the step those two take (measured within the run, so the machine's drift between
-# runs does not enter it; waiting for a slower host does); then each program's medians and ranges. The peer's PowerSGD sometimes aborts inside PyTorch 1.13's Gloo:
+# arithmetic and time after backward per step (summary.json's reducer_profile), each host's time
+# after backward (rank_step_times_ms), the step time, the share of the step that rank 0's
+# arithmetic during backward and its time after backward take (the arithmetic after backward is
+# inside the latter; measured within the run, so the machine's drift between runs does not enter
+# it; waiting for a slower host does) and the same for the slower host alone (it waits for no
+# one, so the hosts' difference in speed does not enter it either); then each
+# program's medians and ranges. The peer's PowerSGD sometimes aborts inside PyTorch 1.13's Gloo:
 # such a run is started again, up to 3 times, and its row says how many starts it took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -128,7 +132,7 @@ alone, side = pair("serial"), pair("side")
 side_shown = "-" if None in side else f"{hosts(repeat - 1)}, {hosts(repeat)}"
 failed = f"{work}/{program}-two-{repeat}.failed"
 if os.path.exists(failed):  # the efficiency cells stay "-", which the summary skips
-    print(f"| {program} | {repeat} | {shown(alone)} | {side_shown} | failed: {open(failed).read().strip()} | - | - | - | - | - | - |")
+    print(f"| {program} | {repeat} | {shown(alone)} | {side_shown} | failed: {open(failed).read().strip()} | - | - | - | - | - | - | - | - |")
     sys.exit(0)
 two = rate(f"two-{repeat}")
 efficiency = two / sum(alone)  # 2-host / (2 x mean of the two serial runs)
@@ -136,12 +140,19 @@ communication = "-" if None in side else f"{2 * two / sum(side):.3f}"  # 2-host 
 if program == "histotrain":
     summary = json.load(open(f"{work}/histotrain-two-{repeat}/summary.json"))
     p, step_ms = summary["reducer_profile"], 1000 * summary["train_s"] / summary["steps"]
-    # Within the run, so free of the machine's drift; a wait for a slower host counts in it.
-    share = (p["compression_ms"] + p["exposed_ms"]) / step_ms
-    extra = f"{p['compression_ms']:.1f} | {p['exposed_ms']:.1f} | {step_ms:.0f} | {share:.1%} |"
+    # Within the run, so free of the machine's drift; a wait for a slower host counts in it. The
+    # arithmetic done after backward is already inside the time after backward.
+    share = (p["compression_during_backward_ms"] + p["exposed_ms"]) / step_ms
+    # Each host's own: the one that waits least after backward is the slower one, which waits
+    # for no one; its share is PowerSGD's and the link's without the hosts' difference in speed.
+    ranks = summary.get("rank_step_times_ms") or []
+    after = " / ".join(f"{r['after_backward']:.1f}" for r in ranks) or "-"
+    own = min(((r["compression_during_backward"] + r["after_backward"]) / step_ms for r in ranks), default=None)
+    own_shown = "-" if own is None else f"{own:.1%}"
+    extra = f"{p['compression_ms']:.1f} | {p['exposed_ms']:.1f} | {after} | {step_ms:.0f} | {share:.1%} | {own_shown} |"
 else:
     starts = int(open(f"{work}/peer-two-{repeat}.starts").read())
-    extra = "- | - | - | - |" + (f" started {starts} times (Gloo aborts)" if starts > 1 else "")
+    extra = "- | - | - | - | - | - |" + (f" started {starts} times (Gloo aborts)" if starts > 1 else "")
 print(f"| {program} | {repeat} | {shown(alone)} | {side_shown} | {two:.2f} | {efficiency:.3f} | {communication} | {extra}")
 PYEOF
 }
@@ -153,14 +164,15 @@ for l in sys.stdin:
     cells = [c.strip() for c in l.split("|")]
     if len(cells) < 9 or not cells[2].isdigit():
         continue
-    for column, name in ((6, "efficiency"), (7, "communication efficiency")):
-        try: value = float(cells[column])
-        except ValueError: value = None  # a failed run, or no side-by-side baseline
+    for column, name in ((6, "efficiency"), (7, "communication efficiency"), (13, "own share of the slower host")):
+        try: value = float(cells[column].rstrip("%")) / (100 if cells[column].endswith("%") else 1)
+        except (ValueError, IndexError): value = None  # a failed run, no side-by-side baseline, the peer
         by.setdefault((cells[1], name), [])
         if value is not None: by[(cells[1], name)].append(value)
 for (program, name), e in by.items():
     if not e:
-        print(f"{program}: {name}: none (no completed 2-host run, or SIDE_BY_SIDE=0)")
+        if program == "histotrain" or "share" not in name:
+            print(f"{program}: {name}: none (no completed 2-host run, or SIDE_BY_SIDE=0)")
         continue
     e.sort()
     print(f"{program}: {name} over {len(e)} repeats: median {statistics.median(e):.3f}, range {e[0]:.3f}-{e[-1]:.3f}")'
@@ -171,8 +183,8 @@ PROGRAMS=(histotrain)
 # The tile cache, once, outside every figure.
 build/histotrain train $(train_flags 2 1) --out "$WORK/warm" >/dev/null 2>&1
 {
-  echo "| program | repeat | serial alone images/s, before and after | side by side images/s (host 0 + host 1), before and after | 2 hosts images/s | efficiency | communication efficiency | PowerSGD arithmetic ms/step | after backward ms/step | step ms | both, share of the step |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| program | repeat | serial alone images/s, before and after | side by side images/s (host 0 + host 1), before and after | 2 hosts images/s | efficiency | communication efficiency | PowerSGD arithmetic ms/step | after backward ms/step | after backward, host 0 / host 1 | step ms | both, share of the step | the slower host's own share |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
   for program in "${PROGRAMS[@]}"; do baselines "$program" 0; done
   for repeat in $(seq 1 "$REPEATS"); do
     for program in "${PROGRAMS[@]}"; do

@@ -372,6 +372,21 @@ TEST(ScalingModel, LinkBenchAndTheModelUseWhatATwoRankRunRecorded) {
   }
   EXPECT_EQ(values, 11179077) << "every ResNet-18 (5 classes) gradient travels in a bucket";
   EXPECT_GT(profile["compression_ms"].get<double>(), 0) << "the casts take time";
+  // Every rank's own step times, gathered by rank 0: rank 1's are its own, not zeros.
+  const auto ranks = read_json(run / "summary.json")["rank_step_times_ms"];
+  ASSERT_TRUE(ranks.is_array()) << ranks;
+  ASSERT_EQ(ranks.size(), 2u) << ranks;
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(ranks[r]["rank"], r);
+    EXPECT_GT(ranks[r]["backward"].get<double>(), 0) << ranks;
+    EXPECT_GE(ranks[r]["after_backward"].get<double>(), 0) << ranks;
+    EXPECT_GT(ranks[r]["compression"].get<double>(), 0) << "rank " << r << " casts too: " << ranks;
+    EXPECT_GE(ranks[r]["compression_during_backward"].get<double>(), 0) << ranks;
+    EXPECT_LT(ranks[r]["compression_during_backward"].get<double>(), ranks[r]["compression"].get<double>())
+        << "the gathered halves are summed after backward: " << ranks;
+  }
+  EXPECT_DOUBLE_EQ(ranks[0]["compression"].get<double>(), profile["compression_ms"].get<double>())
+      << "rank 0's row is the profile's rank 0";
 
   const std::string model_args = "scaling-model --link " + link.string() + " --compute " + run.string() +
                                  " --profile " + run.string() + " --measured " + run.string();

@@ -111,6 +111,7 @@ void DataParallel::backward(const torch::Tensor& loss) {
   times_.exposed_s += seconds_since(backward_done);
   times_.allreduce_s += reducer_->last_allreduce_seconds();
   times_.compression_s += reducer_->last_compression_seconds();
+  times_.compression_during_backward_s += reducer_->last_compression_during_backward_seconds();
   const double backward = seconds_between(start, backward_done);
   times_.bucket_ready_share.resize(reducer_->buckets(), 0.0);
   for (size_t k = 0; k < reducer_->buckets(); ++k) {

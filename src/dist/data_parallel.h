@@ -82,6 +82,7 @@ class DataParallel {
     int64_t steps = 0;
     double backward_s = 0, allreduce_s = 0, exposed_s = 0;
     double compression_s = 0;  // the compression's own arithmetic (GradientReducer)
+    double compression_during_backward_s = 0;  // the part of it done in the gradient hooks
     // Per bucket: the share of backward that had passed when its collective started (1: after
     // backward), summed over steps; where the scaling model places it on the step's timeline.
     std::vector<double> bucket_ready_share;

@@ -184,6 +184,7 @@ void GradientReducer::start_ready_buckets() {
 }
 
 void GradientReducer::finish() {
+  last_compression_during_backward_s_ = compression_s_ + (power_sgd_ ? power_sgd_->arithmetic_so_far() : 0.0);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     // A parameter that took no part in this forward never reports: its slot stays zero, and the

@@ -49,6 +49,9 @@ class GradientReducer {
   // The last step's compression arithmetic (casts, sums of gathered halves, PowerSGD's products),
   // on this rank's own thread: time the step spends on compression besides waiting for the link.
   double last_compression_seconds() const { return last_compression_s_; }
+  // The part of it done in the gradient hooks, while backward ran (it lengthened backward; the
+  // rest came after backward, in finish()).
+  double last_compression_during_backward_seconds() const { return last_compression_during_backward_s_; }
   const GradCompression& compression() const { return compression_; }
 
   // Steps reduced so far (PowerSGD compresses from its start step on); a resumed run sets it.
@@ -99,6 +102,7 @@ class GradientReducer {
   double last_span_s_ = 0;
   double compression_s_ = 0;       // this step's so far
   double last_compression_s_ = 0;
+  double last_compression_during_backward_s_ = 0;
   size_t started_during_backward_ = 0;
   std::mutex mutex_;
   std::mutex done_mutex_;  // guards last_done_ and done_count_

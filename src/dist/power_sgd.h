@@ -65,6 +65,8 @@ class PowerSgd {
   int64_t uncompressed_values() const;
   // The last step's own arithmetic (its time less the waits for the all-reduces).
   double last_arithmetic_seconds() const { return last_arithmetic_s_; }
+  // This step's so far (the part done while backward still runs, when asked as it returns).
+  double arithmetic_so_far() const { return arithmetic_s_; }
 
  private:
   struct Matrix {

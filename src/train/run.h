@@ -177,7 +177,13 @@ nlohmann::json checkpoint_meta(const Run& run, const RunProgress& progress, int6
                                double train_seconds, const EpochProgress& epoch_progress = {});
 nlohmann::json pipeline_json(Run& run, const RunProgress& progress);  // a collective: every rank calls it
 nlohmann::json step_times_json(const DataParallel& dp);
-// summary.json: what the run did, how fast, how well, on what; `pipeline_report` from pipeline_json.
-nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nlohmann::json& pipeline_report);
+// Every data-parallel rank's own step times (backward, after backward, compression), so that a
+// rank that waits for a slower one can be told from one that is slow; null without a gradient
+// reducer. A collective: every rank calls it.
+nlohmann::json rank_step_times_json(Run& run);
+// summary.json: what the run did, how fast, how well, on what; `pipeline_report` from pipeline_json,
+// `rank_step_times` from rank_step_times_json.
+nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nlohmann::json& pipeline_report,
+                           const nlohmann::json& rank_step_times);
 
 }  // namespace histotrain

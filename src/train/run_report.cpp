@@ -97,6 +97,29 @@ nlohmann::json step_times_json(const DataParallel& dp) {
           {"overlapped", std::max(0.0, t.allreduce_s - t.exposed_s) * per_step_ms}};
 }
 
+nlohmann::json rank_step_times_json(Run& run) {
+  const DataParallel& dp = *run.dp;
+  if (!dp.reducer()) return nullptr;  // the same on every rank: one rank, or pipeline stages
+  const auto& t = dp.step_times();
+  const int world = dp.world_size();
+  // Row r: rank r's figures (the others' rows zero here), summed over the ranks: an exact gather.
+  torch::Tensor rows = torch::zeros({world, 4}, torch::kFloat64);
+  const double per_step_ms = t.steps > 0 ? 1000.0 / static_cast<double>(t.steps) : 0;
+  rows[dp.rank()][0] = t.backward_s * per_step_ms;
+  rows[dp.rank()][1] = t.exposed_s * per_step_ms;
+  rows[dp.rank()][2] = t.compression_s * per_step_ms;
+  rows[dp.rank()][3] = t.compression_during_backward_s * per_step_ms;
+  run.dp->communicator()->all_reduce_sum(rows);
+  nlohmann::json ranks = nlohmann::json::array();
+  for (int r = 0; r < world; ++r)
+    ranks.push_back({{"rank", r},
+                     {"backward", rows[r][0].item<double>()},
+                     {"after_backward", rows[r][1].item<double>()},
+                     {"compression", rows[r][2].item<double>()},
+                     {"compression_during_backward", rows[r][3].item<double>()}});
+  return ranks;
+}
+
 // What the scaling model (dist/scaling_model.h) needs from a data-parallel run: what each step
 // sent, when each bucket could leave, and the compression's own time; null without a reducer.
 nlohmann::json reducer_profile_json(const DataParallel& dp) {
@@ -127,7 +150,8 @@ nlohmann::json reducer_profile_json(const DataParallel& dp) {
           {"backward_ms", 1000 * t.backward_s / steps},
           {"allreduce_ms", 1000 * t.allreduce_s / steps},
           {"exposed_ms", 1000 * t.exposed_s / steps},
-          {"compression_ms", 1000 * t.compression_s / steps}};
+          {"compression_ms", 1000 * t.compression_s / steps},
+          {"compression_during_backward_ms", 1000 * t.compression_during_backward_s / steps}};
 }
 
 std::string start_line(const Run& run) {
@@ -286,7 +310,8 @@ nlohmann::json checkpoint_meta(const Run& run, const RunProgress& progress, int6
   return meta;
 }
 
-nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nlohmann::json& pipeline_report) {
+nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nlohmann::json& pipeline_report,
+                           const nlohmann::json& rank_step_times) {
   const TrainConfig& c = run.config;
   return {{"arch", c.model.arch},
           {"classes", run.data.classes},
@@ -338,11 +363,20 @@ nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nl
           {"step_times_ms_covers", "rank 0's host time per step: backward; all-reduce from "
                                    "the first bucket's start to the last one's end; exposed: the "
                                    "part of it after backward returned; overlapped: the rest"},
+          {"rank_step_times_ms", rank_step_times},
+          {"rank_step_times_ms_covers", "every rank's own host time per step: backward; after_backward: the "
+                                        "wait for the averaged gradients after its backward returned (the "
+                                        "link, the compression's last part, and a slower rank: the rank that "
+                                        "waits least is the one the others wait for); compression: its "
+                                        "arithmetic, of which compression_during_backward in the gradient "
+                                        "hooks (the rest is inside after_backward)"},
           {"reducer_profile", reducer_profile_json(*run.dp)},
           {"reducer_profile_covers", "rank 0's gradient traffic per step for the scaling model: each "
                                      "bucket's values and bytes per value, the share of backward passed "
                                      "when it started (mean over steps), PowerSGD's factor sizes; "
-                                     "compression_ms: the compression's own arithmetic"},
+                                     "compression_ms: the compression's own arithmetic, of which "
+                                     "compression_during_backward_ms while backward ran (the rest is in "
+                                     "the time after backward)"},
           {"device", run.device.str()},
           {"torch_version", compat::torch_version()},
           {"allocator", allocator_name()},

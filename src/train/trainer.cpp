@@ -409,8 +409,9 @@ TrainOutcome train(const TrainConfig& config) {
   if (run.budget.on()) run.log(budget_line(run, progress));
   if (run.model->tuned_conv_weight_grads) run.log(conv_grad_line());
   const nlohmann::json pipeline_report = pipeline_json(run, progress);  // a collective: every rank takes part
+  const nlohmann::json rank_step_times = rank_step_times_json(run);    // as is this one
   if (!run.is_main()) return {};
-  const nlohmann::json summary = run_summary(run, progress, pipeline_report);
+  const nlohmann::json summary = run_summary(run, progress, pipeline_report, rank_step_times);
   write_file_atomically(run.out / "summary.json", json_text(summary, 2) + "\n");
   return {summary, 0};
 }

@@ -20,10 +20,13 @@ cd "$(dirname "$0")"
 #               python3-sklearn checks the evaluation metrics against scikit-learn's
 #   gnuplot-nox the study report's plots
 #   imagemagick the format tests convert real and synthetic tiles to PNG, TIFF, BMP and WebP variants
+#   libonnx-dev `histotrain export --onnx` writes ONNX through ONNX's own protobuf classes and checker
+#   python3-venv the tests' virtual environment (build-venv: onnx, onnxruntime, tensorboard from PyPI,
+#               tests/python-requirements.txt)
 PACKAGES=(cmake make g++ pkg-config ccache
           libtorch-dev libturbojpeg0-dev libpng-dev libtiff-dev libwebp-dev libstb-dev libtbb-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgloo-dev
           libjemalloc-dev libopenblas0-openmp python3-torch python3-torchvision python3-numpy python3-pil python3-sklearn gnuplot-nox
-          imagemagick)
+          imagemagick libonnx-dev python3-venv)
 JOBS=$(nproc)
 
 install_missing() {
@@ -65,8 +68,24 @@ demo() {
        --predictions "$dir/test_predictions.csv" --quiet
 }
 
+# The tests' Python packages from PyPI (tests/python-requirements.txt) in build-venv, made once and
+# made again when the requirements change; never in the system's Python.
+python_test_env() {
+  local venv=build-venv stamp
+  stamp=$(sha256sum tests/python-requirements.txt | cut -c1-16)
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$stamp" ]; then
+    echo "== making $venv (tests/python-requirements.txt from PyPI)"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python-requirements.txt
+    echo "$stamp" > "$venv/.requirements"
+  fi
+  export HISTOTRAIN_TEST_VENV="$PWD/$venv"
+}
+
 run_tests() {
   build
+  python_test_env
   echo "== testing"
   # Every package installed above must be used, not skipped for: a test that would skip for a
   # missing one fails instead (tests/test_util.h, packages_required).

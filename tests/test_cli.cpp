@@ -38,9 +38,11 @@ TEST(Cli, TrainLearnsWritesRunFolderThenEvalAndPredictUseIt) {
   const auto run = dir / "run";
   const auto trained = run_histotrain(train_args(data, run, 4));
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
-  for (const char* file :
-       {"model.safetensors", "model.pt", "train_state.safetensors", "checkpoint.json", "metrics.jsonl", "summary.json"})
+  for (const char* file : {"model.safetensors", "train_state.safetensors", "checkpoint.json", "metrics.jsonl", "summary.json"})
     EXPECT_TRUE(std::filesystem::exists(run / file)) << file;
+  // A finished run keeps one copy of each file: no model.pt (histotrain export writes one), no previous/.
+  EXPECT_FALSE(std::filesystem::exists(run / "model.pt"));
+  EXPECT_FALSE(std::filesystem::exists(run / "previous"));
   const auto metrics = read_jsonl(run / "metrics.jsonl");
   ASSERT_EQ(metrics.size(), 4u);
   for (const char* key : {"epoch", "train_loss", "val_acc", "val_macro_f1", "train_images_per_s", "lr"})
@@ -64,7 +66,7 @@ TEST(Cli, TrainLearnsWritesRunFolderThenEvalAndPredictUseIt) {
   EXPECT_TRUE(report.contains("macro_f1"));
 
   // A folder with only some of the classes (the lung ones) evaluates against the same 5 classes.
-  const auto lung = run_histotrain("eval --checkpoint " + (run / "model.pt").string() + " --data " + data +
+  const auto lung = run_histotrain("eval --checkpoint " + (run / "model.safetensors").string() + " --data " + data +
                                    "/lung_colon_image_set/lung_image_sets --json --quiet");
   ASSERT_EQ(lung.exit_code, 0) << lung.err;
   const auto lung_report = nlohmann::json::parse(lung.out);
@@ -85,19 +87,25 @@ TEST(Cli, TrainLearnsWritesRunFolderThenEvalAndPredictUseIt) {
   EXPECT_EQ(row.rfind(tile + ",", 0), 0u);
   EXPECT_NE(bad.find("not an image histotrain reads"), std::string::npos) << "the CSV file is not an image: reported, not fatal";
 
-  // The run folder's model.pt loads into torchvision's resnet18 in Python.
+  // The run's weights, and its TorchScript export, load into torchvision's resnet18 in Python.
+  ASSERT_EQ(run_histotrain("export --checkpoint " + run.string() + " --torchscript " + (dir / "model.pt").string()).exit_code, 0);
   if (!testing::torchvision_python().empty())
-    EXPECT_EQ(testing::run_torchvision_parity((run / "model.pt").string() + " resnet18 5"), 0);
+    EXPECT_EQ(testing::run_torchvision_parity((dir / "model.pt").string() + " resnet18 5"), 0);
   else
     EXPECT_FALSE(testing::packages_required()) << "no python3 with torchvision and numpy: run.sh installs them";
 }
 
-// A damaged checkpoint file is refused by its checksum, and the one before it is kept intact.
+// A damaged checkpoint file is refused by its checksum, and the one before it is kept intact while
+// the run is unfinished (here: stopped by --max-steps after 2 of 3 epochs).
 TEST(Cli, DamagedCheckpointIsAClearErrorAndThePreviousOneIsKept) {
   ScratchDir dir;
   const std::string data = synth_data();
   const auto run = dir / "run";
-  ASSERT_EQ(run_histotrain(train_args(data, run, 2)).exit_code, 0);
+  const auto first = run_histotrain(train_args(data, run, 1));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  const int64_t steps_per_epoch = read_json(run / "checkpoint.json")["step"];
+  std::filesystem::remove_all(run);
+  ASSERT_EQ(run_histotrain(train_args(data, run, 3) + " --max-steps " + std::to_string(2 * steps_per_epoch)).exit_code, 0);
   EXPECT_EQ(read_json(run / "previous/checkpoint.json")["epoch"], 1) << "the epoch before the last is kept";
   EXPECT_EQ(read_json(run / "checkpoint.json")["epoch"], 2);
   // Cut the weights short, as a full disk or a killed copy would.

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "test_util.h"
+#include "core/fold_statistics.h"
 #include "train/cross_validation.h"
 #include "util/files.h"
 
@@ -20,7 +21,7 @@ using testing::ScratchDir;
 
 std::string cv_args(const std::string& data, const fs::path& out) {
   return "cv --folds 3 --data " + data + " --groups " + data + "/groups.csv --image-size 32 --batch-size 16 "
-         "--epochs 1 --threads 2 --bootstrap 100 --quiet --out " + out.string();
+         "--epochs 1 --threads 2 --bootstrap 100 --keep-models --quiet --out " + out.string();
 }
 
 TEST(CrossValidation, FoldsHoldWholeGroupsAndEveryImageOnceThenTheReportAndTheComparison) {

@@ -71,7 +71,7 @@ TEST(Manifest, BadRowsAreListedByLineNumber) {
   fs::create_symlink(dir / "outside.png", dir / "data/link.png");
   std::ofstream(dir / "data/m.csv") << "path,label,split\n"
                                        "a.png,x,train\n"          // line 2: fine
-                                       "/etc/passwd,x,train\n"    // 3: absolute
+                                       "/nonexistent/x.png,x,train\n"  // 3: absolute, missing
                                        "../outside.png,x,train\n" // 4: leaves the folder
                                        "missing.png,x,train\n"    // 5: no such file
                                        "a.png,x,holdout\n"        // 6: unknown split (and a duplicate)
@@ -83,11 +83,43 @@ TEST(Manifest, BadRowsAreListedByLineNumber) {
   const std::string error = error_of(dir / "data/m.csv");
   EXPECT_NE(error.find("9 bad row(s)"), std::string::npos) << error;
   for (const std::string expected :
-       {"line 3: an absolute path", "line 4: a path outside", "line 5: no such file", "line 6: split 'holdout'",
+       {"line 3: no such file: /nonexistent/x.png", "line 4: a path outside", "line 5: no such file", "line 6: split 'holdout'",
         "line 7: empty path", "line 8: empty label", "line 9: not a regular file", "line 10: the same file",
         "line 11: a path whose links lead outside"})
     EXPECT_NE(error.find(expected), std::string::npos) << expected << "\n" << error;
   EXPECT_EQ(error.find("line 2:"), std::string::npos) << error;
+}
+
+// A user's own CSV: other column names, relative paths from another folder, absolute paths.
+TEST(Manifest, ColumnsRootAndAbsolutePathsAreTheUsersOwn) {
+  ScratchDir dir;
+  touch(dir / "tiles/a.png");
+  touch(dir / "tiles/b.png");
+  touch(dir / "elsewhere/c.png");
+  fs::create_directories(dir / "lists");
+  std::ofstream(dir / "lists/labels.csv") << "filename,diagnosis,patient_id,notes\n"
+                                              "a.png,tumour,p1,x\n"
+                                              "b.png,normal,p1,\n" +
+                                                 (dir / "elsewhere/c.png").string() + ",normal,p2,\n";
+  ManifestOptions options;
+  options.columns = parse_manifest_columns("path=filename,label=diagnosis,group=patient_id");
+  options.root = (dir / "tiles").string();
+  const ScanResult scan = read_manifest((dir / "lists/labels.csv").string(), options);
+  ASSERT_EQ(scan.images.size(), 3u);
+  EXPECT_EQ(scan.classes, (std::vector<std::string>{"normal", "tumour"}));
+  EXPECT_EQ(scan.images[0].group, "p1");
+  EXPECT_EQ(fs::path(scan.images[2].path), dir / "elsewhere/c.png");
+  EXPECT_TRUE(scan.from_manifest);
+  // The same CSV without --columns names what it found and how to map it.
+  try {
+    read_manifest((dir / "lists/labels.csv").string());
+    ADD_FAILURE() << "no path column";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--columns"), std::string::npos) << e.what();
+  }
+  for (const char* bad : {"path", "path=", "colour=c", "path=a,,label=b"})
+    EXPECT_THROW(parse_manifest_columns(bad), UsageError) << bad;
+  EXPECT_EQ(parse_manifest_columns("").path, "path");
 }
 
 TEST(Manifest, AnEmptyOrMissingManifestIsAClearError) {

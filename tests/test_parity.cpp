@@ -10,13 +10,14 @@
 
 #include "core/checkpoint.h"
 #include "core/initial_weights.h"
+#include "model/model_export.h"
 #include "model/resnet.h"
 #include "test_util.h"
 
 namespace histotrain {
 namespace {
 
-// The checkpoint's model.safetensors and its model.pt export load into torchvision's ResNet in
+// The checkpoint's model.safetensors and its TorchScript export (model.pt) load into torchvision's ResNet in
 // Python (strict) and give the same logits on the same input, with BN statistics that are not
 // the defaults.
 TEST(TorchvisionParity, CheckpointLoadsInPythonAndLogitsMatch) {
@@ -41,6 +42,10 @@ TEST(TorchvisionParity, CheckpointLoadsInPythonAndLogitsMatch) {
     const torch::Tensor logits = model->forward(x).contiguous();
     torch::optim::SGD optimizer(model->parameters(), torch::optim::SGDOptions(0.1));
     save_checkpoint(dir.path(), model, optimizer, GradScaler(false), {{"step", 0}});
+    ExportSettings settings;
+    settings.classes = {"a", "b", "c", "d", "e"};
+    settings.image_size = 64;
+    std::ofstream(dir / "model.pt", std::ios::binary) << torchscript_bytes(*model, settings);
 
     std::ofstream(dir / "x.bin", std::ios::binary)
         .write(reinterpret_cast<const char*>(x.data_ptr<float>()), static_cast<std::streamsize>(x.numel() * 4));

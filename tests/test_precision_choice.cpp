@@ -97,6 +97,43 @@ TEST(PrecisionChoice, CandidatesThatCannotWinStopBeingTimed) {
   EXPECT_EQ(calls["fp32"], 4);
 }
 
+// A busy machine: fp32's steps swing between fast and 3x slower, so the rounds disagree on the
+// winner. The measurement goes on to its last round, the run uses the choice, and nothing is
+// cached: the next run measures again.
+TEST(PrecisionChoice, TimingsThatDoNotSettleAreUsedButNotCached) {
+  ScratchDir dir;
+  int fp32_calls = 0;
+  const StepTimer busy = [&](const PrecisionCandidate& c) {
+    if (c.name() == "fp32") return ++fp32_calls % 2 ? 0.05 : 0.15;
+    return c.name() == "fp32+channels-last" ? 0.09 : 0.12;
+  };
+  const auto d = choose_precision(cpu_problem(), busy, dir / "p.json", nullptr);
+  EXPECT_FALSE(d.stable);
+  EXPECT_EQ(d.rounds, 8) << "rounds go on while they disagree";
+  EXPECT_FALSE(std::filesystem::exists(dir / "p.json")) << "an unsettled decision is not cached";
+  EXPECT_NE(d.describe(cpu_problem().candidates).find("unsettled (not cached)"), std::string::npos);
+  EXPECT_EQ(d.to_json(cpu_problem().candidates)["settled"], false);
+}
+
+// One disturbed round among steady ones: more rounds are timed, the winner's steps settle,
+// and the decision is cached with the rounds it took.
+TEST(PrecisionChoice, OneDisturbedRoundMeansMoreRoundsThenACachedDecision) {
+  ScratchDir dir;
+  int fp32_calls = 0;
+  const StepTimer once_disturbed = [&](const PrecisionCandidate& c) {
+    if (c.name() == "fp32") return ++fp32_calls == 2 ? 0.40 : 0.05;  // its first timed step hit by load
+    return c.name() == "fp32+channels-last" ? 0.09 : 0.12;
+  };
+  const auto d = choose_precision(cpu_problem(), once_disturbed, dir / "p.json", nullptr);
+  EXPECT_EQ(d.chosen.name(), "fp32");
+  EXPECT_TRUE(d.stable);
+  EXPECT_GT(d.rounds, 3);
+  EXPECT_TRUE(std::filesystem::exists(dir / "p.json"));
+  const auto steady = choose_precision(cpu_problem(), kBf16Slower.timer(), dir / "q.json", nullptr);
+  EXPECT_EQ(steady.rounds, 3) << "steady timings take the three rounds only";
+  EXPECT_TRUE(steady.stable);
+}
+
 TEST(PrecisionChoice, WithinTheMarginFullPrecisionStays) {
   EXPECT_EQ(fastest_candidate({100, 102, 101}), 0u);  // 2% is noise
   EXPECT_EQ(fastest_candidate({100, 104, 101}), 1u);

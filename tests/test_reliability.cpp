@@ -126,8 +126,8 @@ constexpr const char* kEmptyStudy = R"({"study": {"plan": {}}, "training": [], "
 TEST(Reliability, FullDiskWhileWritingACheckpointACacheOrAReportIsAClearErrorAndLosesNothing) {
   ScratchDir dir;
   const std::string data = synth_data(), small = (dir / "small").string(), tiny = (dir / "tiny").string();
-  // 200 MiB: one checkpoint of ResNet-18 (180 MB: model.safetensors, its model.pt export and
-  // train_state.safetensors) fits, two do not.
+  // 200 MiB: one checkpoint of ResNet-18 (135 MB: model.safetensors and train_state.safetensors)
+  // fits, two do not.
   const std::string output = in_mount_namespace(
       "mkdir -p " + small + " " + tiny + "\nmount -t tmpfs -o size=200m tmpfs " + small +
       "\nmount -t tmpfs -o size=1m tmpfs " + tiny + "\n"

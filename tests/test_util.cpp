@@ -138,6 +138,14 @@ std::string sklearn_python() {
   return python;
 }
 
+std::string test_venv_python(const std::string& modules) {
+  const char* configured = std::getenv("HISTOTRAIN_TEST_VENV");
+  const fs::path venv = configured && *configured ? fs::path(configured) : fs::path(HISTOTRAIN_SOURCE_DIR) / "build-venv";
+  const std::string python = (venv / "bin" / "python").string();
+  const std::string probe = "'" + python + "' -c 'import " + modules + "' >/dev/null 2>&1";
+  return fs::exists(python) && std::system(probe.c_str()) == 0 ? python : std::string();
+}
+
 bool packages_required() {
   const char* required = std::getenv("HISTOTRAIN_REQUIRE_PACKAGES");
   return required && std::string(required) == "1";

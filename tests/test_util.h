@@ -62,6 +62,11 @@ std::string torchvision_python();
 // The same for a Python with scikit-learn and numpy (the metric parity checks).
 std::string sklearn_python();
 
+// The Python of the tests' virtual environment (run.sh makes build-venv from
+// tests/python-requirements.txt: onnx, onnxruntime, tensorboard; $HISTOTRAIN_TEST_VENV elsewhere)
+// when it imports `modules`, else "".
+std::string test_venv_python(const std::string& modules);
+
 // Whether every package run.sh installs must be here ($HISTOTRAIN_REQUIRE_PACKAGES, set by
 // `run.sh test` and so by CI): a test that would skip for a missing one fails instead, so that a
 // package installed by hand on one machine cannot hide a gap in the install.

@@ -16,7 +16,7 @@ namespace {
 struct CvOptions {
   int folds = 5;
   std::vector<std::string> compare;
-  bool json = false;
+  bool json = false, keep_models = false;
 };
 
 int run_compare(const CvOptions& o) {
@@ -42,6 +42,8 @@ Command add_cv_command(CLI::App& root) {
                   "DIR_A DIR_B: two finished cv runs over the same folds; the paired difference of each metric")
       ->expected(2);
   app->add_flag("--json", o->json, "Print the report as JSON");
+  app->add_flag("--keep-models", o->keep_models,
+                "Keep each fold's weights and training state (by default a finished fold keeps its figures only)");
   add_max_image_pixels_flag(app);
   return {app, [parsed, flags, o] {
             if (!o->compare.empty()) return run_compare(*o);
@@ -53,7 +55,7 @@ Command add_cv_command(CLI::App& root) {
             if (world && std::string(world) != "1")
               throw UsageError("cv runs its folds one after another in one process: start it without launch/torchrun");
             const TrainConfig base = with_recipe(*parsed, given);
-            const CrossValidationOutcome outcome = cross_validate(base, o->folds, base.job.out);
+            const CrossValidationOutcome outcome = cross_validate(base, o->folds, base.job.out, o->keep_models);
             if (outcome.stopped_by != 0) return 128 + outcome.stopped_by;
             if (outcome.report.is_null()) return 0;  // not rank 0
             if (o->json)

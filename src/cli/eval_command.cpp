@@ -2,6 +2,7 @@
 // ROC-AUC and average precision, macro-F1, log-loss, calibration and confusion matrix on a folder
 // of class folders (any subset of the checkpoint's classes), with 95% confidence intervals by
 // bootstrap over source groups; --predictions saves what they are all computed from.
+#include <algorithm>
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -9,6 +10,7 @@
 #include "core/evaluate.h"
 #include "core/evaluation_plots.h"
 #include "core/evaluation_report.h"
+#include "core/evaluation_text.h"
 #include "core/runtime.h"
 #include "data/batches.h"
 #include "data/dataset.h"
@@ -21,11 +23,15 @@
 
 namespace histotrain {
 
+namespace fs = std::filesystem;
+
 namespace {
 
 struct EvalOptions {
-  std::string checkpoint, data, manifest, manifest_split, cache_dir, device = "cpu", amp;
+  std::string checkpoint, data, manifest, manifest_split, manifest_columns, manifest_root, cache_dir, device = "cpu", amp;
   std::string groups, group_by = "group", calibration, predictions, report_dir;
+  std::vector<std::string> thresholds, target_sensitivities;
+  bool by_group = true;
   int batch_size = 64, threads = 0, workers = 0, bootstrap = 2000;
   uint64_t seed = 0;
   bool json = false, quiet = false, tta = false, trust_checkpoint = false;
@@ -44,6 +50,21 @@ ReportOptions report_options(const EvalOptions& o, const TrainedModel& trained) 
     throw Error("--calibration temperature: checkpoint '" + trained.run.string() +
                 "' has no temperature (it was trained without a validation split, or by an older histotrain)");
   options.apply_temperature = o.calibration != "none" && trained.temperature > 0;
+  options.by_group = o.by_group;
+  for (const auto& t : o.thresholds)
+    options.operating_points.push_back(
+        parse_operating_point(t, OperatingPointRequest::Kind::threshold, "--threshold"));
+  for (const auto& t : o.target_sensitivities)
+    options.operating_points.push_back(
+        parse_operating_point(t, OperatingPointRequest::Kind::target_sensitivity, "--target-sensitivity"));
+  for (const auto& point : options.operating_points)
+    if (std::find(trained.classes.begin(), trained.classes.end(), point.class_name) == trained.classes.end())
+      throw UsageError("operating point for '" + point.class_name + "': the model's classes are " +
+                       [&] {
+                         std::string names;
+                         for (const auto& c : trained.classes) names += (names.empty() ? "" : ", ") + c;
+                         return names;
+                       }());
   return options;
 }
 
@@ -66,55 +87,41 @@ std::string predictions_csv(const TileDataset& data, const ScoredImages& scored)
   return csv;
 }
 
-// "0.9312 (0.9010-0.9561)": a metric with its interval where there is one.
-std::string with_interval(const nlohmann::json& r, const char* metric) {
-  char text[64];
-  const auto& value = r[metric];
-  if (!value.is_number()) return "n/a";
-  std::snprintf(text, sizeof text, "%.4f", value.get<double>());
-  std::string out = text;
-  const auto& ci = r["confidence_intervals"];
-  if (ci.is_object() && ci[metric].is_array()) {
-    std::snprintf(text, sizeof text, " (%.4f-%.4f)", ci[metric][0].get<double>(), ci[metric][1].get<double>());
-    out += text;
+// The per-group companion of the predictions CSV: one row per group (and label) with its tile
+// count, the prediction from the mean probabilities, the majority vote and the mean probabilities.
+std::string group_predictions_csv(const GroupScores& g, const std::vector<std::string>& classes) {
+  std::string csv = "group,label,tiles,predicted,majority_vote";
+  for (const auto& c : classes) csv += "," + csv_field(c);
+  csv += "\n";
+  char number[32];
+  for (int64_t u = 0; u < g.units.size(); ++u) {
+    csv += csv_field(g.names[u]) + "," + csv_field(classes[g.units.labels[u]]) + "," + std::to_string(g.tiles[u]) +
+           "," + csv_field(classes[g.units.predicted(u)]) + "," + csv_field(classes[g.vote[u]]);
+    for (int64_t k = 0; k < g.units.classes; ++k) {
+      std::snprintf(number, sizeof number, ",%.9g", g.units.p(u, k));
+      csv += number;
+    }
+    csv += "\n";
   }
-  return out;
+  return csv;
 }
 
-std::string or_na(const nlohmann::json& v) {
-  if (!v.is_number()) return "      n/a";
-  char text[16];
-  std::snprintf(text, sizeof text, "%9.4f", v.get<double>());
-  return text;
+// predictions.csv -> predictions.groups.csv, beside it.
+std::string group_predictions_path(const std::string& predictions) {
+  fs::path path(predictions);
+  const std::string ext = path.extension().string();
+  return (path.parent_path() / (path.stem().string() + ".groups" + (ext.empty() ? ".csv" : ext))).string();
 }
 
-void print_table(const nlohmann::json& r) {
-  std::printf("on %lld images\n", r["images"].get<long long>());
-  const auto& ci = r["confidence_intervals"];
-  if (ci.is_object())
-    std::printf("(95%% intervals: bootstrap over %lld %ss, %d resamples, seed %llu)\n", ci["units"].get<long long>(),
-                ci["unit"].get<std::string>().c_str(), ci["resamples"].get<int>(), ci["seed"].get<unsigned long long>());
-  for (const char* metric : {"accuracy", "balanced_accuracy", "macro_f1", "macro_auc"})
-    std::printf("%-18s %s\n", metric, with_interval(r, metric).c_str());
-  const auto& cal = r["calibration"];
-  std::printf("%-18s %s\n", "log_loss", with_interval(r, "log_loss").c_str());
-  std::printf("%-18s %.4f at temperature 1, %.4f at %.3f (%s; %s)\n\n", "ece (15 bins)", cal["ece_before"].get<double>(),
-              cal["ece_after"].get<double>(), cal["temperature"].get<double>(), cal["from"].get<std::string>().c_str(),
-              cal["applied"].get<bool>() ? "applied above" : "not applied above");
-  std::printf("%-12s %9s %9s %9s %9s %9s %8s\n", "class", "precision", "recall", "f1", "auc", "ap", "support");
-  for (const auto& name : r["classes"]) {
-    const auto& k = r["per_class"][name.get<std::string>()];
-    std::printf("%-12s %9.4f %9.4f %9.4f %s %s %8lld\n", name.get<std::string>().c_str(), k["precision"].get<double>(),
-                k["recall"].get<double>(), k["f1"].get<double>(), or_na(k["auc"]).c_str(),
-                or_na(k["average_precision"]).c_str(), k["support"].get<long long>());
-  }
-  std::printf("\nconfusion matrix (rows: truth, columns: predicted)\n");
-  for (const auto& row : r["confusion_matrix"]) {
-    for (const auto& v : row) std::printf("%7lld", v.get<long long>());
-    std::printf("\n");
-  }
-  // Last, the line to quote: accuracy and macro-AUC with their intervals.
-  std::printf("\naccuracy %s; %s\n", with_interval(r, "accuracy").c_str(), evaluation_line(r).c_str());
+void write_predictions(const EvalOptions& o, const TileDataset& data, const ScoredImages& scored,
+                       const std::vector<std::string>& groups, bool by_group) {
+  write_file_atomically(o.predictions, predictions_csv(data, scored));
+  if (!o.quiet) std::fprintf(stderr, "wrote %lld predictions to %s\n", static_cast<long long>(scored.size()), o.predictions.c_str());
+  if (!by_group) return;
+  const std::string path = group_predictions_path(o.predictions);
+  const GroupScores g = scores_by_group(scored, groups);
+  write_file_atomically(path, group_predictions_csv(g, data.classes));
+  if (!o.quiet) std::fprintf(stderr, "wrote %lld group predictions to %s\n", static_cast<long long>(g.units.size()), path.c_str());
 }
 
 int run_eval(const EvalOptions& o) {
@@ -122,10 +129,12 @@ int run_eval(const EvalOptions& o) {
   const torch::Device device = parse_device(o.device);
   TrainedModel trained = open_trained_model(o.checkpoint, device, o.amp, o.trust_checkpoint);
   const auto& classes = trained.classes;
+  const ReportOptions options = report_options(o, trained);  // its flags checked before any decoding
 
   DataOptions data_options;
   data_options.root = o.data;
   data_options.manifest = o.manifest;
+  data_options.manifest_options = {parse_manifest_columns(o.manifest_columns), o.manifest_root};
   // A manifest's test rows when it has a split column naming some, else what --manifest-split says.
   data_options.only_split = o.manifest_split == "all" ? "" : o.manifest_split.empty() ? "test" : o.manifest_split;
   data_options.only_split_if_present = o.manifest_split.empty();
@@ -143,15 +152,12 @@ int run_eval(const EvalOptions& o) {
   const auto format = trained.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
   const EvalResult result = evaluate(trained.model, BatchMaker(data, device, format, trained.normalization), items,
                                      static_cast<int64_t>(classes.size()), o.batch_size, trained.precision, o.tta);
-  const ReportOptions options = report_options(o, trained);
   const std::vector<std::string> no_groups;
   const auto& groups = o.group_by == "image" ? no_groups : data.groups;
   nlohmann::json report = evaluation_report(result, data.labels, groups, classes, options);
-  if (!o.predictions.empty()) {
-    const ScoredImages scored = scored_at(result, data.labels, groups, options.apply_temperature ? options.temperature : 1.0);
-    write_file_atomically(o.predictions, predictions_csv(data, scored));
-    if (!o.quiet) std::fprintf(stderr, "wrote %lld predictions to %s\n", static_cast<long long>(scored.size()), o.predictions.c_str());
-  }
+  if (!o.predictions.empty())
+    write_predictions(o, data, scored_at(result, data.labels, groups, options.apply_temperature ? options.temperature : 1.0),
+                      groups, report.contains("by_group"));
   report["groups"] = o.group_by == "image" ? "none: each image is its own (--group-by image)" : data.groups_origin;
   report["tta"] = o.tta;
   report["skipped_images"] = data.cache->failed();
@@ -164,11 +170,10 @@ int run_eval(const EvalOptions& o) {
                             scored_at(result, data.labels, groups, options.temperature), classes, o.report_dir);
     if (!o.quiet) std::fprintf(stderr, "wrote %s/report.md\n", o.report_dir.c_str());
   }
-  if (o.json) {
+  if (o.json)
     std::printf("%s\n", json_text(report, 2).c_str());
-  } else {
-    print_table(report);
-  }
+  else
+    std::printf("%s", evaluation_console_text(report).c_str());
   return 0;
 }
 
@@ -180,8 +185,14 @@ Command add_eval_command(CLI::App& root) {
   add_checkpoint_flags(app, o->checkpoint, o->trust_checkpoint);
   CLI::Option* data = app->add_option("--data", o->data, "Dataset root; class folders are matched to the checkpoint's classes");
   CLI::Option* manifest = app->add_option(
-      "--manifest", o->manifest, "Instead of --data: a CSV of path,label[,group][,split] (paths relative to it)");
+      "--manifest", o->manifest,
+      "Instead of --data: a CSV of path,label[,group][,split] (relative paths from --root, absolute ones as given)");
   data->excludes(manifest);
+  app->add_option("--columns", o->manifest_columns,
+                  "The manifest's own column names, e.g. path=filename,label=diagnosis,group=patient_id")
+      ->needs(manifest);
+  app->add_option("--root", o->manifest_root, "The folder the manifest's relative paths start from (default: its own)")
+      ->needs(manifest);
   app->add_option("--manifest-split", o->manifest_split,
                   "train | val | test | all: the manifest's rows to evaluate (default: its test rows, all when it has none)")
       ->check(CLI::IsMember({"train", "val", "test", "all"}))
@@ -203,14 +214,25 @@ Command add_eval_command(CLI::App& root) {
                   "CSV filename,label,group_id naming each image's source group (default: near-copies found in the images)");
   app->add_option("--group-by", o->group_by, "group | image: the unit the bootstrap resamples")
       ->check(CLI::IsMember({"group", "image"}))->capture_default_str();
+  app->add_flag("--by-group,!--no-by-group", o->by_group,
+                "Also report per group (patient): each group's prediction from the mean of its tiles' probabilities, "
+                "with the same metrics and intervals (default: on where a group holds several tiles)");
+  app->add_option("--threshold", o->thresholds,
+                  "CLASS=P: sensitivity, specificity, PPV and NPV of CLASS against the rest, positive when its "
+                  "probability >= P (repeatable)");
+  app->add_option("--target-sensitivity", o->target_sensitivities,
+                  "CLASS=S: the same at the highest threshold reaching sensitivity S on these images (repeatable)");
   app->add_option("--report", o->report_dir,
-                  "Write report.md, report.json and plots (ROC curves, reliability before/after the temperature) here");
+                  "Write report.md, report.json and plots (confusion matrix, ROC curves with bands, reliability "
+                  "before/after the temperature) here");
   app->add_option("--predictions", o->predictions,
-                  "Write one CSV row per image: path,label,group,predicted,<probability of each class>");
+                  "Write one CSV row per image: path,label,group,predicted,<probability of each class>; with groups, "
+                  "NAME.groups.csv beside it holds one row per group");
   app->add_flag("--quiet", o->quiet, "No progress output");
   add_max_image_pixels_flag(app);
   return {app, [o] {
             if (o->data.empty() == o->manifest.empty()) throw UsageError("eval needs --data (a folder) or --manifest (a CSV)");
+            (void)parse_manifest_columns(o->manifest_columns);
             if (o->batch_size < 1) throw UsageError("--batch-size must be at least 1");
             if (o->bootstrap < 0 || o->bootstrap > 1000000) throw UsageError("--bootstrap must be in [0, 1000000]");
             check_thread_count(o->workers, "--workers");

@@ -1,4 +1,5 @@
 // histotrain predict: class and probabilities for individual images.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -10,6 +11,7 @@
 #include "data/tile_cache.h"
 #include "util/csv.h"
 #include "util/errors.h"
+#include "util/display_text.h"
 #include "util/files.h"
 
 namespace histotrain {
@@ -20,46 +22,56 @@ struct PredictOptions {
   std::string checkpoint, csv, device = "cpu", amp, calibration;
   std::vector<std::string> files;
   int threads = 0, batch_size = 64;
-  bool trust_checkpoint = false;
+  bool trust_checkpoint = false, logits = false;
 };
 
-// Files as given; folders expand to the images below them, sorted.
-std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
-  std::vector<std::string> files;
+struct Prediction {
+  std::string path, error;
+  std::vector<float> probabilities, logits;
+};
+
+// Files as given; folders expand to the images below them, sorted. An entry that cannot be read
+// (a link loop, a folder without permission) becomes a row with its error: the others go on.
+std::vector<Prediction> expand_inputs(const std::vector<std::string>& inputs) {
+  std::vector<Prediction> files;
   for (const auto& input : inputs) {
-    if (!std::filesystem::is_directory(input)) {
-      files.push_back(input);
+    std::error_code ec;
+    if (!std::filesystem::is_directory(input, ec)) {
+      files.push_back({input, "", {}, {}});
       continue;
     }
-    std::vector<std::string> found;
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(input))
-      if (entry.is_regular_file() && is_image_file(entry.path().string())) found.push_back(entry.path().string());
-    std::sort(found.begin(), found.end());
+    std::vector<Prediction> found;
+    auto it = std::filesystem::recursive_directory_iterator(input, std::filesystem::directory_options::none, ec);
+    for (; !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      std::error_code entry_error;
+      const bool regular = it->is_regular_file(entry_error);
+      if (entry_error)
+        found.push_back({it->path().string(), "cannot be read: " + entry_error.message(), {}, {}});
+      else if (regular && is_image_file(it->path().string()))
+        found.push_back({it->path().string(), "", {}, {}});
+    }
+    if (ec) found.push_back({input, "cannot list the folder: " + ec.message(), {}, {}});
+    std::sort(found.begin(), found.end(), [](const Prediction& a, const Prediction& b) { return a.path < b.path; });
     files.insert(files.end(), found.begin(), found.end());
   }
   return files;
 }
 
-struct Prediction {
-  std::string path, error;
-  std::vector<float> probabilities;
-};
-
-// `temperature` divides the logits (1: the model's own probabilities).
-std::vector<Prediction> predict(TrainedModel& trained, const std::vector<std::string>& files, torch::Device device,
-                                int batch_size, double temperature) {
+// Fills each prediction's probabilities (`temperature` divides the logits; 1: the model's own)
+// and logits; one that cannot be decoded keeps its error. An entry already in error is skipped.
+void predict(TrainedModel& trained, std::vector<Prediction>& out, torch::Device device, int batch_size,
+             double temperature) {
   const int size = trained.image_size;
   const auto format = trained.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
   torch::NoGradGuard no_grad;
-  std::vector<Prediction> out(files.size());
   const size_t tile_bytes = static_cast<size_t>(size) * size * 3;
-  for (size_t first = 0; first < files.size(); first += static_cast<size_t>(batch_size)) {
-    const size_t n = std::min(files.size() - first, static_cast<size_t>(batch_size));
+  for (size_t first = 0; first < out.size(); first += static_cast<size_t>(batch_size)) {
+    const size_t n = std::min(out.size() - first, static_cast<size_t>(batch_size));
     std::vector<uint8_t> pixels(n * tile_bytes);
     std::vector<int64_t> ok;
     for (size_t i = 0; i < n; ++i) {
-      out[first + i].path = files[first + i];
-      if (decode_tile(files[first + i], size, pixels.data() + ok.size() * tile_bytes, &out[first + i].error))
+      Prediction& p = out[first + i];
+      if (p.error.empty() && decode_tile(p.path, size, pixels.data() + ok.size() * tile_bytes, &p.error))
         ok.push_back(static_cast<int64_t>(first + i));
     }
     if (ok.empty()) continue;
@@ -69,13 +81,42 @@ std::vector<Prediction> predict(TrainedModel& trained, const std::vector<std::st
       AutocastScope autocast(trained.precision, device);
       logits = trained.model->forward(normalize_uint8_nhwc(images.to(device), format, trained.normalization));
     }
-    const auto probs = torch::softmax(logits.to(torch::kFloat32) / temperature, 1).to(torch::kCPU);
+    logits = logits.to(torch::kFloat32).to(torch::kCPU).contiguous();
+    const auto probs = torch::softmax(logits / temperature, 1).contiguous();
     for (size_t j = 0; j < ok.size(); ++j) {
-      const auto row = probs[static_cast<int64_t>(j)].contiguous();
+      const auto row = probs[static_cast<int64_t>(j)], raw = logits[static_cast<int64_t>(j)];
       out[ok[j]].probabilities.assign(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
+      out[ok[j]].logits.assign(raw.data_ptr<float>(), raw.data_ptr<float>() + raw.numel());
     }
   }
-  return out;
+}
+
+std::string csv_header(const std::vector<std::string>& classes, bool logits) {
+  std::string csv = "path,class,probability";
+  for (const auto& c : classes) csv += "," + csv_field("p_" + c);
+  if (logits)
+    for (const auto& c : classes) csv += "," + csv_field("logit_" + c);
+  return csv + ",error\n";
+}
+
+std::string csv_row(const Prediction& p, const std::vector<std::string>& classes, bool logits) {
+  const size_t columns = classes.size() * (logits ? 2 : 1);
+  if (p.probabilities.empty()) return csv_field(p.path) + ",," + std::string(columns + 1, ',') + csv_field(p.error) + "\n";
+  const size_t best = static_cast<size_t>(
+      std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin());
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6f", p.probabilities[best]);
+  std::string row = csv_field(p.path) + "," + csv_field(classes[best]) + "," + buf;
+  for (float v : p.probabilities) {
+    std::snprintf(buf, sizeof buf, ",%.6f", v);
+    row += buf;
+  }
+  if (logits)
+    for (float v : p.logits) {
+      std::snprintf(buf, sizeof buf, ",%.9g", v);
+      row += buf;
+    }
+  return row + ",\n";
 }
 
 int run_predict(const PredictOptions& o) {
@@ -83,47 +124,39 @@ int run_predict(const PredictOptions& o) {
   const torch::Device device = parse_device(o.device);
   TrainedModel trained = open_trained_model(o.checkpoint, device, o.amp, o.trust_checkpoint);
   const auto& classes = trained.classes;
-  const std::vector<std::string> files = expand_inputs(o.files);
-  if (files.empty()) throw UsageError("no images given");
+  std::vector<Prediction> predictions = expand_inputs(o.files);
+  if (predictions.empty()) throw UsageError("no images given");
   if (o.calibration == "temperature" && trained.temperature <= 0)
     throw Error("--calibration temperature: checkpoint '" + trained.run.string() + "' has no temperature");
   const bool calibrated = o.calibration != "none" && trained.temperature > 0;
   if (calibrated)
     std::fprintf(stderr, "probabilities at the checkpoint's temperature %.3f (fitted on its validation split; "
                  "--calibration none for the model's own)\n", trained.temperature);
-  const auto predictions = predict(trained, files, device, o.batch_size, calibrated ? trained.temperature : 1.0);
+  predict(trained, predictions, device, o.batch_size, calibrated ? trained.temperature : 1.0);
 
-  std::string csv = "path,class,probability";
-  for (const auto& c : classes) csv += "," + csv_field("p_" + c);
-  csv += ",error\n";
-  int failed = 0;
+  std::string csv = csv_header(classes, o.logits);
+  size_t failed = 0;
   for (const auto& p : predictions) {
+    csv += csv_row(p, classes, o.logits);
+    failed += p.probabilities.empty();
+    if (!o.csv.empty()) continue;
     if (p.probabilities.empty()) {
-      ++failed;
-      csv += csv_field(p.path) + ",,,";
-      for (size_t k = 0; k < classes.size(); ++k) csv += ",";
-      csv += csv_field(p.error) + "\n";
-      if (o.csv.empty()) std::printf("%s\terror: %s\n", p.path.c_str(), p.error.c_str());
-      continue;
+      std::printf("%s\terror: %s\n", printable(p.path).c_str(), printable(p.error).c_str());
+    } else {
+      const auto best = std::max_element(p.probabilities.begin(), p.probabilities.end());
+      std::printf("%s\t%s\t%.4f\n", printable(p.path).c_str(),
+                  printable(classes[static_cast<size_t>(best - p.probabilities.begin())]).c_str(), *best);
     }
-    const size_t best = static_cast<size_t>(
-        std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin());
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.6f", p.probabilities[best]);
-    csv += csv_field(p.path) + "," + csv_field(classes[best]) + "," + buf;
-    for (float v : p.probabilities) {
-      std::snprintf(buf, sizeof buf, ",%.6f", v);
-      csv += buf;
-    }
-    csv += ",\n";
-    if (o.csv.empty()) std::printf("%s\t%s\t%.4f\n", p.path.c_str(), classes[best].c_str(), p.probabilities[best]);
   }
   if (!o.csv.empty()) {
     write_file_atomically(o.csv, csv);  // a full disk is an error, never a CSV cut short
-    std::fprintf(stderr, "wrote %zu predictions to %s\n", predictions.size() - failed, o.csv.c_str());
+    std::fprintf(stderr, "wrote %zu rows to %s: %zu predictions, %zu unreadable image(s)%s\n", predictions.size(),
+                 printable(o.csv).c_str(), predictions.size() - failed, failed,
+                 failed ? " (their error column says why)" : "");
+  } else if (failed) {
+    std::fprintf(stderr, "%zu of %zu image(s) could not be read\n", failed, predictions.size());
   }
-  if (failed) std::fprintf(stderr, "%d of %zu image(s) could not be read\n", failed, predictions.size());
-  return failed == static_cast<int>(predictions.size()) ? 1 : 0;
+  return failed == predictions.size() ? 1 : 0;
 }
 
 }  // namespace
@@ -133,6 +166,7 @@ Command add_predict_command(CLI::App& root) {
   CLI::App* app = root.add_subcommand("predict", "Class and probabilities for each image");
   add_checkpoint_flags(app, o->checkpoint, o->trust_checkpoint);
   app->add_option("--csv", o->csv, "Write path,class,probability,p_<class>...,error rows here");
+  app->add_flag("--logits", o->logits, "Also write each class's logit (before any temperature) as logit_<class>");
   app->add_option("--threads", o->threads, "Intra-op threads (0: all cores)");
   app->add_option("--device", o->device, "cpu | cuda | cuda:N")->capture_default_str();
   app->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str();

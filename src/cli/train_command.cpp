@@ -68,7 +68,8 @@ Command add_train_command(CLI::App& root) {
             config.trust_checkpoint = parsed->trust_checkpoint;
             const TrainOutcome outcome = train(config);
             if (outcome.stopped_by != 0) return 128 + outcome.stopped_by;  // the shell's convention for a signal
-            if (!outcome.summary.is_null()) std::printf("%s\n", json_text(outcome.summary).c_str());  // rank 0 only
+            // The summary on stdout for scripts (rank 0 only); --quiet prints nothing: summary.json has it.
+            if (!outcome.summary.is_null() && !config.job.quiet) std::printf("%s\n", json_text(outcome.summary).c_str());
             return 0;
           }};
 }

@@ -145,6 +145,18 @@ void verify_checksum(const fs::path& run, const nlohmann::json& meta, const char
   throw Error(message);
 }
 
+// The checksum checkpoint.json in place records for `file`, when that file is there and still
+// matches it; "" otherwise (no checkpoint yet, or a file that must be written again).
+std::string current_checksum(const fs::path& run, const char* file) {
+  if (!fs::exists(run / "checkpoint.json") || !fs::exists(run / file)) return "";
+  const auto meta = nlohmann::json::parse(read_regular_file(run / "checkpoint.json", kMaxMetaBytes), nullptr, false);
+  if (meta.is_discarded() || !meta.is_object() || !meta.contains("checksums") || !meta["checksums"].is_object())
+    return "";
+  const auto& recorded = meta["checksums"].value(file, nlohmann::json());
+  if (!recorded.is_string() || file_checksum(run / file) != recorded.get<std::string>()) return "";
+  return recorded.get<std::string>();
+}
+
 // The optimizer's momentum buffers as "optimizer.GROUP.INDEX.momentum_buffer".
 std::string momentum_name(size_t group, size_t index) {
   return "optimizer." + std::to_string(group) + "." + std::to_string(index) + ".momentum_buffer";
@@ -274,26 +286,29 @@ void check_meta_fields(const nlohmann::json& meta, const fs::path& path) {
 
 void save_checkpoint(const std::filesystem::path& run, ResNet& model, torch::optim::SGD& optimizer,
                      const GradScaler& scaler, const nlohmann::json& meta_in, ResNet* average,
-                     const NamedTensors& reducer_state) {
+                     const NamedTensors& reducer_state, bool new_weights) {
   try {
     finish_staged_checkpoint(run);
     keep_previous_checkpoint(run);
     nlohmann::json meta = meta_in;
     ResNet& validated = average ? *average : model;
-    meta["checksums"]["model.safetensors"] = write_staged(run, "model.safetensors", [&](std::ostream& out) {
-      out << safetensors_bytes(module_tensors(*validated), {{"format", "pt"}});
-    });
-    meta["checksums"]["model.pt"] =
-        write_staged(run, "model.pt", [&](std::ostream& out) { torch::save(validated, out); });
+    const std::string kept_checksum = new_weights ? "" : current_checksum(run, "model.safetensors");
+    if (kept_checksum.empty())
+      meta["checksums"]["model.safetensors"] = write_staged(run, "model.safetensors", [&](std::ostream& out) {
+        out << safetensors_bytes(module_tensors(*validated), {{"format", "pt"}});
+      });
+    else
+      meta["checksums"]["model.safetensors"] = kept_checksum;
     meta["checksums"]["train_state.safetensors"] = write_staged(run, "train_state.safetensors", [&](std::ostream& out) {
       write_train_state(out, model, optimizer, scaler, meta_in.at("step").get<int64_t>(), average, reducer_state);
     });
     // checkpoint.json, written last and whole, vouches for the files by their checksums; its
     // staged copy existing is what makes the new checkpoint complete.
     write_file_atomically(staged(run, "checkpoint.json"), json_text(meta, 2) + "\n");
-    // A run resumed from a checkpoint of an older version: its .pt state is not this one.
+    // A run resumed from a checkpoint of an older version: its .pt files are not this one's.
     std::error_code ignored;
     fs::remove(run / "train_state.pt", ignored);
+    fs::remove(run / "model.pt", ignored);
   } catch (const std::exception& e) {
     const std::string message = "cannot write a checkpoint to " + run.string() + ": " + e.what() + storage_hint(run) +
                                 intact_checkpoint_note(run);  // the hint sees the disk as the write left it
@@ -302,6 +317,14 @@ void save_checkpoint(const std::filesystem::path& run, ResNet& model, torch::opt
     throw Error(message);
   }
   finish_staged_checkpoint(run);  // renames only: no space needed
+}
+
+void finish_run_folder(const std::filesystem::path& run) {
+  const nlohmann::json meta = read_checkpoint_meta(run);
+  for (const auto& [file, sum] : meta["checksums"].items())
+    if (fs::exists(run / file)) verify_checksum(run, meta, file.c_str());  // throws before previous/ goes
+  std::error_code ignored;
+  fs::remove_all(run / "previous", ignored);
 }
 
 bool has_checkpoint(const std::filesystem::path& run) {

@@ -2,16 +2,15 @@
 // A write that fails (full disk, read-only folder) is a clear error and leaves the checkpoint in
 // place untouched. checkpoint.json holds the checksums of the others, checked on every load (a
 // checkpoint.json without them is refused): a damaged or truncated file is a clear error, never
-// weights read as garbage. The checkpoint before the last one is kept in RUN/previous (a run
-// folder of its own).
+// weights read as garbage. While a run trains, the checkpoint before the last one is kept in
+// RUN/previous (a run folder of its own); a run that finishes checks its last checkpoint and
+// removes it, so a finished run holds one copy of each file (about 3x the weights' bytes).
 //   model.safetensors        the model's weights under torchvision's names: data, not code (see
-//                            model/safetensors.h); what eval, predict and --resume read
-//   model.pt                 the same model as torch::save(module), an export for Python:
-//                            torch.jit.load(...).state_dict() loads into torchvision.models.
-//                            resnetXX(num_classes=K). A TorchScript archive can carry code, so
-//                            histotrain reads one only when told --trust-checkpoint
+//                            model/safetensors.h); what eval and predict read: the last validated
+//                            weights, or the best validation's (train --keep best)
 //   train_state.safetensors  everything --resume needs, in one file so it is always consistent:
 //                            model, optimizer, loss-scaler and RNG state, and the step they belong to
+// A model.pt to run elsewhere is written by `histotrain export` (model/model_export.h).
 //   checkpoint.json          arch, classes, image size, epoch, step, config, last metrics, the
 //                            calibration's temperature (fitted on the validation split), the
 //                            input normalisation (--normalize); written
@@ -32,16 +31,22 @@
 
 namespace histotrain {
 
-// Accepts a run folder or a path to its model.pt; returns the folder.
+// Accepts a run folder or a path to a file in it; returns the folder.
 std::filesystem::path run_folder(const std::string& checkpoint_arg);
 
-// With `average` (--ema), model.pt holds the averaged weights, the ones that were validated, and
-// train_state.pt holds both.
+// With `average` (--ema), model.safetensors holds the averaged weights, the ones that were
+// validated, and train_state.safetensors holds both.
 // `reducer_state`: the gradient reducer's (PowerSGD's factors and error feedback), saved in
-// train_state.safetensors under "reducer.".
+// train_state.safetensors under "reducer.". `new_weights` false: model.safetensors keeps the
+// weights it holds (train --keep best between improvements).
 void save_checkpoint(const std::filesystem::path& run, ResNet& model, torch::optim::SGD& optimizer,
                      const GradScaler& scaler, const nlohmann::json& meta, ResNet* average = nullptr,
-                     const NamedTensors& reducer_state = {});
+                     const NamedTensors& reducer_state = {}, bool new_weights = true);
+
+// A run that finished: its checkpoint's files are checked against their checksums, then
+// RUN/previous goes (the checkpoint before the last is no longer needed). Throws Error when a
+// file does not check, and keeps previous/ then.
+void finish_run_folder(const std::filesystem::path& run);
 
 // Whether `run` holds a checkpoint (or one complete but not yet renamed into place).
 bool has_checkpoint(const std::filesystem::path& run);

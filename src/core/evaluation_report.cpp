@@ -14,6 +14,37 @@ ScoredImages scored_at(const EvalResult& result, const std::vector<int64_t>& lab
                        result.view_logits.size(2));
 }
 
+namespace {
+
+// The per-group section: what the per-tile report says, over the groups' units.
+nlohmann::json by_group_report(const ScoredImages& reported, const std::vector<std::string>& groups,
+                               const std::vector<std::string>& classes, const ReportOptions& options) {
+  const GroupScores g = scores_by_group(reported, groups);
+  nlohmann::json report = probability_metrics_json(g.units, classes);
+  report.erase("reliability");
+  report["aggregation"] = kGroupAggregation;
+  report["groups"] = g.units.group_count;
+  report["units"] = g.units.size();
+  report["mixed_label_groups"] = g.mixed_label_groups;
+  nlohmann::json intervals = bootstrap_intervals(g.units, options.bootstrap);
+  if (intervals.is_object()) {
+    intervals["unit"] = "group";
+    intervals.erase("note");
+  }
+  report["confidence_intervals"] = intervals;
+  const ConfusionMatrix vote = vote_confusion(g);
+  report["majority_vote"] = {{"rule", "the class most of the group's tiles predict (ties: the higher mean probability)"},
+                             {"accuracy", vote.accuracy()},
+                             {"balanced_accuracy", vote.balanced_accuracy()},
+                             {"macro_f1", vote.macro_f1()},
+                             {"confusion_matrix", vote.to_json(classes)["confusion_matrix"]}};
+  if (!options.operating_points.empty())
+    report["operating_points"] = operating_points_json(g.units, classes, options.operating_points, options.bootstrap);
+  return report;
+}
+
+}  // namespace
+
 nlohmann::json evaluation_report(const EvalResult& result, const std::vector<int64_t>& labels,
                                  const std::vector<std::string>& groups, const std::vector<std::string>& classes,
                                  const ReportOptions& options) {
@@ -31,6 +62,10 @@ nlohmann::json evaluation_report(const EvalResult& result, const std::vector<int
                            {"log_loss_after", log_loss(calibrated)},
                            {"ece_bins", 15}};
   report["confidence_intervals"] = bootstrap_intervals(reported, options.bootstrap);
+  if (!options.operating_points.empty())
+    report["operating_points"] = operating_points_json(reported, classes, options.operating_points, options.bootstrap);
+  if (options.by_group && groups_gather_tiles(reported))
+    report["by_group"] = by_group_report(reported, groups, classes, options);
   return report;
 }
 

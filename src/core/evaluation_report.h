@@ -10,6 +10,8 @@
 
 #include "core/bootstrap.h"
 #include "core/evaluate.h"
+#include "core/group_scores.h"
+#include "core/operating_points.h"
 #include "core/scored_metrics.h"
 
 namespace histotrain {
@@ -24,12 +26,17 @@ struct ReportOptions {
   std::string temperature_from;  // where it came from, e.g. "fitted on this validation split"
   bool apply_temperature = false;  // the metrics and probabilities reported are those at the temperature
   BootstrapOptions bootstrap;
+  bool by_group = true;  // also report per group (patient), where some group has several tiles
+  std::vector<OperatingPointRequest> operating_points;
 };
 
 // probability_metrics_json (at the temperature where applied, else as the model gives them), with
 // "loss" (the cross-entropy of the tiles as they are), "calibration" ({temperature, from, applied,
 // ece_before, ece_after, log_loss_before, log_loss_after, ece_bins}: before is at temperature 1)
-// and "confidence_intervals" (bootstrap_intervals of the reported metrics).
+// "confidence_intervals" (bootstrap_intervals of the reported metrics), "operating_points" (when
+// asked for) and "by_group": the same metrics, intervals and operating points over the groups'
+// units (core/group_scores.h), with "majority_vote" beside them (when options.by_group and some
+// group gathers several tiles).
 nlohmann::json evaluation_report(const EvalResult& result, const std::vector<int64_t>& labels,
                                  const std::vector<std::string>& groups, const std::vector<std::string>& classes,
                                  const ReportOptions& options);

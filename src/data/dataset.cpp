@@ -64,7 +64,8 @@ void keep_only_split(ScanResult& scan, const std::string& split, bool if_present
 }
 
 ScanResult scan_data(const DataOptions& options) {
-  ScanResult scan = options.manifest.empty() ? scan_image_folder(options.root) : read_manifest(options.manifest);
+  ScanResult scan = options.manifest.empty() ? scan_image_folder(options.root)
+                                             : read_manifest(options.manifest, options.manifest_options);
   if (!options.val_root.empty()) add_validation_folder(scan, options.val_root);
   if (!options.only_split.empty()) keep_only_split(scan, options.only_split, options.only_split_if_present);
   return scan;

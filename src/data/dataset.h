@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "data/manifest.h"
 #include "data/scan.h"
 #include "data/tile_cache.h"
 
@@ -26,6 +27,7 @@ using GroupFinder = std::function<FoundSourceGroups(const ScanResult& scan)>;
 struct DataOptions {
   std::string root;         // a folder of class folders, or:
   std::string manifest;     // a CSV listing path,label[,group][,split] (data/manifest.h)
+  ManifestOptions manifest_options;  // its column names and the root of its relative paths
   std::string val_root;     // optional: a second folder, the dataset's own validation set
   // Keep only the images of this split (a manifest's split column); with only_split_if_present,
   // all images when none is of that split.

@@ -17,20 +17,23 @@ std::unordered_map<std::string, std::string> read_groups_csv(const std::string& 
   const std::vector<CsvRecord> records = parse_csv(read_regular_file(path, uint64_t{1} << 30), "groups file '" + path + "'");
   if (records.empty()) throw Error("groups file '" + path + "' is empty");
   const auto& header = records.front().fields;
-  auto column = [&](const std::string& name) -> size_t {
-    auto it = std::find(header.begin(), header.end(), name);
-    if (it == header.end())
-      throw Error("groups file '" + path + "' has no '" + name + "' column (expected filename,label,group_id)");
-    return static_cast<size_t>(it - header.begin());
+  // The file column as groups files name it (filename) or as manifests do (path); likewise the group.
+  auto column = [&](const std::string& name, const std::string& manifest_name) -> size_t {
+    for (const auto& n : {name, manifest_name}) {
+      auto it = std::find(header.begin(), header.end(), n);
+      if (it != header.end()) return static_cast<size_t>(it - header.begin());
+    }
+    throw Error("groups file '" + path + "' has no '" + name + "' or '" + manifest_name +
+                "' column (expected filename,label,group_id or, as in a manifest, path,label,group)");
   };
-  const size_t file_col = column("filename"), group_col = column("group_id");
+  const size_t file_col = column("filename", "path"), group_col = column("group_id", "group");
   std::unordered_map<std::string, std::string> groups;
   for (size_t r = 1; r < records.size(); ++r) {
     const auto& fields = records[r].fields;
     if (fields.size() <= std::max(file_col, group_col) || fields[group_col].empty())
       throw Error("groups file '" + path + "', line " + std::to_string(records[r].line) +
-                  ": expected filename,label,group_id");
-    groups[fields[file_col]] = fields[group_col];
+                  ": a file name and a group are needed on every row");
+    groups[std::filesystem::path(fields[file_col]).filename().string()] = fields[group_col];
   }
   return groups;
 }

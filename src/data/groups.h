@@ -11,7 +11,8 @@
 
 namespace histotrain {
 
-// Reads `filename,label,group_id` (header required; label may be empty) into filename -> group.
+// Reads `filename,label,group_id` (header required; label may be empty), or a manifest's names
+// `path,label,group` (the path's file name is used), into file name -> group.
 std::unordered_map<std::string, std::string> read_groups_csv(const std::string& path);
 
 struct GroupAssignment {

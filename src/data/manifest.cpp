@@ -26,20 +26,23 @@ struct Columns {
   int group = -1, split = -1;  // -1: the column is absent
 };
 
-Columns find_columns(const std::vector<std::string>& header, const std::string& source) {
+std::string joined(const std::vector<std::string>& names) {
+  std::string text;
+  for (const auto& n : names) text += (text.empty() ? "" : ",") + n;
+  return text;
+}
+
+Columns find_columns(const std::vector<std::string>& header, const ManifestColumns& names, const std::string& source) {
   auto find = [&](const std::string& name) -> int {
     const auto it = std::find(header.begin(), header.end(), name);
     return it == header.end() ? -1 : static_cast<int>(it - header.begin());
   };
-  const int path = find("path"), label = find("label");
+  const int path = find(names.path), label = find(names.label);
   if (path < 0 || label < 0)
-    throw Error(source + " needs a header with 'path' and 'label' columns (and optionally 'group' and 'split'); found: " +
-                [&] {
-                  std::string names;
-                  for (const auto& h : header) names += (names.empty() ? "" : ",") + h;
-                  return names;
-                }());
-  return {static_cast<size_t>(path), static_cast<size_t>(label), find("group"), find("split")};
+    throw Error(source + " needs a header with '" + names.path + "' and '" + names.label +
+                "' columns (and optionally '" + names.group + "' and '" + names.split + "'); found: " + joined(header) +
+                ". Other names are mapped with --columns, e.g. --columns path=filename,label=diagnosis,group=patient_id");
+  return {static_cast<size_t>(path), static_cast<size_t>(label), find(names.group), find(names.split)};
 }
 
 // Whether `path`, its symbolic links followed, lies inside `real_folder` (itself resolved).
@@ -51,25 +54,29 @@ bool resolves_inside(const fs::path& path, const fs::path& real_folder) {
   return mismatch.first == real_folder.end();
 }
 
-// The file a row names, inside `folder`, or why it cannot be one. Only relative paths that stay
-// inside the manifest's folder, symbolic links followed, are taken: a manifest from someone else
-// must not make histotrain read files elsewhere on the machine.
-std::string resolve(const fs::path& folder, const fs::path& real_folder, const std::string& relative, fs::path& out) {
-  if (relative.empty()) return "empty path";
-  if (relative.find('\0') != std::string::npos) return "a path with a NUL byte";
-  const fs::path given(relative);
-  if (given.is_absolute()) return "an absolute path (paths are relative to the manifest's folder)";
+// The file a row names, or why it cannot be one. An absolute path is the user's own choice; a
+// relative one must stay inside the root folder, its symbolic links followed, so that a list
+// made for one folder cannot reach files elsewhere by '..' or by a link.
+std::string resolve(const fs::path& folder, const fs::path& real_folder, const std::string& given_text, fs::path& out) {
+  if (given_text.empty()) return "empty path";
+  if (given_text.find('\0') != std::string::npos) return "a path with a NUL byte";
+  const fs::path given(given_text);
+  if (given.is_absolute()) {
+    out = given.lexically_normal();
+    return "";
+  }
   const fs::path normal = given.lexically_normal();
-  if (normal.empty() || *normal.begin() == "..") return "a path outside the manifest's folder";
+  if (normal.empty() || *normal.begin() == "..")
+    return "a path outside the root folder (give --root, or an absolute path)";
   out = folder / normal;
-  if (!resolves_inside(out, real_folder)) return "a path whose links lead outside the manifest's folder";
+  if (!resolves_inside(out, real_folder)) return "a path whose links lead outside the root folder";
   return "";
 }
 
 // Fills size and time from the file, or says why it is not one.
 std::string stat_image(ImageFile& image) {
   struct stat info {};
-  if (::stat(image.path.c_str(), &info) != 0) return "no such file";
+  if (::stat(image.path.c_str(), &info) != 0) return "no such file: " + image.path;
   if (!S_ISREG(info.st_mode)) return "not a regular file";
   image.bytes = static_cast<uint64_t>(info.st_size);
   image.mtime_ns = static_cast<int64_t>(info.st_mtim.tv_sec) * 1'000'000'000 + info.st_mtim.tv_nsec;
@@ -102,16 +109,42 @@ std::string image_of_row(const CsvRecord& row, const Columns& columns, const fs:
 
 bool is_known_split(const std::string& name) { return name == "train" || name == "val" || name == "test"; }
 
-ScanResult read_manifest(const std::string& csv_path) {
+ManifestColumns parse_manifest_columns(const std::string& text) {
+  ManifestColumns columns;
+  std::string rest = text;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string pair = rest.substr(0, comma);
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+    const size_t eq = pair.find('=');
+    const std::string field = pair.substr(0, eq), column = eq == std::string::npos ? "" : pair.substr(eq + 1);
+    std::string* target = field == "path"    ? &columns.path
+                          : field == "label" ? &columns.label
+                          : field == "group" ? &columns.group
+                          : field == "split" ? &columns.split
+                                             : nullptr;
+    if (!target || column.empty())
+      throw UsageError("--columns takes FIELD=COLUMN pairs, FIELD one of path, label, group, split (e.g. "
+                       "path=filename,label=diagnosis,group=patient_id); got '" + pair + "'");
+    *target = column;
+  }
+  return columns;
+}
+
+ScanResult read_manifest(const std::string& csv_path, const ManifestOptions& options) {
   const std::string source = "manifest '" + csv_path + "'";
   const std::vector<CsvRecord> records = parse_csv(read_regular_file(csv_path, kMaxManifestBytes), source);
   if (records.empty()) throw Error(source + " is empty");
-  const Columns columns = find_columns(records.front().fields, source);
-  const fs::path folder = fs::absolute(csv_path).lexically_normal().parent_path();
+  const Columns columns = find_columns(records.front().fields, options.columns, source);
+  const fs::path folder = options.root.empty() ? fs::absolute(csv_path).lexically_normal().parent_path()
+                                               : fs::absolute(options.root).lexically_normal();
+  std::error_code ec;
+  if (!fs::is_directory(folder, ec)) throw Error("--root '" + options.root + "' is not a folder");
   const fs::path real_folder = fs::canonical(folder);
 
   ScanResult scan;
   scan.root = fs::absolute(csv_path).lexically_normal().string();
+  scan.from_manifest = true;
   std::vector<std::string> bad;
   size_t bad_count = 0;
   std::unordered_set<std::string> seen;

@@ -83,6 +83,21 @@ std::vector<std::string> empty_class_folders(const FolderCounts& counts) {
   return empty;
 }
 
+// Images lying in the data folder itself would all be one class named after the folder: said at
+// once, before anything is decoded, with the way to give them labels.
+void refuse_flat_folder(const ScanResult& result, const std::string& root_arg) {
+  fs::path root(result.root);
+  if (!root.has_filename()) root = root.parent_path();  // "tiles/" names the same folder as "tiles"
+  int64_t flat = 0;
+  for (const auto& image : result.images) flat += fs::path(image.path).parent_path() == root;
+  if (flat == 0) return;
+  throw Error("'" + root_arg + "' holds " + std::to_string(flat) + " image(s) directly, not in class folders: --data "
+              "reads one folder per class (lung_aca/, lung_n/, ...), so they would all be one class named '" +
+              root.filename().string() + "'. For a flat folder with a CSV of labels, use --manifest "
+              "labels.csv --root '" + root_arg + "' (and --columns path=filename,label=diagnosis,group=patient_id "
+              "when its columns have other names)");
+}
+
 }  // namespace
 
 ScanResult scan_image_folder(const std::string& root_arg) {
@@ -97,6 +112,7 @@ ScanResult scan_image_folder(const std::string& root_arg) {
     throw Error("no images found under '" + root_arg +
                 "' (expected class folders such as lung_aca/ holding JPEG, PNG, TIFF, BMP or WebP tiles)");
 
+  refuse_flat_folder(result, root_arg);
   std::sort(result.images.begin(), result.images.end(),
             [](const ImageFile& a, const ImageFile& b) { return a.path < b.path; });
   std::set<std::string> classes;
@@ -121,7 +137,8 @@ std::vector<int64_t> class_indices(const ScanResult& scan, const std::vector<std
     if (found == index.end()) {
       std::string known;
       for (const auto& c : classes) known += (known.empty() ? "" : ", ") + c;
-      throw Error("class folder '" + image.class_name + "' is not one of the model's classes (" + known + ")");
+      throw Error((scan.from_manifest ? "label '" : "class folder '") + image.class_name +
+                  "' is not one of the model's classes (" + known + ")");
     }
     labels.push_back(found->second);
   }

@@ -24,6 +24,7 @@ struct ScanResult {
   std::vector<std::string> classes;      // sorted, unique
   std::vector<std::string> empty_class_folders;  // leaf folders beside class folders, with no image
   int64_t ignored_files = 0;             // files that are not images (README, .DS_Store, ...)
+  bool from_manifest = false;            // classes are a manifest's labels, not folders
 };
 
 // True for a file named like an image (.jpeg, .png, .tif, ...) or whose first bytes are one of
@@ -31,7 +32,9 @@ struct ScanResult {
 // a damaged "x.png" is counted as damaged, not ignored.
 bool is_image_file(const std::string& path);
 
-// Scans `root`; throws Error when it is missing, not a folder, or holds no image at all.
+// Scans `root`; throws Error when it is missing, not a folder, holds no image at all, or holds
+// images directly (a flat folder: every tile would be one class named after it; a manifest
+// gives flat folders their labels).
 // Hidden entries (".name") are skipped: caches and editor files live there.
 ScanResult scan_image_folder(const std::string& root);
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "data/manifest.h"
 #include "dist/grad_compression.h"
 #include "model/resnet.h"
 #include "train/config_fields.h"
@@ -103,6 +104,9 @@ void require(bool ok, const std::string& message) {
 void validate_data(const DataConfig& d) {
   require(!d.root.empty() || !d.manifest.empty(), "--data (a folder) or --manifest (a CSV) is required");
   require(d.root.empty() || d.manifest.empty(), "--data and --manifest both name the dataset: give one");
+  require(!d.manifest.empty() || (d.manifest_columns.empty() && d.manifest_root.empty()),
+          "--columns and --root describe a --manifest: give one");
+  (void)parse_manifest_columns(d.manifest_columns);  // a bad pair is a usage error before anything runs
   require(d.val_data.empty() || d.val_images.empty(), "--val-data is the validation set: drop --val-images");
   require(d.val_data.empty() || d.split == DataSplit::group, "--val-data is the split: drop --split");
   require(d.image_size >= 16 && d.image_size <= 1024, "--image-size must be between 16 and 1024");
@@ -194,6 +198,9 @@ void validate(const TrainConfig& c) {
   validate_optim(c.optim);
   validate_parallel(c.parallel, c);
   validate_job(c.job);
+  require(c.job.keep == KeptWeights::last || c.data.val_fraction > 0 || !c.data.val_data.empty() ||
+              !c.data.val_images.empty() || !c.data.manifest.empty(),
+          "--keep best keeps the weights of the best validation: it needs a validation split (--val-fraction > 0)");
 }
 
 }  // namespace histotrain

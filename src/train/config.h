@@ -99,9 +99,21 @@ struct Spellings<Recipe> {
   static constexpr std::pair<Recipe, const char*> all[] = {{Recipe::none, "none"}, {Recipe::cpu_fast, "cpu-fast"}};
 };
 
+// Which weights model.safetensors keeps: the last validated ones, or those of the validation with
+// the best accuracy (checkpoint.json's "weights" says which epoch). --resume always continues
+// from the last state (train_state.safetensors).
+enum class KeptWeights { last, best };
+template <>
+struct Spellings<KeptWeights> {
+  static constexpr std::pair<KeptWeights, const char*> all[] = {{KeptWeights::last, "last"},
+                                                                {KeptWeights::best, "best"}};
+};
+
 struct DataConfig {
   std::string root;              // dataset root (class = folder directly holding the images), or
   std::string manifest;          // a CSV of path,label[,group][,split] (data/manifest.h)
+  std::string manifest_columns;  // "label=diagnosis,...": the manifest's own column names ("": path,label,group,split)
+  std::string manifest_root;     // the folder its relative paths start from ("": the manifest's folder)
   std::string val_data;          // a second folder: the dataset's own validation set
   std::string groups;            // optional filename,label,group_id CSV: splits keep groups together
   DataSplit split = DataSplit::group;
@@ -189,7 +201,9 @@ struct JobConfig {
   bool tta = false;              // validate on the mean softmax over the 8 flips/rotations of each tile
   int bootstrap = 2000;          // resamples of source groups for the validation's confidence intervals (0: none)
   bool quiet = false;            // no progress bars
+  bool tensorboard = false;      // also write each epoch's record as TensorBoard scalars in the run folder
   Recipe recipe = Recipe::none;  // the recipe the run started from (its flags are in the fields above)
+  KeptWeights keep = KeptWeights::last;  // the weights model.safetensors holds
 };
 
 struct TrainConfig {

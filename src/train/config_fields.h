@@ -23,15 +23,23 @@ void data_fields(Data& d, Visit&& visit) {
   visit(FieldInfo{"data", "--data", "Dataset root (class = folder directly holding the images)", true}, d.root);
   visit(FieldInfo{"manifest", "--manifest",
                   "Instead of --data: a CSV with columns path,label and optionally group and split "
-                  "(train/val/test: the dataset's own partition); paths relative to the CSV",
+                  "(train/val/test: the dataset's own partition); relative paths from --root, absolute ones as given",
                   true},
         d.manifest);
+  visit(FieldInfo{"manifest_columns", "--columns",
+                  "The manifest's own column names, e.g. path=filename,label=diagnosis,group=patient_id"},
+        d.manifest_columns);
+  visit(FieldInfo{"manifest_root", "--root", "The folder the manifest's relative paths start from (default: its own)",
+                  true},
+        d.manifest_root);
   visit(FieldInfo{"val_data", "--val-data",
                   "A second folder of class folders to validate on (a dataset's own validation or test set); "
                   "--data is then all training",
                   true},
         d.val_data);
-  visit(FieldInfo{"groups", "--groups", "CSV filename,label,group_id: splits keep each group on one side", true},
+  visit(FieldInfo{"groups", "--groups",
+                  "CSV filename,label,group_id (or a manifest's path,label,group): splits keep each group on one side",
+                  true},
         d.groups);
   visit(FieldInfo{"data_split", "--split",
                   "group: validation takes whole source groups; random: per image (near-copies leak, audited)"},
@@ -182,11 +190,20 @@ void job_fields(Job& j, Visit&& visit) {
   visit(FieldInfo{"bootstrap", "--bootstrap",
                   "Resamples of source groups for the validation metrics' 95% confidence intervals (0: none)"},
         j.bootstrap);
-  visit(FieldInfo{"quiet", "--quiet", "No progress bars", true}, j.quiet);
+  visit(FieldInfo{"quiet", "--quiet", "No progress bars, and no summary on stdout (summary.json has it)", true},
+        j.quiet);
+  visit(FieldInfo{"tensorboard", "--tensorboard",
+                  "Also write each epoch's figures as TensorBoard scalars (events.out.tfevents.* in the run folder)",
+                  true},
+        j.tensorboard);
   visit(FieldInfo{"recipe", "--recipe",
                   "Start from a named set of flags (the log prints them; flags given here win). cpu-fast: the "
                   "fastest measured way to accuracy on a few CPU cores, for --time-budget runs"},
         j.recipe);
+  visit(FieldInfo{"keep", "--keep",
+                  "last | best: model.safetensors keeps the last validated weights, or those of the best validation "
+                  "accuracy (checkpoint.json says which epoch; --resume continues from the last)"},
+        j.keep);
 }
 
 // Every saved field of `config` (a TrainConfig, const or not), group by group.

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/checkpoint.h"
+#include "core/fold_statistics.h"
 #include "data/dataset.h"
 #include "data/groups.h"
 #include "train/run.h"
@@ -74,9 +75,32 @@ TrainOutcome run_fold(const TrainConfig& base, const fs::path& out, int fold, in
   return train(config);
 }
 
+// A finished fold's weights and training state: only its figures (summary.json, metrics.jsonl)
+// stay, unless --keep-models; a fold without them is read as done, never resumed.
+void drop_fold_model(const fs::path& out, int fold) {
+  const fs::path run = fold_run(out, fold);
+  std::error_code ignored;
+  for (const char* file : {"model.safetensors", "train_state.safetensors", "checkpoint.json"}) fs::remove(run / file, ignored);
+  fs::remove_all(run / "previous", ignored);
+}
+
+MetricRange range_of(const std::string& metric) {
+  return metric == "log_loss" ? MetricRange::positive : MetricRange::unit;
+}
+
+MetricRange difference_range_of(const std::string& metric) {
+  return metric == "log_loss" ? MetricRange::real : MetricRange::difference;
+}
+
+// A metric of a fold's validation; "group_X" is X of its per-group section.
 double metric_of(const nlohmann::json& val, const std::string& metric) {
-  const auto it = val.find(metric);
-  return it != val.end() && it->is_number() ? it->get<double>() : std::nan("");
+  const bool per_group = metric.rfind("group_", 0) == 0;
+  const auto section = per_group ? val.find("by_group") : val.end();
+  const nlohmann::json& from = per_group ? (section != val.end() && section->is_object() ? *section : nlohmann::json())
+                                         : val;
+  if (!from.is_object()) return std::nan("");
+  const auto it = from.find(per_group ? metric.substr(6) : metric);
+  return it != from.end() && it->is_number() ? it->get<double>() : std::nan("");
 }
 
 nlohmann::json report_of(const std::vector<nlohmann::json>& fold_summaries, const TileDataset& data, int folds,
@@ -93,15 +117,16 @@ nlohmann::json report_of(const std::vector<nlohmann::json>& fold_summaries, cons
     }
     per_fold.push_back(row);
   }
-  for (const auto& metric : cv_metrics()) summary[metric] = spread(values[metric]);
+  for (const auto& metric : cv_metrics()) summary[metric] = spread(values[metric], range_of(metric));
   return {{"folds", folds},
           {"seed", base.job.seed},
           {"images", data.size()},
           {"groups", data.groups_origin},
           {"per_fold", per_fold},
           {"summary", summary},
-          {"ci_covers", "a t interval over the folds' values (the folds share training images, so it is a guide, "
-                        "not an exact interval)"},
+          {"ci_covers", "95% intervals: a t interval over the folds' values, formed on the logit scale (log scale for "
+                        "log-loss) so that it stays inside the metric's range; the folds share training images, so "
+                        "it is a guide, not an exact interval"},
           {"config", to_json(base)}};
 }
 
@@ -125,59 +150,97 @@ nlohmann::json read_cv_report(const fs::path& dir) {
 // A fold's metric from a report that may come from elsewhere: NaN when it is not a number.
 double fold_metric(const nlohmann::json& report, int fold, const std::string& metric) {
   const auto& row = report["per_fold"][static_cast<size_t>(fold)];
-  return row.is_object() ? metric_of(row, metric) : std::nan("");
+  if (!row.is_object()) return std::nan("");
+  const auto it = row.find(metric);
+  return it != row.end() && it->is_number() ? it->get<double>() : std::nan("");
 }
 
-// folds.png: accuracy, balanced accuracy and macro-AUC per fold, as bars; "" or why not drawn.
+// The metrics folds.png draws, with their legend names.
+const std::vector<std::pair<std::string, std::string>>& plotted_metrics() {
+  static const std::vector<std::pair<std::string, std::string>> metrics{
+      {"accuracy", "accuracy"}, {"balanced_accuracy", "balanced accuracy"}, {"macro_auc", "macro-AUC"},
+      {"group_accuracy", "accuracy per group"}};
+  return metrics;
+}
+
+// folds.png: the plotted metrics per fold as bars, titled with the run's folder, each metric's
+// mean over the folds a dashed line of its colour; "" or why not drawn.
 std::string draw_fold_plot(const nlohmann::json& report, const fs::path& out) {
-  std::string data = "# fold accuracy balanced_accuracy macro_auc\n";
+  std::string data = "# fold";
+  for (const auto& [metric, name] : plotted_metrics()) data += " " + metric;
+  data += "\n";
   for (const auto& row : report["per_fold"]) {
     data += std::to_string(row["fold"].get<int>());
-    for (const char* metric : {"accuracy", "balanced_accuracy", "macro_auc"})
-      data += " " + (row[metric].is_number() ? number_or_dash(row[metric], "%.6f") : std::string("NaN"));
+    for (const auto& [metric, name] : plotted_metrics())
+      data += " " + (row.value(metric, nlohmann::json()).is_number() ? number_or_dash(row[metric], "%.6f") : "NaN");
     data += "\n";
   }
   write_file_atomically(out / "folds.dat", data);
-  write_file_atomically(out / "folds.gp",
-                        "set terminal pngcairo noenhanced size 820,480 font ',11'\nset output 'folds.png'\n"
-                        "set title 'Validation metrics per fold'\nset style data histograms\n"
-                        "set style histogram clustered gap 1\nset style fill solid 0.8 border -1\nset grid ytics\n"
-                        "set yrange [0:1]\nset key outside right\nset xlabel 'fold'\n"
-                        "plot 'folds.dat' using 2:xtic(1) title 'accuracy', '' using 3 title 'balanced accuracy', "
-                        "'' using 4 title 'macro-AUC'\n");
+  const char* colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"};
+  const int folds = report["folds"].get<int>();
+  std::ostringstream gp;
+  gp << "set terminal pngcairo noenhanced size 900,500 font ',11'\nset output 'folds.png'\nset title "
+     << gnuplot_literal("Validation metrics per fold: " + fs::absolute(out).lexically_normal().filename().string() +
+                        " (" + std::to_string(folds) + " folds; dashed: mean over the folds)")
+     << "\nset style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
+     << "set grid ytics\nset yrange [0:1.05]\nset xrange [-0.6:" << folds - 0.4 << "]\nset key outside right\n"
+     << "set xlabel 'fold'\nplot ";
+  size_t column = 2, drawn = 0;
+  std::string means;
+  for (const auto& [metric, name] : plotted_metrics()) {
+    const auto& mean = report["summary"][metric]["mean"];
+    if (!mean.is_number()) {
+      ++column;
+      continue;
+    }
+    const std::string c = colours[drawn++ % 4];
+    gp << (column == 2 ? "" : ", ") << "'folds.dat' using " << column << (column == 2 ? ":xtic(1)" : "")
+       << " lc rgb '" << c << "' title " << gnuplot_literal(name);
+    means += ", " + number_or_dash(mean, "%.6f") + " with lines dt 2 lw 2 lc rgb '" + c + "' title " +
+             gnuplot_literal("mean " + name + " " + number_or_dash(mean, "%.3f"));
+    ++column;
+  }
+  gp << means << "\n";
+  write_file_atomically(out / "folds.gp", gp.str());
   return run_gnuplot(out, "folds.gp", "folds.log");
+}
+
+// One markdown table: per fold, then mean ± sd and the 95% interval, of `metrics`.
+std::string fold_table(const nlohmann::json& report, const std::vector<std::string>& metrics) {
+  std::ostringstream md;
+  md << "| fold | images |";
+  for (const auto& metric : metrics) md << " " << metric << " |";
+  md << "\n| ---: | ---: |";
+  for (size_t i = 0; i < metrics.size(); ++i) md << " ---: |";
+  md << "\n";
+  for (const auto& row : report["per_fold"]) {
+    md << "| " << row["fold"].get<int>() << " | " << row["images"].get<int64_t>() << " |";
+    for (const auto& metric : metrics) md << " " << number_or_dash(row.value(metric, nlohmann::json())) << " |";
+    md << "\n";
+  }
+  md << "| mean ± sd | |";
+  for (const auto& metric : metrics) {
+    const auto& s = report["summary"][metric];
+    md << " " << number_or_dash(s["mean"]) << " ± " << number_or_dash(s["sd"]) << " |";
+  }
+  md << "\n| 95% CI | |";
+  for (const auto& metric : metrics) {
+    const auto& ci = report["summary"][metric]["ci"];
+    md << " " << (ci.is_array() ? number_or_dash(ci[0]) + "-" + number_or_dash(ci[1]) : "-") << " |";
+  }
+  return md.str() + "\n";
 }
 
 }  // namespace
 
 const std::vector<std::string>& cv_metrics() {
-  static const std::vector<std::string> metrics{"accuracy", "balanced_accuracy", "macro_f1", "macro_auc", "log_loss",
-                                                "ece"};
+  static const std::vector<std::string> metrics{"accuracy",       "balanced_accuracy",       "macro_f1",
+                                                "macro_auc",      "log_loss",                "ece",
+                                                "group_accuracy", "group_balanced_accuracy", "group_macro_auc"};
   return metrics;
 }
 
-double t_quantile_975(int df) {
-  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-                                 2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-                                 2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
-  if (df < 1) return std::nan("");
-  if (df <= 30) return table[df - 1];
-  return df <= 60 ? 2.000 : df <= 120 ? 1.980 : 1.960;
-}
-
-nlohmann::json spread(const std::vector<double>& values) {
-  const auto n = static_cast<int>(values.size());
-  if (n == 0) return {{"mean", nullptr}, {"sd", nullptr}, {"ci", nullptr}, {"n", 0}};
-  double mean = 0;
-  for (double v : values) mean += v / n;
-  if (n < 2) return {{"mean", mean}, {"sd", nullptr}, {"ci", nullptr}, {"n", n}};
-  double squares = 0;
-  for (double v : values) squares += (v - mean) * (v - mean);
-  const double sd = std::sqrt(squares / (n - 1)), half = t_quantile_975(n - 1) * sd / std::sqrt(n);
-  return {{"mean", mean}, {"sd", sd}, {"ci", {mean - half, mean + half}}, {"n", n}};
-}
-
-CrossValidationOutcome cross_validate(const TrainConfig& base, int folds, const fs::path& out) {
+CrossValidationOutcome cross_validate(const TrainConfig& base, int folds, const fs::path& out, bool keep_models) {
   if (folds < 2 || folds > 100) throw UsageError("--folds must be between 2 and 100");
   if (!base.data.val_images.empty() || !base.job.resume.empty())
     throw UsageError("cv makes each fold's split and continues by itself: drop --val-images and --resume");
@@ -198,6 +261,7 @@ CrossValidationOutcome cross_validate(const TrainConfig& base, int folds, const 
   for (int fold = 1; fold <= folds; ++fold) {
     const TrainOutcome outcome = run_fold(base, out, fold, folds);
     if (outcome.stopped_by != 0) return {nullptr, outcome.stopped_by};
+    if (!keep_models) drop_fold_model(out, fold);
     summaries.push_back(outcome.summary);
   }
   const nlohmann::json report = report_of(summaries, data, folds, base);
@@ -232,7 +296,7 @@ nlohmann::json compare_cross_validations(const fs::path& a, const fs::path& b) {
       differences.push_back(x - y);
       per_fold.push_back(differences.back());
     }
-    nlohmann::json entry = spread(differences);
+    nlohmann::json entry = spread(differences, difference_range_of(metric));
     entry["per_fold"] = per_fold;
     const bool lower_is_better = metric == "log_loss" || metric == "ece";
     std::string verdict = "the folds cannot tell them apart (the interval holds 0)";
@@ -247,34 +311,24 @@ nlohmann::json compare_cross_validations(const fs::path& a, const fs::path& b) {
     metrics[metric] = entry;
   }
   return {{"a", a.string()}, {"b", b.string()}, {"folds", folds}, {"difference", "A - B, fold by fold"},
-          {"metrics", metrics}, {"ci_covers", "a paired t interval over the folds' differences"}};
+          {"metrics", metrics},
+          {"ci_covers", "95% intervals: a paired t interval over the folds' differences, formed on the atanh scale "
+                        "(plain for log-loss) so that it stays inside [-1, 1]"}};
 }
 
 std::string cv_markdown(const nlohmann::json& report) {
+  std::vector<std::string> per_tile, per_group;
+  for (const auto& metric : cv_metrics())
+    (metric.rfind("group_", 0) == 0 ? per_group : per_tile).push_back(metric);
   std::ostringstream md;
   md << "# Grouped cross-validation: " << report["folds"].get<int>() << " folds\n\n"
      << report["images"].get<int64_t>() << " images; " << report["groups"].get<std::string>() << "; seed "
-     << report["seed"].get<uint64_t>() << ".\n\n| fold | images |";
-  for (const auto& metric : cv_metrics()) md << " " << metric << " |";
-  md << "\n| ---: | ---: |";
-  for (size_t i = 0; i < cv_metrics().size(); ++i) md << " ---: |";
-  md << "\n";
-  for (const auto& row : report["per_fold"]) {
-    md << "| " << row["fold"].get<int>() << " | " << row["images"].get<int64_t>() << " |";
-    for (const auto& metric : cv_metrics()) md << " " << number_or_dash(row[metric]) << " |";
-    md << "\n";
-  }
-  md << "| mean ± sd | |";
-  for (const auto& metric : cv_metrics()) {
-    const auto& s = report["summary"][metric];
-    md << " " << number_or_dash(s["mean"]) << " ± " << number_or_dash(s["sd"]) << " |";
-  }
-  md << "\n| 95% CI | |";
-  for (const auto& metric : cv_metrics()) {
-    const auto& ci = report["summary"][metric]["ci"];
-    md << " " << (ci.is_array() ? number_or_dash(ci[0]) + "-" + number_or_dash(ci[1]) : "-") << " |";
-  }
-  md << "\n\n" << report["ci_covers"].get<std::string>() << ".\n";
+     << report["seed"].get<uint64_t>() << ".\n\nPer tile:\n\n" << fold_table(report, per_tile);
+  const auto& group_mean = report["summary"].value("group_accuracy", nlohmann::json()).value("mean", nlohmann::json());
+  if (group_mean.is_number())
+    md << "\nPer group (each group's prediction from the mean of its tiles' probabilities):\n\n"
+       << fold_table(report, per_group);
+  md << "\n" << report["ci_covers"].get<std::string>() << ".\n";
   return md.str();
 }
 

@@ -4,9 +4,9 @@
 // with a paired comparison (compare_cross_validations) can say how sure the difference is.
 //
 // DIR (--out) holds folds/fold-K.txt (the file names of each fold), groups.csv (the groups the
-// folds were cut from), fold-K/ (each fold's run folder: resumable, evaluable), cv.json and
-// cv.md. Run again on the same DIR, cv continues: finished folds are read, a fold with a
-// checkpoint resumes, the others start.
+// folds were cut from), fold-K/ (each fold's run folder: its figures, and with --keep-models its
+// weights), cv.json and cv.md. Run again on the same DIR, cv continues: finished folds are read,
+// an unfinished fold with a checkpoint resumes, the others start.
 #pragma once
 #include <filesystem>
 #include <string>
@@ -21,12 +21,6 @@ namespace histotrain {
 // The metrics reported per fold, in the order of the tables.
 const std::vector<std::string>& cv_metrics();
 
-// Two-sided 95% quantile of Student's t with `df` degrees of freedom.
-double t_quantile_975(int df);
-
-// {"mean", "sd", "ci": [low, high], "n"} of `values` (a t interval; sd and ci null below 2 values).
-nlohmann::json spread(const std::vector<double>& values);
-
 struct CrossValidationOutcome {
   nlohmann::json report;  // null when a signal stopped a fold
   int stopped_by = 0;
@@ -34,7 +28,9 @@ struct CrossValidationOutcome {
 
 // Trains every fold of `base` (whose data, model and optimiser flags every fold shares) that is
 // not done yet, then writes and returns the report: per-fold metrics, mean, sd and 95% CI.
-CrossValidationOutcome cross_validate(const TrainConfig& base, int folds, const std::filesystem::path& out);
+// Without `keep_models` a finished fold keeps its figures only, not its weights.
+CrossValidationOutcome cross_validate(const TrainConfig& base, int folds, const std::filesystem::path& out,
+                                      bool keep_models = false);
 
 // The paired per-fold differences A - B of each metric, with mean, sd, 95% CI and a verdict.
 // Throws Error unless both folders are cv runs over the same folds.

@@ -20,6 +20,12 @@ namespace histotrain {
 namespace {
 
 constexpr int kTimedRounds = 3;   // each round times every candidate once, so drift hits all alike
+// On a busy machine one round can mislead (fp32 measured at 6.4 images/s against 43.3 with
+// channels-last, a 7x gap that a quiet run did not show). So rounds go on, up to kMaxRounds, while
+// the rounds disagree on the winner or the leader's steps spread beyond kStableSpread (slowest
+// over fastest); a decision still unsettled then is used for this run but never cached.
+constexpr int kMaxRounds = 8;
+constexpr double kStableSpread = 1.25;
 // A candidate this much slower than the best cannot win and is dropped: on a CPU without bf16
 // instructions a bf16 step took 15x an fp32 one, and timing it five times cost the start-up a
 // minute. First steps (which also create oneDNN/cuDNN primitives) are compared more loosely.
@@ -84,27 +90,69 @@ void drop_hopeless(const std::vector<std::vector<double>>& seconds, std::vector<
     if (racing[i] && *std::min_element(seconds[i].begin(), seconds[i].end()) > factor * best) racing[i] = false;
 }
 
+struct Measurement {
+  std::vector<double> images_per_second;
+  int rounds = 0;
+  bool stable = true;
+  double spread = 1;  // the winner's slowest timed step over its fastest, in the last rounds
+};
+
+// The winner of round r among the candidates timed in it.
+size_t round_winner(const std::vector<std::vector<double>>& timed, size_t r) {
+  std::vector<double> rates(timed.size(), 0);
+  for (size_t i = 0; i < timed.size(); ++i)
+    if (timed[i].size() > r) rates[i] = 1 / std::max(1e-12, timed[i][r]);
+  return fastest_candidate(rates);
+}
+
+// Settled: the last kTimedRounds rounds each had `choice` as their winner, and its steps in them
+// spread by at most kStableSpread. One disturbed round then costs a few more rounds, not a wrong
+// decision; a machine whose speed keeps swinging never settles. `spread` receives the spread.
+bool settled(const std::vector<std::vector<double>>& timed, size_t choice, int rounds, double& spread) {
+  const auto n = static_cast<size_t>(rounds);
+  spread = 1;
+  const auto last_rounds = static_cast<size_t>(kTimedRounds);
+  if (n < last_rounds || timed[choice].size() < n) return false;
+  const std::vector<double> last(timed[choice].end() - kTimedRounds, timed[choice].end());
+  spread = *std::max_element(last.begin(), last.end()) / std::max(1e-12, *std::min_element(last.begin(), last.end()));
+  for (size_t r = n - last_rounds; r < n; ++r)
+    if (round_winner(timed, r) != choice) return false;
+  return spread <= kStableSpread;
+}
+
+std::vector<double> rates_of(const PrecisionProblem& problem, const std::vector<std::vector<double>>& first,
+                             const std::vector<std::vector<double>>& timed) {
+  std::vector<double> images_per_second;
+  for (size_t i = 0; i < first.size(); ++i)
+    images_per_second.push_back(problem.batch_size / std::max(1e-9, median(timed[i].empty() ? first[i] : timed[i])));
+  return images_per_second;
+}
+
 // A first (warm-up) step of every candidate, then rounds of one timed step of each candidate still
-// in the race. Images/s from the median timed step; a candidate dropped after its first step is
-// reported from that step.
-std::vector<double> measure(const PrecisionProblem& problem, const StepTimer& timer) {
+// in the race, at least kTimedRounds and more while the decision is unsettled. Images/s from the
+// median timed step; a candidate dropped after its first step is reported from that step.
+Measurement measure(const PrecisionProblem& problem, const StepTimer& timer) {
   const size_t n = problem.candidates.size();
   std::vector<std::vector<double>> first(n), timed(n);
   std::vector<bool> racing(n, true);
   for (size_t i = 0; i < n; ++i) first[i].push_back(timer(problem.candidates[i]));
   drop_hopeless(first, racing, kHopelessFirstStep);
-  for (int round = 0; round < kTimedRounds; ++round) {
+  Measurement m;
+  for (int round = 0; round < kMaxRounds; ++round) {
     for (size_t i = 0; i < n; ++i)
       if (racing[i]) timed[i].push_back(timer(problem.candidates[i]));
-    std::vector<std::vector<double>> racing_times = timed;
-    for (size_t i = 0; i < n; ++i)
-      if (timed[i].empty()) racing_times[i] = first[i];
-    drop_hopeless(racing_times, racing, kHopelessTimedStep);
+    m.rounds = round + 1;
+    // A candidate's best step so far, its first included: one step slowed by a busy machine
+    // must not drop the candidate that would win.
+    std::vector<std::vector<double>> steps = timed;
+    for (size_t i = 0; i < n; ++i) steps[i].insert(steps[i].end(), first[i].begin(), first[i].end());
+    drop_hopeless(steps, racing, kHopelessTimedStep);
+    if (m.rounds < kTimedRounds) continue;
+    m.images_per_second = rates_of(problem, first, timed);
+    m.stable = settled(timed, fastest_candidate(m.images_per_second), m.rounds, m.spread);
+    if (m.stable) break;
   }
-  std::vector<double> images_per_second;
-  for (size_t i = 0; i < n; ++i)
-    images_per_second.push_back(problem.batch_size / std::max(1e-9, median(timed[i].empty() ? first[i] : timed[i])));
-  return images_per_second;
+  return m;
 }
 
 // Rank 0's value of `value` on every rank (an index, or -1).
@@ -145,8 +193,12 @@ std::string PrecisionDecision::describe(const std::vector<PrecisionCandidate>& c
     std::snprintf(text, sizeof text, "%s%s %.1f", i ? ", " : "", candidates[i].name().c_str(), images_per_second[i]);
     figures += text;
   }
-  char took[48];
-  std::snprintf(took, sizeof took, "; decided in %.1f s", seconds);
+  char took[160];
+  if (from_cache)
+    std::snprintf(took, sizeof took, "; decided in %.1f s", seconds);
+  else
+    std::snprintf(took, sizeof took, "; %d rounds, the winner's steps within %.0f%% of each other, %s; decided in %.1f s",
+                  rounds, 100 * (spread - 1), stable ? "settled (cached)" : "unsettled (not cached)", seconds);
   return chosen.name() + " (" + (from_cache ? "cached measurement" : "measured") + ": " + figures + " images/s" +
          took + ")";
 }
@@ -161,10 +213,15 @@ nlohmann::json PrecisionDecision::to_json(const std::vector<PrecisionCandidate>&
           {"channels_last", chosen.channels_last},
           {"images_per_s", figures},
           {"images_per_s_covers", "forward, loss and backward of one batch, by rank 0 while every rank measured: "
-                                  "the median of up to 3 timed steps after a first one; a candidate over 3x slower "
+                                  "the median of the timed steps after a first one; a candidate over 3x slower "
                                   "than the best in its first step, or 1.5x in a timed one, is dropped and reported "
                                   "from the steps it ran"},
           {"from_cache", from_cache},
+          {"rounds", rounds},
+          {"settled", stable},
+          {"winner_step_spread", spread},
+          {"settled_means", "the last 3 timed rounds had the same winner, and the winner's slowest step in them was "
+                            "within 25% of its fastest (else up to 8 rounds, and an unsettled decision is not cached)"},
           {"seconds", seconds}};
 }
 
@@ -249,10 +306,17 @@ PrecisionDecision choose_precision(const PrecisionProblem& problem, const StepTi
     return decision;
   }
   PrecisionDecision decision;
-  decision.images_per_second = measure(problem, timer);
+  const Measurement m = measure(problem, timer);
+  decision.images_per_second = m.images_per_second;
+  decision.rounds = m.rounds;
+  decision.stable = m.stable;
+  decision.spread = m.spread;
   const int64_t choice = from_rank0(static_cast<int64_t>(fastest_candidate(decision.images_per_second)), comm);
   decision.chosen = problem.candidates[static_cast<size_t>(choice)];
-  if (main) store_decision(cache_file, problem, decision, warn);
+  if (main && m.stable) store_decision(cache_file, problem, decision, warn);
+  if (!m.stable)
+    warn("--amp auto: the timings did not settle in " + std::to_string(m.rounds) +
+         " rounds (the machine is busy?): this run uses the choice, and it is not cached");
   decision.seconds = took();
   return decision;
 }

@@ -54,6 +54,9 @@ struct PrecisionDecision {
   std::vector<double> images_per_second;  // per candidate, as measured (from the cache: as measured then)
   bool from_cache = false;
   double seconds = 0;  // what deciding took (the measurement, or reading the cache)
+  int rounds = 0;      // timed rounds measured (0: from the cache)
+  bool stable = true;  // the rounds agreed and the winner's steps spread little: cached
+  double spread = 1;   // the winner's slowest timed step over its fastest
   // "bf16+channels-last (measured: fp32 41.2, fp32+channels-last 44.0, bf16+channels-last 80.1 images/s)"
   std::string describe(const std::vector<PrecisionCandidate>& candidates) const;
   nlohmann::json to_json(const std::vector<PrecisionCandidate>& candidates) const;
@@ -79,8 +82,9 @@ std::filesystem::path default_precision_cache();
 // The decision for `problem`: from `cache_file` when it holds one (rank 0 reads it), else measured
 // with `timer` by every rank at once (so the cores are as busy as in training) and decided from
 // rank 0's figures; then given to every rank. `comm` null: one process. Measuring: a first step of
-// each candidate, then up to 3 rounds of one timed step each; candidates that cannot win are
-// dropped on the way (see precision_choice.cpp).
+// each candidate, then 3 to 8 rounds of one timed step each, more while the rounds disagree or
+// the winner's steps spread; candidates that cannot win are dropped on the way. A decision that
+// did not settle is used but not cached (see precision_choice.cpp).
 PrecisionDecision choose_precision(const PrecisionProblem& problem, const StepTimer& timer,
                                    const std::filesystem::path& cache_file, Communicator* comm);
 

@@ -29,6 +29,7 @@
 #include "train/resolution_schedule.h"
 #include "train/time_budget.h"
 #include "util/clock.h"
+#include "util/event_file.h"
 #include "util/files.h"
 
 namespace histotrain {
@@ -87,6 +88,7 @@ struct Run {
   Clock::time_point started = Clock::now();  // the command's start, for its wall time
   nlohmann::json split_audit;  // --split random: the leak the audit measured
   nlohmann::json precision_choice;  // --amp auto: the candidates' figures and the choice (null otherwise)
+  std::unique_ptr<EventFileWriter> events;  // --tensorboard, rank 0: each epoch's record as scalars
   Normalization normalization;      // of the inputs (--normalize), saved with the checkpoint
   std::optional<WeightsFile> init_weights;  // --init, read at the start, loaded into the model once built
   nlohmann::json init_report;       // --init: what was loaded (core/initial_weights.h); null otherwise
@@ -126,6 +128,10 @@ struct RunProgress {
   double best_acc = 0;
   double time_to_target = -1;
   nlohmann::json last_val;         // last validation report (kept across a resume)
+  // The weights model.safetensors holds (train --keep): the epoch and step they are from, and
+  // their validation report; kept_epoch -1 before the first checkpoint.
+  int64_t kept_epoch = -1, kept_step = 0;
+  nlohmann::json kept_val;
   int stopped_by = 0;              // the signal (SIGINT, SIGTERM) the run stopped for, once it has
   double pipeline_seconds = 0, pipeline_waiting = 0;  // this rank's pipeline steps, and its time blocked in receives
   int64_t pipeline_steps = 0;                          // how many steps those are
@@ -172,6 +178,8 @@ std::string epoch_line(const Run& run, const RunProgress& progress, const EpochS
 // Adds a validation's figures to the epoch's record and line; returns the report that
 // checkpoints and the summary keep.
 nlohmann::json report_validation(const Run& run, const EvalResult& val, nlohmann::json& record, std::string& line);
+// checkpoint.json's and summary.json's "weights": which weights model.safetensors holds (--keep).
+nlohmann::json kept_weights_json(const Run& run, const RunProgress& progress);
 // `epoch_progress`: the part of the next epoch already trained, for a checkpoint inside an epoch.
 nlohmann::json checkpoint_meta(const Run& run, const RunProgress& progress, int64_t epochs_done,
                                double train_seconds, const EpochProgress& epoch_progress = {});

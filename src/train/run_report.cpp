@@ -279,10 +279,30 @@ nlohmann::json report_validation(const Run& run, const EvalResult& val, nlohmann
     record["val_ece"] = report["ece"];
     record["val_temperature"] = report["calibration"]["temperature"];
     line += "; " + evaluation_line(report);
+    if (report.contains("by_group")) {
+      const auto& g = report["by_group"];
+      record["val_group_acc"] = g["accuracy"];
+      record["val_group_balanced_acc"] = g["balanced_accuracy"];
+      std::snprintf(text, sizeof text, "; per group acc %.4f over %lld cases", g["accuracy"].get<double>(),
+                    static_cast<long long>(g["units"].get<int64_t>()));
+      line += text;
+    }
   }
   report["loss"] = val.loss;
   if (tta) report["accuracy_single_view"] = val.single_view.accuracy();
   return report;
+}
+
+nlohmann::json kept_weights_json(const Run& run, const RunProgress& progress) {
+  const bool best = run.config.job.keep == KeptWeights::best;
+  nlohmann::json weights = {{"kept", spelling(run.config.job.keep)},
+                            {"epoch", progress.kept_epoch},
+                            {"step", progress.kept_step},
+                            {"val", progress.kept_val}};
+  if (best)
+    weights["note"] = "the epoch with the best validation accuracy: its validation figures are optimistic (they "
+                      "chose it); evaluate on other images";
+  return weights;
 }
 
 nlohmann::json checkpoint_meta(const Run& run, const RunProgress& progress, int64_t epochs_done, double train_seconds,
@@ -300,10 +320,14 @@ nlohmann::json checkpoint_meta(const Run& run, const RunProgress& progress, int6
           {"config", to_json(run.config)},
           {"torch_version", compat::torch_version()}};
   if (epoch_progress.steps > 0) meta["epoch_progress"] = epoch_progress.to_json();
-  const auto calibration = progress.last_val.find("calibration");
-  if (calibration != progress.last_val.end() && calibration->value("from", "none") != "none")
+  // The temperature of the weights kept: fitted on their own validation.
+  const bool best = run.config.job.keep == KeptWeights::best;
+  const auto calibration = progress.kept_val.find("calibration");
+  if (calibration != progress.kept_val.end() && calibration->value("from", "none") != "none")
     meta["calibration"] = {{"temperature", (*calibration)["temperature"]}, {"method", "temperature"},
-                           {"fitted_on", "the validation split, at its last validation"}};
+                           {"fitted_on", best ? "the validation split, at the validation of the kept weights"
+                                              : "the validation split, at its last validation"}};
+  meta["weights"] = kept_weights_json(run, progress);
   if (progress.warmup_end_seconds >= 0) meta["warmup_end_s"] = progress.warmup_end_seconds;
   meta["normalization"] = normalization_json(run.normalization);
   if (!run.init_report.is_null()) meta["init"] = run.init_report;
@@ -338,7 +362,9 @@ nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nl
           {"time_to_target_s", progress.time_to_target >= 0 ? nlohmann::json(progress.time_to_target) : nullptr},
           {"time_to_target_s_covers", "train_s at the end of the first epoch whose validation "
                                       "accuracy reached target_acc"},
-          {"val", progress.last_val},
+          {"val", progress.kept_val},
+          {"last_val", progress.last_val},
+          {"weights", kept_weights_json(run, progress)},
           {"threads", at::get_num_threads()},
           {"peak_rss_mib", peak_rss_mib()},
           {"step_held_peak_mib", progress.step_held_peak_bytes >= 0

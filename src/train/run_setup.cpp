@@ -421,6 +421,7 @@ DataOptions training_data_options(const TrainConfig& c, bool quiet, bool find_gr
   DataOptions options;
   options.root = c.data.root;
   options.manifest = c.data.manifest;
+  options.manifest_options = {parse_manifest_columns(c.data.manifest_columns), c.data.manifest_root};
   options.val_root = c.data.val_data;
   options.image_size = c.data.image_size;
   options.groups_csv = c.data.groups;
@@ -498,6 +499,10 @@ void restore(Run& run, RunProgress& p) {
                 " steps put it (were the data or the batch size changed?)");
   }
   p.last_val = meta.value("metrics", nlohmann::json());
+  const nlohmann::json kept = meta.value("weights", nlohmann::json());  // checkpoints before --keep: the last
+  p.kept_epoch = kept.is_object() ? kept.value("epoch", p.start_epoch) : p.start_epoch;
+  p.kept_step = kept.is_object() ? kept.value("step", p.step) : p.step;
+  p.kept_val = kept.is_object() ? kept.value("val", p.last_val) : p.last_val;
   run.init_report = meta.value("init", nlohmann::json());  // where the run's weights first came from
   // The training time before the epoch the run starts in (a checkpoint inside an epoch counts
   // that epoch's steps in both train_seconds and its progress).

@@ -8,6 +8,7 @@
 #include "core/schedule.h"
 #include "data/batches.h"
 #include "pipeline/local_pipeline.h"
+#include <cstring>
 #include <limits>
 
 #include "train/epoch_batches.h"
@@ -220,23 +221,39 @@ EpochStats epoch_stats(const Run& run, const RunProgress& p, const EpochProgress
   return stats;
 }
 
+// Whether a checkpoint's weights become those model.safetensors keeps (--keep): always for
+// last; for best, the first ones and then those of a validation better than any before.
+// `val`: the checkpoint's validation report, if it has one; `previous_best` the best accuracy
+// before it. Updates what is kept.
+bool keep_weights(const Run& run, RunProgress& p, int64_t epochs_done, const nlohmann::json* val,
+                  double previous_best) {
+  const bool best = run.config.job.keep == KeptWeights::best;
+  const bool better = val && (p.kept_val.is_null() || (*val)["accuracy"].get<double>() > previous_best);
+  if (best && p.kept_epoch >= 0 && !better) return false;
+  p.kept_epoch = epochs_done;
+  p.kept_step = p.step;
+  if (val || !best) p.kept_val = val ? *val : p.last_val;
+  return true;
+}
+
 // The checkpoint after `epochs_done` whole epochs and `epoch_progress` of the next one; rank 0
-// writes it (pipeline stages must have gathered the model).
+// writes it (pipeline stages must have gathered the model). `new_weights`: model.safetensors
+// takes the current weights (else it keeps the ones it holds).
 void write_checkpoint(Run& run, const RunProgress& p, int64_t epochs_done, double train_seconds,
-                      const EpochProgress& epoch_progress = {}) {
+                      const EpochProgress& epoch_progress, bool new_weights) {
   const NamedTensors reducer_state = run.dp->compression_state();  // a collective: before rank 0 goes on alone
   if (!run.is_main()) return;
   save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler,
                   checkpoint_meta(run, p, epochs_done, train_seconds, epoch_progress),
-                  run.average ? &run.average->model() : nullptr, reducer_state);
+                  run.average ? &run.average->model() : nullptr, reducer_state, new_weights);
 }
 
 // A checkpoint between validations (--checkpoint-steps, a signal), `epoch_progress` into epoch
 // `epochs_done`; a collective, as pipeline stages first gather the whole model.
-void save_between_validations(Run& run, const RunProgress& p, int64_t epochs_done,
-                              const EpochProgress& epoch_progress) {
+void save_between_validations(Run& run, RunProgress& p, int64_t epochs_done, const EpochProgress& epoch_progress) {
   if (run.pipeline) run.pipeline->gather(*run.optimizer);
-  write_checkpoint(run, p, epochs_done, p.train_seconds + epoch_progress.seconds, epoch_progress);
+  const bool new_weights = keep_weights(run, p, epochs_done, nullptr, p.best_acc);
+  write_checkpoint(run, p, epochs_done, p.train_seconds + epoch_progress.seconds, epoch_progress, new_weights);
 }
 
 bool checkpoint_due(const Run& run, int64_t steps_into_epoch) {
@@ -298,6 +315,20 @@ EvalResult validate_globally(Run& run, const BatchMaker& batches) {
   return val;
 }
 
+// An epoch's record as TensorBoard scalars: "train_loss" as "train/loss", "val_acc" as
+// "val/acc", the rest under "run/"; the epoch and step are the event's own.
+std::vector<std::pair<std::string, double>> tensorboard_scalars(const nlohmann::json& record) {
+  std::vector<std::pair<std::string, double>> scalars;
+  for (const auto& [key, value] : record.items()) {
+    if (!value.is_number() || key == "epoch" || key == "step") continue;
+    std::string tag = "run/" + key;
+    for (const char* prefix : {"train_", "val_"})
+      if (key.rfind(prefix, 0) == 0) tag = std::string(prefix, std::strlen(prefix) - 1) + "/" + key.substr(std::strlen(prefix));
+    scalars.emplace_back(tag, value.get<double>());
+  }
+  return scalars;
+}
+
 // Validation (at milestones), the epoch's record and line, its checkpoint, after the steps of
 // epoch `epoch`. False: the run stops here (a signal at the epoch's last step, the target reached).
 bool end_epoch(Run& run, RunProgress& p, const BatchMaker& batches, int64_t epoch, const EpochStats& stats) {
@@ -311,19 +342,25 @@ bool end_epoch(Run& run, RunProgress& p, const BatchMaker& batches, int64_t epoc
   if (run.pipeline && milestone) run.pipeline->gather(*run.optimizer);  // every rank: the whole model
   nlohmann::json record = epoch_record(run, p, stats);
   std::string line = epoch_line(run, p, stats);
+  const double previous_best = p.best_acc;
+  bool validated = false;
   if (!run.split.val.empty() && milestone) {
     const EvalResult val = validate_globally(run, batches);
     p.last_val = report_validation(run, val, record, line);
     p.best_acc = std::max(p.best_acc, val.confusion.accuracy());
+    validated = true;
     if (c.job.target_acc > 0 && val.confusion.accuracy() >= c.job.target_acc && p.time_to_target < 0)
       p.time_to_target = p.train_seconds;
   }
   run.log(line);
   if (run.is_main()) append_line(run.out / "metrics.jsonl", json_text(record));
+  if (run.events) run.events->scalars(p.step, tensorboard_scalars(record));
   if (milestone) {
     // --max-steps inside an epoch keeps that epoch's progress: a resume finishes the epoch.
     if (!stats.complete) p.epochs_done = epoch;
-    write_checkpoint(run, p, p.epochs_done, p.train_seconds, stats.complete ? EpochProgress{} : stats.progress);
+    const bool new_weights = keep_weights(run, p, p.epochs_done, validated ? &p.last_val : nullptr, previous_best);
+    write_checkpoint(run, p, p.epochs_done, p.train_seconds, stats.complete ? EpochProgress{} : stats.progress,
+                     new_weights);
   }
   if (stats.stopped && p.step < run.stop_step) {  // a signal at the epoch's last step
     if (!milestone) save_between_validations(run, p, p.epochs_done, {});
@@ -398,6 +435,10 @@ TrainOutcome train(const TrainConfig& config) {
                             run.schedule_steps);
   if (!recipe.empty()) run.log(recipe);
   run.log(start_line(run));
+  if (run.config.job.tensorboard && run.is_main()) {
+    run.events = std::make_unique<EventFileWriter>(run.out);
+    run.log("TensorBoard scalars: " + run.events->path().string() + " (tensorboard --logdir " + run.out.string() + ")");
+  }
   train_epochs(run, progress, batches, schedule);
   release_stop_signals();
   if (progress.stopped_by != 0) {
@@ -413,6 +454,11 @@ TrainOutcome train(const TrainConfig& config) {
   if (!run.is_main()) return {};
   const nlohmann::json summary = run_summary(run, progress, pipeline_report, rank_step_times);
   write_file_atomically(run.out / "summary.json", json_text(summary, 2) + "\n");
+  // A run that finished keeps one copy of each file eval, predict and --resume need; one cut short
+  // by --max-steps is unfinished and keeps the checkpoint before its last, as while training.
+  const bool cut_short = run.stop_step < run.schedule_steps && progress.step >= run.stop_step &&
+                         !progress.budget_spent && progress.time_to_target < 0;
+  if (!cut_short) finish_run_folder(run.out);
   return {summary, 0};
 }
 

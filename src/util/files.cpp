@@ -178,18 +178,26 @@ std::vector<std::string> read_list_file(const fs::path& path) {
   return lines;
 }
 
-void append_line(const fs::path& path, const std::string& line) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0644);
-  if (fd < 0) throw Error("cannot append to " + path.string() + ": " + std::strerror(errno));
+void append_bytes(const fs::path& path, const std::string& bytes) {
+  // Never through a link, never to a FIFO or device: the file must be a regular file (a link
+  // placed where a run's log goes must not make the run write elsewhere).
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+  if (fd < 0)
+    throw Error("cannot append to " + path.string() + ": " +
+                (errno == ELOOP ? std::string("it is a symbolic link") : std::strerror(errno)));
   struct stat before {};
-  ::fstat(fd, &before);
-  const std::string text = line + "\n";
-  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  if (::fstat(fd, &before) != 0 || !S_ISREG(before.st_mode)) {
+    ::close(fd);
+    throw Error("cannot append to " + path.string() + ": not a regular file");
+  }
+  const bool written = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()) && ::fsync(fd) == 0;
   const int error = errno;
-  if (!written) (void)::ftruncate(fd, before.st_size);  // no half line is left behind
+  if (!written) (void)::ftruncate(fd, before.st_size);  // nothing half-written is left behind
   ::close(fd);
   if (!written) throw Error("cannot append to " + path.string() + ": " + std::strerror(error));
 }
+
+void append_line(const fs::path& path, const std::string& line) { append_bytes(path, line + "\n"); }
 
 void Fnv1a::add(const void* data, size_t n) {
   const auto* p = static_cast<const uint8_t*>(data);

@@ -55,8 +55,10 @@ class FolderLock {
 // 1 GiB or has a line over 64 KiB (no path is that long).
 std::vector<std::string> read_list_file(const fs::path& path);
 
-// Appends one line (a newline is added) and flushes it to disk; throws Error (with the system's
-// reason: a full disk, a read-only file system) when it cannot.
+// Appends bytes and flushes them to disk; throws Error (with the system's reason: a full disk, a
+// read-only file system) when it cannot, and when `path` is a symbolic link or not a regular file.
+void append_bytes(const fs::path& path, const std::string& bytes);
+// The same for one line (a newline is added).
 void append_line(const fs::path& path, const std::string& line);
 
 // 64-bit FNV-1a, for cache fingerprints.

@@ -7,6 +7,10 @@
 
 namespace histotrain {
 
+namespace {
+constexpr auto kPlainLineInterval = std::chrono::seconds(5);
+}
+
 Progress::Progress(std::string label, int64_t total, std::string unit, bool quiet)
     : label_(std::move(label)),
       unit_(std::move(unit)),
@@ -41,9 +45,14 @@ void Progress::update(int64_t done, const std::string& extra) {
     if (now - last_draw_ < std::chrono::milliseconds(200)) return;
     last_draw_ = now;
     draw(done, extra, false);
-  } else if (total_ > 0 && done * 10 >= total_ * next_plain_decile_ && done < total_) {
-    // Without a terminal: one line at each 10% step, so logs show that work goes on.
+  } else if (now - last_draw_ >= kPlainLineInterval && done < total_ && done * 10 >= total_ * next_plain_decile_) {
+    // Without a terminal (a pipe, a log file, Slurm's output): a line at a new 10% step, and
+    // at most one every few seconds, so that logs show the work going on without one line per update.
     while (done * 10 >= total_ * next_plain_decile_) ++next_plain_decile_;
+    last_draw_ = now;
+    draw(done, extra, true);
+  } else if (total_ <= 0 && now - last_draw_ >= kPlainLineInterval) {
+    last_draw_ = now;
     draw(done, extra, true);
   }
 }

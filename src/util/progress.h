@@ -1,5 +1,6 @@
 // Progress for long work: a redrawn bar with rate and ETA on a terminal, a few plain lines when
-// output goes to a file or a pipe (CI logs, Slurm output), so logs stay readable.
+// output goes to a file or a pipe (CI logs, Slurm output): at 10% steps, at most one every 5 s,
+// so logs stay readable.
 #pragma once
 #include <chrono>
 #include <mutex>

@@ -6,9 +6,11 @@
 #   tile_cache  the tile-cache reader (header, sizes, completion flag, checksum)
 #   safetensors the checkpoint weights reader (header, dtypes, shapes, offsets, names)
 #   pytorch_weights  the --init reader of torch.save files (zip directory, restricted unpickler)
-#   csv         the CSV and list-file readers (quoting, line bounds) and csv_field's round trip
+#   csv         the CSV and list-file readers (quoting, line bounds, byte-order marks, CR-only
+#               line ends), csv_field's round trip, and every name's round trip through a list
+#   json        the bounded JSON reader of plans, studies, checkpoints and caches (nesting limit)
 #
-#   bench/fuzz.sh [SECONDS] [jpeg|image|tile_cache|safetensors|pytorch_weights|csv|all]   (default 120 s each, all;
+#   bench/fuzz.sh [SECONDS] [jpeg|image|tile_cache|safetensors|pytorch_weights|csv|json|all]   (default 120 s each, all;
 #                needs clang, the image libraries run.sh installs, libtbb-dev, libtorch-dev, imagemagick)
 #
 # Seeds, when build/histotrain exists: synthetic tiles from `histotrain synth` (grey, 4:4:4,
@@ -95,6 +97,14 @@ seed_csv() {
   local corpus=$1
   printf 'filename,label,group_id\na.jpeg,lung_n,g1\n"b,c.jpeg",lung_n,"g""2"\n' >"$corpus/groups.csv"
   printf '# split\nlung_n/a.jpeg\r\nlung_n/b.jpeg\n' >"$corpus/list.txt"
+  printf 'path\n"a\nb.jpeg"\n#c.jpeg\n' >"$corpus/list.csv"
+  printf '\xef\xbb\xbfpath,label\ra.png,x\r' >"$corpus/bom-cr.csv"
+}
+
+seed_json() {
+  local corpus=$1
+  printf '{"study": {"plan": {}}, "training": [{"config": "serial", "images_per_s": 1.5}], "decode": []}' >"$corpus/results.json"
+  printf '[[[[{"a": [1, 2, {"b": null}]}]]]]' >"$corpus/nested.json"
 }
 
 fuzz() {
@@ -112,7 +122,7 @@ fuzz() {
 # Every decoder, with its library: what a tile passes through on its way to the cache.
 DECODE=(src/data/decode.cpp src/data/image_format.cpp src/data/jpeg.cpp src/data/png_decode.cpp
         src/data/tiff_decode.cpp src/data/webp_decode.cpp src/data/bmp_decode.cpp src/data/resize.cpp
-        src/util/files.cpp -I/usr/include/stb -lturbojpeg -lpng16 -ltiff -lwebp -lstb)
+        src/util/files.cpp src/util/csv.cpp -I/usr/include/stb -lturbojpeg -lpng16 -ltiff -lwebp -lstb)
 case "$WHICH" in jpeg|all) fuzz jpeg 65536 "${DECODE[@]}" ;; esac
 case "$WHICH" in image|all) fuzz image 262144 "${DECODE[@]}" ;; esac
 case "$WHICH" in
@@ -121,12 +131,15 @@ case "$WHICH" in
 esac
 case "$WHICH" in
   safetensors|all)
-    fuzz safetensors 65536 src/model/safetensors.cpp src/util/files.cpp -I/usr/include/torch/csrc/api/include \
+    fuzz safetensors 65536 src/model/safetensors.cpp src/util/files.cpp src/util/csv.cpp src/util/json_file.cpp \
+      -I/usr/include/torch/csrc/api/include \
       -ltorch -ltorch_cpu -lc10 ;;
 esac
 case "$WHICH" in
   pytorch_weights|all)
     fuzz pytorch_weights 65536 src/model/pytorch_weights.cpp src/model/stored_zip.cpp src/model/state_dict_pickle.cpp \
-      src/model/safetensors.cpp src/util/files.cpp -I/usr/include/torch/csrc/api/include -ltorch -ltorch_cpu -lc10 ;;
+      src/model/safetensors.cpp src/util/files.cpp src/util/csv.cpp src/util/json_file.cpp \
+      -I/usr/include/torch/csrc/api/include -ltorch -ltorch_cpu -lc10 ;;
 esac
 case "$WHICH" in csv|all) fuzz csv 65536 src/util/csv.cpp src/util/files.cpp ;; esac
+case "$WHICH" in json|all) fuzz json 65536 src/util/json_file.cpp src/util/files.cpp src/util/csv.cpp ;; esac

@@ -10,6 +10,7 @@
 #include <array>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <random>
 
@@ -373,6 +374,26 @@ TEST(ImageFormats, APyramidTiffIsRefusedAndAMultiPageTiffGivesItsFirstPage) {
 // The format is the content's, not the name's: a PNG named .jpeg decodes, a tile without an
 // extension is found by the scan, a text file is ignored, and a damaged .png is listed (to be
 // counted as damaged when decoded) rather than ignored.
+// A bitmap stored top row first (negative height in its header) is a valid tile, not a bomb, and
+// decodes the right way up.
+TEST(ImageFormats, ATopDownBitmapDecodesTheRightWayUp) {
+  const auto le32 = [](int32_t v) {
+    std::string s(4, '\0');
+    std::memcpy(s.data(), &v, 4);
+    return s;
+  };
+  std::string bmp = "BM" + le32(70) + le32(0) + le32(54) + le32(40) + le32(2) + le32(-2) + std::string("\x01\0\x18\0", 4) +
+                    le32(0) + le32(16) + le32(2835) + le32(2835) + le32(0) + le32(0);
+  bmp += std::string("\0\0\xff\0\xff\0\0\0", 8);    // top row: red, green (stored as BGR), 2 bytes of padding
+  bmp += std::string("\xff\0\0\xff\xff\xff\0\0", 8);  // bottom row: blue, white
+  const DecodeResult r = decode_image(reinterpret_cast<const uint8_t*>(bmp.data()), bmp.size(), 0);
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_EQ(r.image.width, 2);
+  ASSERT_EQ(r.image.height, 2);
+  const std::vector<uint8_t> expected = {255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255};
+  EXPECT_EQ(r.image.pixels, expected);
+}
+
 TEST(ImageFormats, TheContentDecidesTheFormatNotTheName) {
   REQUIRE_IMAGEMAGICK();
   ScratchDir dir;

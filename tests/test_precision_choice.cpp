@@ -97,15 +97,18 @@ TEST(PrecisionChoice, CandidatesThatCannotWinStopBeingTimed) {
   EXPECT_EQ(calls["fp32"], 4);
 }
 
-// A busy machine: fp32's steps swing between fast and 3x slower, so the rounds disagree on the
-// winner. The measurement goes on to its last round, the run uses the choice, and nothing is
-// cached: the next run measures again.
+// A busy machine: fp32's steps swing between 0.05 and 0.07 s around channels-last's 0.06, so no
+// three rounds in a row agree, and the two halves of the eight rounds choose differently (fp32,
+// then channels-last, 20% apart). The run uses the choice; nothing is cached: the next run
+// measures again.
 TEST(PrecisionChoice, TimingsThatDoNotSettleAreUsedButNotCached) {
   ScratchDir dir;
   int fp32_calls = 0;
+  // fp32's first step, then its timed rounds: fast, fast, slow, fast | slow, fast, slow, fast.
+  const std::vector<double> fp32_steps = {0.05, 0.05, 0.05, 0.07, 0.05, 0.07, 0.05, 0.07, 0.05};
   const StepTimer busy = [&](const PrecisionCandidate& c) {
-    if (c.name() == "fp32") return ++fp32_calls % 2 ? 0.05 : 0.15;
-    return c.name() == "fp32+channels-last" ? 0.09 : 0.12;
+    if (c.name() == "fp32") return fp32_steps.at(static_cast<size_t>(fp32_calls++));
+    return c.name() == "fp32+channels-last" ? 0.06 : 0.12;
   };
   const auto d = choose_precision(cpu_problem(), busy, dir / "p.json", nullptr);
   EXPECT_FALSE(d.stable);

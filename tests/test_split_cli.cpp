@@ -5,6 +5,7 @@
 
 #include "data/groups.h"
 #include "test_util.h"
+#include "util/files.h"
 
 namespace histotrain {
 namespace {
@@ -15,13 +16,7 @@ using testing::ScratchDir;
 // 200 tiles: 100 source scenes, each saved as 2 copies (flips / 90-degree rotations).
 using testing::synth_data;
 
-int64_t lines_in(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(in, line)) n += !line.empty();
-  return n;
-}
+int64_t lines_in(const std::filesystem::path& path) { return static_cast<int64_t>(read_list_file(path).size()); }
 
 TEST(SplitCli, GroupsCommandRecoversTheSyntheticScenes) {
   ScratchDir dir;

@@ -140,6 +140,8 @@ nlohmann::json to_json(const StudyPlan& p) {
           {"decode_workers", p.decode_workers}};
 }
 
+constexpr size_t kMaxPlanConfigs = 256;
+
 StudyPlan plan_from_json(const nlohmann::json& j) {
   if (!j.is_object()) throw UsageError("plan: expected a JSON object");
   reject_unknown(j, {"arch", "image_size", "global_batch", "steps", "repeats", "configs", "accuracy_configs",
@@ -157,6 +159,8 @@ StudyPlan plan_from_json(const nlohmann::json& j) {
   }
   if (j.contains("configs")) {
     if (!j.at("configs").is_array()) throw UsageError("plan: \"configs\" must be a list");
+    if (j.at("configs").size() > kMaxPlanConfigs)
+      throw UsageError("plan: at most " + std::to_string(kMaxPlanConfigs) + " configurations");
     for (const auto& c : j.at("configs")) p.configs.push_back(config_from_json(c));
   }
   if (p.configs.empty() || p.configs.front().name != "serial" || p.configs.front().workers() != 1 ||
@@ -167,8 +171,15 @@ StudyPlan plan_from_json(const nlohmann::json& j) {
     if (!names.insert(c.name).second) throw UsageError("plan: two configurations are named '" + c.name + "'");
   for (const auto& a : p.accuracy_configs)
     if (!names.count(a)) throw UsageError("plan: accuracy_configs names '" + a + "', which is not a configuration");
-  if (p.steps < 1 || p.repeats < 1 || p.global_batch < 2 || p.image_size < 16 || p.accuracy_epochs < 1)
-    throw UsageError("plan: steps, repeats and accuracy_epochs must be >= 1, global_batch >= 2, image_size >= 16");
+  // Bounded, so that a plan cannot ask for years of work (10^9 epochs gave an ETA of "-596523h").
+  const auto in = [](int64_t v, int64_t low, int64_t high) { return v >= low && v <= high; };
+  if (!in(p.steps, 1, 1000000) || !in(p.repeats, 1, 100) || !in(p.global_batch, 2, 65536) ||
+      !in(p.image_size, 16, 1024) || !in(p.accuracy_epochs, 1, 10000) || !in(p.decode_images, 0, 10000000))
+    throw UsageError("plan: steps must be from 1 to 10^6, repeats 1 to 100, global_batch 2 to 65536, image_size 16 to "
+                     "1024, accuracy_epochs 1 to 10000, decode_images 0 to 10^7");
+  if (p.configs.size() > kMaxPlanConfigs || p.decode_workers.size() > kMaxPlanConfigs)
+    throw UsageError("plan: at most " + std::to_string(kMaxPlanConfigs) + " configurations and decode worker counts");
+  if (!(p.target_acc > 0 && p.target_acc <= 1)) throw UsageError("plan: target_acc must be in (0, 1]");
   return p;
 }
 

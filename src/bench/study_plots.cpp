@@ -118,29 +118,29 @@ std::string gnuplot_script(const PlotData& d) {
   const nlohmann::json* confusion = d.confusion;
   const auto blocks = [](const auto& m) { return std::to_string(m.size()); };
   std::string gp = "set terminal pngcairo noenhanced size 900,540 font ',11'\nset grid\nset key left top\n";
-  gp += "set output 'speedup.png'\nset title 'Training speedup S(p) = T(1)/T(p), same global batch'\nset xlabel 'cores used (ranks x threads)'\n"
+  gp += gnuplot_output("speedup.png") + "set title 'Training speedup S(p) = T(1)/T(p), same global batch'\nset xlabel 'cores used (ranks x threads)'\n"
         "set ylabel 'speedup'\nset xrange [1:" + std::to_string(std::max(2, max_workers)) + "]\nset yrange [0:*]\n" +
         (max_workers <= 16 ? "set xtics 1\n" : "") +
         "plot x title 'ideal' dt 2 lc 'gray'" + (speedup.empty() ? "" : ", for [i=0:" + blocks(speedup) + "-1] 'speedup.dat' index i using 1:2 with linespoints title columnheader(1)") + "\n";
-  gp += "set output 'efficiency.png'\nset title 'Efficiency E(p) = S(p)/p'\nset ylabel 'efficiency'\nset yrange [0:1.2]\n"
+  gp += gnuplot_output("efficiency.png") + "set title 'Efficiency E(p) = S(p)/p'\nset ylabel 'efficiency'\nset yrange [0:1.2]\n"
         "plot 1 title 'ideal' dt 2 lc 'gray'" + (efficiency.empty() ? "" : ", for [i=0:" + blocks(efficiency) + "-1] 'efficiency.dat' index i using 1:2 with linespoints title columnheader(1)") + "\n";
-  gp += "set output 'throughput.png'\nset title 'Training images/s by configuration'\nset autoscale\nset xrange [*:*]\nset yrange [0:*]\n"
+  gp += gnuplot_output("throughput.png") + "set title 'Training images/s by configuration'\nset autoscale\nset xrange [*:*]\nset yrange [0:*]\n"
         "unset xlabel\nset xtics autofreq\nset ylabel 'images/s'\nset style data histograms\nset style histogram clustered gap 1\n"
         "set style fill solid 0.8 border -1\nset xtics rotate by -30\nset key right top\n"
         "plot 'throughput.dat' using 2:xtic(1) title 'histotrain'" + std::string(any_peer ? ", '' using 3 title 'Python peer'" : "") + "\n"
         "set xtics norotate\nset style data linespoints\nset key left top\n";
   if (!decode.empty())
-    gp += "set output 'decode.png'\nset title 'JPEG decode + resize speedup'\nset xlabel 'workers'\nset ylabel 'speedup'\n"
+    gp += gnuplot_output("decode.png") + "set title 'JPEG decode + resize speedup'\nset xlabel 'workers'\nset ylabel 'speedup'\n"
           "set xrange [1:*]\nset yrange [0:*]\nplot x title 'ideal' dt 2 lc 'gray', for [i=0:" + blocks(decode) +
           "-1] 'decode.dat' index i using 1:2 with linespoints title columnheader(1)\n";
   if (!loss.empty())
-    gp += "set output 'curves.png'\nset multiplot layout 1,2 title 'Time-to-accuracy runs'\nset xlabel 'epoch'\nset xrange [*:*]\n"
+    gp += gnuplot_output("curves.png") + "set multiplot layout 1,2 title 'Time-to-accuracy runs'\nset xlabel 'epoch'\nset xrange [*:*]\n"
           "set yrange [0:*]\nset title 'training loss'\nset ylabel 'loss'\nplot for [i=0:" + blocks(loss) +
           "-1] 'loss.dat' index i using 1:2 with linespoints title columnheader(1)\nset title 'validation accuracy'\n"
           "set ylabel 'accuracy'\nset yrange [0:1]\n" + (accuracy.empty() ? "plot NaN notitle\n" : "plot for [i=0:" + blocks(accuracy) +
           "-1] 'accuracy.dat' index i using 1:2 with linespoints title columnheader(1)\n") + "unset multiplot\n";
   if (confusion)
-    gp += "set output 'confusion.png'\nset title " + gnuplot_literal("Confusion matrix, " + label(*confusion) + " (rows: truth)") +
+    gp += gnuplot_output("confusion.png") + "set title " + gnuplot_literal("Confusion matrix, " + label(*confusion) + " (rows: truth)") +
           "\nunset grid\n"
           "set xlabel 'predicted'\nset ylabel 'truth'\nset autoscale\nset yrange [*:*] reverse\nset palette defined (0 'white', 1 'dark-blue')\n"
           "plot 'confusion.dat' matrix with image notitle, '' matrix using 1:2:(sprintf('%d', $3)) with labels notitle\n";
@@ -151,7 +151,7 @@ std::string gnuplot_script(const PlotData& d) {
 
 bool draw_plots(const nlohmann::json& results, const std::filesystem::path& folder, std::string& markdown) {
   const auto plots = folder / "plots";
-  std::filesystem::create_directories(plots);
+  ensure_own_subfolder(plots);
   PlotData d;
   collect_scaling(results.at("training"), d);
   collect_throughput(results.at("training"), d);

@@ -5,9 +5,11 @@
 #include <cstdlib>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include "bench/study_plots.h"
 #include "bench/study_rows.h"
+#include "util/display_text.h"
 #include "util/errors.h"
 #include "util/files.h"
 #include "util/process.h"
@@ -22,13 +24,23 @@ using study_rows::label;
 using study_rows::ok;
 using study_rows::study_of;
 
-// images/s of `program`'s run of `config` in `study`; 0 when absent or not ok.
-double rate_of(const nlohmann::json& rows, const std::string& study, const std::string& program,
-               const std::string& config) {
+// The rows by (study, program, configuration), the first ok one of each: looked up once per row,
+// so a merged report of thousands of rows takes linear time, not quadratic.
+using RowKey = std::tuple<std::string, std::string, std::string>;
+RowKey key_of(const nlohmann::json& r) { return {study_of(r), r.value("program", ""), r.value("config", "")}; }
+
+std::map<RowKey, const nlohmann::json*> index_ok_rows(const nlohmann::json& rows) {
+  std::map<RowKey, const nlohmann::json*> index;
   for (const auto& r : rows)
-    if (study_of(r) == study && r.value("program", "") == program && r.value("config", "") == config && ok(r))
-      return r.value("images_per_s", 0.0);
-  return 0;
+    if (ok(r)) index.emplace(key_of(r), &r);
+  return index;
+}
+
+// images/s of `program`'s run of `config` in `study`; 0 when absent or not ok.
+double rate_of(const std::map<RowKey, const nlohmann::json*>& index, const std::string& study,
+               const std::string& program, const std::string& config) {
+  const auto found = index.find({study, program, config});
+  return found == index.end() ? 0 : found->second->value("images_per_s", 0.0);
 }
 
 }  // namespace
@@ -36,9 +48,11 @@ double rate_of(const nlohmann::json& rows, const std::string& study, const std::
 nlohmann::json derive_figures(const nlohmann::json& results) {
   nlohmann::json out = results;
   auto& rows = out["training"];
+  const nlohmann::json original = rows;  // the index points into this copy, which is not modified
+  const auto index = index_ok_rows(original);
   for (auto& r : rows) {
     if (!ok(r)) continue;
-    const double base = rate_of(rows, study_of(r), r.value("program", ""), "serial");
+    const double base = rate_of(index, study_of(r), r.value("program", ""), "serial");
     const double rate = r.value("images_per_s", 0.0);
     if (base > 0) {
       r["speedup"] = rate / base;
@@ -47,7 +61,7 @@ nlohmann::json derive_figures(const nlohmann::json& results) {
     }
     if (r.value("train_images", 0) > 0) r["epoch_s_estimate"] = r.value("train_images", 0) / rate;
     if (r.value("program", "") == "histotrain") {
-      const double peer = rate_of(rows, study_of(r), "peer", r.value("config", ""));
+      const double peer = rate_of(index, study_of(r), "peer", r.value("config", ""));
       if (peer > 0) r["vs_peer"] = rate / peer;
     }
   }
@@ -84,6 +98,12 @@ nlohmann::json merge_studies(const std::vector<nlohmann::json>& studies, const s
 
 namespace {
 
+// A string field of a row as a markdown cell (names come from other people's files).
+std::string text(const nlohmann::json& r, const char* key) {
+  const auto it = r.find(key);
+  return it != r.end() && it->is_string() ? markdown_cell(it->get<std::string>()) : "";
+}
+
 std::string cell(const nlohmann::json& r, const char* key, int digits, const char* suffix = "") {
   if (!r.contains(key) || r.at(key).is_null()) return "";
   return fixed(r.at(key).get<double>(), digits) + suffix;
@@ -104,7 +124,7 @@ std::string machine_lines(const nlohmann::json& results) {
        << (isa.empty() ? "" : " (" + isa.substr(1) + ")") << gpus << ", CUDA "
        << (s.value("cuda", false) ? "yes" : "no") << ", LibTorch " << s.value("torch", "")
        << (s.contains("allocator") ? ", " + s.value("allocator", "") : "") << "; data "
-       << s.value("data", "") << "; " << s.value("date", "") << "; the study took "
+       << markdown_cell(s.value("data", "")) << "; " << s.value("date", "") << "; the study took "
        << format_duration(s.value("seconds", 0.0)) << ".\n";
     const auto& p = s.at("plan");
     md << "  Plan: " << p.value("arch", "") << ", " << p.value("image_size", 0) << " px, global batch "
@@ -113,7 +133,7 @@ std::string machine_lines(const nlohmann::json& results) {
        << "fills the tile cache.\n";
   };
   if (results.contains("studies"))
-    for (const auto& s : results.at("studies")) describe(s, "**" + s.value("label", "") + "**: ");
+    for (const auto& s : results.at("studies")) describe(s, "**" + markdown_cell(s.value("label", "")) + "**: ");
   else
     describe(results.at("study"), "");
   return md.str();
@@ -124,23 +144,27 @@ std::string training_table(const nlohmann::json& rows) {
   md << "| configuration | method | ranks x threads | device | histotrain images/s (min–max) | S | E | epoch (est.) | "
         "peak RSS | Python peer images/s | histotrain / peer |\n"
      << "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+  std::map<RowKey, const nlohmann::json*> peers;  // each configuration's peer row, found once
+  for (const auto& p : rows)
+    if (p.value("program", "") == "peer") peers.emplace(key_of(p), &p);
   for (const auto& r : rows) {
     if (r.value("program", "") != "histotrain") continue;
-    md << "| " << label(r) << " | " << r.value("method", "") << " | " << r.value("ranks", 1) << " x "
-       << r.value("threads", 1) << " | " << r.value("device", "") << (r.value("amp", "none") != "none" ? " " + r.value("amp", "") : "")
+    md << "| " << markdown_cell(label(r)) << " | " << text(r, "method") << " | " << r.value("ranks", 1) << " x "
+       << r.value("threads", 1) << " | " << text(r, "device") << (r.value("amp", "none") != "none" ? " " + text(r, "amp") : "")
        << (r.value("channels_last", false) ? " CL" : "") << " | ";
     if (!ok(r)) {
-      md << r.value("status", "") << ": " << r.value("reason", "") << " | | | | | | |\n";
+      md << text(r, "status") << ": " << text(r, "reason") << " | | | | | | |\n";
       continue;
     }
     md << cell(r, "images_per_s", 1) << " (" << cell(r, "images_per_s_min", 1) << "–" << cell(r, "images_per_s_max", 1)
        << ") | " << cell(r, "speedup", 2) << " | " << percent(r, "efficiency") << " | " << cell(r, "epoch_s_estimate", 0, " s")
        << " | " << cell(r, "peak_rss_mib", 0, " MiB") << " | ";
-    for (const auto& p : rows)
-      if (p.value("program", "") == "peer" && p.value("config", "") == r.value("config", "") && study_of(p) == study_of(r))
-        md << (ok(p) ? cell(p, "images_per_s", 1) + " (" + cell(p, "images_per_s_min", 1) + "–" +
-                           cell(p, "images_per_s_max", 1) + ")"
-                     : p.value("status", "") + ": " + p.value("reason", ""));
+    if (const auto found = peers.find({study_of(r), "peer", r.value("config", "")}); found != peers.end()) {
+      const nlohmann::json& p = *found->second;
+      md << (ok(p) ? cell(p, "images_per_s", 1) + " (" + cell(p, "images_per_s_min", 1) + "–" +
+                         cell(p, "images_per_s_max", 1) + ")"
+                   : text(p, "status") + ": " + text(p, "reason"));
+    }
     md << " | " << cell(r, "vs_peer", 2, "x") << " |\n";
   }
   return md.str();
@@ -151,9 +175,9 @@ std::string accuracy_table(const nlohmann::json& rows) {
   md << "| configuration | epochs run | validation accuracy | macro-F1 | time to target | training time |\n"
      << "| --- | ---: | ---: | ---: | ---: | ---: |\n";
   for (const auto& r : rows) {
-    md << "| " << label(r) << " | ";
+    md << "| " << markdown_cell(label(r)) << " | ";
     if (!ok(r)) {
-      md << r.value("status", "") << ": " << r.value("reason", "") << " | | | | |\n";
+      md << text(r, "status") << ": " << text(r, "reason") << " | | | | |\n";
       continue;
     }
     const std::string target = "≥ " + fixed(r.value("target_acc", 0.0), 2);
@@ -170,10 +194,10 @@ std::string decode_table(const nlohmann::json& rows) {
   md << "| mode | workers | images/s (decoding) | S | E | images/s (wall, start-up included) |\n"
      << "| --- | ---: | ---: | ---: | ---: | ---: |\n";
   for (const auto& d : rows) {
-    md << "| " << (study_of(d).empty() ? "" : study_of(d) + ": ") << d.value("mode", "") << " | " << d.value("workers", 0)
+    md << "| " << (study_of(d).empty() ? "" : markdown_cell(study_of(d)) + ": ") << text(d, "mode") << " | " << d.value("workers", 0)
        << " | ";
     if (!ok(d)) {
-      md << d.value("status", "") << ": " << d.value("reason", "") << " | | | |\n";
+      md << text(d, "status") << ": " << text(d, "reason") << " | | | |\n";
       continue;
     }
     md << cell(d, "images_per_s", 0) << " | " << cell(d, "speedup", 2) << " | " << percent(d, "efficiency") << " | "

@@ -1,6 +1,7 @@
 #include "bench/study_runner.h"
 
 #include <algorithm>
+#include <sstream>
 #include <ctime>
 #include <chrono>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include "util/clock.h"
 #include "util/errors.h"
 #include "util/files.h"
+#include "util/json_file.h"
 #include "util/json_text.h"
 #include "util/process.h"
 #include "util/progress.h"
@@ -213,11 +215,7 @@ class Study {
     if (!o_.peer.empty()) measure_peer(c);
   }
 
-  static nlohmann::json read_summary(const fs::path& run) {
-    std::ifstream in(run / "summary.json");
-    if (!in) throw Error("no summary.json in " + run.string());
-    return nlohmann::json::parse(in);
-  }
+  static nlohmann::json read_summary(const fs::path& run) { return read_json_file(run / "summary.json"); }
 
   static void add_rates(nlohmann::json& r, const std::vector<double>& rates) {
     r["images_per_s_runs"] = rates;
@@ -260,12 +258,13 @@ class Study {
   }
 
   static double peer_rate(const fs::path& log) {
-    std::ifstream in(log);
+    std::istringstream in(read_text_file(log));
     std::string line, last;
     while (std::getline(in, line))
       if (line.rfind("RESULT ", 0) == 0) last = line.substr(7);
-    if (last.empty()) return 0;
-    return nlohmann::json::parse(last).value("imgs_per_s", 0.0);
+    const nlohmann::json result = parse_json_or_null(last);
+    const nlohmann::json rate = result.is_object() ? result.value("imgs_per_s", nlohmann::json()) : nlohmann::json();
+    return rate.is_number() ? rate.get<double>() : 0.0;
   }
 
   // Time to accuracy: epochs with validation on the grouped split, stopping at the target.
@@ -296,9 +295,9 @@ class Study {
       r["confusion_matrix"] = s.at("val").value("confusion_matrix", nlohmann::json::array());
       r["val_images"] = s.at("val_images");
       nlohmann::json curve = nlohmann::json::array();
-      std::ifstream metrics(run / "metrics.jsonl");
+      std::istringstream metrics(read_text_file(run / "metrics.jsonl"));
       for (std::string line; std::getline(metrics, line);)
-        if (!line.empty()) curve.push_back(nlohmann::json::parse(line));
+        if (!line.empty()) curve.push_back(parse_json(line, (run / "metrics.jsonl").string()));
       r["curve"] = curve;
     }
     results_["accuracy"].push_back(r);

@@ -12,21 +12,12 @@
 #include "core/compat.h"
 #include "util/errors.h"
 #include "util/files.h"
+#include "util/json_file.h"
 #include "util/json_text.h"
 
 namespace histotrain {
 
 namespace {
-
-nlohmann::json read_json_file(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw Error("cannot read " + path.string());
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path.string() + " is not valid JSON: " + e.what());
-  }
-}
 
 struct BenchOptions {
   StudyOptions study;
@@ -36,7 +27,12 @@ struct BenchOptions {
 
 int run_bench(BenchOptions& o) {
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
-  const StudyPlan plan = o.plan.empty() ? default_plan(cores, compat::cuda_available()) : plan_from_json(read_json_file(o.plan));
+  StudyPlan plan;
+  try {
+    plan = o.plan.empty() ? default_plan(cores, compat::cuda_available()) : plan_from_json(read_json_file(o.plan));
+  } catch (const UsageError& e) {
+    throw UsageError(o.plan + ": " + e.what());  // "PLAN.json: plan: 'steps' has the wrong type: ..."
+  }
   if (o.print_plan) {
     std::printf("%s\n", json_text(to_json(plan), 2).c_str());
     return 0;
@@ -65,8 +61,17 @@ int run_report(const std::vector<std::string>& studies, std::string out) {
     if (studies.size() > 1) throw UsageError("report: several studies are merged into --out FOLDER");
     out = studies.front();
   }
-  const nlohmann::json results = studies.size() == 1 ? loaded.front() : merge_studies(loaded, labels);
-  const bool plots = write_report(results, out);
+  const std::string source = studies.size() == 1 ? (fs::path(studies.front()) / "results.json").string()
+                                                 : "the studies' results.json";
+  bool plots = false;
+  try {
+    const nlohmann::json results = studies.size() == 1 ? loaded.front() : merge_studies(loaded, labels);
+    plots = write_report(results, out);
+  } catch (const nlohmann::json::exception& e) {
+    // A field of another type than a study writes: the file is named with nlohmann's words
+    // naming the field ("key 'study' not found", "type must be number, but is string").
+    throw Error(source + " is not a study's results as histotrain writes them: " + e.what());
+  }
   std::fprintf(stderr, "report written to %s/report.md%s\n", out.c_str(), plots ? " with plots" : " (no plots)");
   return 0;
 }

@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include <charconv>
 #include <cstdio>
 
 #include "data/jpeg.h"
@@ -13,6 +14,38 @@ void add_checkpoint_flags(CLI::App* app, std::string& checkpoint, bool& trust_ch
   app->add_flag("--trust-checkpoint", trust_checkpoint,
                 "Also load a TorchScript model.pt / train_state.pt (older checkpoints): such an archive can run code, "
                 "so only from a source you trust");
+}
+
+namespace {
+
+// CLI11 takes "" as 0 for a number (so --val-fraction "" turned validation off): every option
+// that takes a value is given one that says so instead.
+void refuse_empty_values(CLI::App& app) {
+  const CLI::Validator non_empty(
+      [](std::string& text) { return text.empty() ? std::string("an empty value (a number or a word is needed)") : ""; },
+      "", "non-empty");
+  for (CLI::Option* option : app.get_options())
+    if (option->get_type_size_min() > 0) option->check(non_empty);
+  for (CLI::App* sub : app.get_subcommands({})) refuse_empty_values(*sub);
+}
+
+}  // namespace
+
+CLI::Validator integer_in_range(int64_t low, uint64_t high) {
+  return CLI::Validator(
+      [low, high](std::string& text) -> std::string {
+        const bool negative = !text.empty() && text[0] == '-';
+        const char* begin = text.data() + (negative ? 1 : 0);
+        uint64_t magnitude = 0;
+        const auto [end, error] = std::from_chars(begin, text.data() + text.size(), magnitude);
+        if (text.empty() || error != std::errc() || end != text.data() + text.size())
+          return error == std::errc::result_out_of_range ? "'" + text + "' is out of range" : "'" + text + "' is not a whole number";
+        const bool below = negative ? (low >= 0 || magnitude > static_cast<uint64_t>(-(low + 1)) + 1) : false;
+        if (below || (!negative && magnitude > high))
+          return "'" + text + "' is out of range [" + std::to_string(low) + ", " + std::to_string(high) + "]";
+        return "";
+      },
+      "INT", "integer in range");
 }
 
 void add_max_image_pixels_flag(CLI::App* app) {
@@ -34,6 +67,7 @@ int run_cli(int argc, char** argv) {
                                    add_split_audit_command(app), add_bench_command(app), add_report_command(app),
                                    add_decode_bench_command(app), add_info_command(app), add_cv_command(app),
                                    add_link_bench_command(app), add_scaling_command(app), add_export_command(app)};
+  refuse_empty_values(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

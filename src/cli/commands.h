@@ -56,6 +56,10 @@ void add_checkpoint_flags(CLI::App* app, std::string& checkpoint, bool& trust_ch
 // data/jpeg.h, set while the command line is parsed.
 void add_max_image_pixels_flag(CLI::App* app);
 
+// A whole number from `low` to `high` (its text checked before CLI11 converts it: CLI11 alone
+// wraps "-1" into an unsigned option and clamps values past 64 bits without a word).
+CLI::Validator integer_in_range(int64_t low, uint64_t high);
+
 // Parses, runs the chosen command, and maps failures to exit codes: 0 ok, 1 error, 2 usage.
 int run_cli(int argc, char** argv);
 

@@ -4,6 +4,7 @@
 // bootstrap over source groups; --predictions saves what they are all computed from.
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 
 #include "cli/commands.h"
 #include "core/checkpoint.h"
@@ -209,7 +210,9 @@ Command add_eval_command(CLI::App& root) {
                   "temperature | none: apply the checkpoint's temperature to the probabilities (default: when it has one)")
       ->check(CLI::IsMember({"temperature", "none"}));
   app->add_option("--bootstrap", o->bootstrap, "Resamples for the 95% confidence intervals (0: none)")->capture_default_str();
-  app->add_option("--seed", o->seed, "Seed of the bootstrap's resamples")->capture_default_str();
+  app->add_option("--seed", o->seed, "Seed of the bootstrap's resamples")
+      ->capture_default_str()
+      ->check(integer_in_range(0, std::numeric_limits<uint64_t>::max()));
   app->add_option("--groups", o->groups,
                   "CSV filename,label,group_id naming each image's source group (default: near-copies found in the images)");
   app->add_option("--group-by", o->group_by, "group | image: the unit the bootstrap resamples")

@@ -13,6 +13,7 @@
 #include "util/errors.h"
 #include "util/files.h"
 #include "util/gnuplot.h"
+#include "util/json_file.h"
 #include "util/json_text.h"
 
 namespace histotrain {
@@ -22,8 +23,8 @@ namespace {
 constexpr uint64_t kMaxInputBytes = 64ull << 20;
 
 nlohmann::json read_json(const fs::path& path) {
-  auto j = nlohmann::json::parse(read_regular_file(path, kMaxInputBytes), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) throw Error(path.string() + " is not a JSON object");
+  auto j = read_json_file(path, kMaxInputBytes);
+  if (!j.is_object()) throw Error(path.string() + " is not a JSON object");
   return j;
 }
 
@@ -177,7 +178,7 @@ void write_plot(const std::string& png, const nlohmann::json& predictions) {
   const std::string data_name = out.stem().string() + ".dat";
   std::ofstream data(folder / data_name);
   std::ostringstream plot;
-  plot << "set terminal pngcairo size 900,560\nset output " << gnuplot_literal(out.filename().string()) << "\n"
+  plot << "set terminal pngcairo size 900,560\n" << gnuplot_output(out.filename().string())
        << "set logscale x 2\nset xlabel 'ranks (one per host)'\nset ylabel 'predicted efficiency'\n"
        << "set yrange [0:1.05]\nset key outside right\nset grid\n"
        << "set title 'Data-parallel efficiency predicted by the scaling model'\nplot ";

@@ -1,5 +1,6 @@
 // histotrain synth: writes a synthetic dataset in the LC25000 layout.
 #include <cstdio>
+#include <limits>
 
 #include "cli/commands.h"
 #include "synth/synth.h"
@@ -13,7 +14,9 @@ Command add_synth_command(CLI::App& root) {
   app->add_option("--out", options->out, "Folder to create")->required();
   app->add_option("--per-class", options->per_class, "Tiles per class")->capture_default_str();
   app->add_option("--size", options->size, "Tile side in pixels")->capture_default_str();
-  app->add_option("--seed", options->seed, "Random seed (same seed, same tiles)")->capture_default_str();
+  app->add_option("--seed", options->seed, "Random seed (same seed, same tiles)")
+      ->capture_default_str()
+      ->check(integer_in_range(0, std::numeric_limits<uint64_t>::max()));
   app->add_option("--copies", options->copies, "Flipped/rotated copies per source scene (1-8)")->capture_default_str();
   app->add_option("--max-rotation", options->max_rotation,
                   "Copies after the first are also rotated by up to this many degrees (LC25000: 25)")

@@ -1,5 +1,6 @@
 // histotrain train: training on one process, or one rank of a data-parallel job.
 #include <cstdio>
+#include <limits>
 #include <type_traits>
 
 #include "cli/commands.h"
@@ -32,6 +33,9 @@ struct FlagAdder {
                    ->default_str(spelling(field));
     } else {
       option = app->add_option(info.flag, field, info.help)->capture_default_str();
+      if constexpr (std::is_integral_v<T>)
+        option->check(integer_in_range(std::is_unsigned_v<T> ? 0 : std::numeric_limits<int32_t>::min(),
+                                       static_cast<uint64_t>(std::numeric_limits<T>::max())));
     }
     keys->emplace_back(option, info.key);
   }

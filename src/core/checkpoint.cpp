@@ -13,6 +13,7 @@
 #include "model/safetensors.h"
 #include "util/errors.h"
 #include "util/files.h"
+#include "util/json_file.h"
 #include "util/json_text.h"
 
 namespace histotrain {
@@ -46,12 +47,9 @@ std::string checksum(const void* data, size_t size) {
   return hex64(hash.value);
 }
 
-// The checksum of a file's bytes; "" when it cannot be read.
-std::string file_checksum(const fs::path& path) {
-  std::vector<uint8_t> bytes;
-  if (!read_file_bytes(path, bytes)) return "";
-  return checksum(bytes.data(), bytes.size());
-}
+// The checksum of a file's bytes, read in chunks; throws Error for a file that is not a regular
+// file or is larger than any checkpoint file (a FIFO or a sparse giant is refused, not read).
+std::string file_checksum(const fs::path& path) { return hex64(file_fnv1a(path, kMaxWeightsBytes)); }
 
 // A new checkpoint is staged as NAME.next files beside the one in place. checkpoint.json.next,
 // written last and whole, marks the stage complete; the renames that follow cannot fail for lack
@@ -103,10 +101,13 @@ std::string storage_hint(const fs::path& folder) {
 }
 
 std::string intact_checkpoint_note(const fs::path& run) {
-  if (!fs::exists(run / "checkpoint.json")) return "";
-  std::ifstream in(run / "checkpoint.json");
-  const auto meta = nlohmann::json::parse(in, nullptr, false);
-  if (meta.is_discarded()) return "";
+  nlohmann::json meta;
+  try {
+    meta = parse_json_or_null(read_regular_file(run / "checkpoint.json", kMaxMetaBytes));
+  } catch (const Error&) {
+    return "";
+  }
+  if (!meta.is_object()) return "";
   return "; the checkpoint already there (step " + std::to_string(meta.value("step", int64_t{0})) + ") is intact";
 }
 
@@ -149,11 +150,20 @@ void verify_checksum(const fs::path& run, const nlohmann::json& meta, const char
 // matches it; "" otherwise (no checkpoint yet, or a file that must be written again).
 std::string current_checksum(const fs::path& run, const char* file) {
   if (!fs::exists(run / "checkpoint.json") || !fs::exists(run / file)) return "";
-  const auto meta = nlohmann::json::parse(read_regular_file(run / "checkpoint.json", kMaxMetaBytes), nullptr, false);
-  if (meta.is_discarded() || !meta.is_object() || !meta.contains("checksums") || !meta["checksums"].is_object())
+  nlohmann::json meta;
+  try {
+    meta = parse_json_or_null(read_regular_file(run / "checkpoint.json", kMaxMetaBytes));
+  } catch (const Error&) {
+    return "";
+  }
+  if (!meta.is_object() || !meta.contains("checksums") || !meta["checksums"].is_object())
     return "";
   const auto& recorded = meta["checksums"].value(file, nlohmann::json());
-  if (!recorded.is_string() || file_checksum(run / file) != recorded.get<std::string>()) return "";
+  try {
+    if (!recorded.is_string() || file_checksum(run / file) != recorded.get<std::string>()) return "";
+  } catch (const Error&) {
+    return "";
+  }
   return recorded.get<std::string>();
 }
 
@@ -336,8 +346,8 @@ nlohmann::json read_checkpoint_meta(const std::filesystem::path& run) {
   const auto path = run / "checkpoint.json";
   if (!fs::exists(path))
     throw Error("no checkpoint at '" + run.string() + "' (expected " + path.string() + ", written by histotrain train)");
-  const auto meta = nlohmann::json::parse(read_regular_file(path, kMaxMetaBytes), nullptr, false);
-  if (meta.is_discarded()) throw Error("checkpoint " + path.string() + " is damaged: it is not JSON");
+  const auto meta = parse_json_or_null(read_regular_file(path, kMaxMetaBytes));
+  if (meta.is_null()) throw Error("checkpoint " + path.string() + " is damaged: it is not JSON (or nests too deep)");
   check_meta_fields(meta, path);
   return meta;
 }

@@ -61,7 +61,7 @@ std::string confusion_script(const std::string& png, const std::string& dat, con
   const int side = std::clamp(160 + 90 * K, 480, 1400);
   std::ostringstream gp;
   gp << "reset\nset terminal pngcairo noenhanced size " << side + 140 << "," << side << " font ',11'\n"
-     << "set output " << gnuplot_literal(png) << "\nset title " << gnuplot_literal(title) << "\n"
+     << gnuplot_output(png) << "set title " << gnuplot_literal(title) << "\n"
      << "set xlabel 'predicted'\nset ylabel 'truth'\nset size ratio -1\nunset key\n"
      << "set xrange [-0.5:" << K - 0.5 << "]\nset yrange [" << K - 0.5 << ":-0.5]\n"
      << "set xtics " << class_tics(classes) << " rotate by 30 right\nset ytics " << class_tics(classes) << "\n"
@@ -112,7 +112,7 @@ std::vector<int64_t> write_roc_data(const ScoredImages& s, const nlohmann::json&
 std::string roc_script(const std::vector<int64_t>& drawn, const std::vector<std::string>& classes,
                        const nlohmann::json& report, bool with_band) {
   std::ostringstream gp;
-  gp << "reset\nset terminal pngcairo noenhanced size 1000,640 font ',11'\nset output 'roc.png'\n"
+  gp << "reset\nset terminal pngcairo noenhanced size 1000,640 font ',11'\n" << gnuplot_output("roc.png")
      << "set title 'ROC, each class against the rest (shaded: 95% bootstrap band)'\nset grid\nset size ratio -1\n"
      << "set xrange [0:1]\nset yrange [0:1]\nset xlabel 'false positive rate (1 - specificity)'\n"
      << "set ylabel 'true positive rate (sensitivity)'\nset key outside right top\nplot ";
@@ -153,7 +153,7 @@ std::string reliability_script(const ScoredImages& raw, const ScoredImages& cali
   const std::string before = "temperature 1 (ECE " + fixed(reliability(raw).ece, "%.3f") + ")";
   const std::string after = "temperature " + fixed(temperature, "%.3f") + " (ECE " + fixed(reliability(calibrated).ece, "%.3f") + ")";
   std::ostringstream gp;
-  gp << "reset\nset terminal pngcairo noenhanced size 1000,860 font ',11'\nset output 'reliability.png'\n"
+  gp << "reset\nset terminal pngcairo noenhanced size 1000,860 font ',11'\n" << gnuplot_output("reliability.png")
      << "set multiplot\nset lmargin 12\nset rmargin 30\n"
      // The diagram: filled points for bins of at least kFewTilesInBin tiles, hollow ones below.
      << "set origin 0,0.3\nset size 1,0.7\nset title 'Reliability: accuracy against confidence (15 bins; hollow: "

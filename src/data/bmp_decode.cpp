@@ -56,7 +56,9 @@ DecodeResult decode_bmp(const uint8_t* data, size_t size) {
     result.error = std::string("damaged BMP: ") + stbi_failure_reason();
     return result;
   }
-  result.error = pixel_limit_error(static_cast<uint64_t>(width), static_cast<uint64_t>(height));
+  // A top-down bitmap stores a negative height, and stb_image's info reports it as it is stored.
+  const auto side = [](int v) { return static_cast<uint64_t>(std::abs(static_cast<int64_t>(v))); };
+  result.error = pixel_limit_error(side(width), side(height));
   if (!result.error.empty()) return result;
   if (shorter_than_its_pixels(data, size)) {
     result.error = "damaged BMP: the file ends before its pixels do (truncated)";

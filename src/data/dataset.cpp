@@ -6,6 +6,7 @@
 
 #include "data/groups.h"
 #include "data/manifest.h"
+#include "util/display_text.h"
 #include "util/errors.h"
 #include "util/progress.h"
 
@@ -97,7 +98,7 @@ GroupAssignment source_groups(TileDataset& data, const DataOptions& options) {
     data.groups_origin = "groups: none, each image is its own";
     return assign_groups(data.scan, nullptr);
   }
-  FoundSourceGroups found = options.find_groups(data.scan);
+  FoundSourceGroups found = options.find_groups(data.scan, data.cache.get());
   data.groups_origin = std::move(found.origin);
   GroupAssignment assigned;
   assigned.group_of_image = std::move(found.group_of_image);
@@ -112,15 +113,15 @@ TileDataset load_dataset(const DataOptions& options, const std::vector<std::stri
   data.classes = fixed_classes ? *fixed_classes : data.scan.classes;
   const std::vector<int64_t> all_labels = class_indices(data.scan, data.classes);
 
-  const GroupAssignment groups = source_groups(data, options);
-  data.groups_missing = groups.missing;
-
   TileCacheOptions cache_options;
   cache_options.size = options.image_size;
   cache_options.cache_dir = options.cache_dir;
   cache_options.threads = options.workers;
   cache_options.quiet = options.quiet;
   data.cache = TileCache::open_or_build(data.scan, cache_options);
+
+  const GroupAssignment groups = source_groups(data, options);  // found ones from the cache's tiles
+  data.groups_missing = groups.missing;
 
   for (int64_t i = 0; i < data.cache->count(); ++i) {
     if (!data.cache->decoded(i)) continue;
@@ -138,16 +139,16 @@ std::string describe(const TileDataset& data) {
   std::ostringstream out;
   out << "data: " << data.size() << " images in " << data.classes.size() << " classes (";
   const auto counts = data.class_counts();
-  for (size_t k = 0; k < data.classes.size(); ++k) out << (k ? ", " : "") << data.classes[k] << " " << counts[k];
-  out << ") from " << data.scan.root << "\n";
-  out << "tile cache: " << data.cache->path() << " (" << data.image_size() << " px, "
+  for (size_t k = 0; k < data.classes.size(); ++k) out << (k ? ", " : "") << printable(data.classes[k]) << " " << counts[k];
+  out << ") from " << printable(data.scan.root) << "\n";
+  out << "tile cache: " << printable(data.cache->path()) << " (" << data.image_size() << " px, "
       << (data.cache->reused() ? "reused" : "built") << ")";
   if (const int64_t failed = data.cache->failed())
     out << "\nskipped " << failed << " image(s) that could not be decoded"
-        << (data.cache->errors().empty() ? "" : ", e.g. " + data.cache->errors().front());
-  if (!data.groups_origin.empty()) out << "\n" << data.groups_origin;
+        << (data.cache->errors().empty() ? "" : ", e.g. " + printable(data.cache->errors().front()));
+  if (!data.groups_origin.empty()) out << "\n" << printable(data.groups_origin);
   if (data.scan.ignored_files) out << "\nignored " << data.scan.ignored_files << " file(s) that are not images";
-  for (const auto& dir : data.scan.empty_class_folders) out << "\nwarning: folder " << dir << " holds no images";
+  for (const auto& dir : data.scan.empty_class_folders) out << "\nwarning: folder " << printable(dir) << " holds no images";
   if (data.groups_missing) out << "\nwarning: the groups file does not name " << data.groups_missing << " image(s)";
   return out.str();
 }

@@ -20,9 +20,9 @@ struct FoundSourceGroups {
   std::vector<std::string> group_of_image;  // per scanned image
   std::string origin;
 };
-// Finds the groups of a scan that comes without a groups CSV; leakage/group_finder.h makes one
-// that groups near-copies.
-using GroupFinder = std::function<FoundSourceGroups(const ScanResult& scan)>;
+// Finds the groups of a scan that comes without a groups CSV, from its tile cache's tiles (each
+// image is decoded once per run); leakage/group_finder.h makes one that groups near-copies.
+using GroupFinder = std::function<FoundSourceGroups(const ScanResult& scan, const TileCache* tiles)>;
 
 struct DataOptions {
   std::string root;         // a folder of class folders, or:

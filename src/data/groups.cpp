@@ -14,7 +14,9 @@
 namespace histotrain {
 
 std::unordered_map<std::string, std::string> read_groups_csv(const std::string& path) {
-  const std::vector<CsvRecord> records = parse_csv(read_regular_file(path, uint64_t{1} << 30), "groups file '" + path + "'");
+  const std::string source = "groups file '" + path + "'";
+  const std::vector<CsvRecord> records =
+      parse_csv(csv_text_for_reading(read_regular_file(path, uint64_t{1} << 30), source), source);
   if (records.empty()) throw Error("groups file '" + path + "' is empty");
   const auto& header = records.front().fields;
   // The file column as groups files name it (filename) or as manifests do (path); likewise the group.

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 
+#include "data/decode.h"
 #include "util/errors.h"
 #include "util/files.h"
 
@@ -69,6 +70,30 @@ void cmyk_to_rgb(const std::vector<uint8_t>& cmyk, RgbImage& out) {
   }
 }
 
+// Start-of-scan markers in the stream. Inside entropy-coded data a 0xFF byte is always followed
+// by 0x00 (stuffing) or a restart marker, so FF DA is a scan and nothing else.
+int64_t scans_in(const uint8_t* data, size_t size) {
+  int64_t scans = 0;
+  for (size_t i = 0; i + 1 < size; ++i) scans += data[i] == 0xFF && data[i + 1] == 0xDA;
+  return scans;
+}
+
+// A progressive JPEG is decoded once per scan, each pass over all its coefficients: a 300 KB
+// file of many scans over many pixels took 20 s. Refused before decoding: more scans than any
+// encoder writes (libjpeg's progression has 10, a few more with other scripts), or more
+// scan-pixels than a large tile's worth (the limit's pixels times 10 scans).
+constexpr int64_t kMaxScans = 64;
+std::string scan_limit_error(const uint8_t* data, size_t size, uint64_t width, uint64_t height) {
+  const int64_t scans = scans_in(data, size);
+  const uint64_t budget = max_image_pixels() * 10;
+  if (scans <= 1) return "";
+  if (scans > kMaxScans || width * height * static_cast<uint64_t>(scans) > budget)
+    return "a progressive JPEG of " + std::to_string(scans) + " scans over " + std::to_string(width) + " x " +
+           std::to_string(height) + " pixels (at most " + std::to_string(kMaxScans) + " scans, and " +
+           std::to_string(budget) + " pixels in all scans: a decode-time bomb, or not a tile)";
+  return "";
+}
+
 bool is_fatal(tjhandle h) {
   // Warnings (e.g. extraneous bytes) are fine, but a premature end means missing rows: libjpeg
   // says "Premature end of JPEG file" or "Corrupt JPEG data: premature end of data segment".
@@ -88,6 +113,7 @@ DecodeResult decode_jpeg(const uint8_t* data, size_t size, int min_side) {
     return result;
   }
   result.error = pixel_limit_error(static_cast<uint64_t>(width), static_cast<uint64_t>(height));
+  if (result.error.empty()) result.error = scan_limit_error(data, size, static_cast<uint64_t>(width), static_cast<uint64_t>(height));
   if (!result.error.empty()) return result;
   const tjscalingfactor f = choose_scale(width, height, min_side);
   RgbImage image(scaled(width, f), scaled(height, f));
@@ -96,7 +122,7 @@ DecodeResult decode_jpeg(const uint8_t* data, size_t size, int min_side) {
   if (cmyk) cmyk_pixels.resize(static_cast<size_t>(image.width) * image.height * 4);
   uint8_t* target = cmyk ? cmyk_pixels.data() : image.pixels.data();
   const int rc = tjDecompress2(h, data, static_cast<unsigned long>(size), target, image.width, 0, image.height,
-                               cmyk ? TJPF_CMYK : TJPF_RGB, TJFLAG_FASTDCT);
+                               cmyk ? TJPF_CMYK : TJPF_RGB, TJFLAG_FASTDCT | TJFLAG_LIMITSCANS);
   if (rc != 0 && is_fatal(h)) {
     result.error = std::string("corrupt JPEG: ") + tjGetErrorStr2(h);
     replace_thread_decompressor();
@@ -110,7 +136,7 @@ DecodeResult decode_jpeg(const uint8_t* data, size_t size, int min_side) {
 
 DecodeResult decode_jpeg_file(const std::string& path, int min_side) {
   std::vector<uint8_t> bytes;
-  if (!read_file_bytes(path, bytes)) {
+  if (!read_file_bytes(path, bytes, max_image_pixels() * 8 + (uint64_t{1} << 20))) {
     DecodeResult result;
     result.error = "cannot read file";
     return result;

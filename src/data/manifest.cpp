@@ -133,7 +133,8 @@ ManifestColumns parse_manifest_columns(const std::string& text) {
 
 ScanResult read_manifest(const std::string& csv_path, const ManifestOptions& options) {
   const std::string source = "manifest '" + csv_path + "'";
-  const std::vector<CsvRecord> records = parse_csv(read_regular_file(csv_path, kMaxManifestBytes), source);
+  const std::vector<CsvRecord> records =
+      parse_csv(csv_text_for_reading(read_regular_file(csv_path, kMaxManifestBytes), source), source);
   if (records.empty()) throw Error(source + " is empty");
   const Columns columns = find_columns(records.front().fields, options.columns, source);
   const fs::path folder = options.root.empty() ? fs::absolute(csv_path).lexically_normal().parent_path()

@@ -99,6 +99,22 @@ DecodeResult decode_png(const uint8_t* data, size_t size) {
     result.error = "not a PNG";
     return result;
   }
+  // The size, from IHDR's bytes, before libpng allocates anything: libpng sizes its row buffers
+  // from the header in png_read_info, before pixel_limit_error could see it (6.5 GB for a header
+  // claiming an extreme width). IHDR must be the first chunk.
+  if (size < 24 || std::memcmp(data + 12, "IHDR", 4) != 0) {
+    DecodeResult result;
+    result.error = "damaged PNG: no IHDR chunk first";
+    return result;
+  }
+  const auto big_endian = [&](size_t at) {
+    return uint64_t{data[at]} << 24 | uint64_t{data[at + 1]} << 16 | uint64_t{data[at + 2]} << 8 | data[at + 3];
+  };
+  if (std::string limit = pixel_limit_error(big_endian(16), big_endian(20)); !limit.empty()) {
+    DecodeResult result;
+    result.error = limit;
+    return result;
+  }
   PngSource source{data, size, 8, {}};
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &source, keep_error, ignore_warning);
   png_infop info = png ? png_create_info_struct(png) : nullptr;

@@ -46,8 +46,16 @@ toff_t seek(thandle_t handle, toff_t offset, int whence) {
 
 int close_nothing(thandle_t) { return 0; }
 toff_t size_of(thandle_t handle) { return source_of(handle).size; }
-// No memory mapping: libtiff then reads through read_bytes, never writing into the caller's data.
-int map_nothing(thandle_t, void**, toff_t*) { return 0; }
+// The bytes are already in memory: libtiff reads them as a mapping (as it maps a file, read-only;
+// it copies wherever it must change bytes). Without a mapping libtiff 4.5 reads each uncompressed
+// tile into a buffer rounded up to 1 KiB and then refuses the tile for that buffer's size
+// ("Invalid tile byte count ... Expected 768, got 1024"): 16 x 16 RGB tiles never decoded.
+int map_memory(thandle_t handle, void** base, toff_t* size) {
+  TiffSource& s = source_of(handle);
+  *base = const_cast<uint8_t*>(s.data);
+  *size = s.size;
+  return 1;
+}
 void unmap_nothing(thandle_t, void*, toff_t) {}
 
 int keep_first_error(TIFF*, void* user_data, const char* module, const char* format, va_list args) {
@@ -68,8 +76,8 @@ TIFF* open_tiff(TiffSource& source) {
   TIFFOpenOptionsSetWarningHandlerExtR(options, ignore_warning, nullptr);
   // No single allocation larger than the largest permitted image could need (16-bit RGBA).
   TIFFOpenOptionsSetMaxSingleMemAlloc(options, static_cast<tmsize_t>(max_image_pixels() * 8 + (1 << 20)));
-  TIFF* tif = TIFFClientOpenExt("memory", "rm", &source, read_bytes, write_nothing, seek, close_nothing, size_of,
-                                map_nothing, unmap_nothing, options);
+  TIFF* tif = TIFFClientOpenExt("memory", "r", &source, read_bytes, write_nothing, seek, close_nothing, size_of,
+                                map_memory, unmap_nothing, options);
   TIFFOpenOptionsFree(options);
   return tif;
 }

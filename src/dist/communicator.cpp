@@ -1,4 +1,5 @@
 #include "dist/communicator.h"
+#include "util/json_file.h"
 
 #include <nlohmann/json.hpp>
 
@@ -357,11 +358,11 @@ void Communicator::check_agreement(const std::string& what, const std::string& v
   } catch (const std::exception& e) {
     fail("comparing the " + what + " of all ranks", e);
   }
-  const auto mine = nlohmann::json::parse(value, nullptr, false);
+  const auto mine = parse_json_or_null(value);
   for (int r = 0; r < world_size_; ++r) {
     if (values[static_cast<size_t>(r)] == value) continue;
     std::string fields;
-    const auto theirs = nlohmann::json::parse(values[static_cast<size_t>(r)], nullptr, false);
+    const auto theirs = parse_json_or_null(values[static_cast<size_t>(r)]);
     if (mine.is_object() && theirs.is_object())
       for (const auto& [key, v] : mine.items())
         if (!theirs.contains(key) || theirs[key] != v)

@@ -161,6 +161,10 @@ struct Launch {
 void start_ranks(Launch& l, int port, const std::string& store_file, int threads) {
   l.ranks.resize(static_cast<size_t>(l.options.ranks));
   for (int r = 0; r < l.options.ranks; ++r) {
+    if (g_signal_to_forward) {  // stopped while starting: the ranks started so far get the signal
+      l.ranks.resize(static_cast<size_t>(r));
+      break;
+    }
     int out[2], err[2];
     if (::pipe(out) != 0 || ::pipe(err) != 0) throw Error("cannot create pipes for the ranks' output");
     l.ranks[r].pid = start_rank(l.options, r, port, store_file, threads, out[1], err[1]);
@@ -244,11 +248,22 @@ void kill_after_grace_period(Launch& l) {
 
 }  // namespace
 
-int launch_local_ranks(const LaunchOptions& o) {
-  if (o.ranks < 1) throw UsageError("-n must be at least 1");
+void check_launch_options(const LaunchOptions& o, int cores) {
+  // More ranks than 8 per core only thrash; -n 100000 would start processes for minutes.
+  if (o.ranks < 1 || o.ranks > 8 * cores)
+    throw UsageError("-n must be from 1 to " + std::to_string(8 * cores) + " (8 ranks per core of this machine)");
+  if (o.threads_per_rank < 0 || o.threads_per_rank > 4 * cores)
+    throw UsageError("--threads-per-rank must be from 0 (cores / N) to " + std::to_string(4 * cores));
+  if (o.port < 0 || o.port > 65535) throw UsageError("--port must be from 0 (a free one) to 65535");
+  if (!(o.grace_seconds >= 0 && o.grace_seconds <= 3600))
+    throw UsageError("--grace must be a number of seconds from 0 to 3600");
   if (o.args.empty()) throw UsageError("name the command each rank runs after --, e.g. -- train --data DIR");
-  const int port = o.port > 0 ? o.port : free_loopback_port();
+}
+
+int launch_local_ranks(const LaunchOptions& o) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  check_launch_options(o, cores);
+  const int port = o.port > 0 ? o.port : free_loopback_port();
   const int threads = o.threads_per_rank > 0 ? o.threads_per_rank : std::max(1, cores / o.ranks);
   const PrivateFolder rendezvous;
   const std::string store_file = (rendezvous.path() / "store").string();

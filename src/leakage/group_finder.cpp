@@ -47,9 +47,14 @@ std::vector<std::string> group_names(const ScanResult& scan, const std::vector<i
 
 }  // namespace
 
-FoundGroups find_groups(const ScanResult& scan, const NearCopyOptions& options, int threads, bool quiet) {
+FoundGroups find_groups(const ScanResult& scan, const NearCopyOptions& options, int threads, bool quiet,
+                        const TileCache* cache) {
   const auto start = std::chrono::steady_clock::now();
-  const TileSignatures signatures = compute_signatures(image_paths(scan), threads, quiet);
+  // From the run's tile cache when its tiles hold at least a signature's detail; smaller tiles
+  // would blur near-copies together, so those images are decoded at the signature's size.
+  const bool from_cache = cache && cache->size() >= kSignatureTileSize;
+  const TileSignatures signatures =
+      from_cache ? signatures_of_cache(*cache, threads, quiet) : compute_signatures(image_paths(scan), threads, quiet);
   const NearCopyGroups found = find_near_copy_groups(signatures, class_indices(scan, scan.classes), options);
   FoundGroups result;
   result.group_of_image = group_names(scan, found.group);
@@ -69,10 +74,12 @@ std::string groups_csv_text(const ScanResult& scan, const std::vector<std::strin
   return csv;
 }
 
-FoundGroups cached_groups(const ScanResult& scan, const std::string& cache_dir, int threads, bool quiet) {
+FoundGroups cached_groups(const ScanResult& scan, const std::string& cache_dir, int threads, bool quiet,
+                          const TileCache* tiles) {
   const std::string dir = cache_dir.empty() ? default_cache_dir() : cache_dir;
   Fnv1a method;
   method.add(std::string(kGroupsMethod));
+  if (tiles && tiles->size() >= kSignatureTileSize) method.add(static_cast<uint64_t>(tiles->size()));  // from these tiles
   const std::string path = dir + "/" + cache_file_base(scan) + "-" +
                            hex64(scan_fingerprint(scan, method.value)).substr(0, 12) + ".groups.csv";
   if (std::filesystem::exists(path)) {
@@ -93,7 +100,7 @@ FoundGroups cached_groups(const ScanResult& scan, const std::string& cache_dir, 
       return result;
     }
   }
-  FoundGroups result = find_groups(scan, NearCopyOptions{}, threads, quiet);
+  FoundGroups result = find_groups(scan, NearCopyOptions{}, threads, quiet, tiles);
   ensure_writable_dir(dir);
   write_file_atomically(path, groups_csv_text(scan, result.group_of_image));
   result.cache_path = path;
@@ -101,8 +108,8 @@ FoundGroups cached_groups(const ScanResult& scan, const std::string& cache_dir, 
 }
 
 GroupFinder near_copy_group_finder(const std::string& cache_dir, int threads, bool quiet) {
-  return [=](const ScanResult& scan) {
-    const FoundGroups found = cached_groups(scan, cache_dir, threads, quiet);
+  return [=](const ScanResult& scan, const TileCache* tiles) {
+    const FoundGroups found = cached_groups(scan, cache_dir, threads, quiet, tiles);
     FoundSourceGroups groups;
     groups.group_of_image = found.group_of_image;
     groups.origin = "groups: " + std::to_string(found.groups) + " near-copy groups found from the pixels" +

@@ -21,15 +21,18 @@ struct FoundGroups {
   bool reused = false;               // read from that cache
 };
 
-// Decodes every image of the scan and groups near-copies within each class.
-FoundGroups find_groups(const ScanResult& scan, const NearCopyOptions& options, int threads, bool quiet);
+// Groups near-copies within each class: from the tiles of `cache` (the run's own, each image
+// decoded once) or, without one, by decoding every image of the scan.
+FoundGroups find_groups(const ScanResult& scan, const NearCopyOptions& options, int threads, bool quiet,
+                        const TileCache* cache = nullptr);
 
 // `filename,label,group_id` for every image of the scan (read_groups_csv reads it back).
 std::string groups_csv_text(const ScanResult& scan, const std::vector<std::string>& group_of_image);
 
 // The groups of this scan with default options, from `cache_dir` (empty: default_cache_dir()) when
 // the same files were grouped before, else found and saved there.
-FoundGroups cached_groups(const ScanResult& scan, const std::string& cache_dir, int threads, bool quiet);
+FoundGroups cached_groups(const ScanResult& scan, const std::string& cache_dir, int threads, bool quiet,
+                          const TileCache* tiles = nullptr);
 
 // cached_groups as the dataset's group finder (DataOptions::find_groups), with its log line.
 GroupFinder near_copy_group_finder(const std::string& cache_dir, int threads, bool quiet);

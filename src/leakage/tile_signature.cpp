@@ -9,6 +9,7 @@
 #include <tbb/global_control.h>
 #include <tbb/parallel_for.h>
 
+#include "data/resize.h"
 #include "data/tile_cache.h"
 #include "util/errors.h"
 #include "util/progress.h"
@@ -157,6 +158,33 @@ TileSignatures compute_signatures(const std::vector<std::string>& paths, int thr
   progress.finish();
   for (int64_t i = 0; i < count; ++i) s.ok[i] = ok[i] != 0;
   std::sort(s.errors.begin(), s.errors.end());
+  return s;
+}
+
+TileSignatures signatures_of_cache(const TileCache& cache, int threads, bool quiet) {
+  const int64_t count = cache.count();
+  TileSignatures s = empty_signatures(count);
+  float* rings = s.rings.data_ptr<float>();
+  float* descriptors = s.descriptor.data_ptr<float>();
+  constexpr int64_t ring_floats = kSignatureRings * kSignatureAngles;
+  if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
+  tbb::global_control limit(tbb::global_control::max_allowed_parallelism, std::max(1, threads));
+  Progress progress("signatures of " + std::to_string(count) + " tiles", count, "img", quiet);
+  std::atomic<int64_t> done{0};
+  std::vector<uint8_t> ok(static_cast<size_t>(count), 0);
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, count, 16), [&](const tbb::blocked_range<int64_t>& range) {
+    RgbImage tile(cache.size(), cache.size());
+    for (int64_t i = range.begin(); i < range.end(); ++i) {
+      if (!cache.decoded(i)) continue;
+      std::copy(cache.tile(i), cache.tile(i) + cache.tile_bytes(), tile.pixels.begin());
+      const RgbImage small = resize_rgb(tile, kSignatureTileSize, kSignatureTileSize);
+      tile_signature(small.pixels.data(), kSignatureTileSize, rings + i * ring_floats, descriptors + i * kDescriptorSize);
+      ok[i] = 1;
+    }
+    progress.update(done += static_cast<int64_t>(range.size()));
+  });
+  progress.finish();
+  for (int64_t i = 0; i < count; ++i) s.ok[i] = ok[i] != 0;
   return s;
 }
 

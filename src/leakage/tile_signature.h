@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "data/tile_cache.h"
+
 namespace histotrain {
 
 constexpr int kSignatureTileSize = 96;  // tiles are decoded and resized to this side first
@@ -38,6 +40,10 @@ void tile_signature(const uint8_t* rgb, int size, float* rings, float* descripto
 // Decodes each JPEG at kSignatureTileSize px and computes its signature, on `threads` threads
 // (0: all cores), with a progress bar unless `quiet`.
 TileSignatures compute_signatures(const std::vector<std::string>& paths, int threads, bool quiet);
+
+// The same from a tile cache's tiles (each resized to kSignatureTileSize): no image is decoded a
+// second time in a run. Tiles the cache could not decode have no signature.
+TileSignatures signatures_of_cache(const TileCache& cache, int threads, bool quiet);
 
 // Signatures of tiles already decoded: uint8 [N, size, size, 3].
 TileSignatures signatures_of_tiles(const torch::Tensor& tiles);

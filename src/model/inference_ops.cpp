@@ -22,7 +22,7 @@ struct OpList {
     return add({Kind::conv, {in}, "", module, kernel, (*c.options.stride())[0], kernel / 2});
   }
   std::string bn(const std::string& in, const std::string& module) { return add({Kind::batch_norm, {in}, "", module}); }
-  std::string relu(const std::string& in) { return add({Kind::relu, {in}, ""}); }
+  std::string relu(const std::string& in) { return add({Kind::relu, {in}, "", ""}); }
 };
 
 std::string residual_block(OpList& list, const std::string& in, const std::string& name, const ResidualBlockImpl& b) {
@@ -34,18 +34,18 @@ std::string residual_block(OpList& list, const std::string& in, const std::strin
   std::string x = list.relu(list.bn(list.conv(in, name + ".conv1", *b.conv1), name + ".bn1"));
   x = list.bn(list.conv(x, name + ".conv2", *b.conv2), name + ".bn2");
   if (b.bottleneck) x = list.bn(list.conv(list.relu(x), name + ".conv3", *b.conv3), name + ".bn3");
-  return list.relu(list.add({Kind::add, {x, identity}, ""}));
+  return list.relu(list.add({Kind::add, {x, identity}, "", ""}));
 }
 
 }  // namespace
 
 std::vector<InferenceOp> resnet_inference_ops(const ResNetImpl& model) {
   OpList list;
-  std::string x = list.add({Kind::normalize, {"input"}, ""});
+  std::string x = list.add({Kind::normalize, {"input"}, "", ""});
   x = list.relu(list.bn(list.conv(x, "conv1", *model.conv1), "bn1"));
   x = list.add({Kind::max_pool, {x}, "", "", 3, 2, 1});
   for (size_t b = 0; b < model.blocks.size(); ++b) x = residual_block(list, x, model.block_names[b], *model.blocks[b]);
-  x = list.add({Kind::global_pool, {x}, ""});
+  x = list.add({Kind::global_pool, {x}, "", ""});
   list.add({Kind::linear, {x}, "", "fc"});
   list.ops.back().output = "logits";
   return list.ops;

@@ -53,6 +53,14 @@ void zero_init_residual_branches(nn::Module& module) {
 
 }  // namespace
 
+int64_t resnet_unit_count(const std::string& arch) {
+  const auto spec = arch_specs().find(arch);
+  if (spec == arch_specs().end()) throw UsageError("unknown architecture '" + arch + "'");
+  int64_t blocks = 0;
+  for (const int64_t n : spec->second.blocks) blocks += n;
+  return blocks + 2;
+}
+
 const std::vector<std::string>& supported_archs() {
   static const std::vector<std::string> names = {"resnet10", "resnet18", "resnet34", "resnet50"};
   return names;

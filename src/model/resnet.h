@@ -64,6 +64,10 @@ TORCH_MODULE(ResNet);
 // "resnet10", "resnet18", "resnet34", "resnet50".
 const std::vector<std::string>& supported_archs();
 
+// ResNetImpl::unit_count() of an architecture, without building it (the stem, each block, the
+// head); throws UsageError for an unknown one.
+int64_t resnet_unit_count(const std::string& arch);
+
 // Parameters that get weight decay (conv and linear weights), and those that do not (BN
 // weights and every bias): decaying BN scales and biases only slows training down.
 struct ParameterGroups {

@@ -8,6 +8,7 @@
 
 #include "util/errors.h"
 #include "util/files.h"
+#include "util/json_file.h"
 
 namespace histotrain {
 
@@ -142,9 +143,8 @@ Safetensors parse_safetensors(const std::string& bytes, const std::string& sourc
   if (header_size > kMaxHeaderBytes || header_size > bytes.size() - 8)
     throw Error(source + " is not a safetensors file or is truncated (its header claims " + std::to_string(header_size) +
                 " bytes)");
-  const auto header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(header_size),
-                                            nullptr, false);
-  if (header.is_discarded() || !header.is_object()) throw Error(source + ": the safetensors header is not a JSON object");
+  const auto header = parse_json_or_null(bytes.substr(8, static_cast<size_t>(header_size)));
+  if (!header.is_object()) throw Error(source + ": the safetensors header is not a JSON object");
   const uint64_t data_size = bytes.size() - 8 - header_size;
   const char* data = bytes.data() + 8 + header_size;
 

@@ -60,13 +60,13 @@ StagePlan parse_split(const std::string& text, int64_t units, int stages) {
     char* end = nullptr;
     const long value = std::strtol(item.c_str(), &end, 10);
     if (item.empty() || *end != '\0' || value <= plan.bounds.back() || value >= units)
-      throw UsageError("--split '" + text + "': expected increasing unit indices between 1 and " +
+      throw UsageError("--stage-cut '" + text + "': expected increasing unit indices between 1 and " +
                        std::to_string(units - 1) + ", separated by commas");
     plan.bounds.push_back(value);
   }
   plan.bounds.push_back(units);
   if (plan.stages() != stages)
-    throw UsageError("--split '" + text + "' gives " + std::to_string(plan.stages()) +
+    throw UsageError("--stage-cut '" + text + "' gives " + std::to_string(plan.stages()) +
                      " parts; --pipeline-stages (times --virtual-stages) asks for " + std::to_string(stages));
   return plan;
 }

@@ -6,6 +6,7 @@
 #include "data/manifest.h"
 #include "dist/grad_compression.h"
 #include "model/resnet.h"
+#include "pipeline/stage_plan.h"
 #include "train/config_fields.h"
 #include "util/errors.h"
 #include "util/machine.h"
@@ -97,6 +98,8 @@ nlohmann::json shared_by_ranks(const TrainConfig& config) {
 
 namespace {
 
+constexpr int64_t kMaxSteps = 1'000'000'000'000;
+
 void require(bool ok, const std::string& message) {
   if (!ok) throw UsageError(message);
 }
@@ -133,10 +136,11 @@ void validate_model(const ModelConfig& m, const TrainConfig& c) {
 }
 
 void validate_optim(const OptimConfig& o) {
-  require(o.epochs >= 1, "--epochs must be at least 1");
+  require(o.epochs >= 1 && o.epochs <= 100000, "--epochs must be from 1 to 100000");
   require(o.time_budget >= 0 && o.time_budget <= 1e7, "--time-budget must be in [0, 1e7] seconds (0: off)");
-  require(o.batch_size >= 2, "--batch-size must be at least 2 (BatchNorm needs two images)");
-  require(o.lr > 0 && o.lr < 100, "--lr must be positive");
+  require(o.batch_size >= 2 && o.batch_size <= 65536,
+          "--batch-size must be from 2 (BatchNorm needs two images) to 65536");
+  require(o.lr > 0 && o.lr < 100, "--lr must be in (0, 100): a learning rate outside it diverges at once");
   require(o.warmup_epochs >= 0 && o.warmup_epochs <= 1000, "--warmup-epochs must be in [0, 1000]");
   require(o.momentum >= 0 && o.momentum < 1, "--momentum must be in [0, 1)");
   require(o.weight_decay >= 0 && o.weight_decay < 1, "--weight-decay must be in [0, 1)");
@@ -149,8 +153,10 @@ void validate_parallel(const ParallelConfig& p, const TrainConfig& c) {
           "--backend nccl needs --device cuda; use gloo on CPUs");
   require(p.bucket_mb > 0 && p.bucket_mb <= 1024, "--bucket-mb must be in (0, 1024]");
   GradCompression::parse(p.grad_compression, p.powersgd_start_step);  // throws UsageError
-  require(p.dist_timeout >= 1, "--dist-timeout must be at least 1 second");
-  require(p.pipeline_stages >= 1, "--pipeline-stages must be at least 1");
+  require(p.dist_timeout >= 1 && p.dist_timeout <= 86400, "--dist-timeout must be from 1 to 86400 seconds");
+  require(p.pipeline_stages >= 1 && p.pipeline_stages <= 1024, "--pipeline-stages must be from 1 to 1024");
+  require(p.powersgd_start_step >= 0 && p.powersgd_start_step <= kMaxSteps,
+          "--powersgd-start-step must be from 0 to 10^12");
   const int batch = c.optim.batch_size;
   require(p.micro_batches >= 1 && batch % p.micro_batches == 0 && batch / p.micro_batches >= 2,
           "--micro-batches must divide --batch-size into micro-batches of at least 2 images");
@@ -159,10 +165,13 @@ void validate_parallel(const ParallelConfig& p, const TrainConfig& c) {
   require(p.devices.empty() || pipeline, "--devices needs --pipeline-stages 2 or more");
   require(p.pipeline_schedule == PipelineSchedule::fill_drain || pipeline,
           "--pipeline-schedule needs --pipeline-stages 2 or more");
-  require(p.virtual_stages >= 1, "--virtual-stages must be at least 1");
+  require(p.virtual_stages >= 1 && p.virtual_stages <= 64, "--virtual-stages must be from 1 to 64");
   require(p.virtual_stages == 1 || (pipeline && p.devices.empty()),
           "--virtual-stages needs --pipeline-stages 2 or more on ranks (not --devices)");
   require(c.optim.ema == 0 || !pipeline, "--ema averages a whole model: not with --pipeline-stages");
+  require(p.stage_cut.empty() || pipeline, "--stage-cut needs --pipeline-stages 2 or more");
+  if (!p.stage_cut.empty())  // its errors name --stage-cut, before any data is read
+    parse_split(p.stage_cut, resnet_unit_count(c.model.arch), p.pipeline_stages * p.virtual_stages);
   require(c.data.progressive_from == 0 || !pipeline,
           "--progressive-from changes the activations' shape, which pipeline stages fix at the start: not with "
           "--pipeline-stages");
@@ -172,9 +181,10 @@ void validate_job(const JobConfig& j) {
   check_thread_count(j.threads, "--threads");
   require(j.target_acc >= 0 && j.target_acc <= 1, "--target-acc must be in [0, 1]");
   require(j.bootstrap >= 0 && j.bootstrap <= 1000000, "--bootstrap must be in [0, 1000000]");
-  require(j.max_steps >= 0, "--max-steps must be >= 0");
-  require(j.val_every >= 1, "--val-every must be at least 1");
-  require(j.checkpoint_steps >= 0, "--checkpoint-steps must be >= 0 (0: checkpoints with validation only)");
+  require(j.max_steps >= 0 && j.max_steps <= kMaxSteps, "--max-steps must be from 0 (no limit) to 10^12");
+  require(j.val_every >= 1 && j.val_every <= 100000, "--val-every must be from 1 to 100000");
+  require(j.checkpoint_steps >= 0 && j.checkpoint_steps <= kMaxSteps,
+          "--checkpoint-steps must be from 0 (checkpoints with validation only) to 10^12");
 }
 
 // A NaN passes no comparison, but an infinity passes ">= 0": every real-valued flag is finite.

@@ -14,6 +14,7 @@
 #include "util/errors.h"
 #include "util/files.h"
 #include "util/gnuplot.h"
+#include "util/json_file.h"
 #include "util/json_text.h"
 
 namespace histotrain {
@@ -34,12 +35,13 @@ TileDataset load_for_folds(const TrainConfig& base) {
 // folds/fold-K.txt (file names, one per line) and groups.csv; a DIR that already holds folds must
 // hold these same ones: folds never change under finished runs.
 void write_folds(const TileDataset& data, const std::vector<std::vector<int64_t>>& folds, const fs::path& out) {
-  fs::create_directories(out / "folds");
+  ensure_own_subfolder(out / "folds");
   for (size_t f = 0; f < folds.size(); ++f) {
-    std::string list;
-    for (const int64_t i : folds[f]) list += fs::path(data.path(i)).filename().string() + "\n";
+    std::vector<std::string> names;
+    for (const int64_t i : folds[f]) names.push_back(fs::path(data.path(i)).filename().string());
+    const std::string list = list_file_text(names);
     const fs::path path = fold_list(out, static_cast<int>(f) + 1);
-    if (fs::exists(path) && read_regular_file(path, kMaxReportBytes) != list)
+    if (fs::exists(path) && read_list_file(path) != names)
       throw Error(out.string() + " holds the folds of another cross-validation (" + path.string() +
                   " differs): choose another --out, or give the same data, groups, --folds and --seed");
     if (!fs::exists(path)) write_file_atomically(path, list);
@@ -56,8 +58,9 @@ TrainOutcome run_fold(const TrainConfig& base, const fs::path& out, int fold, in
   const fs::path run = fold_run(out, fold);
   if (fs::exists(run / "summary.json")) {
     std::fprintf(stderr, "fold %d of %d: done, read from %s\n", fold, folds, run.string().c_str());
-    const auto summary = nlohmann::json::parse(read_regular_file(run / "summary.json", kMaxReportBytes), nullptr, false);
-    if (summary.is_discarded() || !summary.is_object()) throw Error(run.string() + "/summary.json is damaged: not JSON");
+    const auto summary = read_json_file(run / "summary.json", kMaxReportBytes);
+    if (!summary.is_object() || !summary.contains("val") || !summary["val"].is_object())
+      throw Error((run / "summary.json").string() + " is damaged: no 'val' object");
     return {summary, 0};
   }
   TrainConfig config = base;
@@ -140,8 +143,8 @@ std::string number_or_dash(const nlohmann::json& v, const char* format = "%.4f")
 nlohmann::json read_cv_report(const fs::path& dir) {
   const fs::path path = dir / "cv.json";
   if (!fs::exists(path)) throw Error(dir.string() + " holds no cv.json: not a finished `histotrain cv` run");
-  const auto report = nlohmann::json::parse(read_regular_file(path, kMaxReportBytes), nullptr, false);
-  if (report.is_discarded() || !report.is_object() || !report.contains("per_fold") || !report["per_fold"].is_array() ||
+  const auto report = read_json_file(path, kMaxReportBytes);
+  if (!report.is_object() || !report.contains("per_fold") || !report["per_fold"].is_array() ||
       !report.contains("folds") || !report["folds"].is_number_integer())
     throw Error(path.string() + " is damaged: not a cv report");
   return report;
@@ -179,7 +182,7 @@ std::string draw_fold_plot(const nlohmann::json& report, const fs::path& out) {
   const char* colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"};
   const int folds = report["folds"].get<int>();
   std::ostringstream gp;
-  gp << "set terminal pngcairo noenhanced size 900,500 font ',11'\nset output 'folds.png'\nset title "
+  gp << "set terminal pngcairo noenhanced size 900,500 font ',11'\n" << gnuplot_output("folds.png") << "set title "
      << gnuplot_literal("Validation metrics per fold: " + fs::absolute(out).lexically_normal().filename().string() +
                         " (" + std::to_string(folds) + " folds; dashed: mean over the folds)")
      << "\nset style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
@@ -280,7 +283,7 @@ nlohmann::json compare_cross_validations(const fs::path& a, const fs::path& b) {
       rb["per_fold"].size() != static_cast<size_t>(folds))
     throw Error("a cv report does not hold one row per fold");
   for (int fold = 1; fold <= folds; ++fold)
-    if (read_regular_file(fold_list(a, fold), kMaxReportBytes) != read_regular_file(fold_list(b, fold), kMaxReportBytes))
+    if (read_list_file(fold_list(a, fold)) != read_list_file(fold_list(b, fold)))
       throw Error("fold " + std::to_string(fold) + " differs between " + a.string() + " and " + b.string() +
                   ": a paired comparison needs the same folds (same data, groups, --folds and --seed)");
   nlohmann::json metrics = nlohmann::json::object();

@@ -13,6 +13,7 @@
 #include "util/clock.h"
 #include "util/errors.h"
 #include "util/files.h"
+#include "util/json_file.h"
 #include "util/json_text.h"
 
 namespace histotrain {
@@ -20,15 +21,17 @@ namespace histotrain {
 namespace {
 
 constexpr int kTimedRounds = 3;   // each round times every candidate once, so drift hits all alike
-// On a busy machine one round can mislead (fp32 measured at 6.4 images/s against 43.3 with
-// channels-last, a 7x gap that a quiet run did not show). So rounds go on, up to kMaxRounds, while
-// the rounds disagree on the winner or the leader's steps spread beyond kStableSpread (slowest
-// over fastest); a decision still unsettled then is used for this run but never cached.
+// On a busy machine one round can mislead (a several-fold gap between fp32 and channels-last
+// that a quiet run did not show was cached once). So rounds go on, up to kMaxRounds,
+// while the last kTimedRounds rounds disagree on the winner. After kMaxRounds the decision holds
+// when both halves of the rounds pick the same winner, or when the candidates that won rounds
+// are within kCloseCall of each other (either is then as good); else it is used for this run but
+// never cached.
 constexpr int kMaxRounds = 8;
-constexpr double kStableSpread = 1.25;
+constexpr double kCloseCall = 0.10;
 // A candidate this much slower than the best cannot win and is dropped: on a CPU without bf16
-// instructions a bf16 step took 15x an fp32 one, and timing it five times cost the start-up a
-// minute. First steps (which also create oneDNN/cuDNN primitives) are compared more loosely.
+// instructions a bf16 step takes many times an fp32 one, and timing it again and again would
+// cost the start-up a minute. First steps (which also create oneDNN/cuDNN primitives) are compared more loosely.
 constexpr double kHopelessFirstStep = 3.0;
 constexpr double kHopelessTimedStep = 1.5;
 constexpr size_t kMaxCacheEntries = 64;
@@ -42,11 +45,13 @@ double median(std::vector<double> v) {
 // The cache file's decisions, by key; empty when there is none or it cannot be read (a damaged
 // cache costs a measurement, never a failed run).
 nlohmann::json read_cache(const std::filesystem::path& file) {
-  std::error_code error;
-  const auto size = std::filesystem::file_size(file, error);
-  if (error || size > kMaxCacheBytes) return nlohmann::json::array();
-  std::ifstream in(file);
-  nlohmann::json entries = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  std::string text;
+  try {
+    text = read_regular_file(file, kMaxCacheBytes);
+  } catch (const Error&) {
+    return nlohmann::json::array();
+  }
+  nlohmann::json entries = parse_json_or_null(text);
   return entries.is_array() ? entries : nlohmann::json::array();
 }
 
@@ -105,19 +110,41 @@ size_t round_winner(const std::vector<std::vector<double>>& timed, size_t r) {
   return fastest_candidate(rates);
 }
 
-// Settled: the last kTimedRounds rounds each had `choice` as their winner, and its steps in them
-// spread by at most kStableSpread. One disturbed round then costs a few more rounds, not a wrong
-// decision; a machine whose speed keeps swinging never settles. `spread` receives the spread.
-bool settled(const std::vector<std::vector<double>>& timed, size_t choice, int rounds, double& spread) {
-  const auto n = static_cast<size_t>(rounds);
-  spread = 1;
-  const auto last_rounds = static_cast<size_t>(kTimedRounds);
-  if (n < last_rounds || timed[choice].size() < n) return false;
-  const std::vector<double> last(timed[choice].end() - kTimedRounds, timed[choice].end());
-  spread = *std::max_element(last.begin(), last.end()) / std::max(1e-12, *std::min_element(last.begin(), last.end()));
-  for (size_t r = n - last_rounds; r < n; ++r)
+// The winner's slowest timed step over its fastest in the last rounds: how noisy the machine was.
+double spread_of_last_rounds(const std::vector<std::vector<double>>& timed, size_t choice) {
+  const auto& steps = timed[choice];
+  if (steps.empty()) return 1;
+  const auto first = steps.end() - std::min<std::ptrdiff_t>(kTimedRounds, static_cast<std::ptrdiff_t>(steps.size()));
+  return *std::max_element(first, steps.end()) / std::max(1e-12, *std::min_element(first, steps.end()));
+}
+
+bool last_rounds_agree(const std::vector<std::vector<double>>& timed, size_t choice, size_t rounds) {
+  const auto last = static_cast<size_t>(kTimedRounds);
+  if (rounds < last) return false;
+  for (size_t r = rounds - last; r < rounds; ++r)
     if (round_winner(timed, r) != choice) return false;
-  return spread <= kStableSpread;
+  return true;
+}
+
+// The choice from the median of rounds [from, to) of each candidate timed in all of them.
+size_t choice_of_rounds(const std::vector<std::vector<double>>& timed, size_t from, size_t to) {
+  std::vector<double> rates(timed.size(), 0);
+  for (size_t i = 0; i < timed.size(); ++i)
+    if (timed[i].size() >= to) rates[i] = 1 / std::max(1e-12, median(std::vector<double>(timed[i].begin() + from, timed[i].begin() + to)));
+  return fastest_candidate(rates);
+}
+
+// After every round was timed: do the two halves agree, or are the candidates that won rounds
+// a close call?
+bool halves_agree_or_close(const std::vector<std::vector<double>>& timed, const std::vector<double>& rates,
+                           size_t choice, size_t rounds) {
+  if (choice_of_rounds(timed, 0, rounds / 2) == choice_of_rounds(timed, rounds / 2, rounds)) return true;
+  for (size_t r = 0; r < rounds; ++r) {
+    const size_t winner = round_winner(timed, r);
+    if (rates[winner] > rates[choice] * (1 + kCloseCall) || rates[winner] < rates[choice] * (1 - kCloseCall))
+      return false;
+  }
+  return true;
 }
 
 std::vector<double> rates_of(const PrecisionProblem& problem, const std::vector<std::vector<double>>& first,
@@ -149,8 +176,11 @@ Measurement measure(const PrecisionProblem& problem, const StepTimer& timer) {
     drop_hopeless(steps, racing, kHopelessTimedStep);
     if (m.rounds < kTimedRounds) continue;
     m.images_per_second = rates_of(problem, first, timed);
-    m.stable = settled(timed, fastest_candidate(m.images_per_second), m.rounds, m.spread);
+    const size_t choice = fastest_candidate(m.images_per_second);
+    m.spread = spread_of_last_rounds(timed, choice);
+    m.stable = last_rounds_agree(timed, choice, static_cast<size_t>(m.rounds));
     if (m.stable) break;
+    if (m.rounds == kMaxRounds) m.stable = halves_agree_or_close(timed, m.images_per_second, choice, kMaxRounds);
   }
   return m;
 }
@@ -220,8 +250,9 @@ nlohmann::json PrecisionDecision::to_json(const std::vector<PrecisionCandidate>&
           {"rounds", rounds},
           {"settled", stable},
           {"winner_step_spread", spread},
-          {"settled_means", "the last 3 timed rounds had the same winner, and the winner's slowest step in them was "
-                            "within 25% of its fastest (else up to 8 rounds, and an unsettled decision is not cached)"},
+          {"settled_means", "the last 3 timed rounds had the same winner; else, after 8 rounds, both halves of the "
+                            "rounds chose the same, or the candidates that won rounds were within 10% of each other. "
+                            "An unsettled decision is used but not cached"},
           {"seconds", seconds}};
 }
 

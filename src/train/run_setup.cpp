@@ -19,6 +19,7 @@
 #include "train/precision_choice.h"
 #include "train/run.h"
 #include "train/trainer.h"
+#include "util/display_text.h"
 #include "util/errors.h"
 #include "util/json_text.h"
 #include "util/machine.h"
@@ -28,15 +29,33 @@ namespace histotrain {
 
 namespace {
 
-// --val-images: the tiles the list names (by file name, so a list from another machine works)
-// are validation, the rest training.
-Split split_from_list(const TileDataset& data, const std::string& list_file) {
-  std::set<std::string> names;
-  for (const std::string& line : read_list_file(list_file)) names.insert(fs::path(line).filename().string());
+// --val-images: the tiles the list names (by path, or by file name, so a list from another
+// machine works) are validation, the rest training. Names that match no tile are reported: a
+// list that lost names validates on fewer tiles than it meant to.
+Split split_from_list(const TileDataset& data, const std::string& list_file, std::string& unmatched) {
+  const std::vector<std::string> lines = read_list_file(list_file);
+  std::set<std::string> paths, names;
+  for (int64_t i = 0; i < data.size(); ++i) {
+    paths.insert(data.path(i));
+    names.insert(fs::path(data.path(i)).filename().string());
+  }
+  std::set<std::string> listed;
+  std::vector<std::string> missing;
+  for (const std::string& line : lines) {
+    const std::string name = fs::path(line).filename().string();
+    if (paths.count(line) || names.count(name))
+      listed.insert(name);
+    else
+      missing.push_back(line);
+  }
   Split split;
   for (int64_t i = 0; i < data.size(); ++i)
-    (names.count(fs::path(data.path(i)).filename().string()) ? split.val : split.train).push_back(i);
+    (listed.count(fs::path(data.path(i)).filename().string()) ? split.val : split.train).push_back(i);
   if (split.val.empty()) throw Error(list_file + " names none of the tiles in " + data.scan.root);
+  if (!missing.empty()) {
+    unmatched = "warning: " + std::to_string(missing.size()) + " of the " + std::to_string(lines.size()) + " names in " +
+                list_file + " match no tile of the data, e.g. '" + printable(missing.front()) + "'";
+  }
   return split;
 }
 
@@ -58,7 +77,12 @@ Split make_split(const TileDataset& data, const TrainConfig& c) {
     if (c.data.split == DataSplit::random) throw UsageError("the dataset's own split column is the split: drop --split");
     return split_as_given(data);
   }
-  if (!c.data.val_images.empty()) return split_from_list(data, c.data.val_images);
+  if (!c.data.val_images.empty()) {
+    std::string unmatched;
+    Split split = split_from_list(data, c.data.val_images, unmatched);
+    if (!unmatched.empty()) std::fprintf(stderr, "%s\n", unmatched.c_str());
+    return split;
+  }
   if (c.data.split == DataSplit::group) return split_by_group(data.labels, data.groups, c.data.val_fraction, c.job.seed);
   std::vector<std::string> one_group_per_image;
   for (int64_t i = 0; i < data.size(); ++i) one_group_per_image.push_back("image:" + data.path(i));
@@ -87,9 +111,9 @@ void audit_random_split(Run& run) {
 void write_split_lists(const Run& run) {
   if (!run.is_main()) return;
   auto list = [&](const std::vector<int64_t>& rows) {
-    std::string text;
-    for (int64_t i : rows) text += run.data.path(i) + "\n";
-    return text;
+    std::vector<std::string> paths;
+    for (int64_t i : rows) paths.push_back(run.data.path(i));
+    return list_file_text(paths);
   };
   write_file_atomically(run.out / "train_images.txt", list(run.split.train));
   write_file_atomically(run.out / "val_images.txt", list(run.split.val));
@@ -415,6 +439,36 @@ void check_out_holds_no_other_run(const TrainConfig& c, const fs::path& out) {
               " writes into the run it continues (leave out --out) or into a folder without a run");
 }
 
+// A folder holding files named like a run's but no run is not histotrain's to write over: a run
+// writes those names, and would replace whatever they are.
+void check_out_holds_no_stray_run_files(const fs::path& out) {
+  if (holds_a_run(out)) return;
+  for (const char* name : {"model.safetensors", "train_state.safetensors", "model.pt", "train_state.pt", "summary.json",
+                           "train_images.txt", "val_images.txt", "previous"}) {
+    std::error_code error;
+    if (fs::symlink_status(out / name, error).type() == fs::file_type::not_found) continue;
+    throw Error("'" + out.string() + "' holds " + name + " but no run: histotrain would write over it. Choose an "
+                "empty or new folder for --out");
+  }
+}
+
+// The run folder inside a data folder would mix its files with the tiles (and the next scan
+// would take it for a class folder): --out equal to the data root, or to a folder inside it, is
+// refused.
+void check_out_is_outside_the_data(const TrainConfig& c, const fs::path& out) {
+  std::error_code error;
+  const fs::path real_out = fs::weakly_canonical(out, error);
+  for (const std::string* root : {&c.data.root, &c.data.val_data, &c.data.manifest_root}) {
+    if (root->empty()) continue;
+    const fs::path real_root = fs::weakly_canonical(*root, error);
+    if (error) continue;
+    const auto mismatch = std::mismatch(real_root.begin(), real_root.end(), real_out.begin(), real_out.end());
+    if (mismatch.first == real_root.end())
+      throw UsageError("--out " + out.string() + " is inside the data folder " + *root +
+                       ": the run's files would mix with the tiles. Choose a folder outside it");
+  }
+}
+
 }  // namespace
 
 DataOptions training_data_options(const TrainConfig& c, bool quiet, bool find_groups) {
@@ -436,12 +490,14 @@ DataOptions training_data_options(const TrainConfig& c, bool quiet, bool find_gr
 void prepare(Run& run) {
   const TrainConfig& c = run.config;
   run.out = c.job.out;
+  check_out_is_outside_the_data(c, run.out);
   ensure_writable_dir(run.out);  // fail before minutes of decoding, not after
   check_out_holds_no_other_run(c, run.out);
   join_world(run);
   if (run.is_main()) {
-    run.out_lock = std::make_unique<FolderLock>(run.out);
+    run.out_lock = std::make_unique<FolderLock>(run.out);  // another histotrain writing there is named first
     check_out_holds_no_other_run(c, run.out);  // again: another process may have finished there meanwhile
+    check_out_holds_no_stray_run_files(run.out);
   }
   if (c.job.resume.empty() && run.is_main()) write_file_atomically(run.out / kRunConfigFile, json_text(to_json(c), 2) + "\n");
   set_threads(c.job.threads, run.dp->world().local_world_size);

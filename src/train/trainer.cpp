@@ -16,6 +16,7 @@
 #include "train/recipes.h"
 #include "train/run.h"
 #include "util/allocator.h"
+#include "util/json_file.h"
 #include "util/json_text.h"
 #include "util/progress.h"
 #include "util/stop_signal.h"
@@ -401,12 +402,14 @@ TrainConfig resumed_config(const std::string& run, const nlohmann::json& overrid
     saved["resume"] = from.string();
   } else {
     // Stopped before its first checkpoint: nothing to continue, so it starts again with its flags.
-    saved = nlohmann::json::parse(read_text_file(from / kRunConfigFile));
+    saved = read_json_file(from / kRunConfigFile);
     saved["resume"] = "";
     std::fprintf(stderr, "note: %s has no checkpoint yet (the run stopped before its first one); it starts again "
                  "from step 0 with the flags it was given\n", from.string().c_str());
   }
   for (const auto& [key, value] : overrides.items()) saved[key] = value;
+  // A cut by hand fits the stages it was made for: another --pipeline-stages drops it.
+  if (overrides.contains("pipeline_stages") && !overrides.contains("stage_cut")) saved["stage_cut"] = "";
   if (!overrides.contains("out")) saved["out"] = from.string();
   return config_from_json(saved);
 }

@@ -1,5 +1,7 @@
 #include "util/csv.h"
 
+#include <cstdio>
+
 #include "util/errors.h"
 
 namespace histotrain {
@@ -83,6 +85,16 @@ std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& sou
   if (!field.empty() && field.back() == '\r') field.pop_back();
   end_record();
   return records;
+}
+
+std::string csv_text_for_reading(std::string text, const std::string& source) {
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) {
+    text.erase(0, 3);
+    std::fprintf(stderr, "note: %s starts with a UTF-8 byte-order mark; it is read without it\n", source.c_str());
+  }
+  if (text.find('\n') == std::string::npos && text.find('\r') != std::string::npos)
+    throw Error(source + " ends its lines with CR alone (classic Mac OS): save it with LF or CRLF line ends");
+  return text;
 }
 
 }  // namespace histotrain

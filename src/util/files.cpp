@@ -12,50 +12,88 @@
 #include <fstream>
 #include <random>
 
+#include "util/csv.h"
 #include "util/errors.h"
 
 namespace histotrain {
 
-bool read_file_bytes(const fs::path& path, std::vector<uint8_t>& out) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) return false;
-  const auto size = static_cast<std::streamoff>(in.tellg());
-  if (size < 0) return false;
-  out.resize(static_cast<size_t>(size));
-  in.seekg(0);
-  return static_cast<bool>(in.read(reinterpret_cast<char*>(out.data()), size));
+namespace {
+
+// An open file descriptor of a regular file of at most `max_bytes`, and its size. O_NONBLOCK:
+// opening a FIFO must not wait for a writer; fstat on the descriptor (not a stat before the
+// open, which a swap could outrun) then refuses it, a device and a folder alike.
+class RegularFile {
+ public:
+  RegularFile(const fs::path& path, uint64_t max_bytes) : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd_ < 0) throw Error("cannot read " + path.string() + ": " + std::strerror(errno));
+    struct stat info {};
+    if (::fstat(fd_, &info) != 0 || !S_ISREG(info.st_mode)) {
+      ::close(fd_);
+      throw Error(path.string() + " is not a regular file");
+    }
+    size_ = static_cast<uint64_t>(info.st_size);
+    if (size_ > max_bytes) {
+      ::close(fd_);
+      throw Error(path.string() + " is too large (" + std::to_string(size_) + " bytes; at most " +
+                  std::to_string(max_bytes) + " are read)");
+    }
+  }
+  ~RegularFile() { ::close(fd_); }
+  RegularFile(const RegularFile&) = delete;
+  RegularFile& operator=(const RegularFile&) = delete;
+  uint64_t size() const { return size_; }
+  // Exactly `n` bytes (the file's size is known: fewer means it shrank while read).
+  void read_exactly(void* out, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+      const ssize_t got = ::read(fd_, static_cast<char*>(out) + done, n - done);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0)
+        throw Error("cannot read " + path_.string() + ": " + (got == 0 ? "it shrank while read" : std::strerror(errno)));
+      done += static_cast<size_t>(got);
+    }
+  }
+
+ private:
+  fs::path path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+}  // namespace
+
+bool read_file_bytes(const fs::path& path, std::vector<uint8_t>& out, uint64_t max_bytes) {
+  try {
+    RegularFile file(path, max_bytes);
+    out.resize(static_cast<size_t>(file.size()));
+    file.read_exactly(out.data(), out.size());
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
 }
 
-std::string read_text_file(const fs::path& path) {
-  std::vector<uint8_t> bytes;
-  if (!read_file_bytes(path, bytes)) throw Error("cannot read " + path.string());
-  return std::string(bytes.begin(), bytes.end());
-}
+std::string read_text_file(const fs::path& path) { return read_regular_file(path, kMaxTextFileBytes); }
 
 std::string read_regular_file(const fs::path& path, uint64_t max_bytes) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO must not block the open
-  if (fd < 0) throw Error("cannot read " + path.string() + ": " + std::strerror(errno));
-  struct stat info {};
-  std::string bytes;
-  try {
-    if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) throw Error(path.string() + " is not a regular file");
-    if (static_cast<uint64_t>(info.st_size) > max_bytes)
-      throw Error(path.string() + " is too large (" + std::to_string(info.st_size) + " bytes; at most " +
-                  std::to_string(max_bytes) + " are read)");
-    bytes.resize(static_cast<size_t>(info.st_size));
-    size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw Error("cannot read " + path.string() + ": " + (n == 0 ? "it shrank while read" : std::strerror(errno)));
-      done += static_cast<size_t>(n);
-    }
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);
+  RegularFile file(path, max_bytes);
+  std::string bytes(static_cast<size_t>(file.size()), '\0');
+  file.read_exactly(bytes.data(), bytes.size());
   return bytes;
+}
+
+uint64_t file_fnv1a(const fs::path& path, uint64_t max_bytes) {
+  RegularFile file(path, max_bytes);
+  Fnv1a hash;
+  std::vector<char> chunk(1 << 20);
+  for (uint64_t left = file.size(); left > 0;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(left, chunk.size()));
+    file.read_exactly(chunk.data(), n);
+    hash.add(chunk.data(), n);
+    left -= n;
+  }
+  return hash.value;
 }
 
 bool sync_to_disk(const fs::path& path) {
@@ -100,8 +138,14 @@ void replace_file_atomically(const fs::path& path, const std::function<void(cons
 
 void write_file_atomically(const fs::path& path, const std::string& contents) {
   replace_file_atomically(path, [&](const fs::path& tmp) {
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw Error("cannot create " + tmp.string() + ": " + std::strerror(errno));
+    // A new file of our own: O_EXCL fails on anything already at the name, a link included.
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    std::FILE* f = fd >= 0 ? ::fdopen(fd, "wb") : nullptr;
+    if (!f) {
+      const int error = errno;
+      if (fd >= 0) ::close(fd);
+      throw Error("cannot create " + tmp.string() + ": " + std::strerror(error));
+    }
     const bool written = std::fwrite(contents.data(), 1, contents.size(), f) == contents.size() && std::fflush(f) == 0;
     const int error = errno;
     if (std::fclose(f) != 0 || !written) throw Error("cannot write " + path.string() + ": " + std::strerror(written ? errno : error));
@@ -114,6 +158,16 @@ void ensure_writable_dir(const fs::path& dir) {
   if (ec && !fs::is_directory(dir)) throw Error("cannot create folder " + dir.string() + ": " + ec.message());
   if (::access(dir.c_str(), W_OK) != 0)
     throw Error("output folder " + dir.string() + " is not writable");
+}
+
+void ensure_own_subfolder(const fs::path& dir) {
+  std::error_code error;
+  const fs::file_status status = fs::symlink_status(dir, error);
+  if (status.type() == fs::file_type::symlink)
+    throw Error(dir.string() + " is a symbolic link: histotrain writes only into folders of its own there");
+  if (status.type() != fs::file_type::not_found && status.type() != fs::file_type::directory)
+    throw Error(dir.string() + " is not a folder");
+  ensure_writable_dir(dir);
 }
 
 bool is_empty_or_missing(const fs::path& dir) {
@@ -153,6 +207,29 @@ FolderLock::~FolderLock() {
   if (fd_ >= 0) ::close(fd_);  // releases the lock; the file stays, harmless
 }
 
+std::string list_file_text(const std::vector<std::string>& names) {
+  std::string text = "path\n";
+  for (const auto& name : names) text += csv_field(name) + "\n";
+  return text;
+}
+
+namespace {
+
+// A list file histotrain wrote: a CSV with the one column `path`, every name exactly as it is.
+std::vector<std::string> names_of_csv_list(const std::string& text, const fs::path& path) {
+  std::vector<std::string> names;
+  const std::vector<CsvRecord> records = parse_csv(text, "list file '" + path.string() + "'");
+  for (size_t r = 1; r < records.size(); ++r) {
+    if (records[r].fields.size() != 1)
+      throw Error("list file '" + path.string() + "', line " + std::to_string(records[r].line) +
+                  ": one path per row expected");
+    names.push_back(records[r].fields[0]);
+  }
+  return names;
+}
+
+}  // namespace
+
 std::vector<std::string> read_list_file(const fs::path& path) {
   constexpr size_t kMaxLine = 64 << 10;
   std::string text;
@@ -161,6 +238,7 @@ std::vector<std::string> read_list_file(const fs::path& path) {
   } catch (const Error& e) {
     throw Error("cannot read list file '" + path.string() + "' (" + e.what() + ")");
   }
+  if (text.rfind("path\n", 0) == 0 || text.rfind("path\r\n", 0) == 0) return names_of_csv_list(text, path);
   std::vector<std::string> lines;
   size_t number = 0;
   for (size_t start = 0; start < text.size();) {

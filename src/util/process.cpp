@@ -29,7 +29,7 @@ pid_t start_process(const std::vector<std::string>& argv, const ChildOutput& out
   FileActions files;
   // No O_CLOEXEC: posix_spawn closes the target descriptor first, so the file opens as that very
   // descriptor, and the flag would close it at exec.
-  const int flags = O_WRONLY | O_CREAT | O_TRUNC;
+  const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW;  // a log is never written through a link
   if (!output.stdout_file.empty()) {
     posix_spawn_file_actions_addopen(&files.actions, STDOUT_FILENO, output.stdout_file.c_str(), flags, 0644);
     if (output.stderr_file.empty()) posix_spawn_file_actions_adddup2(&files.actions, STDOUT_FILENO, STDERR_FILENO);

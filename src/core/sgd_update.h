@@ -24,8 +24,8 @@ void multi_tensor_sgd_step(torch::optim::SGD& optimizer, const torch::Tensor& ne
 void cpu_sgd_step(torch::optim::SGD& optimizer);
 
 // The faster of the two updates where the parameters live. On a GPU the multi-tensor update
-// saves ~300 kernel launches per step. On CPUs it is no faster and allocates every step direction
-// at once (in an A/B run the whole step was about 10% slower); there the update is memory-bound,
+// saves a kernel launch per parameter and step. On CPUs it is no faster and allocates every step
+// direction at once (an A/B run measured the whole step slower); there the update is memory-bound,
 // and one pass per parameter is what pays.
 void fast_sgd_step(torch::optim::SGD& optimizer, const torch::Device& device);
 

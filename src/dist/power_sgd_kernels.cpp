@@ -11,7 +11,7 @@ namespace {
 
 // Eight floats as one value (GCC/Clang vector extensions): two SSE registers on a baseline x86-64
 // build, one AVX register in the row functions' AVX2 clones, chosen at run time where the CPU has
-// it (at SSE's width they ran 1.5-2x slower than OpenBLAS's products, which pick AVX themselves).
+// it (at SSE's width they ran slower than OpenBLAS's products, which pick AVX themselves).
 // The file is compiled with -ffp-contract=off: no clone fuses a multiply with an add, so every CPU
 // rounds alike and ranks on different hosts stay equal.
 typedef float Vec8 __attribute__((vector_size(32)));

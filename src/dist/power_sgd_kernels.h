@@ -2,9 +2,8 @@
 // ResNet-18's matrices (11 M values) five times: the error feedback added, P = M Q, Q = M^T P, the
 // error update, P Q^T; the products with an inner size of 4 at about half a copy's speed. Here the
 // error update rides along with the next step's first pass, which also adds the gradient and takes
-// P = M Q. Measured on the 2-core EPYC, one thread: 7.5-8.3 ms against 11.7-14.4 ms for those
-// three passes as ATen ops, and Q = M^T P 4.9-5.6 ms against 6.2-6.8 ms. (P Q^T stays with BLAS,
-// which is as fast.)
+// P = M Q, and Q = M^T P runs in column blocks; both were measured faster than the ATen ops they
+// replace (docs/distributed.md, docs/benchmarks.md). P Q^T stays with BLAS, which is as fast.
 //
 // Matrices are float, row-major, rows x cols; P is rows x rank (row-major); Q is kept transposed,
 // rank x cols, so that every inner loop runs along a matrix row. Rows are split over ATen's

@@ -2,9 +2,9 @@
 //
 // On CPUs, LibTorch's own convolution backward (oneDNN in Debian's 1.13) computes the weight
 // gradient of small feature maps very slowly: for ResNet-18's last stage at 32 px (512 channels,
-// 1x1 maps, batch 32) it takes ~55 ms where the forward takes 5 ms, and the last stage's weight
-// gradients were two thirds of the whole step. The same gradient is one GEMM between the output
-// gradient and the input's im2col columns, ~3 ms with an optimised BLAS.
+// 1x1 maps) it takes many times the forward, and the last stage's weight gradients were most of
+// the step (docs/benchmarks.md). The same gradient is one GEMM between the output gradient and
+// the input's im2col columns, a fraction of that with an optimised BLAS.
 //
 // Which way is faster depends on the shape, the kernels and the BLAS this LibTorch was linked to
 // (Debian's reference BLAS makes the GEMM slower still), so it is measured, not assumed: the

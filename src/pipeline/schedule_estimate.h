@@ -25,8 +25,8 @@ StepEstimate estimate_step(const StagePlan& plan, const UnitCosts& costs, int mi
 // The cut of the network into plan.chunks() chunks on plan.stages() stages whose estimated step is
 // shortest, of every cut tried (`plan`'s stays unless another is more than 0.1% shorter).
 // balance_stages evens out the largest chunk, which is what counts with one
-// chunk per stage; with several chunks per stage each stage's total counts too, and in a ResNet-18
-// cut in 4 the two pull apart by 8%.
+// chunk per stage; with several chunks per stage each stage's total counts too, and the two
+// criteria pick different cuts.
 StagePlan fit_to_schedule(StagePlan plan, const UnitCosts& costs, int micro_batches, PipelineSchedule schedule);
 
 }  // namespace histotrain

@@ -1,6 +1,6 @@
 // --amp auto: which precision and memory layout train fastest here. Whether bf16 pays depends on
-// the CPU and on LibTorch's kernels, not on the program (2x fp32 on one 2-core machine, 0.78x on
-// another), so it is measured: a few timed steps of each candidate on the run's own model, image
+// the CPU and on LibTorch's kernels, not on the program (faster than fp32 on one machine, slower
+// on another: docs/performance.md), so it is measured: a few timed steps of each candidate on the run's own model, image
 // size and batch, the fastest kept. Like cuDNN's benchmark mode, the decision is cached per machine,
 // LibTorch version, model, image size, batch and threads, and later runs reuse it. Every rank of a
 // job takes rank 0's decision.

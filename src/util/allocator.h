@@ -1,8 +1,8 @@
 // The memory allocator's settings for training. Every step allocates and frees the same large
 // activation and gradient buffers. Left to its defaults, glibc gives buffers above its mmap
 // threshold back to the kernel on free and trims its heap, so the next step takes page faults to
-// get them again: ~45,000 a step for ResNet-18 at 128 px, batch 32, about 10% of the step's time
-// on one core. jemalloc with purging off, or glibc with a raised threshold and no trim, keeps them.
+// get them again, tens of thousands a step (measured: docs/benchmarks.md). jemalloc with purging
+// off, or glibc with a raised threshold and no trim, keeps them.
 #pragma once
 #include <cstddef>
 #include <string>

@@ -35,8 +35,8 @@ void check_thread_count(int count, const std::string& flag);
 
 // The BLAS library this process loaded dynamically (resolved through Debian's alternatives, e.g.
 // ".../openblas-openmp/libblas.so.3"), or "" when none was (a PyTorch wheel links MKL statically).
-// Debian's reference BLAS makes matrix products ~20x slower than OpenBLAS: run.sh installs
-// OpenBLAS, and `info` and summaries say which one ran.
+// Debian's reference BLAS makes matrix products an order of magnitude slower than OpenBLAS
+// (docs/performance.md): run.sh installs OpenBLAS, and `info` and summaries say which one ran.
 std::string loaded_blas_library();
 
 }  // namespace histotrain

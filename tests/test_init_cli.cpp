@@ -8,6 +8,7 @@
 #include "model/resnet.h"
 #include "model/safetensors.h"
 #include "test_util.h"
+#include "util/files.h"
 
 namespace histotrain {
 namespace {
@@ -86,11 +87,12 @@ TEST(InitCli, ARunFromInitResumesWithoutTheFileAndEvalNormalisesAsTrainingDid) {
   // The validation images as a manifest of the test split.
   std::ofstream manifest(data / "val.csv");
   manifest << "path,label,split\n";
-  std::ifstream list(run / "val_images.txt");
   int rows = 0;
-  for (std::string line; std::getline(list, line); ++rows)
+  for (const std::string& line : read_list_file(run / "val_images.txt")) {
     manifest << fs::relative(line, data).string() << "," << fs::path(line).parent_path().filename().string()
              << ",test\n";
+    ++rows;
+  }
   manifest.close();
   const auto evaluated = run_histotrain("eval --checkpoint " + run.string() + " --manifest " +
                                         (data / "val.csv").string() + " --calibration none --bootstrap 0 --json " +

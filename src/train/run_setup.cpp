@@ -442,7 +442,7 @@ void check_out_holds_no_other_run(const TrainConfig& c, const fs::path& out) {
 // A folder holding files named like a run's but no run is not histotrain's to write over: a run
 // writes those names, and would replace whatever they are.
 void check_out_holds_no_stray_run_files(const fs::path& out) {
-  if (holds_a_run(out)) return;
+  if (holds_a_run(out) || fs::exists(out / kRunConfigFile)) return;  // a run, perhaps before its first checkpoint
   for (const char* name : {"model.safetensors", "train_state.safetensors", "model.pt", "train_state.pt", "summary.json",
                            "train_images.txt", "val_images.txt", "previous"}) {
     std::error_code error;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # histotrain's entry point on a Debian 12 machine. Each command installs what is missing first.
 #
-#   ./run.sh demo    install, build, then synthesize tiles, train, evaluate (a few minutes, 2 cores)
+#   ./run.sh demo    install, build, then synthesize tiles, train, evaluate, predict a slide (a few minutes, 2 cores)
 #   ./run.sh test    install, build, run every test (ctest: unit, end-to-end, and the build's Gloo
 #                    decision), then the unit tests under ASan + UBSan
 #   ./run.sh build   install and build only
@@ -21,12 +21,14 @@ cd "$(dirname "$0")"
 #   gnuplot-nox the study report's plots
 #   imagemagick the format tests convert real and synthetic tiles to PNG, TIFF, BMP and WebP variants
 #   libonnx-dev `histotrain export --onnx` writes ONNX through ONNX's own protobuf classes and checker
+#   libopenslide-dev  whole slides (every format OpenSlide reads): `tile`, `predict --slide`;
+#               python3-openslide and python3-shapely: the slide peer, and the GeoJSON read back
 #   python3-venv the tests' virtual environment (build-venv: onnx, onnxruntime, tensorboard from PyPI,
 #               tests/python-requirements.txt)
 PACKAGES=(cmake make g++ pkg-config ccache
           libtorch-dev libturbojpeg0-dev libpng-dev libtiff-dev libwebp-dev libstb-dev libtbb-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgloo-dev
           libjemalloc-dev libopenblas0-openmp python3-torch python3-torchvision python3-numpy python3-pil python3-sklearn gnuplot-nox
-          imagemagick libonnx-dev python3-venv)
+          imagemagick libonnx-dev python3-venv libopenslide-dev python3-openslide python3-shapely)
 JOBS=$(nproc)
 
 install_missing() {
@@ -52,20 +54,27 @@ build() {
 demo() {
   build
   local bin=build/histotrain dir=demo
-  rm -rf "$dir/run"
-  echo "== 1/4 synthesizing 1,000 training tiles (5 classes, groups of 2 near-copies)"
+  rm -rf "$dir/run" "$dir/slide_predictions"  # a finished slide is skipped when predicted again
+  echo "== 1/5 synthesizing 1,000 training tiles (5 classes, groups of 2 near-copies)"
   $bin synth --out "$dir/tiles" --per-class 200 --size 256 --seed 1
-  echo "== 2/4 synthesizing 200 independent test tiles (other scenes, other seed)"
+  echo "== 2/5 synthesizing 200 independent test tiles (other scenes, other seed)"
   $bin synth --out "$dir/test" --per-class 40 --size 256 --seed 2 --copies 1
-  echo "== 3/4 training ResNet-18 at 64 px on CPU (validation on held-out groups every epoch)"
+  echo "== 3/5 training ResNet-18 at 64 px on CPU (validation on held-out groups every epoch)"
   $bin train --data "$dir/tiles" --groups "$dir/tiles/groups.csv" --cache-dir "$dir/cache" \
        --image-size 64 --epochs 8 --batch-size 32 --out "$dir/run" >/dev/null
-  echo "Run folder: $dir/run (model.pt, checkpoint.json, metrics.jsonl, summary.json)."
+  echo "Run folder: $dir/run (model.safetensors, checkpoint.json, metrics.jsonl, summary.json)."
   echo "Predict: $bin predict --checkpoint $dir/run $dir/test/lung_colon_image_set/lung_image_sets/lung_n/lungn1.jpeg"
-  echo "== 4/4 evaluating the trained model on the independent test tiles (chance: 20%; 95% intervals by"
+  echo "== 4/5 evaluating the trained model on the independent test tiles (chance: 20%; 95% intervals by"
   echo "       bootstrap over the test set's source scenes)"
   $bin eval --checkpoint "$dir/run" --data "$dir/test" --groups "$dir/test/groups.csv" --cache-dir "$dir/cache" \
        --predictions "$dir/test_predictions.csv" --quiet
+  echo "== 5/5 a synthetic whole slide (five regions, glass, pen, dust, a fold) predicted tile by tile"
+  $bin synth --slide --width 8192 --height 6144 --seed 3 --out "$dir/slide" --quiet
+  # The model saw 256-px tiles at 64 px: a tile covers 256 level-0 pixels (0.5 um) read at 2 um/px.
+  $bin predict --checkpoint "$dir/run" --slide "$dir/slide/slide-1.tif" --tile-size 64 --mpp 2.0 \
+       --out "$dir/slide_predictions" --quiet
+  echo "Pictures: $dir/slide_predictions/slide-1/overlay.png (predicted classes), heatmap_<class>.png,"
+  echo "tissue.png; the true regions: $dir/slide/slide-1.geojson. QuPath imports predictions.geojson."
 }
 
 # The tests' Python packages from PyPI (tests/python-requirements.txt) in build-venv, made once and

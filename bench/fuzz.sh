@@ -9,8 +9,9 @@
 #   csv         the CSV and list-file readers (quoting, line bounds, byte-order marks, CR-only
 #               line ends), csv_field's round trip, and every name's round trip through a list
 #   json        the bounded JSON reader of plans, studies, checkpoints and caches (nesting limit)
+#   geojson     the QuPath GeoJSON reader `tile` labels tiles from, and its write-and-read-back
 #
-#   bench/fuzz.sh [SECONDS] [jpeg|image|tile_cache|safetensors|pytorch_weights|csv|json|all]   (default 120 s each, all;
+#   bench/fuzz.sh [SECONDS] [jpeg|image|tile_cache|safetensors|pytorch_weights|csv|json|geojson|all]   (default 120 s each, all;
 #                needs clang, the image libraries run.sh installs, libtbb-dev, libtorch-dev, imagemagick)
 #
 # Seeds, when build/histotrain exists: synthetic tiles from `histotrain synth` (grey, 4:4:4,
@@ -107,6 +108,14 @@ seed_json() {
   printf '[[[[{"a": [1, 2, {"b": null}]}]]]]' >"$corpus/nested.json"
 }
 
+seed_geojson() {
+  local corpus=$1
+  build/histotrain synth --slide --width 512 --height 384 --out "$corpus/slide" >/dev/null
+  cp "$corpus/slide/slide-1.geojson" "$corpus/synthetic.geojson"
+  rm -rf "$corpus/slide"
+  printf '[{"type": "Feature", "geometry": {"type": "MultiPolygon", "coordinates": [[[[0, 0], [9, 0], [9, 9]], [[1, 1], [2, 1], [2, 2]]]]}, "properties": {"classification": "x"}}]' >"$corpus/multi.json"
+}
+
 fuzz() {
   local target=$1 max_len=$2
   shift 2
@@ -143,3 +152,7 @@ case "$WHICH" in
 esac
 case "$WHICH" in csv|all) fuzz csv 65536 src/util/csv.cpp src/util/files.cpp ;; esac
 case "$WHICH" in json|all) fuzz json 65536 src/util/json_file.cpp src/util/files.cpp src/util/csv.cpp ;; esac
+case "$WHICH" in
+  geojson|all) fuzz geojson 65536 src/slide/geojson.cpp src/util/polygon.cpp src/util/json_file.cpp src/util/files.cpp \
+    src/util/csv.cpp ;;
+esac

@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "core/checkpoint.h"
+#include "core/fast_inference.h"
 #include "model/model_export.h"
 #include "util/errors.h"
 #include "util/files.h"
@@ -16,17 +17,6 @@ struct ExportOptions {
   bool probabilities = false, trust_checkpoint = false;
 };
 
-ExportSettings settings_of(const TrainedModel& trained, bool probabilities) {
-  ExportSettings s;
-  s.classes = trained.classes;
-  s.image_size = trained.image_size;
-  s.mean = trained.normalization.mean;
-  s.std = trained.normalization.std;
-  // The probabilities output divides by the temperature fitted on validation, where there is one.
-  s.temperature = probabilities ? (trained.temperature > 0 ? trained.temperature : 1.0) : 0;
-  return s;
-}
-
 void write_export(const std::string& path, const std::string& bytes, const char* what) {
   write_file_atomically(path, bytes);
   std::fprintf(stderr, "wrote %s (%s, %.1f MB)\n", path.c_str(), what, static_cast<double>(bytes.size()) / 1e6);
@@ -35,7 +25,7 @@ void write_export(const std::string& path, const std::string& bytes, const char*
 int run_export(const ExportOptions& o) {
   // fp32 on the CPU whatever the run trained in; the exporters store the weights contiguous.
   TrainedModel trained = open_trained_model(o.checkpoint, torch::kCPU, "none", o.trust_checkpoint);
-  const ExportSettings settings = settings_of(trained, o.probabilities);
+  const ExportSettings settings = export_settings(trained, o.probabilities);
   if (!o.onnx.empty()) write_export(o.onnx, onnx_bytes(*trained.model, settings), "ONNX, opset 13");
   if (!o.torchscript.empty())
     write_export(o.torchscript, torchscript_bytes(*trained.model, settings), "TorchScript");

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "cli/predict_slides.h"
 #include "core/checkpoint.h"
 #include "core/runtime.h"
 #include "data/batches.h"
@@ -13,6 +14,7 @@
 #include "util/errors.h"
 #include "util/display_text.h"
 #include "util/files.h"
+#include "util/machine.h"
 
 namespace histotrain {
 
@@ -174,11 +176,37 @@ Command add_predict_command(CLI::App& root) {
   app->add_option("--calibration", o->calibration,
                   "temperature | none: the checkpoint's temperature divides the logits (default: when it has one)")
       ->check(CLI::IsMember({"temperature", "none"}));
-  app->add_option("files", o->files, "Image files (JPEG, PNG, TIFF, BMP, WebP) or folders")->required();
+  app->add_option("files", o->files, "Image files (JPEG, PNG, TIFF, BMP, WebP) or folders");
+  auto slides = std::make_shared<SlidePredictOptions>();
+  app->add_option("--slide", slides->slides,
+                  "Whole slides (every format OpenSlide reads), or folders of them: each into a folder of --out "
+                  "(tiles.csv, heatmaps, overlay, predictions.geojson, summary.json)");
+  app->add_option("--out", slides->out, "--slide: the folder of the slides' results and slides.csv");
+  app->add_option("--tile-size", slides->inference.tile_px,
+                  "--slide: tile side in pixels at --mpp, before resizing to the model (default: its image size)");
+  app->add_option("--mpp", slides->inference.mpp, "--slide: microns per tile pixel (default: the scale of the model's training tiles when their manifest gave one, else the slide's level 0)");
+  app->add_option("--slide-mpp", slides->slide_mpp, "--slide: a slide's level-0 microns per pixel, where it says none");
+  app->add_option("--min-tissue", slides->inference.min_tissue, "--slide: share of a tile that must be tissue")
+      ->capture_default_str();
+  app->add_option("--workers", slides->inference.workers, "--slide: tile reading threads (0: all cores)");
+  app->add_flag("--quiet", slides->inference.quiet, "--slide: no progress within a slide (each slide's line stays)");
   add_max_image_pixels_flag(app);
-  return {app, [o] {
+  return {app, [o, slides] {
             if (o->batch_size < 1) throw UsageError("--batch-size must be at least 1");
-            return run_predict(*o);
+            if (slides->slides.empty()) {
+              if (o->files.empty()) throw UsageError("predict needs image files or folders, or --slide SLIDE...");
+              return run_predict(*o);
+            }
+            if (!o->files.empty()) throw UsageError("predict takes image files or --slide slides, not both");
+            slides->checkpoint = o->checkpoint;
+            slides->device = o->device;
+            slides->amp = o->amp;
+            slides->calibration = o->calibration;
+            slides->threads = o->threads;
+            slides->trust_checkpoint = o->trust_checkpoint;
+            slides->inference.batch_size = o->batch_size;
+            check_thread_count(slides->inference.workers, "--workers");
+            return predict_slides(*slides);
           }};
 }
 

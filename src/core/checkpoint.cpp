@@ -279,6 +279,9 @@ void check_meta_fields(const nlohmann::json& meta, const fs::path& path) {
         !(calibration["temperature"].get<double>() >= 0.05 && calibration["temperature"].get<double>() <= 20))
       throw bad("'calibration' has no temperature from 0.05 to 20");
   }
+  if (meta.contains("input_mpp") &&
+      !(meta["input_mpp"].is_number() && meta["input_mpp"].get<double>() > 0 && meta["input_mpp"].get<double>() <= 1000))
+    throw bad("'input_mpp' is not a number of microns above 0 and at most 1000");
   if (meta.contains("normalization")) {
     const auto& n = meta["normalization"];
     auto three = [&](const char* key, double low, double high) {
@@ -402,6 +405,7 @@ TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device
   trained.channels_last = config.value("channels_last", false);
   if (meta.contains("calibration")) trained.temperature = meta["calibration"]["temperature"].get<double>();
   trained.normalization = normalization_of(meta);
+  trained.input_mpp = meta.value("input_mpp", 0.0);
   trained.model = load_model(trained.run, meta, trust_torchscript);
   trained.model->to(device);
   if (trained.channels_last) to_channels_last(*trained.model);

@@ -72,6 +72,7 @@ struct TrainedModel {
   bool channels_last = false;             // as trained
   double temperature = 0;                 // fitted on the validation split (core/calibration.h); 0: none
   Normalization normalization;            // as trained
+  double input_mpp = 0;                   // microns per input pixel, when its tiles said (0: unknown)
   ResNet model{nullptr};                  // on the requested device, in eval mode
 };
 // `amp`: "" keeps the training precision, else none | bf16 | fp16.

@@ -4,6 +4,7 @@
 #include <set>
 #include <sstream>
 
+#include "data/decode.h"
 #include "data/groups.h"
 #include "data/manifest.h"
 #include "util/display_text.h"
@@ -133,6 +134,13 @@ TileDataset load_dataset(const DataOptions& options, const std::vector<std::stri
   if (data.rows.empty()) throw Error("none of the " + std::to_string(data.cache->count()) + " images under '" +
                                      data.scan.root + "' could be decoded");
   return data;
+}
+
+double model_input_mpp(const TileDataset& data) {
+  if (data.scan.tile_mpp <= 0 || data.rows.empty()) return 0;
+  const DecodeResult first = decode_image_file(data.path(0));
+  if (!first.ok || first.source_width <= 0) return 0;
+  return data.scan.tile_mpp * first.source_width / data.image_size();
 }
 
 std::string describe(const TileDataset& data) {

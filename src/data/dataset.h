@@ -68,6 +68,11 @@ struct TileDataset {
 // classes), folders are matched to them by name: a subset is fine, an unknown class is an Error.
 TileDataset load_dataset(const DataOptions& options, const std::vector<std::string>* fixed_classes = nullptr);
 
+// Microns per pixel of the model's input: the tiles' shared mpp (a manifest's mpp column) times
+// the resize from their stored side to the image size, the first usable tile standing for all;
+// 0 when the tiles do not say. Slide prediction reads tiles at this scale.
+double model_input_mpp(const TileDataset& data);
+
 // One paragraph for the log: counts per class, skipped files, where the cache is.
 std::string describe(const TileDataset& data);
 

@@ -36,7 +36,9 @@ std::string pixel_limit_error(uint64_t width, uint64_t height) {
          " (a decompression bomb, or not a tile)";
 }
 
-DecodeResult decode_image(const uint8_t* data, size_t size, int min_side) {
+namespace {
+
+DecodeResult decode_by_format(const uint8_t* data, size_t size, int min_side) {
   switch (detect_image_format(data, size)) {
     case ImageFormat::jpeg: return decode_jpeg(data, size, min_side);
     case ImageFormat::png: return decode_png(data, size);
@@ -47,6 +49,14 @@ DecodeResult decode_image(const uint8_t* data, size_t size, int min_side) {
   }
   DecodeResult result;
   result.error = "not an image histotrain reads (JPEG, PNG, TIFF, BMP or WebP, told by its first bytes)";
+  return result;
+}
+
+}  // namespace
+
+DecodeResult decode_image(const uint8_t* data, size_t size, int min_side) {
+  DecodeResult result = decode_by_format(data, size, min_side);
+  if (result.ok && result.source_width == 0) result.source_width = result.image.width, result.source_height = result.image.height;
   return result;
 }
 

@@ -18,6 +18,7 @@ struct DecodeResult {
   bool ok = false;
   std::string error;  // why not, for the skipped-files report
   RgbImage image;
+  int source_width = 0, source_height = 0;  // as stored (a JPEG may decode smaller: min_side)
 };
 
 // The most pixels (width x height, as the header claims) an image may have to be decoded, for

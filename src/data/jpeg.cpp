@@ -115,6 +115,7 @@ DecodeResult decode_jpeg(const uint8_t* data, size_t size, int min_side) {
   result.error = pixel_limit_error(static_cast<uint64_t>(width), static_cast<uint64_t>(height));
   if (result.error.empty()) result.error = scan_limit_error(data, size, static_cast<uint64_t>(width), static_cast<uint64_t>(height));
   if (!result.error.empty()) return result;
+  result.source_width = width, result.source_height = height;
   const tjscalingfactor f = choose_scale(width, height, min_side);
   RgbImage image(scaled(width, f), scaled(height, f));
   const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;

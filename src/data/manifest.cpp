@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <unordered_set>
@@ -23,7 +25,7 @@ constexpr size_t kBadRowsShown = 10;
 
 struct Columns {
   size_t path = 0, label = 0;
-  int group = -1, split = -1;  // -1: the column is absent
+  int group = -1, split = -1, mpp = -1;  // -1: the column is absent
 };
 
 std::string joined(const std::vector<std::string>& names) {
@@ -42,7 +44,7 @@ Columns find_columns(const std::vector<std::string>& header, const ManifestColum
     throw Error(source + " needs a header with '" + names.path + "' and '" + names.label +
                 "' columns (and optionally '" + names.group + "' and '" + names.split + "'); found: " + joined(header) +
                 ". Other names are mapped with --columns, e.g. --columns path=filename,label=diagnosis,group=patient_id");
-  return {static_cast<size_t>(path), static_cast<size_t>(label), find(names.group), find(names.split)};
+  return {static_cast<size_t>(path), static_cast<size_t>(label), find(names.group), find(names.split), find("mpp")};
 }
 
 // Whether `path`, its symbolic links followed, lies inside `real_folder` (itself resolved).
@@ -87,6 +89,27 @@ std::string field(const CsvRecord& record, int column) {
   return column >= 0 && static_cast<size_t>(column) < record.fields.size() ? record.fields[column] : "";
 }
 
+// A manifest's mpp field: empty (unknown) or a number in (0, 100].
+bool parse_mpp(const std::string& text, double& mpp) {
+  mpp = 0;
+  if (text.empty()) return true;
+  char* end = nullptr;
+  const double value = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !(value > 0 && value <= 100)) return false;
+  mpp = value;
+  return true;
+}
+
+// The microns per pixel every image shares, or 0 when any is unknown or they differ (by more
+// than rounding in the CSV).
+double shared_mpp(const std::vector<ImageFile>& images) {
+  if (images.empty() || images.front().mpp <= 0) return 0;
+  const double first = images.front().mpp;
+  for (const auto& image : images)
+    if (!(std::abs(image.mpp - first) <= 1e-4 * first)) return 0;
+  return first;
+}
+
 // One row as an image, or the reason it is a bad row.
 std::string image_of_row(const CsvRecord& row, const Columns& columns, const fs::path& folder,
                          const fs::path& real_folder, ImageFile& image) {
@@ -102,6 +125,8 @@ std::string image_of_row(const CsvRecord& row, const Columns& columns, const fs:
   image.split = field(row, columns.split);
   if (columns.split >= 0 && !is_known_split(image.split))
     return "split '" + image.split + "' (expected train, val or test)";
+  if (columns.mpp >= 0 && !parse_mpp(field(row, columns.mpp), image.mpp))
+    return "mpp '" + field(row, columns.mpp) + "' (expected microns per pixel, above 0 and at most 100)";
   return stat_image(image);
 }
 
@@ -169,6 +194,7 @@ ScanResult read_manifest(const std::string& csv_path, const ManifestOptions& opt
   std::set<std::string> classes;
   for (const auto& image : scan.images) classes.insert(image.class_name);
   scan.classes.assign(classes.begin(), classes.end());
+  scan.tile_mpp = shared_mpp(scan.images);
   return scan;
 }
 

@@ -4,7 +4,9 @@
 // patient_id) is read with --columns path=filename,label=diagnosis,group=patient_id. Relative
 // paths are relative to --root (default: the CSV's folder) and may not leave it, links included;
 // absolute paths are taken as they are (the manifest is the user's own list). Unknown columns
-// are ignored. Bad rows are an Error that lists them by line number.
+// are ignored, but for `mpp` (microns per pixel, as `histotrain tile` writes): when every row
+// gives the same, the trained model remembers the scale its tiles were seen at, and slide
+// prediction reads at it. Bad rows are an Error that lists them by line number.
 #pragma once
 #include <string>
 

@@ -16,6 +16,7 @@ struct ImageFile {
   // Given by a manifest (data/manifest.h) or by --val-data; empty when the folder says nothing.
   std::string group;  // source group
   std::string split;  // train, val or test
+  double mpp = 0;     // microns per pixel (a manifest's mpp column: tiles cut from slides); 0: unknown
 };
 
 struct ScanResult {
@@ -25,6 +26,7 @@ struct ScanResult {
   std::vector<std::string> empty_class_folders;  // leaf folders beside class folders, with no image
   int64_t ignored_files = 0;             // files that are not images (README, .DS_Store, ...)
   bool from_manifest = false;            // classes are a manifest's labels, not folders
+  double tile_mpp = 0;                   // the mpp all images share (0: unknown, or they differ)
 };
 
 // True for a file named like an image (.jpeg, .png, .tif, ...) or whose first bytes are one of

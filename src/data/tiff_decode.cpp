@@ -105,8 +105,8 @@ DecodeResult read_first_page(TIFF* tif, TiffSource& source) {
   result.error = pixel_limit_error(width, height);
   if (!result.error.empty()) return result;
   if (is_pyramid(tif, width, height)) {
-    result.error = "a pyramid TIFF (reduced-resolution pages: a whole-slide image); histotrain reads tiles, "
-                   "cut it into tiles first";
+    result.error = "a pyramid TIFF (reduced-resolution pages: a whole-slide image), not a tile; cut tiles from it "
+                   "with `histotrain tile`, or predict it with `histotrain predict --slide`";
     return result;
   }
   char why[1024] = "";

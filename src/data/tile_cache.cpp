@@ -107,6 +107,12 @@ std::string default_cache_dir() {
 
 bool decode_tile(const std::string& path, int size, uint8_t* out, std::string* error) {
   DecodeResult decoded = decode_image_file(path, size);
+  if (decoded.ok && std::max(decoded.source_width, decoded.source_height) > kMaxTileSide) {
+    decoded.ok = false;  // shrunk to one tile with one label, a slide's regions would be lost
+    decoded.error = std::to_string(decoded.source_width) + " x " + std::to_string(decoded.source_height) +
+                    " px is a slide-sized image, not a tile; cut tiles from it with `histotrain tile`, or "
+                    "predict it with `histotrain predict --slide`";
+  }
   if (!decoded.ok) {
     if (error) *error = decoded.error;
     return false;

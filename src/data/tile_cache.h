@@ -72,7 +72,12 @@ class TileCache {
   std::vector<std::string> errors_;
 };
 
-// Decodes one image file to a size x size RGB tile in `out`; false (with `error`) on failure.
+// The longest side a tile may have: LC25000's are 768 px, tile sets run to 2048; an image above
+// 4096 px is a slide or a scan of one, whose regions would be squeezed into one labelled tile.
+constexpr int kMaxTileSide = 4096;
+
+// Decodes one image file to a size x size RGB tile in `out`; false (with `error`) on failure,
+// a slide-sized image (above kMaxTileSide) included.
 bool decode_tile(const std::string& path, int size, uint8_t* out, std::string* error);
 
 }  // namespace histotrain

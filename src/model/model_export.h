@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <torch/script.h>
+
 #include "model/resnet.h"
 
 namespace histotrain {
@@ -23,6 +25,12 @@ struct ExportSettings {
 // without a temperature). Its extra file "histotrain.json" holds the classes, image size,
 // normalisation and temperature.
 std::string torchscript_bytes(const ResNetImpl& model, const ExportSettings& settings);
+
+// The TorchScript module torchscript_bytes saves, and the same frozen and optimised for CPU
+// inference (torch.jit.optimize_for_inference: batch norms folded into the convolutions, oneDNN
+// convolutions with their ReLU and addition fused, weights pre-packed). forward(x) as above.
+torch::jit::Module torchscript_module(const ResNetImpl& model, const ExportSettings& settings);
+torch::jit::Module cpu_inference_module(const ResNetImpl& model, const ExportSettings& settings);
 
 // Whether this build writes ONNX (Debian's libonnx-dev when configured).
 bool onnx_export_available();

@@ -116,12 +116,23 @@ class ModuleTree {
 
 }  // namespace
 
-std::string torchscript_bytes(const ResNetImpl& model, const ExportSettings& settings) {
+torch::jit::Module torchscript_module(const ResNetImpl& model, const ExportSettings& settings) {
   ModuleTree tree(std::make_shared<torch::jit::CompilationUnit>());
   for (const auto& p : model.named_parameters()) tree.add(p.key(), p.value(), false);
   for (const auto& b : model.named_buffers()) tree.add(b.key(), b.value(), true);
   tree.root().define(forward_source(resnet_inference_ops(model), settings));
   tree.root().eval();
+  return tree.root();
+}
+
+torch::jit::Module cpu_inference_module(const ResNetImpl& model, const ExportSettings& settings) {
+  torch::jit::Module module = torchscript_module(model, settings);
+  torch::jit::Module frozen = torch::jit::freeze(module);
+  return torch::jit::optimize_for_inference(frozen);
+}
+
+std::string torchscript_bytes(const ResNetImpl& model, const ExportSettings& settings) {
+  torch::jit::Module module = torchscript_module(model, settings);
   const nlohmann::json meta = {{"classes", settings.classes},
                                {"image_size", settings.image_size},
                                {"input", "float RGB in [0, 1], NCHW; normalised inside"},
@@ -129,7 +140,7 @@ std::string torchscript_bytes(const ResNetImpl& model, const ExportSettings& set
                                {"std", settings.std},
                                {"temperature", settings.temperature}};
   std::ostringstream out;
-  tree.root().save(out, {{"histotrain.json", meta.dump(2)}});
+  module.save(out, {{"histotrain.json", meta.dump(2)}});
   return out.str();
 }
 

@@ -17,8 +17,22 @@ namespace histotrain {
 // colon_aca, colon_n, lung_aca, lung_n, lung_scc: LC25000's classes, sorted.
 const std::vector<std::string>& lc25000_classes();
 
-// Renders one tile of `class_name` (one of lc25000_classes()); deterministic in (class, size, seed).
-RgbImage render_synthetic_tile(const std::string& class_name, int size, uint64_t seed);
+namespace synth {
+class Rng;
+}
+
+// How a tile is stained: the optical densities of haematoxylin and eosin per RGB channel (their
+// vectors, scaled by the stain's strength and the section's thickness) and of the background.
+struct StainStyle {
+  double h[3], e[3], background[3];
+};
+
+// A stain drawn at random, the section thickness in [min_thickness, max_thickness].
+StainStyle draw_stain_style(synth::Rng& rng, double min_thickness = 0.55, double max_thickness = 1.5);
+
+// Renders one tile of `class_name` (one of lc25000_classes()); deterministic in (class, size,
+// seed). Its stain is drawn per tile, or is `style` (a slide's regions share their slide's).
+RgbImage render_synthetic_tile(const std::string& class_name, int size, uint64_t seed, const StainStyle* style = nullptr);
 
 // Rotates `src` (square) about its centre, crops the largest upright square inside the rotated
 // image and scales it back to the original size: the zoom grows with the angle (1.33x at 25).

@@ -303,19 +303,30 @@ void paint_colon_aca(StainCanvas& c, Rng& rng, const ValueNoise& chromatin) {
   for (int i = 0; i < glands; ++i) paint_gland(c, rng, chromatin, Gland(rng, 0.12, 0.22, 1.0), style);
 }
 
-// Beer-Lambert: RGB = 255 exp(-(h * H + e * E + background)), with per-tile stain vectors.
-RgbImage compose(StainCanvas& c, Rng& rng) {
-  double hv[3] = {0.65, 0.70, 0.29}, ev[3] = {0.07, 0.99, 0.11};
+}  // namespace
+
+StainStyle draw_stain_style(Rng& rng, double min_thickness, double max_thickness) {
+  StainStyle s{{0.65, 0.70, 0.29}, {0.07, 0.99, 0.11}, {}};
   // Staining strength and section thickness vary a lot between slides; drawing them per tile
   // keeps brightness and hue from telling the classes apart.
-  const double thickness = rng.uniform(0.55, 1.5);
+  const double thickness = rng.uniform(min_thickness, max_thickness);
   const double h_strength = thickness * rng.uniform(0.7, 1.8), e_strength = thickness * rng.uniform(0.6, 2.0);
   for (int k = 0; k < 3; ++k) {
-    hv[k] *= h_strength * std::max(0.3, 1 + rng.normal(0, 0.15));
-    ev[k] *= e_strength * std::max(0.3, 1 + rng.normal(0, 0.15));
+    s.h[k] *= h_strength * std::max(0.3, 1 + rng.normal(0, 0.15));
+    s.e[k] *= e_strength * std::max(0.3, 1 + rng.normal(0, 0.15));
   }
-  const double background[3] = {rng.uniform(0, 0.06), rng.uniform(0, 0.08), rng.uniform(0, 0.06)};
-  const ValueNoise grain(rng.next());
+  for (int k = 0; k < 3; ++k) s.background[k] = rng.uniform(0, k == 1 ? 0.08 : 0.06);
+  return s;
+}
+
+namespace {
+
+// Beer-Lambert: RGB = 255 exp(-(h * H + e * E + background)) with the stain `style`.
+RgbImage compose(StainCanvas& c, const StainStyle& style, uint64_t grain_seed) {
+  const double* hv = style.h;
+  const double* ev = style.e;
+  const double* background = style.background;
+  const ValueNoise grain(grain_seed);
   const int n = c.size();
   RgbImage image(n, n);
   for (int y = 0; y < n; ++y) {
@@ -350,14 +361,15 @@ const std::vector<std::string>& lc25000_classes() {
   return classes;
 }
 
-RgbImage render_synthetic_tile(const std::string& class_name, int size, uint64_t seed) {
+RgbImage render_synthetic_tile(const std::string& class_name, int size, uint64_t seed, const StainStyle* style) {
   const Painter paint = painter_for(class_name);
   Rng rng(seed);
   StainCanvas canvas(size);
   const ValueNoise chromatin(rng.next());
   paint_stroma(canvas, rng, rng.uniform(0.3, 0.5), rng.uniform(0.15, 0.35));
   paint(canvas, rng, chromatin);
-  return compose(canvas, rng);
+  const StainStyle own = style ? *style : draw_stain_style(rng);
+  return compose(canvas, own, rng.next());
 }
 
 }  // namespace histotrain

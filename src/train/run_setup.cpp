@@ -136,6 +136,8 @@ void load_data(Run& run) {
   const auto data_start = Clock::now();
   run.dp->node_leaders_first([&] { run.data = load_dataset(data_options); });
   run.log(describe(run.data) + "\ndata ready in " + format_duration(seconds_since(data_start)));
+  run.input_mpp = model_input_mpp(run.data);
+  if (run.input_mpp > 0) run.log("scale: " + std::to_string(run.input_mpp) + " microns per model input pixel (slides are read at it)");
   if (run.data.classes.size() < 2) throw Error("training needs at least 2 classes, found only '" + run.data.classes[0] + "'");
   run.split = make_split(run.data, c);
   run.log("split: " + std::to_string(run.split.train.size()) + " training, " + std::to_string(run.split.val.size()) +

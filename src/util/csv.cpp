@@ -73,8 +73,9 @@ std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& sou
       quoted = was_quoted = true;
     } else if (c == ',') {
       end_field();
+    } else if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
+      // CRLF: the LF ends the record. (A CR inside quotes is the field's own.)
     } else if (c == '\n') {
-      if (!field.empty() && field.back() == '\r') field.pop_back();
       ++line;
       end_record();
     } else {
@@ -82,7 +83,8 @@ std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& sou
     }
   }
   if (quoted) throw Error(source + ", line " + std::to_string(record.line) + ": a quoted field is never closed");
-  if (!field.empty() && field.back() == '\r') field.pop_back();
+  // A CR that ends the text was read outside quotes (inside, the quote would be open): a line end.
+  if (!text.empty() && text.back() == '\r' && !field.empty() && field.back() == '\r') field.pop_back();
   end_record();
   return records;
 }

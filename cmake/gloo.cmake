@@ -13,7 +13,7 @@
 set(HISTOTRAIN_GLOO AUTO CACHE STRING "Use Gloo (AUTO: required without CUDA, optional with it; ON; OFF)")
 set_property(CACHE HISTOTRAIN_GLOO PROPERTY STRINGS AUTO ON OFF)
 
-set(_histotrain_gloo_source ${PROJECT_SOURCE_DIR}/src/dist/communicator.cpp)
+set(_histotrain_gloo_source ${PROJECT_SOURCE_DIR}/src/distributed/communicator.cpp)
 set(HISTOTRAIN_WITH_GLOO OFF)
 if(NOT HISTOTRAIN_GLOO STREQUAL "OFF")
   get_target_property(_torch_definitions torch_cpu INTERFACE_COMPILE_DEFINITIONS)
@@ -38,7 +38,7 @@ endif()
 
 if(HISTOTRAIN_WITH_GLOO)
   message(STATUS "Gloo: yes (${GLOO_INCLUDE_DIR})")
-  target_include_directories(histotrain_dist PRIVATE ${GLOO_INCLUDE_DIR})
+  target_include_directories(histotrain_distributed PRIVATE ${GLOO_INCLUDE_DIR})
   set_property(SOURCE ${_histotrain_gloo_source} APPEND PROPERTY COMPILE_DEFINITIONS HISTOTRAIN_WITH_GLOO=1)
 else()
   message(STATUS "Gloo: no (HISTOTRAIN_GLOO=${HISTOTRAIN_GLOO})")

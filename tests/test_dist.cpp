@@ -3,9 +3,9 @@
 #include <map>
 #include <thread>
 
-#include "dist/communicator.h"
-#include "dist/grad_reducer.h"
-#include "dist/rendezvous.h"
+#include "distributed/communicator.h"
+#include "distributed/grad_reducer.h"
+#include "distributed/rendezvous.h"
 #include "model/resnet.h"
 #include "test_ranks.h"
 #include "train/config.h"

@@ -6,7 +6,7 @@
 #include <regex>
 #include <thread>
 
-#include "dist/launcher.h"
+#include "distributed/launcher.h"
 #include "test_util.h"
 
 namespace histotrain {

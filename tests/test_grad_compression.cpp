@@ -1,14 +1,14 @@
-// Compressed gradients between data-parallel ranks (dist/grad_compression.h, dist/power_sgd.h):
+// Compressed gradients between data-parallel ranks (distributed/grad_compression.h, distributed/power_sgd.h):
 // fp16 and bf16 averages within their rounding of the fp32 average, PowerSGD exact when its
 // rank reaches the matrix's smaller side, its error feedback losing nothing, and its one-pass
 // kernels against ATen's matrix products. Ranks are
 // threads of this process (test_ranks.h); whole runs: test_dist_cli.cpp.
 #include <gtest/gtest.h>
 
-#include "dist/grad_compression.h"
-#include "dist/grad_reducer.h"
-#include "dist/power_sgd.h"
-#include "dist/power_sgd_kernels.h"
+#include "distributed/grad_compression.h"
+#include "distributed/grad_reducer.h"
+#include "distributed/power_sgd.h"
+#include "distributed/power_sgd_kernels.h"
 #include "test_ranks.h"
 #include "util/errors.h"
 

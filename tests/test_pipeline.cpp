@@ -5,7 +5,7 @@
 #include <thread>
 #include <tuple>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 #include "model/resnet.h"
 #include "pipeline/local_pipeline.h"
 #include "pipeline/pipeline_schedule.h"

@@ -9,7 +9,7 @@
 #include <thread>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
 namespace histotrain::testing {
 

@@ -3,7 +3,7 @@
 // and no more.
 #include <gtest/gtest.h>
 
-#include "dist/scaling_model.h"
+#include "distributed/scaling_model.h"
 #include "util/errors.h"
 
 namespace histotrain {

@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "core/compat.h"
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 #include "test_util.h"
 #include "train/system_info.h"
 #include "util/machine.h"

@@ -1,6 +1,6 @@
 // histotrain launch -n N [--threads-per-rank T] [--port P] -- train ...
 #include "cli/commands.h"
-#include "dist/launcher.h"
+#include "distributed/launcher.h"
 
 namespace histotrain {
 

@@ -1,15 +1,15 @@
 // histotrain link-bench: all-reduces of growing size among the ranks of a job (started as
 // `train` is: torchrun's variables, srun, bench/cluster.sh), the median time of each size, and
-// the link's latency and bandwidth fitted to them (dist/scaling_model.h). Rank 0 writes them as
+// the link's latency and bandwidth fitted to them (distributed/scaling_model.h). Rank 0 writes them as
 // JSON for `histotrain scaling-model`.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 #include "cli/commands.h"
-#include "dist/communicator.h"
-#include "dist/rendezvous.h"
-#include "dist/scaling_model.h"
+#include "distributed/communicator.h"
+#include "distributed/rendezvous.h"
+#include "distributed/scaling_model.h"
 #include "util/clock.h"
 #include "util/errors.h"
 #include "util/files.h"

@@ -1,5 +1,5 @@
 // histotrain scaling-model: data-parallel images/s and efficiency predicted for 2 to 1,024 ranks
-// (dist/scaling_model.h) from measured pieces: links (link-bench), a run's compute time, and the
+// (distributed/scaling_model.h) from measured pieces: links (link-bench), a run's compute time, and the
 // gradient traffic of data-parallel runs (their summaries' reducer_profile); beside each
 // measured data-parallel run, what the model predicts for it. Every input file comes from
 // someone else: only bounded numbers are taken from them, and labels are quoted for gnuplot.
@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "dist/scaling_model.h"
+#include "distributed/scaling_model.h"
 #include "util/errors.h"
 #include "util/files.h"
 #include "util/gnuplot.h"
@@ -201,25 +201,14 @@ void write_plot(const std::string& png, const nlohmann::json& predictions) {
   if (!failed.empty()) std::fprintf(stderr, "scaling-model: no plot: %s\n", failed.c_str());
 }
 
-int run_scaling(const ScalingOptions& o) {
-  std::vector<Link> links;
-  for (const auto& f : o.links) links.push_back(read_link(f));
-  if (o.alpha_us >= 0)
-    for (auto& link : links) {
-      link.model.alpha_s = o.alpha_us * 1e-6;
-      link.label += " (what-if: alpha " + fixed(o.alpha_us, 0) + " us)";
-    }
-  const RunFigures compute_run = read_run(o.compute);
-  const StepProfile compute = compute_of(compute_run);
-  std::vector<Traffic> traffics;
-  for (const auto& f : o.profiles) traffics.push_back(traffic_of(read_run(f)));
-  if (traffics.empty()) throw UsageError("scaling-model needs --profile: a data-parallel run's summary gives the traffic");
-
+// The prediction for each link and traffic at each rank count.
+nlohmann::json predict_all(const std::vector<Link>& links, const std::vector<Traffic>& traffics,
+                           const StepProfile& compute, const std::vector<int>& ranks) {
   nlohmann::json predictions = nlohmann::json::array();
   for (const auto& link : links)
     for (const auto& traffic : traffics) {
       nlohmann::json rows = nlohmann::json::array();
-      for (const int n : o.ranks) {
+      for (const int n : ranks) {
         const ScalingPrediction p = predict_step(combine(compute, traffic), link.model, n);
         rows.push_back({{"ranks", n},
                         {"link_busy_ms", 1000 * p.link_busy_s},
@@ -230,11 +219,15 @@ int run_scaling(const ScalingOptions& o) {
       }
       predictions.push_back({{"link", link.label}, {"gradients", traffic.label}, {"rows", rows}});
     }
+  return predictions;
+}
 
-  // Each measured run beside the prediction for it: its own compute (ranks that share cores
-  // compute slower than one alone), the traffic of the --profile with its compression.
+// Each measured run beside the prediction for it: its own compute (ranks that share cores
+// compute slower than one alone), the traffic of the --profile with its compression.
+nlohmann::json compare_measured(const std::vector<std::string>& measured, const std::vector<Link>& links,
+                                const std::vector<Traffic>& traffics) {
   nlohmann::json comparisons = nlohmann::json::array();
-  for (const auto& f : o.measured) {
+  for (const auto& f : measured) {
     const RunFigures run = read_run(f);
     const Traffic own = traffic_of(run);
     const Traffic* traffic = &own;
@@ -258,18 +251,11 @@ int run_scaling(const ScalingOptions& o) {
                                             {"images_per_s", p.images_per_s}}}});
     }
   }
-  if (!o.plot.empty()) write_plot(o.plot, predictions);
-  if (o.json) {
-    std::printf("%s\n", json_text(nlohmann::json{{"compute_from", compute_run.name},
-                                                 {"compute_ms", 1000 * compute.compute_s},
-                                                 {"backward_ms", 1000 * compute.backward_s},
-                                                 {"batch_per_rank", compute.batch_per_rank},
-                                                 {"predictions", predictions},
-                                                 {"measured", comparisons}},
-                                  2)
-                            .c_str());
-    return 0;
-  }
+  return comparisons;
+}
+
+void print_tables(const RunFigures& compute_run, const StepProfile& compute, const nlohmann::json& predictions,
+                  const nlohmann::json& comparisons) {
   std::printf("Predicted by the scaling model (not measured): compute %.1f ms a step and backward %.1f ms from %s, "
               "batch %lld per rank; efficiency against one rank alone.\n\n",
               1000 * compute.compute_s, 1000 * compute.backward_s, compute_run.name.c_str(),
@@ -283,7 +269,7 @@ int run_scaling(const ScalingOptions& o) {
                   fixed(row["link_busy_ms"], 1).c_str(), fixed(row["after_backward_ms"], 1).c_str(),
                   fixed(row["step_ms"], 1).c_str(), fixed(row["images_per_s"], 1).c_str(),
                   fixed(row["efficiency"], 2).c_str());
-  if (comparisons.empty()) return 0;
+  if (comparisons.empty()) return;
   std::printf("\nMeasured runs beside the prediction for them (each run's own compute time):\n\n"
               "| run | link | gradients | ranks | after backward ms measured / predicted | communication share "
               "measured / predicted | images/s measured / predicted |\n| --- | --- | --- | ---: | ---: | ---: | ---: |\n");
@@ -293,6 +279,36 @@ int run_scaling(const ScalingOptions& o) {
                 fixed(c["measured"]["after_backward_ms"], 1).c_str(), fixed(c["predicted"]["after_backward_ms"], 1).c_str(),
                 fixed(c["measured"]["comm_share"], 3).c_str(), fixed(c["predicted"]["comm_share"], 3).c_str(),
                 fixed(c["measured"]["images_per_s"], 1).c_str(), fixed(c["predicted"]["images_per_s"], 1).c_str());
+}
+
+int run_scaling(const ScalingOptions& o) {
+  std::vector<Link> links;
+  for (const auto& f : o.links) links.push_back(read_link(f));
+  if (o.alpha_us >= 0)
+    for (auto& link : links) {
+      link.model.alpha_s = o.alpha_us * 1e-6;
+      link.label += " (what-if: alpha " + fixed(o.alpha_us, 0) + " us)";
+    }
+  const RunFigures compute_run = read_run(o.compute);
+  const StepProfile compute = compute_of(compute_run);
+  std::vector<Traffic> traffics;
+  for (const auto& f : o.profiles) traffics.push_back(traffic_of(read_run(f)));
+  if (traffics.empty()) throw UsageError("scaling-model needs --profile: a data-parallel run's summary gives the traffic");
+  const nlohmann::json predictions = predict_all(links, traffics, compute, o.ranks);
+  const nlohmann::json comparisons = compare_measured(o.measured, links, traffics);
+  if (!o.plot.empty()) write_plot(o.plot, predictions);
+  if (o.json) {
+    std::printf("%s\n", json_text(nlohmann::json{{"compute_from", compute_run.name},
+                                                 {"compute_ms", 1000 * compute.compute_s},
+                                                 {"backward_ms", 1000 * compute.backward_s},
+                                                 {"batch_per_rank", compute.batch_per_rank},
+                                                 {"predictions", predictions},
+                                                 {"measured", comparisons}},
+                                  2)
+                            .c_str());
+    return 0;
+  }
+  print_tables(compute_run, compute, predictions, comparisons);
   return 0;
 }
 

@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/amp.h"
+#include "core/trained_model.h"  // what most readers of a checkpoint want
 #include "data/batches.h"
 #include "model/resnet.h"
 #include "model/safetensors.h"
@@ -57,27 +58,6 @@ nlohmann::json read_checkpoint_meta(const std::filesystem::path& run);
 // Builds the model the checkpoint describes and loads its weights from model.safetensors, each
 // tensor's name and shape checked; from a TorchScript model.pt only with `trust_torchscript`.
 ResNet load_model(const std::filesystem::path& run, const nlohmann::json& meta, bool trust_torchscript = false);
-
-// checkpoint.json's "normalization": {"mean": [r, g, b], "std": [r, g, b]}, pixel values in [0, 1].
-nlohmann::json normalization_json(const Normalization& normalization);
-// ImageNet's when the checkpoint names none (checkpoints written before --normalize).
-Normalization normalization_of(const nlohmann::json& meta);
-
-// A trained model ready for inference: what eval and predict need from a run folder.
-struct TrainedModel {
-  std::filesystem::path run;
-  std::vector<std::string> classes;
-  int image_size = 0;
-  Precision precision = Precision::fp32;  // as trained, unless overridden
-  bool channels_last = false;             // as trained
-  double temperature = 0;                 // fitted on the validation split (core/calibration.h); 0: none
-  Normalization normalization;            // as trained
-  double input_mpp = 0;                   // microns per input pixel, when its tiles said (0: unknown)
-  ResNet model{nullptr};                  // on the requested device, in eval mode
-};
-// `amp`: "" keeps the training precision, else none | bf16 | fp16.
-TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device, const std::string& amp = "",
-                                bool trust_torchscript = false);
 
 // Restores model, optimizer, scaler and RNG state from train_state.safetensors (an older
 // train_state.pt only with `trust_torchscript`); throws Error when it is not from meta's step.

@@ -250,7 +250,9 @@ ValuePtr Unpickler::reduce(const Value& callable, const Value& args) {
   fail("calls '" + callable.text + "'");
 }
 
-// One opcode; false at STOP.
+// One opcode; false at STOP. An opcode switch, and the one function here over 80 lines on
+// purpose: one case per opcode that torch.save's pickles use, so the whole instruction set this
+// reader accepts is read in one place; any other opcode is refused by name.
 bool Unpickler::step(unsigned char op) {
   auto signed_le = [&](int width) {
     const uint64_t raw = little_endian(width);

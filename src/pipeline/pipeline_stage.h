@@ -16,7 +16,7 @@
 #include "core/amp.h"
 #include "core/loss.h"
 #include "data/batches.h"
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 #include "model/resnet.h"
 #include "pipeline/pipeline_schedule.h"
 #include "pipeline/stage_plan.h"

@@ -4,7 +4,7 @@
 #include <type_traits>
 
 #include "data/manifest.h"
-#include "dist/grad_compression.h"
+#include "distributed/grad_compression.h"
 #include "model/resnet.h"
 #include "pipeline/stage_plan.h"
 #include "train/config_fields.h"

@@ -174,7 +174,7 @@ struct PrecisionConfig {
 struct ParallelConfig {
   Backend backend = Backend::automatic;
   double bucket_mb = 25;         // gradient all-reduce bucket size, MiB
-  std::string grad_compression = "none";  // none | fp16 | bf16 | powersgd[:RANK] (dist/grad_compression.h)
+  std::string grad_compression = "none";  // none | fp16 | bf16 | powersgd[:RANK] (distributed/grad_compression.h)
   int64_t powersgd_start_step = 10;       // PowerSGD: optimizer steps with uncompressed gradients first
   int dist_timeout = 60;         // seconds before a rank that stopped answering fails the run
   int pipeline_stages = 1;       // K: needs K ranks (histotrain launch -n K); 1: no pipeline

@@ -8,7 +8,7 @@
 #include <map>
 
 #include "core/compat.h"
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 #include "model/resnet.h"
 #include "util/clock.h"
 #include "util/errors.h"

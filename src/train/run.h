@@ -17,7 +17,7 @@
 #include "core/weight_average.h"
 #include "data/dataset.h"
 #include "data/groups.h"
-#include "dist/data_parallel.h"
+#include "distributed/data_parallel.h"
 #include "model/resnet.h"
 #include "pipeline/pipeline_schedule.h"
 #include "pipeline/pipeline_stage.h"

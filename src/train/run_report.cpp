@@ -120,7 +120,7 @@ nlohmann::json rank_step_times_json(Run& run) {
   return ranks;
 }
 
-// What the scaling model (dist/scaling_model.h) needs from a data-parallel run: what each step
+// What the scaling model (distributed/scaling_model.h) needs from a data-parallel run: what each step
 // sent, when each bucket could leave, and the compression's own time; null without a reducer.
 nlohmann::json reducer_profile_json(const DataParallel& dp) {
   const GradientReducer* reducer = dp.reducer();

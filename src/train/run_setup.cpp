@@ -11,13 +11,14 @@
 #include "core/runtime.h"
 #include "data/class_balance.h"
 #include "leakage/group_finder.h"
-#include "leakage/split_audit.h"
 #include "pipeline/local_pipeline.h"
 #include "pipeline/pipeline_schedule.h"
 #include "pipeline/transfer_cost.h"
 #include "train/optimizer.h"
+#include "train/out_folder.h"
 #include "train/precision_choice.h"
 #include "train/run.h"
+#include "train/run_split.h"
 #include "train/trainer.h"
 #include "util/display_text.h"
 #include "util/errors.h"
@@ -28,104 +29,6 @@
 namespace histotrain {
 
 namespace {
-
-// --val-images: the tiles the list names (by path, or by file name, so a list from another
-// machine works) are validation, the rest training. Names that match no tile are reported: a
-// list that lost names validates on fewer tiles than it meant to.
-Split split_from_list(const TileDataset& data, const std::string& list_file, std::string& unmatched) {
-  const std::vector<std::string> lines = read_list_file(list_file);
-  std::set<std::string> paths, names;
-  for (int64_t i = 0; i < data.size(); ++i) {
-    paths.insert(data.path(i));
-    names.insert(fs::path(data.path(i)).filename().string());
-  }
-  std::set<std::string> listed;
-  std::vector<std::string> missing;
-  for (const std::string& line : lines) {
-    const std::string name = fs::path(line).filename().string();
-    if (paths.count(line) || names.count(name))
-      listed.insert(name);
-    else
-      missing.push_back(line);
-  }
-  Split split;
-  for (int64_t i = 0; i < data.size(); ++i)
-    (listed.count(fs::path(data.path(i)).filename().string()) ? split.val : split.train).push_back(i);
-  if (split.val.empty()) throw Error(list_file + " names none of the tiles in " + data.scan.root);
-  if (!missing.empty()) {
-    unmatched = "warning: " + std::to_string(missing.size()) + " of the " + std::to_string(lines.size()) + " names in " +
-                list_file + " match no tile of the data, e.g. '" + printable(missing.front()) + "'";
-  }
-  return split;
-}
-
-// The dataset's own split (a manifest's split column, or --val-data): its test images are left
-// out of training and validation both.
-Split split_as_given(const TileDataset& data) {
-  Split split;
-  for (int64_t i = 0; i < data.size(); ++i) {
-    if (data.splits[i] == "train") split.train.push_back(i);
-    if (data.splits[i] == "val") split.val.push_back(i);
-  }
-  return split;
-}
-
-Split make_split(const TileDataset& data, const TrainConfig& c) {
-  if (data.has_given_split()) {
-    if (!c.data.val_images.empty())
-      throw UsageError("--val-images and the dataset's own split column both name the validation set: give one");
-    if (c.data.split == DataSplit::random) throw UsageError("the dataset's own split column is the split: drop --split");
-    return split_as_given(data);
-  }
-  if (!c.data.val_images.empty()) {
-    std::string unmatched;
-    Split split = split_from_list(data, c.data.val_images, unmatched);
-    if (!unmatched.empty()) std::fprintf(stderr, "%s\n", unmatched.c_str());
-    return split;
-  }
-  if (c.data.split == DataSplit::group) return split_by_group(data.labels, data.groups, c.data.val_fraction, c.job.seed);
-  std::vector<std::string> one_group_per_image;
-  for (int64_t i = 0; i < data.size(); ++i) one_group_per_image.push_back("image:" + data.path(i));
-  return split_by_group(data.labels, one_group_per_image, c.data.val_fraction, c.job.seed);
-}
-
-// A per-image split puts near-copies of one source on both sides, and validation then partly
-// measures memory. Measure how much, so the figure is not taken at face value.
-void audit_random_split(Run& run) {
-  const TileDataset& d = run.data;
-  ImageList images;
-  for (int64_t i = 0; i < d.size(); ++i) {
-    images.paths.push_back(d.path(i));
-    images.classes.push_back(d.classes[d.labels[i]]);
-  }
-  const TileSignatures signatures = compute_signatures(images.paths, run.config.data.workers, run.config.job.quiet);
-  const AuditReport report =
-      audit_split(signatures, d.labels, images, run.split.train, run.split.val, NearCopyOptions{}, 3);
-  run.split_audit = audit_json(report);
-  run.log("warning: --split random: " + format_audit(report) +
-          "Validation accuracy on this split overstates accuracy on images of new source slides; --split group "
-          "(the default) keeps near-copies on one side.");
-}
-
-// train_images.txt and val_images.txt: what `split-audit` and later evaluations take.
-void write_split_lists(const Run& run) {
-  if (!run.is_main()) return;
-  auto list = [&](const std::vector<int64_t>& rows) {
-    std::vector<std::string> paths;
-    for (int64_t i : rows) paths.push_back(run.data.path(i));
-    return list_file_text(paths);
-  };
-  write_file_atomically(run.out / "train_images.txt", list(run.split.train));
-  write_file_atomically(run.out / "val_images.txt", list(run.split.val));
-}
-
-std::string given_split_origin(const Run& run) {
-  if (!run.config.data.val_data.empty()) return "validation: the images of --val-data " + run.config.data.val_data;
-  const int64_t test = std::count(run.data.splits.begin(), run.data.splits.end(), "test");
-  return "as the manifest's split column says" +
-         (test ? "; its " + std::to_string(test) + " test images are left out (histotrain eval --manifest takes them)"
-               : std::string());
-}
 
 void load_data(Run& run) {
   const TrainConfig& c = run.config;
@@ -141,12 +44,7 @@ void load_data(Run& run) {
   if (run.data.classes.size() < 2) throw Error("training needs at least 2 classes, found only '" + run.data.classes[0] + "'");
   run.split = make_split(run.data, c);
   run.log("split: " + std::to_string(run.split.train.size()) + " training, " + std::to_string(run.split.val.size()) +
-          " validation images (" +
-          (run.data.has_given_split() ? given_split_origin(run)
-           : !c.data.val_images.empty() ? "as listed in " + c.data.val_images
-                                 : (c.data.split == DataSplit::group ? "per source group" : "per image") + std::string(", seed ") +
-                                       std::to_string(c.job.seed)) +
-          ")");
+          " validation images (" + split_origin(run) + ")");
   if (c.data.split == DataSplit::random && !run.split.val.empty())
     run.dp->node_leaders_first([&] {
       if (run.is_main()) audit_random_split(run);
@@ -421,54 +319,6 @@ void join_world(Run& run) {
     run.log("data parallel: " + std::to_string(world.world_size) + " ranks (" + world.launcher + "), backend " +
             run.dp->backend() + ", master " + world.master_addr + ":" + std::to_string(world.master_port) +
             ", gradients: " + GradCompression::parse(c.parallel.grad_compression, c.parallel.powersgd_start_step).describe());
-}
-
-// Whether `dir` holds a run that has written results: a checkpoint or validation metrics. (A run
-// stopped before its first checkpoint holds only its flags; --resume starts it again there.)
-bool holds_a_run(const fs::path& dir) { return has_checkpoint(dir) || fs::exists(dir / "metrics.jsonl"); }
-
-// --out never overwrites another run: a new run needs a folder without one, and --resume writes
-// into the run it continues or into a folder without a run.
-void check_out_holds_no_other_run(const TrainConfig& c, const fs::path& out) {
-  if (!holds_a_run(out)) return;
-  if (c.job.resume.empty())
-    throw Error("'" + out.string() + "' already holds a run; continue it with --resume " + out.string() +
-                " or choose another --out");
-  const fs::path from = run_folder(c.job.resume);
-  std::error_code error;
-  if (fs::equivalent(from, out, error)) return;
-  throw Error("'" + out.string() + "' already holds another run; --resume " + c.job.resume +
-              " writes into the run it continues (leave out --out) or into a folder without a run");
-}
-
-// A folder holding files named like a run's but no run is not histotrain's to write over: a run
-// writes those names, and would replace whatever they are.
-void check_out_holds_no_stray_run_files(const fs::path& out) {
-  if (holds_a_run(out) || fs::exists(out / kRunConfigFile)) return;  // a run, perhaps before its first checkpoint
-  for (const char* name : {"model.safetensors", "train_state.safetensors", "model.pt", "train_state.pt", "summary.json",
-                           "train_images.txt", "val_images.txt", "previous"}) {
-    std::error_code error;
-    if (fs::symlink_status(out / name, error).type() == fs::file_type::not_found) continue;
-    throw Error("'" + out.string() + "' holds " + name + " but no run: histotrain would write over it. Choose an "
-                "empty or new folder for --out");
-  }
-}
-
-// The run folder inside a data folder would mix its files with the tiles (and the next scan
-// would take it for a class folder): --out equal to the data root, or to a folder inside it, is
-// refused.
-void check_out_is_outside_the_data(const TrainConfig& c, const fs::path& out) {
-  std::error_code error;
-  const fs::path real_out = fs::weakly_canonical(out, error);
-  for (const std::string* root : {&c.data.root, &c.data.val_data, &c.data.manifest_root}) {
-    if (root->empty()) continue;
-    const fs::path real_root = fs::weakly_canonical(*root, error);
-    if (error) continue;
-    const auto mismatch = std::mismatch(real_root.begin(), real_root.end(), real_out.begin(), real_out.end());
-    if (mismatch.first == real_root.end())
-      throw UsageError("--out " + out.string() + " is inside the data folder " + *root +
-                       ": the run's files would mix with the tiles. Choose a folder outside it");
-  }
 }
 
 }  // namespace

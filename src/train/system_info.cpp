@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "core/compat.h"
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 #include "util/allocator.h"
 #include "util/machine.h"
 

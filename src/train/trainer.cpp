@@ -2,18 +2,19 @@
 // Setting the run up is run_setup.cpp's; what it reports is run_report.cpp's.
 #include "train/trainer.h"
 
+#include <cstring>
+#include <limits>
+
 #include "core/checkpoint.h"
 #include "core/evaluate.h"
 #include "core/loss.h"
 #include "core/schedule.h"
 #include "data/batches.h"
 #include "pipeline/local_pipeline.h"
-#include <cstring>
-#include <limits>
-
 #include "train/epoch_batches.h"
 #include "train/optimizer.h"
 #include "train/recipes.h"
+#include "train/run_checkpoints.h"
 #include "train/run.h"
 #include "util/allocator.h"
 #include "util/json_file.h"
@@ -220,46 +221,6 @@ EpochStats epoch_stats(const Run& run, const RunProgress& p, const EpochProgress
   }
   stats.seconds = progress.seconds;
   return stats;
-}
-
-// Whether a checkpoint's weights become those model.safetensors keeps (--keep): always for
-// last; for best, the first ones and then those of a validation better than any before.
-// `val`: the checkpoint's validation report, if it has one; `previous_best` the best accuracy
-// before it. Updates what is kept.
-bool keep_weights(const Run& run, RunProgress& p, int64_t epochs_done, const nlohmann::json* val,
-                  double previous_best) {
-  const bool best = run.config.job.keep == KeptWeights::best;
-  const bool better = val && (p.kept_val.is_null() || (*val)["accuracy"].get<double>() > previous_best);
-  if (best && p.kept_epoch >= 0 && !better) return false;
-  p.kept_epoch = epochs_done;
-  p.kept_step = p.step;
-  if (val || !best) p.kept_val = val ? *val : p.last_val;
-  return true;
-}
-
-// The checkpoint after `epochs_done` whole epochs and `epoch_progress` of the next one; rank 0
-// writes it (pipeline stages must have gathered the model). `new_weights`: model.safetensors
-// takes the current weights (else it keeps the ones it holds).
-void write_checkpoint(Run& run, const RunProgress& p, int64_t epochs_done, double train_seconds,
-                      const EpochProgress& epoch_progress, bool new_weights) {
-  const NamedTensors reducer_state = run.dp->compression_state();  // a collective: before rank 0 goes on alone
-  if (!run.is_main()) return;
-  save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler,
-                  checkpoint_meta(run, p, epochs_done, train_seconds, epoch_progress),
-                  run.average ? &run.average->model() : nullptr, reducer_state, new_weights);
-}
-
-// A checkpoint between validations (--checkpoint-steps, a signal), `epoch_progress` into epoch
-// `epochs_done`; a collective, as pipeline stages first gather the whole model.
-void save_between_validations(Run& run, RunProgress& p, int64_t epochs_done, const EpochProgress& epoch_progress) {
-  if (run.pipeline) run.pipeline->gather(*run.optimizer);
-  const bool new_weights = keep_weights(run, p, epochs_done, nullptr, p.best_acc);
-  write_checkpoint(run, p, epochs_done, p.train_seconds + epoch_progress.seconds, epoch_progress, new_weights);
-}
-
-bool checkpoint_due(const Run& run, int64_t steps_into_epoch) {
-  const int64_t every = run.config.job.checkpoint_steps;
-  return every > 0 && steps_into_epoch < run.steps_per_epoch && steps_into_epoch % every == 0;
 }
 
 // Ends a run stopped by a signal, once its checkpoint is written: no rank exits before rank 0

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# A layer cannot include a layer above it: builds two probes as part of the data layer in the
-# build folder $1. The one that includes only util/ and data/ headers must compile; those that
-# include leakage/ (the next layer up) or train/ must fail, and for that reason (the header is not found).
+# A layer includes only the layers it uses. First, every layer's generated probe (tests/CMakeLists.txt):
+# __has_include of one header of each layer must be true exactly for the layers it sees. Then real
+# includes as part of the data layer in the build folder $1: one of util/ and data/ headers must
+# compile; those of leakage/ (which uses data) and train/ must fail, because the header is not found.
 set -uo pipefail
 build=$1
+if ! cmake --build "$build" --target layering_probes >/tmp/layering.$$.log 2>&1; then
+  grep -E "#error|error:" /tmp/layering.$$.log | head -20
+  echo "FAIL: a layer can include a layer it does not use, or cannot include one it does"
+  exit 1
+fi
 if ! cmake --build "$build" --target layering_probe_downward >/tmp/layering.$$.log 2>&1; then
   cat /tmp/layering.$$.log
   echo "FAIL: a data-layer file including util/ and data/ headers did not compile"
@@ -23,4 +29,4 @@ for probe in "layering_probe_upward train/trainer.h" "layering_probe_next_layer 
   fi
 done
 rm -f /tmp/layering.$$.log
-echo "ok: data/ may include util/ and data/, and cannot include leakage/ (the layer above) or train/"
+echo "ok: every layer sees exactly the layers it uses; data/ may include util/ and data/, and cannot include leakage/ or train/"

@@ -1,4 +1,4 @@
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 #include "util/json_file.h"
 
 #include <nlohmann/json.hpp>

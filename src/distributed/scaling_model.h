@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "dist/grad_compression.h"
+#include "distributed/grad_compression.h"
 
 namespace histotrain {
 

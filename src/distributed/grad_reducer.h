@@ -6,7 +6,7 @@
 // averaged gradients back. Buckets start strictly in index order, so every rank issues the same
 // collectives in the same order.
 //
-// With compression (dist/grad_compression.h) fp16 and bf16 buckets travel in half the bytes;
+// With compression (distributed/grad_compression.h) fp16 and bf16 buckets travel in half the bytes;
 // with PowerSGD the matrix-shaped gradients leave the buckets: their hooks compute the P factors
 // as the gradients arrive, and the first group's factors start their all-reduce while backward
 // still runs; finish() completes the rest (uncompressed, all in finish(), for the first steps).
@@ -18,9 +18,9 @@
 #include <mutex>
 #include <vector>
 
-#include "dist/communicator.h"
-#include "dist/grad_compression.h"
-#include "dist/power_sgd.h"
+#include "distributed/communicator.h"
+#include "distributed/grad_compression.h"
+#include "distributed/power_sgd.h"
 #include "util/clock.h"
 
 namespace histotrain {

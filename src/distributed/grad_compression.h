@@ -10,7 +10,7 @@
 //   gather sends no more bytes than a ring all-reduce below 4 ranks; from 4 ranks on fp16 is
 //   all-reduced (bf16 is still gathered, and sends more bytes than fp32 there)
 //   powersgd  rank-R approximations of each matrix-shaped gradient (Vogels et al., NeurIPS 2019;
-//             dist/power_sgd.h), with error feedback; biases and BatchNorm parameters, and every
+//             distributed/power_sgd.h), with error feedback; biases and BatchNorm parameters, and every
 //             gradient for the first `start_step` steps, travel uncompressed
 #pragma once
 #include <cstdint>

@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "dist/communicator.h"
+#include "distributed/communicator.h"
 
 namespace histotrain {
 

@@ -1,4 +1,4 @@
-#include "dist/power_sgd_kernels.h"
+#include "distributed/power_sgd_kernels.h"
 
 #include <ATen/Parallel.h>
 

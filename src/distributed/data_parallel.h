@@ -10,10 +10,10 @@
 
 #include "core/amp.h"
 #include "core/metrics.h"
-#include "dist/communicator.h"
-#include "dist/grad_compression.h"
-#include "dist/grad_reducer.h"
-#include "dist/rendezvous.h"
+#include "distributed/communicator.h"
+#include "distributed/grad_compression.h"
+#include "distributed/grad_reducer.h"
+#include "distributed/rendezvous.h"
 #include "model/resnet.h"
 
 namespace histotrain {

@@ -1,4 +1,4 @@
-#include "dist/grad_compression.h"
+#include "distributed/grad_compression.h"
 
 #include "util/errors.h"
 

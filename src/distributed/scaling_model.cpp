@@ -1,4 +1,4 @@
-#include "dist/scaling_model.h"
+#include "distributed/scaling_model.h"
 
 #include <algorithm>
 #include <set>

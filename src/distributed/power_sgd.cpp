@@ -1,8 +1,8 @@
-#include "dist/power_sgd.h"
+#include "distributed/power_sgd.h"
 
 #include <map>
 
-#include "dist/power_sgd_kernels.h"
+#include "distributed/power_sgd_kernels.h"
 #include "util/clock.h"
 #include "util/errors.h"
 

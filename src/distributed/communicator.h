@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/compat.h"
-#include "dist/rendezvous.h"
+#include "distributed/rendezvous.h"
 #include "util/errors.h"
 
 namespace histotrain {

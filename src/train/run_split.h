@@ -1,0 +1,23 @@
+// Which tiles of a run's data train and which validate, and the lists of both in the run folder.
+#pragma once
+#include <string>
+
+#include "train/run.h"
+
+namespace histotrain {
+
+// The dataset's own split (a manifest's split column, or --val-data) where it has one; else the
+// tiles --val-images names; else a split by source group (--split group) or per image.
+Split make_split(const TileDataset& data, const TrainConfig& c);
+
+// A per-image split puts near-copies of one source on both sides, and validation then partly
+// measures memory: measured, logged and kept in the summary (run.split_audit).
+void audit_random_split(Run& run);
+
+// train_images.txt and val_images.txt (rank 0): what `split-audit` and later evaluations take.
+void write_split_lists(const Run& run);
+
+// How the split was made, for the log: "per source group, seed 1", "as listed in val.txt", ...
+std::string split_origin(const Run& run);
+
+}  // namespace histotrain

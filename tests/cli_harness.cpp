@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -56,9 +57,9 @@ nlohmann::json Finished::json() const {
   return parsed.is_discarded() ? nlohmann::json() : parsed;
 }
 
-Finished run_program(const std::string& program, const Invocation& invocation) {
-  ScratchDir io;
-  const std::string out = (io / "stdout").string(), err = (io / "stderr").string();
+Running::Running(const std::string& program, const Invocation& invocation)
+    : io_(std::make_unique<ScratchDir>()), deadline_s_(invocation.deadline_s), start_(Clock::now()) {
+  const std::string out = (*io_ / "stdout").string(), err = (*io_ / "stderr").string();
   posix_spawn_file_actions_t files;
   posix_spawn_file_actions_init(&files);
   posix_spawn_file_actions_addopen(&files, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
@@ -68,37 +69,75 @@ Finished run_program(const std::string& program, const Invocation& invocation) {
   argv.insert(argv.end(), invocation.args.begin(), invocation.args.end());
   std::vector<std::string> env = environment_with(invocation.env);
   if (!invocation.cwd.empty()) posix_spawn_file_actions_addchdir_np(&files, invocation.cwd.c_str());
-  Finished result;
-  const auto start = Clock::now();
-  pid_t pid = 0;
   auto args = pointers(argv);
   auto envp = pointers(env);
+  pid_t pid = 0;
   const int spawned = posix_spawnp(&pid, argv[0].c_str(), &files, nullptr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&files);
-  if (spawned != 0) {
-    result.err = "cannot start " + program;
+  if (spawned == 0)
+    pid_ = pid;
+  else
+    start_error_ = "cannot start " + program;
+}
+
+Running::~Running() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+}
+
+std::string Running::err_so_far() const { return file_text(*io_ / "stderr"); }
+std::string Running::out_so_far() const { return file_text(*io_ / "stdout"); }
+
+bool Running::wait_for_err(const std::string& text, double seconds) const {
+  return wait_until([&] { return err_so_far().find(text) != std::string::npos; }, seconds);
+}
+
+void Running::signal(int signal_number) const {
+  if (pid_ > 0) ::kill(pid_, signal_number);
+}
+
+double Running::seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+
+Finished Running::finish() {
+  Finished result;
+  if (pid_ <= 0) {
+    result.err = start_error_;
     return result;
   }
   int status = 0;
   rusage usage{};
-  const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(invocation.deadline_s));
+  const auto deadline = start_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(deadline_s_));
   while (true) {
-    const pid_t done = ::wait4(pid, &status, WNOHANG, &usage);
-    if (done == pid) break;
+    const pid_t done = ::wait4(pid_, &status, WNOHANG, &usage);
+    if (done == pid_) break;
     if (Clock::now() > deadline && !result.timed_out) {
       result.timed_out = true;
-      ::kill(pid, SIGKILL);
+      ::kill(pid_, SIGKILL);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  pid_ = -1;
+  result.seconds = seconds();
   result.cpu_seconds = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
                        static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
   result.peak_rss_mib = usage.ru_maxrss / 1024;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  result.out = file_text(out);
-  result.err = file_text(err);
+  result.out = out_so_far();
+  result.err = err_so_far();
   return result;
+}
+
+Finished run_program(const std::string& program, const Invocation& invocation) {
+  return Running(program, invocation).finish();
+}
+
+std::vector<std::string> words(const std::string& command_line) {
+  std::istringstream in(command_line);
+  std::vector<std::string> out;
+  for (std::string word; in >> word;) out.push_back(word);
+  return out;
 }
 
 Finished run_cli(const Invocation& invocation) { return run_program(HISTOTRAIN_EXE, invocation); }
@@ -117,6 +156,45 @@ bool wait_until(const std::function<bool()>& condition, double seconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return condition();
+}
+
+std::unique_ptr<Running> start_cli(const Invocation& invocation) {
+  return std::make_unique<Running>(HISTOTRAIN_EXE, invocation);
+}
+
+namespace {
+
+// /proc/PID/stat's state and parent, read after the name's closing parenthesis (a name may hold
+// spaces); false when the process is gone.
+bool process_state(pid_t pid, char& state, pid_t& parent) {
+  const std::string stat = file_text("/proc/" + std::to_string(pid) + "/stat");
+  const size_t name_end = stat.rfind(')');
+  if (name_end == std::string::npos) return false;
+  std::istringstream rest(stat.substr(name_end + 1));
+  return static_cast<bool>(rest >> state >> parent);
+}
+
+}  // namespace
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> children;
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    char state = 0;
+    pid_t parent = 0;
+    const pid_t child = static_cast<pid_t>(std::stol(name));
+    if (process_state(child, state, parent) && parent == pid) children.push_back(child);
+  }
+  std::sort(children.begin(), children.end());
+  return children;
+}
+
+bool alive(pid_t pid) {
+  char state = 0;
+  pid_t parent = 0;
+  return process_state(pid, state, parent) && state != 'Z' && state != 'X';  // Z: ended, not yet reaped
 }
 
 }  // namespace histotrain::testing

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/compat.h"
+#include "cli_harness.h"
 #include "test_util.h"
 
 namespace histotrain {
@@ -36,10 +37,19 @@ TEST(MixedPrecision, CliTrainsInBf16AndEvaluatesInTheSamePrecisionByDefault) {
 TEST(MixedPrecision, CliAutoMeasuresOnceThenTrainsLikeTheChosenFlags) {
   testing::ScratchDir dir;
   const std::string data = testing::shared_synthetic_dataset(40, 96).string();
-  const std::string common = "--data " + data + " --groups " + data + "/groups.csv --image-size 32 --batch-size 16 "
-                             "--epochs 1 --threads 2 --deterministic --quiet --cache-dir " + (dir / "tiles").string();
-  const std::string env = "HISTOTRAIN_CACHE=" + (dir / "cache").string() + " ";
-  const auto first = testing::run_script(env + "$HISTOTRAIN train " + common + " --amp auto --out " + (dir / "a").string());
+  const std::vector<std::string> common = {"--data", data, "--groups", data + "/groups.csv", "--image-size", "32",
+                                          "--batch-size", "16", "--epochs", "1", "--threads", "2", "--deterministic",
+                                          "--quiet", "--cache-dir", (dir / "tiles").string()};
+  // train COMMON EXTRA..., with HISTOTRAIN_CACHE (where --amp auto keeps its decision) in the test's folder.
+  const auto train = [&](const std::vector<std::string>& extra) {
+    testing::Invocation call;
+    call.args = {"train"};
+    call.args.insert(call.args.end(), common.begin(), common.end());
+    call.args.insert(call.args.end(), extra.begin(), extra.end());
+    call.env = {{"HISTOTRAIN_CACHE", (dir / "cache").string()}};
+    return testing::run_cli(call);
+  };
+  const auto first = train({"--amp", "auto", "--out", (dir / "a").string()});
   ASSERT_EQ(first.exit_code, 0) << first.err;
   EXPECT_NE(first.err.find("--amp auto: "), std::string::npos) << first.err;
   EXPECT_NE(first.err.find("(measured: fp32 "), std::string::npos) << first.err;
@@ -53,14 +63,14 @@ TEST(MixedPrecision, CliAutoMeasuresOnceThenTrainsLikeTheChosenFlags) {
   EXPECT_EQ(testing::read_json(dir / "a" / "checkpoint.json")["config"]["amp"], choice["amp"]);
   EXPECT_TRUE(std::filesystem::exists(dir / "cache" / "precision.json"));
 
-  const auto second = testing::run_script(env + "$HISTOTRAIN train " + common + " --amp auto --out " + (dir / "b").string());
+  const auto second = train({"--amp", "auto", "--out", (dir / "b").string()});
   ASSERT_EQ(second.exit_code, 0) << second.err;
   EXPECT_NE(second.err.find("(cached measurement: "), std::string::npos) << second.err;
   EXPECT_TRUE(testing::read_json(dir / "b" / "summary.json")["precision_choice"]["from_cache"].get<bool>());
 
-  const std::string chosen = " --amp " + choice["amp"].get<std::string>() +
-                             (choice["channels_last"].get<bool>() ? " --channels-last" : "");
-  const auto by_hand = testing::run_histotrain("train " + common + chosen + " --out " + (dir / "c").string());
+  std::vector<std::string> chosen = {"--amp", choice["amp"].get<std::string>(), "--out", (dir / "c").string()};
+  if (choice["channels_last"].get<bool>()) chosen.push_back("--channels-last");
+  const auto by_hand = train(chosen);
   ASSERT_EQ(by_hand.exit_code, 0) << by_hand.err;
   EXPECT_EQ(testing::read_jsonl(dir / "a" / "metrics.jsonl")[0]["train_loss"],
             testing::read_jsonl(dir / "c" / "metrics.jsonl")[0]["train_loss"]);

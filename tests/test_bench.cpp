@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "bench/study_plan.h"
+#include "cli_harness.h"
 #include "test_util.h"
 #include "util/errors.h"
 
@@ -143,8 +144,10 @@ TEST(Bench, ReportOfHostileNamesRunsNoCommand) {
   for (const char* part : {"training", "accuracy"})
     for (auto& row : results[part]) row["config"] = hostile + row.value("config", "");
   std::ofstream(folder / "results.json") << results.dump();
-  const auto report = testing::run_script("cd " + shell_word(dir.path().string()) + " && $HISTOTRAIN report " +
-                                          shell_word(folder.string()));
+  testing::Invocation call;
+  call.args = {"report", folder.string()};
+  call.cwd = dir.path();  // a PWNED written relative to the working folder would land here
+  const auto report = testing::run_cli(call);
   ASSERT_EQ(report.exit_code, 0) << report.err;
   EXPECT_TRUE(std::filesystem::exists(folder / "plots" / "confusion.png")) << read_text(folder / "plots" / "plots.log");
   EXPECT_TRUE(std::filesystem::exists(folder / "plots" / "throughput.png"));

@@ -3,6 +3,7 @@
 // logits within 1e-4 on the same pixels, at any batch size.
 #include <gtest/gtest.h>
 
+#include "cli_harness.h"
 #include "test_util.h"
 
 namespace histotrain {
@@ -10,7 +11,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::run_histotrain;
-using testing::run_script;
+using testing::run_program;
 
 TEST(Export, EveryArchitectureRunsInOnnxruntimeAndTorchScriptWithHistotrainsLogits) {
   const std::string onnx_python = testing::test_venv_python("onnx, onnxruntime, PIL, numpy");
@@ -22,7 +23,7 @@ TEST(Export, EveryArchitectureRunsInOnnxruntimeAndTorchScriptWithHistotrainsLogi
   testing::ScratchDir dir;
   const std::string check = HISTOTRAIN_SOURCE_DIR "/tests/parity/exported_model_check.py";
   const fs::path tiles = dir / "tiles";
-  ASSERT_EQ(run_script(onnx_python + " " + check + " tiles " + tiles.string() + " 32 5").exit_code, 0);
+  ASSERT_EQ(run_program(onnx_python, {{check, "tiles", tiles.string(), "32", "5"}}).exit_code, 0);
   for (const std::string arch : {"resnet10", "resnet18", "resnet34", "resnet50"}) {
     SCOPED_TRACE(arch);
     const fs::path run = dir / arch;
@@ -36,11 +37,10 @@ TEST(Export, EveryArchitectureRunsInOnnxruntimeAndTorchScriptWithHistotrainsLogi
     const auto predicted = run_histotrain("predict --checkpoint " + run.string() + " --logits --csv " +
                                           (run / "p.csv").string() + " " + tiles.string());
     ASSERT_EQ(predicted.exit_code, 0) << predicted.err;
-    const auto onnx = run_script(onnx_python + " " + check + " onnx " + (run / "m.onnx").string() + " " +
-                                 (run / "p.csv").string());
+    const auto onnx = run_program(onnx_python, {{check, "onnx", (run / "m.onnx").string(), (run / "p.csv").string()}});
     EXPECT_EQ(onnx.exit_code, 0) << onnx.out << onnx.err;
-    const auto script = run_script(torch_python + " " + check + " torchscript " + (run / "m.pt").string() + " " +
-                                   (run / "p.csv").string());
+    const auto script =
+        run_program(torch_python, {{check, "torchscript", (run / "m.pt").string(), (run / "p.csv").string()}});
     EXPECT_EQ(script.exit_code, 0) << script.out << script.err;
   }
 }

@@ -3,18 +3,32 @@
 // The files are converted from the synthetic set by ImageMagick at run time.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <map>
 
+#include "cli_harness.h"
 #include "test_util.h"
+#include "util/csv.h"
 
 namespace histotrain {
 namespace {
 
 using testing::run_histotrain;
-using testing::run_script;
+using testing::run_program;
 using testing::ScratchDir;
 namespace fs = std::filesystem;
+
+// The JPEG tiles under `folder`, in path order.
+std::vector<fs::path> jpeg_files(const fs::path& folder) {
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::recursive_directory_iterator(folder))
+    if (entry.path().extension() == ".jpeg") files.push_back(entry.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
 
 // The synthetic set with its tiles turned, in turn, into PNG, TIFF (LZW), WebP (lossless), BMP
 // and left as JPEG, each file keeping its name (the content decides the format); then a damaged
@@ -27,22 +41,28 @@ TEST(Formats, AMixedFormatTileSetTrainsEvaluatesAndPredicts) {
   ScratchDir dir;
   const fs::path data = dir / "data";
   fs::copy(testing::synth_data(), data, fs::copy_options::recursive);
-  const auto converted = run_script(
-      "cd " + data.string() + "\n"
-      "n=0\n"
-      "find . -name '*.jpeg' | sort | while read -r f; do\n"
-      "  case $((n % 5)) in\n"
-      "    0) convert \"$f\" \"PNG24:$f\" ;;\n"
-      "    1) convert \"$f\" -compress LZW \"TIFF:$f\" ;;\n"
-      "    2) convert \"$f\" -define webp:lossless=true \"WEBP:$f\" ;;\n"
-      "    3) convert \"$f\" \"BMP3:${f%.jpeg}.bmp\" && rm \"$f\" ;;\n"
-      "  esac\n"
-      "  n=$((n + 1))\n"
-      "done\n"
-      "d=lung_colon_image_set/lung_image_sets/lung_n\n"
-      "printf 'not a PNG at all' > $d/damaged.png\n"
-      "convert \"$(ls $d/*.jpeg | head -1)\" -resize 256x256 \"PTIF:$d/slide.tif\"\n");
-  ASSERT_EQ(converted.exit_code, 0) << converted.err;
+  // Every fifth tile stays JPEG; the others become PNG, LZW TIFF, lossless WebP and BMP (under a
+  // .bmp name), each converted in place by ImageMagick.
+  const std::vector<fs::path> jpegs = jpeg_files(data);
+  for (size_t n = 0; n < jpegs.size(); ++n) {
+    const std::string f = jpegs[n].string();
+    const std::vector<std::vector<std::string>> conversions = {{f, "PNG24:" + f},
+                                                               {f, "-compress", "LZW", "TIFF:" + f},
+                                                               {f, "-define", "webp:lossless=true", "WEBP:" + f},
+                                                               {f, "BMP3:" + fs::path(f).replace_extension(".bmp").string()},
+                                                               {}};
+    const auto& args = conversions[n % 5];
+    if (args.empty()) continue;
+    ASSERT_EQ(run_program("convert", {args}).exit_code, 0) << f;
+    if (n % 5 == 3) fs::remove(f);
+  }
+  const fs::path lung_n = data / "lung_colon_image_set/lung_image_sets/lung_n";
+  std::ofstream(lung_n / "damaged.png") << "not a PNG at all";
+  const std::vector<fs::path> lung_n_jpegs = jpeg_files(lung_n);
+  ASSERT_FALSE(lung_n_jpegs.empty());
+  ASSERT_EQ(run_program("convert", {{lung_n_jpegs.front().string(), "-resize", "256x256", "PTIF:" + (lung_n / "slide.tif").string()}})
+                .exit_code,
+            0);
 
   const fs::path run = dir / "run";
   const auto trained = run_histotrain("train --data " + data.string() + " --image-size 32 --batch-size 16 --epochs 1 " +
@@ -73,17 +93,18 @@ TEST(Formats, AManifestsSplitColumnIsTheSplitAndEvalTakesItsTestRows) {
   const fs::path data = dir / "data";
   fs::copy(testing::synth_data(), data, fs::copy_options::recursive);
   const fs::path manifest = data / "manifest.csv";
-  const auto written = run_script(
-      "cd " + data.string() + "\n"
-      "echo 'label,path,group,split' > manifest.csv\n"
-      "find . -name '*.jpeg' | sort | while read -r f; do\n"
-      "  label=$(basename \"$(dirname \"$f\")\")\n"
-      "  group=$(grep \"^$(basename \"$f\"),\" groups.csv | cut -d, -f3)\n"
-      "  h=$(printf '%s' \"$group\" | cksum | cut -d' ' -f1)\n"
-      "  case $((h % 5)) in 0) s=val ;; 1) s=test ;; *) s=train ;; esac\n"
-      "  echo \"$label,${f#./},$group,$s\"\n"
-      "done >> manifest.csv\n");
-  ASSERT_EQ(written.exit_code, 0) << written.err;
+  // label,path,group,split: each source group on one side, a fifth of them val and a fifth test.
+  std::map<std::string, std::string> group_of;
+  for (const auto& row : parse_csv(testing::read_text(data / "groups.csv"), "groups.csv"))
+    if (row.line > 1) group_of[row.fields.at(0)] = row.fields.at(2);
+  std::string rows = "label,path,group,split\n";
+  for (const fs::path& f : jpeg_files(data)) {
+    const std::string group = group_of.at(f.filename().string());
+    const size_t h = std::hash<std::string>{}(group) % 5;
+    rows += f.parent_path().filename().string() + "," + fs::relative(f, data).string() + "," + group + "," +
+            (h == 0 ? "val" : h == 1 ? "test" : "train") + "\n";
+  }
+  std::ofstream(manifest) << rows;
   const std::string text = testing::read_text(manifest);
   const auto rows_of = [&](const std::string& split) {
     int64_t n = 0;

@@ -2,11 +2,19 @@
 // them may run code, overwrite another run, or take the machine's memory (docs/security.md).
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+
+#include <set>
+#include <sstream>
+
 #include <nlohmann/json.hpp>
 
 #include "data/jpeg.h"
 #include "model/resnet.h"
 #include "model/safetensors.h"
+#include "cli_harness.h"
 #include "test_util.h"
 #include "util/csv.h"
 #include "util/files.h"
@@ -14,7 +22,9 @@
 namespace histotrain {
 namespace {
 
+using testing::Finished;
 using testing::read_json;
+using testing::Running;
 using testing::run_histotrain;
 using testing::ScratchDir;
 
@@ -71,8 +81,8 @@ TEST(Hostile, ATorchScriptCheckpointRunsNoCodeUnlessTrusted) {
   ScratchDir dir;
   const fs::path run = copy_of_trained_run(dir);
   fs::remove(run / "model.safetensors");  // only model.pt: a checkpoint from an older version, or a forged one
-  ASSERT_EQ(testing::run_script(python + " " + HISTOTRAIN_SOURCE_DIR "/tests/parity/torchscript_payload.py " +
-                                (run / "model.pt").string())
+  ASSERT_EQ(testing::run_program(python, {{HISTOTRAIN_SOURCE_DIR "/tests/parity/torchscript_payload.py",
+                                           (run / "model.pt").string()}})
                 .exit_code,
             0);
   vouch_for(run, "model.pt");
@@ -154,14 +164,16 @@ TEST(Hostile, ResumeNeverWritesIntoAnotherRun) {
 TEST(Hostile, TwoTrainingsIntoOneFolderDoNotInterleave) {
   ScratchDir dir;
   const std::string data = synth_data(), out = (dir / "run").string();
-  const auto result = testing::run_script(
-      "$HISTOTRAIN " + quick_train(data, out, 3) + " 2>first.err & first=$!\n"
-      "for i in $(seq 1 600); do [ -s " + out + "/.histotrain.lock ] && break; sleep 0.05; done\n"
-      "$HISTOTRAIN " + quick_train(data, out, 1, 48) + "; echo \"second: $?\"\n"
-      "wait $first; echo \"first: $?\"\n");
-  EXPECT_NE(result.out.find("second: 1"), std::string::npos) << result.out << result.err;
-  EXPECT_NE(result.err.find("is being written by another histotrain process (pid"), std::string::npos) << result.err;
-  EXPECT_NE(result.out.find("first: 0"), std::string::npos) << result.out;
+  Running first(HISTOTRAIN_EXE, {testing::words(quick_train(data, out, 3))});
+  ASSERT_TRUE(testing::wait_until([&] {
+    std::error_code error;
+    return fs::file_size(fs::path(out) / ".histotrain.lock", error) > 0 && !error;
+  }, 60)) << first.err_so_far();
+  const Finished second = testing::run_cli(testing::words(quick_train(data, out, 1, 48)));
+  EXPECT_EQ(second.exit_code, 1) << second.err;
+  EXPECT_NE(second.err.find("is being written by another histotrain process (pid"), std::string::npos) << second.err;
+  const Finished ended = first.finish();
+  EXPECT_EQ(ended.exit_code, 0) << ended.err;
   EXPECT_EQ(read_json(fs::path(out) / "checkpoint.json")["epoch"], 3);
   EXPECT_EQ(read_json(fs::path(out) / "checkpoint.json")["image_size"], 32) << "the first run's files only";
 }
@@ -193,9 +205,8 @@ TEST(Hostile, OutputsThatAreLinksOrDevicesAreRefusedNotReplaced) {
   EXPECT_TRUE(fs::is_symlink(dir / "link.csv"));
   EXPECT_EQ(read_text_file(dir / "target.csv"), "keep");
   // A FIFO, and a device node (made here, not the machine's own /dev/null, in case of a bug).
-  const auto made = testing::run_script("mkfifo " + (dir / "fifo.csv").string() + " && (mknod " +
-                                        (dir / "null.csv").string() + " c 1 3 || true)");
-  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ASSERT_EQ(::mkfifo((dir / "fifo.csv").c_str(), 0644), 0);
+  ::mknod((dir / "null.csv").c_str(), S_IFCHR | 0644, makedev(1, 3));  // needs root; skipped below without
   for (const char* name : {"fifo.csv", "null.csv"}) {
     if (!fs::exists(dir / name)) continue;  // mknod needs root
     const auto type = fs::symlink_status(dir / name).type();
@@ -314,33 +325,54 @@ TEST(Hostile, EvalReadsAValidCacheFromAReadOnlyFolder) {
   EXPECT_EQ(again.exit_code, 0) << again.err;
 }
 
+// The inodes of the sockets the processes `pids` hold open ("socket:[INODE]" links in /proc/PID/fd).
+std::set<std::string> socket_inodes(const std::vector<pid_t>& pids) {
+  std::set<std::string> inodes;
+  for (const pid_t pid : pids) {
+    std::error_code error;
+    for (const auto& fd : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", error)) {
+      const std::string target = fs::read_symlink(fd.path(), error).string();
+      if (target.rfind("socket:[", 0) == 0) inodes.insert(target.substr(8, target.size() - 9));
+    }
+  }
+  return inodes;
+}
+
+// The local address (hex, as /proc/net/tcp and tcp6 write it) of each TCP socket in `inodes`.
+std::vector<std::string> local_addresses_of(const std::set<std::string>& inodes) {
+  std::vector<std::string> addresses;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::istringstream lines(testing::read_text(table));
+    std::string line;
+    std::getline(lines, line);  // the header
+    while (std::getline(lines, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
+      if (inodes.count(inode)) addresses.push_back(local);
+    }
+  }
+  return addresses;
+}
+
 // `launch` ranks meet through a private file: every socket of the job, listening or connected,
 // is on loopback (a TCPStore of LibTorch 1.13 would listen on 0.0.0.0 here).
 TEST(Hostile, LaunchedRanksListenOnLoopbackOnly) {
   ScratchDir dir;
   const std::string out = (dir / "run").string();
-  const auto result = testing::run_script(
-      "$HISTOTRAIN launch -n 2 -- " + quick_train(synth_data(), out, 2) + " 2>launch.err & launch=$!\n"
-      "for i in $(seq 1 1200); do grep -q 'training resnet18' launch.err && break; sleep 0.05; done\n"
-      "for pid in $(pgrep -P $launch); do\n"
-      "  for fd in /proc/$pid/fd/*; do readlink $fd; done | sed -n 's/^socket:\\[\\([0-9]*\\)\\]$/\\1/p' >> inodes\n"
-      "done\n"
-      "echo \"ranks: $(pgrep -P $launch | wc -l)\"\n"
-      "tail -q -n +2 /proc/net/tcp /proc/net/tcp6 | awk '{print $2, $4, $10}' | while read local state inode; do\n"
-      "  grep -qx \"$inode\" inodes && echo \"socket: $local state $state\"\n"
-      "done\n"
-      "wait $launch; echo \"launch: $?\"\n");
-  SCOPED_TRACE(result.out + result.err);
-  EXPECT_NE(result.out.find("ranks: 2"), std::string::npos);
-  EXPECT_NE(result.out.find("launch: 0"), std::string::npos);
-  EXPECT_NE(result.out.find("socket: "), std::string::npos) << "the ranks' Gloo connections are seen";
-  std::istringstream lines(result.out);
-  for (std::string line; std::getline(lines, line);)
-    if (line.rfind("socket: ", 0) == 0)
-      EXPECT_TRUE(line.rfind("socket: 0100007F:", 0) == 0 ||
-                  line.rfind("socket: 0000000000000000FFFF00000100007F:", 0) == 0 ||
-                  line.rfind("socket: 00000000000000000000000001000000:", 0) == 0)
-          << "a socket of the job is bound beyond loopback: " << line;
+  Running launch(HISTOTRAIN_EXE, {testing::words("launch -n 2 -- " + quick_train(synth_data(), out, 2))});
+  ASSERT_TRUE(launch.wait_for_err("training resnet18", 300)) << launch.err_so_far();
+  const std::vector<pid_t> ranks = testing::children_of(launch.pid());
+  EXPECT_EQ(ranks.size(), 2u);
+  const std::set<std::string> inodes = socket_inodes(ranks);
+  const std::vector<std::string> bound = local_addresses_of(inodes);
+  const Finished ended = launch.finish();
+  EXPECT_EQ(ended.exit_code, 0) << ended.err;
+  EXPECT_FALSE(bound.empty()) << "the ranks' Gloo connections are seen";
+  for (const std::string& local : bound)
+    EXPECT_TRUE(local.rfind("0100007F:", 0) == 0 || local.rfind("0000000000000000FFFF00000100007F:", 0) == 0 ||
+                local.rfind("00000000000000000000000001000000:", 0) == 0)
+        << "a socket of the job is bound beyond loopback: " << local;
 }
 
 }  // namespace

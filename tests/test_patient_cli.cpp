@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "cli_harness.h"
 #include "test_util.h"
 #include "util/csv.h"
 
@@ -66,6 +67,25 @@ TEST(OwnData, AFlatFolderIsToldAtOnceToUseAManifest) {
   EXPECT_EQ(refused.err.find("decod"), std::string::npos) << "said before any decoding:\n" << refused.err;
 }
 
+// TensorBoard's own reader finds the epochs' figures in the run's event file, as metrics.jsonl
+// has them.
+void expect_tensorboard_reads_the_epochs(const fs::path& run, const std::vector<nlohmann::json>& metrics) {
+  const std::string tb = testing::test_venv_python("tensorboard");
+  if (tb.empty()) {
+    EXPECT_FALSE(testing::packages_required()) << "no build-venv with tensorboard: run.sh test makes it";
+  } else {
+    const auto read = testing::run_program(tb, {{HISTOTRAIN_SOURCE_DIR "/tests/parity/tensorboard_events.py", run.string()}});
+    ASSERT_EQ(read.exit_code, 0) << read.err;
+    const auto scalars = nlohmann::json::parse(read.out);
+    ASSERT_EQ(scalars["val/acc"].size(), 3u) << read.out;
+    for (size_t e = 0; e < 3; ++e) {
+      EXPECT_EQ(scalars["val/acc"][e][0], metrics[e]["step"]);
+      EXPECT_NEAR(scalars["val/acc"][e][1].get<double>(), metrics[e]["val_acc"].get<double>(), 1e-6);
+    }
+    EXPECT_TRUE(scalars.contains("train/loss"));
+  }
+}
+
 TEST(OwnData, TrainEvaluatePerPatientExportAndKeepTheRunFolderSmall) {
   ScratchDir dir;
   const FlatSet set = flat_set(dir.path());
@@ -93,22 +113,7 @@ TEST(OwnData, TrainEvaluatePerPatientExportAndKeepTheRunFolderSmall) {
   EXPECT_LE(bytes, 3 * fs::file_size(run / "model.safetensors") + (4 << 20)) << "run folder bytes";
   EXPECT_FALSE(fs::exists(run / "previous"));
 
-  // TensorBoard's own reader finds the epochs' figures, as metrics.jsonl has them.
-  const std::string tb = testing::test_venv_python("tensorboard");
-  if (tb.empty()) {
-    EXPECT_FALSE(testing::packages_required()) << "no build-venv with tensorboard: run.sh test makes it";
-  } else {
-    const auto read = testing::run_script(tb + " " HISTOTRAIN_SOURCE_DIR "/tests/parity/tensorboard_events.py " +
-                                          run.string());
-    ASSERT_EQ(read.exit_code, 0) << read.err;
-    const auto scalars = nlohmann::json::parse(read.out);
-    ASSERT_EQ(scalars["val/acc"].size(), 3u) << read.out;
-    for (size_t e = 0; e < 3; ++e) {
-      EXPECT_EQ(scalars["val/acc"][e][0], metrics[e]["step"]);
-      EXPECT_NEAR(scalars["val/acc"][e][1].get<double>(), metrics[e]["val_acc"].get<double>(), 1e-6);
-    }
-    EXPECT_TRUE(scalars.contains("train/loss"));
-  }
+  expect_tensorboard_reads_the_epochs(run, metrics);
 
   // Evaluation per tile and per patient, from a test list with absolute paths.
   std::string test_csv = "filename,diagnosis,patient_id\n";

@@ -3,10 +3,16 @@
 // docs/reliability.md lists each with its result.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
+#include <chrono>
+#include <cmath>
 #include <random>
 #include <regex>
 #include <sstream>
+#include <thread>
 
+#include "cli_harness.h"
 #include "core/checkpoint.h"
 #include "test_util.h"
 
@@ -15,8 +21,9 @@ namespace {
 
 using testing::read_json;
 using testing::read_jsonl;
+using testing::Finished;
 using testing::run_histotrain;
-using testing::run_script;
+using testing::Running;
 using testing::ScratchDir;
 namespace fs = std::filesystem;
 
@@ -39,15 +46,15 @@ void expect_identical_weights(const fs::path& a, const fs::path& b) {
   for (const auto& item : bp) EXPECT_TRUE(torch::equal(item.value(), bq[item.key()])) << item.key();
 }
 
-// Starts `command` in the background, waits until it trains, lets it run `delay` seconds, sends
-// `signal`, and prints "SIGNAL after DELAY s: exit CODE". Its stderr goes to ERR.
-std::string interrupt(const std::string& command, const std::string& signal, double delay, const std::string& err) {
-  std::ostringstream s;
-  s << command << " >/dev/null 2>" << err << " & pid=$!\n"
-    << "for i in $(seq 1 1200); do grep -q 'training resnet18' " << err << " && break; sleep 0.05; done\n"
-    << "sleep " << delay << "; kill -" << signal << " $pid; wait $pid; echo \"" << signal << " after " << delay
-    << " s: exit $?\"\n";
-  return s.str();
+// Starts histotrain with `args`, waits until it trains, lets it train `delay` seconds (a random
+// moment of the run: the point of the test, not a wait for something), sends `signal`; how it
+// ended.
+Finished interrupt(const std::vector<std::string>& args, int signal, double delay) {
+  Running run(HISTOTRAIN_EXE, {args});
+  EXPECT_TRUE(run.wait_for_err("training resnet18", 120)) << run.err_so_far();
+  std::this_thread::sleep_for(std::chrono::duration<double>(delay));
+  run.signal(signal);
+  return run.finish();
 }
 
 // kill -9 and SIGTERM/SIGINT at random moments, each followed by --resume: the run ends with the
@@ -62,21 +69,29 @@ TEST(Reliability, KilledAndSignalledAtRandomMomentsTheResumedRunEndsWithIdentica
   // The first three interrupts come within 6 s of training in all, so the run is still going
   // when the SIGINT comes.
   std::uniform_real_distribution<double> moment(0.1, 2.0);
-  const std::string cut = (dir / "cut").string(), resume = "$HISTOTRAIN train --resume " + cut + " --quiet";
-  std::string script = interrupt("$HISTOTRAIN " + deterministic_args(data) + " --out " + cut, "KILL", 0, "0.err");
-  const char* signals[] = {"TERM", "KILL", "INT", "KILL"};
-  for (int i = 0; i < 4; ++i)
-    script += interrupt(resume, signals[i], std::round(moment(rng) * 100) / 100, std::to_string(i + 1) + ".err");
-  script += resume + " >/dev/null 2>last.err; echo \"last: exit $?\"\ncat 0.err 1.err 2.err 3.err 4.err last.err >&2";
-  const auto result = run_script(script);
-  SCOPED_TRACE(result.out + result.err);
-  EXPECT_NE(result.out.find("KILL after 0 s: exit 137"), std::string::npos);
-  EXPECT_TRUE(std::regex_search(result.out, std::regex("TERM after [0-9.]+ s: exit 143")));
-  EXPECT_TRUE(std::regex_search(result.out, std::regex("INT after [0-9.]+ s: exit 130")));
-  EXPECT_NE(result.out.find("last: exit 0"), std::string::npos);
-  EXPECT_NE(result.err.find("has no checkpoint yet"), std::string::npos) << "the first kill came before any checkpoint";
-  EXPECT_NE(result.err.find("stopped by SIGTERM at step"), std::string::npos);
-  EXPECT_NE(result.err.find("stopped by SIGINT at step"), std::string::npos);
+  const std::string cut = (dir / "cut").string();
+  const std::vector<std::string> resume = {"train", "--resume", cut, "--quiet"};
+  std::string logs;
+  const Finished first = interrupt(testing::words(deterministic_args(data) + " --out " + cut), SIGKILL, 0);
+  EXPECT_EQ(first.exit_code, 128 + SIGKILL);
+  logs += first.err;
+  const int signals[] = {SIGTERM, SIGKILL, SIGINT, SIGKILL};
+  for (const int signal : signals) {
+    const double delay = std::round(moment(rng) * 100) / 100;
+    const Finished ended = interrupt(resume, signal, delay);
+    logs += ended.err;
+    // SIGTERM and SIGINT end the run at a step, with a checkpoint, and the exit code of the signal
+    // (the last SIGKILL may come after the run has finished).
+    if (signal != SIGKILL)
+      EXPECT_EQ(ended.exit_code, 128 + signal) << "signal " << signal << " after " << delay << " s:\n" << ended.err;
+  }
+  const Finished last = testing::run_cli(resume);
+  EXPECT_EQ(last.exit_code, 0) << last.err;
+  logs += last.err;
+  SCOPED_TRACE(logs);
+  EXPECT_NE(logs.find("has no checkpoint yet"), std::string::npos) << "the first kill came before any checkpoint";
+  EXPECT_NE(logs.find("stopped by SIGTERM at step"), std::string::npos);
+  EXPECT_NE(logs.find("stopped by SIGINT at step"), std::string::npos);
   expect_identical_weights(dir / "straight", dir / "cut");
   const auto straight = read_jsonl(dir / "straight/metrics.jsonl").back(), resumed = read_jsonl(dir / "cut/metrics.jsonl").back();
   for (const char* key : {"step", "train_loss", "train_acc", "val_loss", "val_acc"}) EXPECT_EQ(resumed[key], straight[key]) << key;
@@ -109,17 +124,16 @@ TEST(Reliability, AStagedCheckpointIsFinishedWhenCompleteAndDroppedWhenNot) {
   EXPECT_FALSE(fs::exists(dir / "two/model.safetensors.next"));
 }
 
-// Runs `inner` (bash) in a mount namespace of its own, where it may mount small or read-only
-// file systems; "" when this machine does not allow that (the test is skipped then).
-std::string in_mount_namespace(const std::string& inner) {
-  const auto probe = run_script("unshare -m sh -c 'mount -t tmpfs -o size=1m tmpfs /mnt' && echo yes");
-  if (probe.out.find("yes") == std::string::npos) return "";
-  const auto result = run_script("export HISTOTRAIN\nunshare -m bash <<'INNER'\nset -u\n" + inner + "\nINNER\n");
+// Runs tests/reliability/SCRIPT with `args` in a mount namespace of its own, where it may mount
+// small or read-only file systems; "" when this machine does not allow that (the test is skipped).
+std::string in_mount_namespace(const std::string& script, const std::vector<std::string>& args) {
+  const Finished probe = testing::run_program("unshare", {{"-m", "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", "/mnt"}});
+  if (probe.exit_code != 0) return "";
+  std::vector<std::string> call = {"-m", "bash", HISTOTRAIN_SOURCE_DIR "/tests/reliability/" + script, HISTOTRAIN_EXE};
+  call.insert(call.end(), args.begin(), args.end());
+  const Finished result = testing::run_program("unshare", {call});
   return result.out + result.err;
 }
-
-// A study with no runs yet: enough for `histotrain report` to write its report files.
-constexpr const char* kEmptyStudy = R"({"study": {"plan": {}}, "training": [], "decode": [], "accuracy": []})";
 
 // A disk that fills while a checkpoint is written, a cache folder too small for the tiles, a
 // full disk under a study's report: each is a clear error, and what was written before is intact.
@@ -128,22 +142,7 @@ TEST(Reliability, FullDiskWhileWritingACheckpointACacheOrAReportIsAClearErrorAnd
   const std::string data = synth_data(), small = (dir / "small").string(), tiny = (dir / "tiny").string();
   // 200 MiB: one checkpoint of ResNet-18 (135 MB: model.safetensors and train_state.safetensors)
   // fits, two do not.
-  const std::string output = in_mount_namespace(
-      "mkdir -p " + small + " " + tiny + "\nmount -t tmpfs -o size=200m tmpfs " + small +
-      "\nmount -t tmpfs -o size=1m tmpfs " + tiny + "\n"
-      "$HISTOTRAIN train --data " + data + " --image-size 32 --batch-size 16 --epochs 3 --threads 2 --quiet --out " +
-      small + "/run; echo \"train exit $?\"\n"
-      "$HISTOTRAIN eval --checkpoint " + small + "/run --data " + data + " --quiet >/dev/null; echo \"eval exit $?\"\n"
-      "echo \"epoch in checkpoint: $(grep -o '\"epoch\": [0-9]*' " + small + "/run/checkpoint.json)\"\n"
-      "echo \"left behind: $(ls " + small + "/run | grep -c -E 'next|tmp')\"\n"
-      "$HISTOTRAIN train --data " + data + " --image-size 64 --epochs 1 --quiet --cache-dir " + tiny +
-      " --out " + small + "/cache-run; echo \"cache exit $?\"\n"
-      "echo \"tile cache files: $(ls -A " + tiny + " | grep -c tiles)\"\n"
-      // A study's report on the disk, now filled to the last byte.
-      "mkdir " + small + "/study && echo '" + kEmptyStudy + "' >" + small + "/study/results.json\n"
-      "cat /dev/zero >" + small + "/filler 2>/dev/null\n"
-      "$HISTOTRAIN report " + small + "/study; echo \"report exit $?\"\n"
-      "echo \"results kept: $(grep -c training " + small + "/study/results.json)\"");
+  const std::string output = in_mount_namespace("full_disk.sh", {data, small, tiny});
   if (output.empty()) GTEST_SKIP() << "this machine does not allow mount namespaces";
   EXPECT_NE(output.find("train exit 1"), std::string::npos) << output;
   EXPECT_NE(output.find("cannot write a checkpoint to " + small + "/run"), std::string::npos) << output;
@@ -165,13 +164,7 @@ TEST(Reliability, FullDiskWhileWritingACheckpointACacheOrAReportIsAClearErrorAnd
 TEST(Reliability, OutputTurningReadOnlyMidRunIsAClearErrorAndLosesNothing) {
   ScratchDir dir;
   const std::string data = synth_data(), out = (dir / "out").string();
-  const std::string output = in_mount_namespace(
-      "mkdir -p " + out + "\nmount -t tmpfs -o size=400m tmpfs " + out + "\n"
-      "$HISTOTRAIN train --data " + data + " --image-size 32 --batch-size 16 --epochs 4 --threads 2 --quiet --out " +
-      out + "/run 2>train.err & pid=$!\n"
-      "for i in $(seq 1 1200); do [ -e " + out + "/run/checkpoint.json ] && break; sleep 0.05; done\n"
-      "mount -o remount,ro " + out + "\nwait $pid; echo \"train exit $?\"; cat train.err\n"
-      "$HISTOTRAIN eval --checkpoint " + out + "/run --data " + data + " --quiet >/dev/null; echo \"eval exit $?\"");
+  const std::string output = in_mount_namespace("read_only.sh", {data, out});
   if (output.empty()) GTEST_SKIP() << "this machine does not allow mount namespaces";
   EXPECT_NE(output.find("train exit 1"), std::string::npos) << output;
   EXPECT_NE(output.find("Read-only file system"), std::string::npos) << output;

@@ -1,7 +1,6 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
-#include <thread>
 
 #include "data/dataset.h"
 #include "data/jpeg.h"
@@ -43,8 +42,9 @@ TEST(TileCache, BuildsThenReusesThenRebuildsWhenFilesOrSizeChange) {
   EXPECT_TRUE(TileCache::open_or_build(scan, options_for(dir, 16))->reused());
   EXPECT_FALSE(TileCache::open_or_build(scan, options_for(dir, 24))->reused()) << "new size, new cache";
 
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  write_tile(dir / "data/a/1.jpeg", 120, 40);  // same path, new content
+  const auto written = std::filesystem::last_write_time(dir / "data/a/1.jpeg");
+  write_tile(dir / "data/a/1.jpeg", 120, 40);  // same path, new content, and a later time whatever the clock's grain
+  std::filesystem::last_write_time(dir / "data/a/1.jpeg", written + std::chrono::seconds(1));
   scan = scan_image_folder((dir / "data").string());
   auto rebuilt = TileCache::open_or_build(scan, options_for(dir, 16));
   EXPECT_FALSE(rebuilt->reused());

@@ -100,13 +100,6 @@ CommandResult run_histotrain(const std::string& args) {
   return run_command(std::string(HISTOTRAIN_EXE) + " " + args, io);
 }
 
-CommandResult run_script(const std::string& script) {
-  ScratchDir io;
-  // The script starts in its own scratch folder: files it writes never land where the tests run.
-  std::ofstream(io / "script.sh") << "cd " << io.path() << "\nHISTOTRAIN=" << HISTOTRAIN_EXE << "\n" << script << "\n";
-  return run_command("bash " + (io / "script.sh").string(), io);
-}
-
 fs::path shared_data(const std::string& name) {
   if (const char* env = std::getenv("HISTOTRAIN_SHARED_DATA"); env && *env) {
     const fs::path p = fs::path(env) / name;

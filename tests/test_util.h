@@ -44,9 +44,6 @@ struct CommandResult {
 // Runs the histotrain binary with `args` (already shell-quoted where needed).
 CommandResult run_histotrain(const std::string& args);
 
-// Runs a bash script; $HISTOTRAIN in it is the histotrain binary.
-CommandResult run_script(const std::string& script);
-
 // A JSON file, and a file of one JSON object per line.
 nlohmann::json read_json(const fs::path& path);
 std::vector<nlohmann::json> read_jsonl(const fs::path& path);

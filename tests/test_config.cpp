@@ -14,6 +14,7 @@
 #include "test_util.h"
 #include "util/errors.h"
 #include "util/files.h"
+#include "util/text_form.h"
 
 namespace histotrain {
 namespace {
@@ -86,6 +87,8 @@ std::vector<std::string> every_flag_changed() {
       const auto& all = Spellings<T>::all;
       for (size_t i = 0; i < std::size(all); ++i)
         if (all[i].first == field) args.insert(args.end(), {flag, all[(i + 1) % std::size(all)].second});
+    } else if constexpr (has_text_form<T>) {
+      args.insert(args.end(), {flag, T::example()});
     } else if constexpr (std::is_same_v<T, std::string>) {
       args.insert(args.end(), {flag, "given-" + std::string(info.key)});
     } else if constexpr (std::is_floating_point_v<T>) {

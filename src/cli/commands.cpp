@@ -66,7 +66,8 @@ int run_cli(int argc, char** argv) {
                                    add_predict_command(app), add_launch_command(app), add_groups_command(app),
                                    add_split_audit_command(app), add_bench_command(app), add_report_command(app),
                                    add_decode_bench_command(app), add_info_command(app), add_cv_command(app),
-                                   add_link_bench_command(app), add_scaling_command(app), add_export_command(app), add_tile_command(app)};
+                                   add_link_bench_command(app), add_scaling_command(app), add_export_command(app), add_tile_command(app),
+                                   add_restain_command(app)};
   refuse_empty_values(app);
   try {
     app.parse(argc, argv);

@@ -33,6 +33,7 @@ Command add_link_bench_command(CLI::App& root);
 Command add_scaling_command(CLI::App& root);
 Command add_export_command(CLI::App& root);
 Command add_tile_command(CLI::App& root);
+Command add_restain_command(CLI::App& root);
 
 struct TrainConfig;
 // The train command's flags, bound to a TrainConfig: one per row of train/config_fields.h, plus

@@ -144,6 +144,7 @@ int run_eval(const EvalOptions& o) {
   data_options.workers = o.workers;
   data_options.quiet = o.quiet;
   data_options.groups_csv = o.groups;
+  data_options.stain = trained.stain;
   if (o.groups.empty() && o.group_by == "group" && o.bootstrap > 0)
     data_options.find_groups = near_copy_group_finder(o.cache_dir, o.workers, o.quiet);
   const TileDataset data = load_dataset(data_options, &classes);

@@ -37,6 +37,11 @@ int run_export(const ExportOptions& o) {
                  return names;
                }().c_str(),
                settings.temperature > 0 ? "; and probabilities (softmax at the checkpoint's temperature)" : "");
+  if (trained.stain.method != StainMethod::none)
+    std::fprintf(stderr,
+                 "note: the model was trained on stain-normalised tiles (%s); the exported file does not normalise "
+                 "stains: feed it tiles normalised the same way (checkpoint.json's \"stain\")\n",
+                 describe(trained.stain).c_str());
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "cli/predict_explain.h"
 #include "cli/predict_slides.h"
 #include "core/checkpoint.h"
 #include "core/runtime.h"
@@ -21,7 +22,7 @@ namespace histotrain {
 namespace {
 
 struct PredictOptions {
-  std::string checkpoint, csv, device = "cpu", amp, calibration;
+  std::string checkpoint, csv, device = "cpu", amp, calibration, explain, explain_class;
   std::vector<std::string> files;
   int threads = 0, batch_size = 64;
   bool trust_checkpoint = false, logits = false;
@@ -77,6 +78,7 @@ void predict(TrainedModel& trained, std::vector<Prediction>& out, torch::Device 
         ok.push_back(static_cast<int64_t>(first + i));
     }
     if (ok.empty()) continue;
+    normalize_tile_stains(trained, pixels.data(), static_cast<int64_t>(ok.size()));
     auto images = torch::from_blob(pixels.data(), {static_cast<int64_t>(ok.size()), size, size, 3}, torch::kUInt8);
     torch::Tensor logits;
     {
@@ -121,6 +123,17 @@ std::string csv_row(const Prediction& p, const std::vector<std::string>& classes
   return row + ",\n";
 }
 
+void explain(TrainedModel& trained, const std::vector<Prediction>& predictions, const PredictOptions& o,
+             torch::Device device, double temperature) {
+  std::vector<std::string> readable;
+  for (const auto& p : predictions)
+    if (!p.probabilities.empty()) readable.push_back(p.path);
+  const ExplainOptions options{o.explain, o.explain_class, o.batch_size, temperature};
+  const int64_t written = write_explanations(trained, readable, options, device);
+  std::fprintf(stderr, "wrote %lld Grad-CAM picture(s) to %s\n", static_cast<long long>(written),
+               printable(o.explain).c_str());
+}
+
 int run_predict(const PredictOptions& o) {
   set_threads(o.threads);
   const torch::Device device = parse_device(o.device);
@@ -135,6 +148,7 @@ int run_predict(const PredictOptions& o) {
     std::fprintf(stderr, "probabilities at the checkpoint's temperature %.3f (fitted on its validation split; "
                  "--calibration none for the model's own)\n", trained.temperature);
   predict(trained, predictions, device, o.batch_size, calibrated ? trained.temperature : 1.0);
+  if (!o.explain.empty()) explain(trained, predictions, o, device, calibrated ? trained.temperature : 1.0);
 
   std::string csv = csv_header(classes, o.logits);
   size_t failed = 0;
@@ -176,6 +190,11 @@ Command add_predict_command(CLI::App& root) {
   app->add_option("--calibration", o->calibration,
                   "temperature | none: the checkpoint's temperature divides the logits (default: when it has one)")
       ->check(CLI::IsMember({"temperature", "none"}));
+  app->add_option("--explain", o->explain,
+                  "Write a Grad-CAM picture of each tile here (DIR/<name>.gradcam.png): where the last residual stage "
+                  "found the evidence for the class, with the class and its probability in the corner");
+  app->add_option("--explain-class", o->explain_class, "--explain: show the evidence for this class (default: each "
+                  "tile's predicted class)");
   app->add_option("files", o->files, "Image files (JPEG, PNG, TIFF, BMP, WebP) or folders");
   auto slides = std::make_shared<SlidePredictOptions>();
   app->add_option("--slide", slides->slides,
@@ -193,6 +212,8 @@ Command add_predict_command(CLI::App& root) {
   add_max_image_pixels_flag(app);
   return {app, [o, slides] {
             if (o->batch_size < 1) throw UsageError("--batch-size must be at least 1");
+            if (!slides->slides.empty() && !o->explain.empty())
+              throw UsageError("--explain explains tiles, not --slide (a slide's heatmaps show its tiles' classes)");
             if (slides->slides.empty()) {
               if (o->files.empty()) throw UsageError("predict needs image files or folders, or --slide SLIDE...");
               return run_predict(*o);

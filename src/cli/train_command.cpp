@@ -8,6 +8,7 @@
 #include "train/recipes.h"
 #include "train/trainer.h"
 #include "util/json_text.h"
+#include "util/text_form.h"
 
 namespace histotrain {
 
@@ -31,6 +32,13 @@ struct FlagAdder {
                       info.flag, [&field](const std::string& text) { field = *from_spelling<T>(text); }, info.help)
                    ->check(CLI::IsMember(names))
                    ->default_str(spelling(field));
+    } else if constexpr (has_text_form<T>) {
+      option = app->add_option_function<std::string>(
+                      info.flag, [&field](const std::string& text) { field = *T::parse(text); }, info.help)
+                   ->check([](const std::string& text) {
+                     return T::parse(text) ? std::string() : "'" + text + "' is not valid here (e.g. " + T::example() + ")";
+                   })
+                   ->default_str(field.text());
     } else {
       option = app->add_option(info.flag, field, info.help)->capture_default_str();
       if constexpr (std::is_integral_v<T>)

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/fast_inference.h"
+#include "core/trained_model.h"
 #include "data/resize.h"
 #include "util/clock.h"
 #include "util/display_text.h"
@@ -61,7 +62,11 @@ SlidePrediction predict_slide(TrainedModel& trained, const SlideFile& slide, con
   torch::NoGradGuard no_grad;
   auto next = [&](size_t first) {
     const size_t n = std::min(batch, result.tiles.size() - first);
-    return std::async(std::launch::async, [&, first, n] { return read_batch(slide, result.geometry, result.tiles, first, n, size); });
+    return std::async(std::launch::async, [&, first, n] {
+      torch::Tensor tiles = read_batch(slide, result.geometry, result.tiles, first, n, size).contiguous();
+      normalize_tile_stains(trained, tiles.data_ptr<uint8_t>(), tiles.size(0));  // as the model's tiles were
+      return tiles;
+    });
   };
   std::future<torch::Tensor> pending;
   if (!result.tiles.empty()) pending = next(0);

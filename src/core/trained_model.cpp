@@ -18,6 +18,14 @@ Normalization normalization_of(const nlohmann::json& meta) {
   return n;
 }
 
+void normalize_tile_stains(const TrainedModel& trained, uint8_t* tiles, int64_t count) {
+  if (trained.stain.method == StainMethod::none) return;
+  const int64_t pixels = int64_t{trained.image_size} * trained.image_size;
+  at::parallel_for(0, count, 1, [&](int64_t first, int64_t end) {
+    for (int64_t i = first; i < end; ++i) normalize_stain(trained.stain, tiles + i * pixels * 3, pixels);
+  });
+}
+
 TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device, const std::string& amp,
                                 bool trust_torchscript) {
   TrainedModel trained;
@@ -33,6 +41,7 @@ TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device
   trained.channels_last = config.value("channels_last", false);
   if (meta.contains("calibration")) trained.temperature = meta["calibration"]["temperature"].get<double>();
   trained.normalization = normalization_of(meta);
+  trained.stain = stain_reference_of(meta.value("stain", nlohmann::json()));
   trained.input_mpp = meta.value("input_mpp", 0.0);
   trained.model = load_model(trained.run, meta, trust_torchscript);
   trained.model->to(device);

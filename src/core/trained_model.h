@@ -12,6 +12,7 @@
 
 #include "core/amp.h"
 #include "data/batches.h"
+#include "data/stain_normalization.h"
 #include "model/resnet.h"
 
 namespace histotrain {
@@ -30,9 +31,14 @@ struct TrainedModel {
   bool channels_last = false;             // as trained
   double temperature = 0;                 // fitted on the validation split (core/calibration.h); 0: none
   Normalization normalization;            // as trained
+  StainReference stain;                   // tiles are stain-normalised to it first (method none: not)
   double input_mpp = 0;                   // microns per input pixel, when its tiles said (0: unknown)
   ResNet model{nullptr};                  // on the requested device, in eval mode
 };
+// Normalises each of `count` uint8 RGB tiles of `trained`'s size at `tiles` to its stain reference
+// (nothing without one): what eval's tile cache holds, done to tiles that never enter a cache.
+void normalize_tile_stains(const TrainedModel& trained, uint8_t* tiles, int64_t count);
+
 // `amp`: "" keeps the training precision, else none | bf16 | fp16.
 TrainedModel open_trained_model(const std::string& checkpoint_arg, torch::Device device, const std::string& amp = "",
                                 bool trust_torchscript = false);

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "data/stain.h"
+
 namespace histotrain {
 
 namespace {
@@ -135,6 +137,7 @@ Batch BatchMaker::make(const int64_t* items, int64_t count, const Augmentation* 
     const auto index = source_pixel_index(column(0), column(2), column(3), column(4), size);
     pixels = tiles_.view({-1, 3}).index_select(0, index.flatten()).view({count, size, size, 3});
   }
+  if (augmenting && augment->hed_sigma > 0) pixels = jitter_stains(pixels, augment->hed_sigma, *rng);
   torch::Tensor images = normalize_uint8_nhwc(pixels, format_, normalization_);
   if (augmenting && augment->color_jitter > 0) images = jitter_colors(images, augment->color_jitter, *rng);
   return {images, labels};
@@ -148,6 +151,24 @@ torch::Tensor BatchMaker::jitter_colors(const torch::Tensor& images, double stre
   for (int64_t i = 0; i < 2 * count * 3; ++i) t[i] = u(rng);
   table = table.to(device_, /*non_blocking=*/true);
   return (images * (table[0] + 1) + table[1]).contiguous(format_);
+}
+
+// Optical densities, one affine map per image (od a + b, data/stain.h), and back to light: the
+// same arithmetic as apply_density_map, batched on the device and left unrounded.
+torch::Tensor BatchMaker::jitter_stains(const torch::Tensor& pixels, double sigma, std::mt19937_64& rng) const {
+  const int64_t count = pixels.size(0);
+  auto table = torch::empty({count, 4, 3}, torch::TensorOptions().pinned_memory(device_.is_cuda()));
+  float* t = table.data_ptr<float>();
+  for (int64_t i = 0; i < count; ++i) {
+    const DensityMap map = hed_density_map(draw_hed_jitter(sigma, rng));
+    for (int r = 0; r < 3; ++r)
+      for (int c = 0; c < 3; ++c) *t++ = static_cast<float>(map.a[r][c]);
+    for (int c = 0; c < 3; ++c) *t++ = static_cast<float>(map.b[c]);
+  }
+  table = table.to(device_, /*non_blocking=*/true);
+  const auto density = pixels.to(torch::kFloat32).add_(1).div_(256).log_().neg_().view({count, -1, 3});
+  const auto moved = torch::baddbmm(table.narrow(1, 3, 1), density, table.narrow(1, 0, 3));
+  return moved.neg_().exp_().mul_(256).sub_(1).clamp_(0, 255).view(pixels.sizes());
 }
 
 }  // namespace histotrain

@@ -35,6 +35,9 @@ struct Augmentation {
   // Stain and scanner variation between slides: each image's normalised channels are scaled by
   // 1 + u and offset by v, u and v uniform in [-color_jitter, color_jitter] per channel.
   double color_jitter = 0;
+  // Stain variation in HED space (data/stain.h): each image's haematoxylin, eosin and residual
+  // concentrations scaled by U(1 - s, 1 + s) and shifted by U(-s, s) optical density (0: off).
+  double hed_sigma = 0;
 };
 
 // The order of `items` for one epoch, shuffled from (seed, epoch) when `shuffle`, then sharded:
@@ -61,6 +64,9 @@ class BatchMaker {
  private:
   // Per-image, per-channel gain and offset on normalised images (Augmentation::color_jitter).
   torch::Tensor jitter_colors(const torch::Tensor& images, double strength, std::mt19937_64& rng) const;
+  // uint8 [B, H, W, 3] to float pixel values [B, H, W, 3] with each image's stains jittered
+  // (Augmentation::hed_sigma).
+  torch::Tensor jitter_stains(const torch::Tensor& pixels, double sigma, std::mt19937_64& rng) const;
 
   const TileDataset& data_;
   torch::Device device_;

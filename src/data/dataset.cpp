@@ -1,6 +1,8 @@
 #include "data/dataset.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
 #include <set>
 #include <sstream>
 
@@ -123,6 +125,10 @@ TileDataset load_dataset(const DataOptions& options, const std::vector<std::stri
 
   const GroupAssignment groups = source_groups(data, options);  // found ones from the cache's tiles
   data.groups_missing = groups.missing;
+  if (options.stain.method != StainMethod::none) {
+    const std::string line = normalize_dataset_stains(data, options.stain, options);
+    if (!options.quiet) std::fprintf(stderr, "%s\n", line.c_str());
+  }
 
   for (int64_t i = 0; i < data.cache->count(); ++i) {
     if (!data.cache->decoded(i)) continue;
@@ -134,6 +140,43 @@ TileDataset load_dataset(const DataOptions& options, const std::vector<std::stri
   if (data.rows.empty()) throw Error("none of the " + std::to_string(data.cache->count()) + " images under '" +
                                      data.scan.root + "' could be decoded");
   return data;
+}
+
+std::string normalize_dataset_stains(TileDataset& data, const StainReference& reference, const DataOptions& options) {
+  TileCacheOptions cache_options;
+  cache_options.cache_dir = options.cache_dir;
+  cache_options.threads = options.workers;
+  cache_options.quiet = options.quiet;
+  const TileTransform transform{spelling(reference.method), stain_key(reference),
+                                [&reference](uint8_t* tile, int64_t pixels) {
+                                  return normalize_stain(reference, tile, pixels);
+                                }};
+  data.cache = TileCache::open_or_derive(data.scan, *data.cache, transform, cache_options);
+  std::string line = "stain normalisation: " + describe(reference) + "; applied once into the tile cache " +
+                     printable(data.cache->path()) + (data.cache->reused() ? " (reused)" : " (built)");
+  if (const int64_t left = data.cache->untransformed())
+    line += "; " + std::to_string(left) + " tile(s) with too little stain to fit were left as they were";
+  return line;
+}
+
+StainReference fit_reference_on_items(StainMethod method, const TileDataset& data, const std::vector<int64_t>& items) {
+  constexpr size_t kMaxTiles = 512;
+  std::vector<const uint8_t*> tiles;
+  const size_t step = std::max<size_t>(1, (items.size() + kMaxTiles - 1) / kMaxTiles);
+  for (size_t i = 0; i < items.size(); i += step) tiles.push_back(data.cache->tile(data.rows[items[i]]));
+  const int64_t pixels = int64_t{data.image_size()} * data.image_size();
+  return fit_stain_reference(method, tiles, pixels,
+                             "train: " + std::to_string(tiles.size()) + " of the " + std::to_string(items.size()) +
+                                 " training tiles");
+}
+
+StainReference fit_reference_on_file(StainMethod method, const std::string& path, int size) {
+  std::vector<uint8_t> tile(static_cast<size_t>(size) * size * 3);
+  std::string error;
+  if (!decode_tile(path, size, tile.data(), &error))
+    throw Error("--stain-reference " + printable(path) + " cannot be read: " + printable(error));
+  return fit_stain_reference(method, {tile.data()}, int64_t{size} * size,
+                             std::filesystem::path(path).filename().string());
 }
 
 double model_input_mpp(const TileDataset& data) {

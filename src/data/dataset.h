@@ -11,6 +11,7 @@
 
 #include "data/manifest.h"
 #include "data/scan.h"
+#include "data/stain_normalization.h"
 #include "data/tile_cache.h"
 
 namespace histotrain {
@@ -39,6 +40,7 @@ struct DataOptions {
   std::string cache_dir;   // empty: default_cache_dir()
   int workers = 0;         // decode threads; 0: all cores
   bool quiet = false;
+  StainReference stain;    // tiles normalised to it once, into a cache of their own (none: as decoded)
 };
 
 struct TileDataset {
@@ -67,6 +69,15 @@ struct TileDataset {
 // Scans (or reads the manifest), reads groups, opens (or builds) the tile cache. With `fixed_classes` (a trained model's
 // classes), folders are matched to them by name: a subset is fine, an unknown class is an Error.
 TileDataset load_dataset(const DataOptions& options, const std::vector<std::string>* fixed_classes = nullptr);
+
+// Replaces the dataset's tiles by their copies normalised to `reference` (a tile cache derived
+// from the decoded one, built once and reused); returns the line for the log.
+std::string normalize_dataset_stains(TileDataset& data, const StainReference& reference, const DataOptions& options);
+
+// A stain reference fitted on the tiles of `items` (dataset indices; at most 512 of them, spread
+// evenly), or on one image file decoded at the dataset's tile size.
+StainReference fit_reference_on_items(StainMethod method, const TileDataset& data, const std::vector<int64_t>& items);
+StainReference fit_reference_on_file(StainMethod method, const std::string& path, int size);
 
 // Microns per pixel of the model's input: the tiles' shared mpp (a manifest's mpp column) times
 // the resize from their stored side to the image size, the first usable tile standing for all;

@@ -163,10 +163,15 @@ bool TileCache::map_existing(const std::string& path, uint64_t fingerprint, int6
   return true;
 }
 
-// Decodes every image straight into a writable mapping of a temporary file, then renames it.
-static void build_cache_file(const ScanResult& scan, const TileCacheOptions& options, uint64_t fingerprint,
-                             const std::string& path, std::vector<std::string>& errors) {
-  const int64_t count = static_cast<int64_t>(scan.images.size());
+namespace {
+
+// Fills tile i (size x size x 3 bytes at `out`); false, with `error`, when there is none.
+using TileSource = std::function<bool(int64_t i, uint8_t* out, std::string* error)>;
+
+// Writes every tile straight into a writable mapping of a temporary file, then renames it.
+void build_cache_file(int64_t count, const TileSource& source, const std::string& what,
+                      const TileCacheOptions& options, uint64_t fingerprint, const std::string& path,
+                      std::vector<std::string>& errors) {
   const size_t tile_bytes = static_cast<size_t>(options.size) * options.size * 3;
   const size_t total = tiles_offset(count) + tile_bytes * count;
   const std::string tmp = path + ".building" + std::to_string(::getpid());
@@ -195,19 +200,17 @@ static void build_cache_file(const ScanResult& scan, const TileCacheOptions& opt
 
   const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, std::max(1, threads));
-  Progress progress("decoding " + std::to_string(count) + " images to " + std::to_string(options.size) + " px with " +
-                        std::to_string(threads) + " threads",
-                    count, "img", options.quiet);
+  Progress progress(what + " with " + std::to_string(threads) + " threads", count, "img", options.quiet);
   std::atomic<int64_t> done{0};
   std::mutex errors_mutex;
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, count, 16), [&](const tbb::blocked_range<int64_t>& range) {
     for (int64_t i = range.begin(); i < range.end(); ++i) {
       std::string error;
-      const bool ok = decode_tile(scan.images[i].path, options.size, tiles + i * tile_bytes, &error);
+      const bool ok = source(i, tiles + i * tile_bytes, &error);
       status[i] = ok ? 1 : 2;
       if (!ok) {
         std::lock_guard<std::mutex> lock(errors_mutex);
-        errors.push_back(scan.images[i].path + ": " + error);
+        errors.push_back(error);
       }
     }
     progress.update(done += static_cast<int64_t>(range.size()));
@@ -223,6 +226,17 @@ static void build_cache_file(const ScanResult& scan, const TileCacheOptions& opt
   if (ec) throw Error("cannot move tile cache into place at " + path + ": " + ec.message());
   std::sort(errors.begin(), errors.end());
 }
+
+void ensure_cache_dir_writable(const std::string& dir) {
+  try {
+    ensure_writable_dir(dir);
+  } catch (const Error& e) {
+    throw Error(std::string("the tile cache must be built, but ") + e.what() +
+                " (choose another --cache-dir, or $HISTOTRAIN_CACHE)");
+  }
+}
+
+}  // namespace
 
 std::shared_ptr<TileCache> TileCache::open_existing(const std::string& path, uint64_t fingerprint, int64_t count,
                                                     int size) {
@@ -246,16 +260,55 @@ std::shared_ptr<TileCache> TileCache::open_or_build(const ScanResult& scan, cons
     cache->reused_ = true;
     return cache;
   }
-  try {
-    ensure_writable_dir(dir);
-  } catch (const Error& e) {
-    throw Error(std::string("the tile cache must be built, but ") + e.what() +
-                " (choose another --cache-dir, or $HISTOTRAIN_CACHE)");
-  }
+  ensure_cache_dir_writable(dir);
   remove_abandoned_builds(dir, cache_file_name(scan, options.size));
-  build_cache_file(scan, options, fingerprint, path, cache->errors_);
+  const TileSource decode = [&](int64_t i, uint8_t* out, std::string* error) {
+    if (decode_tile(scan.images[i].path, options.size, out, error)) return true;
+    *error = scan.images[i].path + ": " + *error;
+    return false;
+  };
+  build_cache_file(count, decode, "decoding " + std::to_string(count) + " images to " + std::to_string(options.size) + " px",
+                   options, fingerprint, path, cache->errors_);
   if (!cache->map_existing(path, fingerprint, count, options.size))
     throw Error("tile cache " + path + " was written but cannot be read back");
+  return cache;
+}
+
+std::shared_ptr<TileCache> TileCache::open_or_derive(const ScanResult& scan, const TileCache& source,
+                                                     const TileTransform& transform, const TileCacheOptions& options) {
+  const std::string dir = options.cache_dir.empty() ? default_cache_dir() : options.cache_dir;
+  const std::string name = cache_file_base(scan) + "-" + std::to_string(source.size()) + "px-" + transform.name + "-" +
+                           hex64(transform.key).substr(0, 12) + ".tiles";
+  const std::string path = dir + "/" + name;
+  Fnv1a h;
+  h.add(scan_fingerprint(scan, static_cast<uint64_t>(source.size())));
+  h.add(transform.key);
+  const uint64_t fingerprint = h.value;
+  std::shared_ptr<TileCache> cache(new TileCache());
+  if (cache->map_existing(path, fingerprint, source.count(), source.size())) {
+    cache->reused_ = true;
+    return cache;
+  }
+  ensure_cache_dir_writable(dir);
+  remove_abandoned_builds(dir, name);
+  std::atomic<int64_t> untransformed{0};
+  const int64_t pixels = int64_t{source.size()} * source.size();
+  const TileSource derive = [&](int64_t i, uint8_t* out, std::string* error) {
+    if (!source.decoded(i)) {
+      *error = scan.images[i].path + ": not decoded";
+      return false;
+    }
+    std::memcpy(out, source.tile(i), source.tile_bytes());
+    if (!transform.apply(out, pixels)) ++untransformed;
+    return true;
+  };
+  TileCacheOptions derived = options;
+  derived.size = source.size();
+  build_cache_file(source.count(), derive, transform.name + " of " + std::to_string(source.count()) + " tiles", derived,
+                   fingerprint, path, cache->errors_);
+  if (!cache->map_existing(path, fingerprint, source.count(), source.size()))
+    throw Error("tile cache " + path + " was written but cannot be read back");
+  cache->untransformed_ = untransformed;
   return cache;
 }
 

@@ -30,12 +30,24 @@ std::string cache_file_base(const ScanResult& scan);
 // $HISTOTRAIN_CACHE, else $XDG_CACHE_HOME/histotrain, else ~/.cache/histotrain.
 std::string default_cache_dir();
 
+// What a derived cache does to each tile of its source: `apply` changes one tile (size x size RGB)
+// in place and says whether it did. `name` and `key` (what exactly it does) name the cache file.
+struct TileTransform {
+  std::string name;
+  uint64_t key = 0;
+  std::function<bool(uint8_t* tile, int64_t pixels)> apply;
+};
+
 class TileCache {
  public:
   // Opens the cache for `scan` at options.size, building it first when missing or stale.
   static std::shared_ptr<TileCache> open_or_build(const ScanResult& scan, const TileCacheOptions& options);
   // The cache file at `path` when it is complete, intact (checksum) and holds `count` tiles of
   // `size` px made from the files `fingerprint` describes; null otherwise, whatever its bytes.
+  // A cache of `source`'s tiles (made from `scan`) passed through `transform` once, kept beside it
+  // and rebuilt when the source's files or the transform change.
+  static std::shared_ptr<TileCache> open_or_derive(const ScanResult& scan, const TileCache& source,
+                                                   const TileTransform& transform, const TileCacheOptions& options);
   static std::shared_ptr<TileCache> open_existing(const std::string& path, uint64_t fingerprint, int64_t count,
                                                   int size);
   ~TileCache();
@@ -56,6 +68,8 @@ class TileCache {
 
   // Errors of the images that failed, as "path: reason", from the build (empty when reused).
   const std::vector<std::string>& errors() const { return errors_; }
+  // A derived cache just built: the decoded tiles its transform left as they were.
+  int64_t untransformed() const { return untransformed_; }
 
  private:
   TileCache() = default;
@@ -70,6 +84,7 @@ class TileCache {
   const uint8_t* tiles_ = nullptr;
   bool reused_ = false;
   std::vector<std::string> errors_;
+  int64_t untransformed_ = 0;
 };
 
 // The longest side a tile may have: LC25000's are 768 px, tile sets run to 2048; an image above

@@ -10,6 +10,7 @@
 #include "train/config_fields.h"
 #include "util/errors.h"
 #include "util/machine.h"
+#include "util/text_form.h"
 
 namespace histotrain {
 
@@ -40,6 +41,8 @@ struct FieldWriter {
   void operator()(const FieldInfo& info, const T& field) const {
     if constexpr (std::is_enum_v<T>)
       j[info.key] = spelling(field);
+    else if constexpr (has_text_form<T>)
+      j[info.key] = field.text();
     else
       j[info.key] = field;
   }
@@ -56,6 +59,10 @@ struct FieldReader {
       if (!parsed)
         throw Error("configuration: '" + std::string(info.key) + "' is " + value.dump() + ", not one of " +
                     spelling_choices<T>());
+      field = *parsed;
+    } else if constexpr (has_text_form<T>) {
+      const auto parsed = value.is_string() ? T::parse(value.get<std::string>()) : std::nullopt;
+      if (!parsed) throw Error("configuration: '" + std::string(info.key) + "' is " + value.dump() + ", not valid");
       field = *parsed;
     } else {
       value.get_to(field);

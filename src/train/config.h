@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/amp.h"
+#include "data/stain.h"
+#include "data/stain_normalization.h"
 #include "core/schedule.h"
 #include "pipeline/pipeline_schedule.h"
 #include "util/enum_names.h"
@@ -132,6 +134,11 @@ struct DataConfig {
   double max_shift = 0.0625;     // random translation, as a fraction of the tile side
   double color_jitter = 0;       // per-channel gain/offset jitter of normalised images (stain variation)
   InputNormalization normalize = InputNormalization::imagenet;
+  StainAugment stain_augment;    // HED augmentation in the batch gather (data/stain.h)
+  // Stain normalisation (data/stain_normalization.h) to a reference fitted from a tile file, or
+  // from the training tiles ("train"); saved in checkpoint.json and applied by eval and predict.
+  StainMethod stain_normalize = StainMethod::none;
+  std::string stain_reference = "train";
 };
 
 struct ModelConfig {

@@ -73,6 +73,20 @@ void data_fields(Data& d, Visit&& visit) {
                   "Input normalisation: imagenet (ImageNet's channel mean and deviation, what pretrained ResNets "
                   "expect) | dataset (the training tiles' own, measured at the start); eval and predict use the same"},
         d.normalize);
+  visit(FieldInfo{"stain_augment", "--stain-augment",
+                  "none | hed[:SIGMA]: per image, the haematoxylin, eosin and residual concentrations (Ruifrok & "
+                  "Johnston's colour deconvolution) scaled by U(1-SIGMA, 1+SIGMA) and shifted by U(-SIGMA, SIGMA) "
+                  "optical density; SIGMA 0.05 by default"},
+        d.stain_augment);
+  visit(FieldInfo{"stain_normalize", "--stain-normalize",
+                  "none | macenko | reinhard: bring every tile to --stain-reference's stains before the model sees "
+                  "it (training tiles once into the tile cache); eval, predict and slides do the same"},
+        d.stain_normalize);
+  visit(FieldInfo{"stain_reference", "--stain-reference",
+                  "The stains to normalise to: an image file (one tile of the wanted look) or 'train' (fitted on the "
+                  "training tiles, glass left out)",
+                  true},
+        d.stain_reference);
 }
 
 template <class Model, class Visit>

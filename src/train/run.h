@@ -90,6 +90,7 @@ struct Run {
   nlohmann::json precision_choice;  // --amp auto: the candidates' figures and the choice (null otherwise)
   std::unique_ptr<EventFileWriter> events;  // --tensorboard, rank 0: each epoch's record as scalars
   Normalization normalization;      // of the inputs (--normalize), saved with the checkpoint
+  StainReference stain;             // --stain-normalize: what the tiles were normalised to, saved likewise
   double input_mpp = 0;             // microns per model input pixel when the tiles say (data/dataset.h)
   std::optional<WeightsFile> init_weights;  // --init, read at the start, loaded into the model once built
   nlohmann::json init_report;       // --init: what was loaded (core/initial_weights.h); null otherwise

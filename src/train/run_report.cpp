@@ -330,6 +330,7 @@ nlohmann::json checkpoint_meta(const Run& run, const RunProgress& progress, int6
   meta["weights"] = kept_weights_json(run, progress);
   if (progress.warmup_end_seconds >= 0) meta["warmup_end_s"] = progress.warmup_end_seconds;
   meta["normalization"] = normalization_json(run.normalization);
+  if (run.stain.method != StainMethod::none) meta["stain"] = to_json(run.stain);
   if (run.input_mpp > 0) meta["input_mpp"] = run.input_mpp;
   if (!run.init_report.is_null()) meta["init"] = run.init_report;
   return meta;
@@ -410,6 +411,7 @@ nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nl
           {"precision_choice", run.precision_choice},
           {"init", run.init_report},
           {"normalization", normalization_json(run.normalization)},
+          {"stain", to_json(run.stain)},
           {"system", system_info()},
           {"config", to_json(c)}};
 }

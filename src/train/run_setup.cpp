@@ -94,6 +94,21 @@ void set_loss(Run& run) {
   run.log(line);
 }
 
+// --stain-normalize: the reference fitted on the training tiles or on --stain-reference's file
+// (the same on every rank: the same tiles), and every tile normalised to it once, into a tile
+// cache of its own.
+void set_stain_normalization(Run& run) {
+  const TrainConfig& c = run.config;
+  if (c.data.stain_normalize == StainMethod::none) return;
+  run.stain = c.data.stain_reference == "train"
+                  ? fit_reference_on_items(c.data.stain_normalize, run.data, run.split.train)
+                  : fit_reference_on_file(c.data.stain_normalize, c.data.stain_reference, c.data.image_size);
+  const DataOptions options = training_data_options(c, c.job.quiet || !run.is_main(), false);
+  std::string line;
+  run.dp->node_leaders_first([&] { line = normalize_dataset_stains(run.data, run.stain, options); });
+  run.log(line);
+}
+
 // --normalize dataset: the training tiles' own channel statistics, the same on every rank (the
 // same tiles); ImageNet's otherwise.
 void set_normalization(Run& run) {
@@ -364,6 +379,7 @@ void prepare(Run& run) {
   decide_precision(run);
   plan_steps(run);
   set_loss(run);
+  set_stain_normalization(run);
   set_normalization(run);
   build_model(run);
   if (c.parallel.pipeline_stages > 1) cut_into_stages(run);  // after the optimizer: placing keeps the parameters

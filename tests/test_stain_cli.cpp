@@ -3,6 +3,7 @@
 // stain-shift benchmark validates on.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "cli_harness.h"
@@ -22,6 +23,11 @@ std::vector<std::string> train_args(const fs::path& out) {
   return {"train", "--data", testing::synth_data(), "--groups", testing::synth_data() + "/groups.csv", "--arch",
           "resnet10", "--image-size", "48", "--epochs", "1", "--batch-size", "16", "--bootstrap", "0", "--out",
           out.string(), "--cache-dir", (out.parent_path() / "cache").string()};
+}
+
+std::vector<std::string> two_epochs(std::vector<std::string> args) {
+  *(std::find(args.begin(), args.end(), "--epochs") + 1) = "2";
+  return args;
 }
 
 std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
@@ -48,6 +54,12 @@ TEST(StainCli, TheCheckpointsNormalisationIsWhatEvalApplies) {
   ASSERT_EQ(meta["stain"]["method"], "macenko") << meta.dump();
   EXPECT_NE(meta["stain"]["source"].get<std::string>().find("training tiles"), std::string::npos);
   EXPECT_EQ(meta["config"]["stain_augment"], "hed");
+
+  // The same run without the HED jitter trains on other pixels: the augmentation reached the batches.
+  const auto plain = run_cli(with(train_args(dir / "plain"), {"--stain-normalize", "macenko"}));
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_NE(testing::read_jsonl(dir / "plain" / "metrics.jsonl").front()["train_loss"],
+            testing::read_jsonl(run / "metrics.jsonl").front()["train_loss"]);
 
   const std::string as_trained = eval_predictions(run, dir / "a.csv");
   EXPECT_EQ(eval_predictions(run, dir / "b.csv"), as_trained) << "the same reference gives the same predictions";
@@ -113,6 +125,26 @@ TEST(StainCli, RestainWritesPngCopiesWithTheirGroups) {
   EXPECT_DOUBLE_EQ(on(dir / "same"), on(testing::synth_data()));
   const auto into_data = run_cli({"restain", "--data", testing::synth_data(), "--out", testing::synth_data() + "/x"});
   EXPECT_EQ(into_data.exit_code, 2) << into_data.err;
+}
+
+// Mixup, CutMix and clipping draw from the step's own seed: a run stopped and resumed ends where
+// an uninterrupted one does.
+TEST(RecipePieces, MixedAndClippedRunsResumeExactly) {
+  ScratchDir dir;
+  const std::vector<std::string> pieces = {"--mixup", "0.8", "--cutmix", "1", "--mix-prob", "0.8", "--clip-grad", "1",
+                                           "--deterministic", "--conv-grad", "native"};
+  const auto straight = run_cli(with(two_epochs(train_args(dir / "straight")), pieces));
+  ASSERT_EQ(straight.exit_code, 0) << straight.err;
+  const auto halves = run_cli(with(with(two_epochs(train_args(dir / "halves")), pieces), {"--max-steps", "13"}));
+  ASSERT_EQ(halves.exit_code, 0) << halves.err;
+  const auto resumed = run_cli({"train", "--resume", (dir / "halves").string(), "--max-steps", "0", "--quiet"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const auto a = testing::read_jsonl(dir / "straight" / "metrics.jsonl");
+  const auto b = testing::read_jsonl(dir / "halves" / "metrics.jsonl");
+  for (const char* key : {"train_loss", "val_loss", "val_acc"})
+    EXPECT_NEAR(b.back()[key].get<double>(), a.back()[key].get<double>(), 1e-5) << key;
+  const auto refused = run_cli(with(train_args(dir / "bad"), {"--mixup", "0.8", "--balance", "loss"}));
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
 }
 
 }  // namespace

@@ -12,4 +12,14 @@ LossAndCorrect classification_loss(const torch::Tensor& logits, const torch::Ten
   return result;
 }
 
+LossAndCorrect classification_loss(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& targets,
+                                   const LossOptions& options) {
+  if (!targets.defined()) return classification_loss(logits, labels, options);
+  const torch::Tensor fp32 = logits.to(torch::kFloat32);
+  LossAndCorrect result;
+  result.loss = -(targets.to(fp32.device()) * torch::log_softmax(fp32, 1)).sum(1).mean();
+  result.correct = (fp32.argmax(1) == labels).sum();
+  return result;
+}
+
 }  // namespace histotrain

@@ -21,5 +21,10 @@ struct LossOptions {
 };
 
 LossAndCorrect classification_loss(const torch::Tensor& logits, const torch::Tensor& labels, const LossOptions& options);
+// With soft `targets` ([B, classes], rows summing to 1; mixup and CutMix, already label-smoothed):
+// the mean of -sum(target log softmax); correct still counts argmax == labels. Undefined targets:
+// the loss above.
+LossAndCorrect classification_loss(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& targets,
+                                   const LossOptions& options);
 
 }  // namespace histotrain

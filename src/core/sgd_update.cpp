@@ -141,6 +141,22 @@ void cpu_sgd_step(torch::optim::SGD& optimizer) {
   }
 }
 
+double clip_gradient_norm(torch::optim::Optimizer& optimizer, double max_norm) {
+  std::vector<torch::Tensor> grads;
+  for (auto& group : optimizer.param_groups())
+    for (auto& p : group.params())
+      if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return 0;
+  torch::Tensor squares = torch::zeros({}, grads.front().options().dtype(torch::kFloat64));
+  for (const auto& g : grads) squares += g.to(torch::kFloat64).square().sum();
+  const double norm = std::sqrt(squares.item<double>());
+  if (norm > max_norm) {
+    const double scale = max_norm / (norm + 1e-6);
+    for (auto& g : grads) g.mul_(scale);
+  }
+  return norm;
+}
+
 void clear_gradients(torch::optim::Optimizer& optimizer) {
   for (auto& group : optimizer.param_groups())
     for (auto& p : group.params()) p.mutable_grad().reset();

@@ -29,6 +29,10 @@ void cpu_sgd_step(torch::optim::SGD& optimizer);
 // and one pass per parameter is what pays.
 void fast_sgd_step(torch::optim::SGD& optimizer, const torch::Device& device);
 
+// --clip-grad: scales every gradient of `optimizer`'s parameters by max_norm / norm when their
+// global L2 norm exceeds max_norm; returns the norm found (before clipping).
+double clip_gradient_norm(torch::optim::Optimizer& optimizer, double max_norm);
+
 // Drops the gradients instead of zero-filling them (PyTorch's set_to_none): backward then
 // writes fresh tensors, and no memset per parameter runs each step. LibTorch 1.13's
 // Optimizer::zero_grad() can only zero-fill.

@@ -140,7 +140,10 @@ Batch BatchMaker::make(const int64_t* items, int64_t count, const Augmentation* 
   if (augmenting && augment->hed_sigma > 0) pixels = jitter_stains(pixels, augment->hed_sigma, *rng);
   torch::Tensor images = normalize_uint8_nhwc(pixels, format_, normalization_);
   if (augmenting && augment->color_jitter > 0) images = jitter_colors(images, augment->color_jitter, *rng);
-  return {images, labels};
+  Batch batch{images, labels, torch::Tensor()};
+  if (augmenting && augment->mixing())
+    batch.targets = mix_batch(batch.images, labels, static_cast<int64_t>(data_.classes.size()), *augment, *rng);
+  return batch;
 }
 
 torch::Tensor BatchMaker::jitter_colors(const torch::Tensor& images, double strength, std::mt19937_64& rng) const {
@@ -155,9 +158,9 @@ torch::Tensor BatchMaker::jitter_colors(const torch::Tensor& images, double stre
 
 // Optical densities, one affine map per image (od a + b, data/stain.h), and back to light: the
 // same arithmetic as apply_density_map, batched on the device and left unrounded.
-torch::Tensor BatchMaker::jitter_stains(const torch::Tensor& pixels, double sigma, std::mt19937_64& rng) const {
+torch::Tensor jitter_stains(const torch::Tensor& pixels, double sigma, std::mt19937_64& rng) {
   const int64_t count = pixels.size(0);
-  auto table = torch::empty({count, 4, 3}, torch::TensorOptions().pinned_memory(device_.is_cuda()));
+  auto table = torch::empty({count, 4, 3}, torch::TensorOptions().pinned_memory(pixels.is_cuda()));
   float* t = table.data_ptr<float>();
   for (int64_t i = 0; i < count; ++i) {
     const DensityMap map = hed_density_map(draw_hed_jitter(sigma, rng));
@@ -165,10 +168,62 @@ torch::Tensor BatchMaker::jitter_stains(const torch::Tensor& pixels, double sigm
       for (int c = 0; c < 3; ++c) *t++ = static_cast<float>(map.a[r][c]);
     for (int c = 0; c < 3; ++c) *t++ = static_cast<float>(map.b[c]);
   }
-  table = table.to(device_, /*non_blocking=*/true);
+  table = table.to(pixels.device(), /*non_blocking=*/true);
   const auto density = pixels.to(torch::kFloat32).add_(1).div_(256).log_().neg_().view({count, -1, 3});
   const auto moved = torch::baddbmm(table.narrow(1, 3, 1), density, table.narrow(1, 0, 3));
   return moved.neg_().exp_().mul_(256).sub_(1).clamp_(0, 255).view(pixels.sizes());
+}
+
+namespace {
+
+// A draw from Beta(a, a), as the ratio of two Gamma(a) draws.
+double beta_draw(double a, std::mt19937_64& rng) {
+  std::gamma_distribution<double> gamma(a, 1.0);
+  const double x = gamma(rng), y = gamma(rng);
+  return x + y > 0 ? x / (x + y) : 0.5;
+}
+
+// CutMix's box: a (1 - lambda) share of the tile's area at a uniform centre, clipped at the
+// border; returns the share of the tile it really covers.
+double paste_box(torch::Tensor& images, double lambda, std::mt19937_64& rng) {
+  const int64_t h = images.size(2), w = images.size(3);
+  const double cut = std::sqrt(1 - lambda);
+  const auto box_h = static_cast<int64_t>(h * cut), box_w = static_cast<int64_t>(w * cut);
+  std::uniform_int_distribution<int64_t> cy(0, h - 1), cx(0, w - 1);
+  const int64_t y = cy(rng), x = cx(rng);
+  const int64_t y0 = std::max<int64_t>(0, y - box_h / 2), y1 = std::min<int64_t>(h, y + box_h / 2);
+  const int64_t x0 = std::max<int64_t>(0, x - box_w / 2), x1 = std::min<int64_t>(w, x + box_w / 2);
+  if (y1 > y0 && x1 > x0) {
+    const torch::Tensor box = images.slice(2, y0, y1).slice(3, x0, x1);
+    box.copy_(box.flip({0}));
+  }
+  return static_cast<double>((y1 - y0) * (x1 - x0)) / static_cast<double>(h * w);
+}
+
+torch::Tensor smoothed_one_hot(const torch::Tensor& labels, int64_t classes, double smoothing) {
+  const double off = smoothing / static_cast<double>(classes);
+  return torch::full({labels.size(0), classes}, off, torch::TensorOptions().device(labels.device()))
+      .scatter_(1, labels.view({-1, 1}), 1 - smoothing + off);
+}
+
+}  // namespace
+
+torch::Tensor mix_batch(torch::Tensor& images, const torch::Tensor& labels, int64_t classes, const Augmentation& a,
+                        std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(0, 1);
+  double lambda = 1;
+  if (u(rng) < a.mix_prob) {
+    const bool cutmix = a.cutmix_alpha > 0 && (a.mixup_alpha <= 0 || u(rng) < 0.5);
+    lambda = beta_draw(cutmix ? a.cutmix_alpha : a.mixup_alpha, rng);
+    if (cutmix) {
+      lambda = 1 - paste_box(images, lambda, rng);
+    } else {
+      const torch::Tensor reversed = images.flip({0});  // a copy, taken before images change
+      images.mul_(lambda).add_(reversed, 1 - lambda);
+    }
+  }
+  const torch::Tensor own = smoothed_one_hot(labels, classes, a.target_smoothing);
+  return own.mul(lambda).add_(own.flip({0}), 1 - lambda);
 }
 
 }  // namespace histotrain

@@ -13,8 +13,9 @@
 namespace histotrain {
 
 struct Batch {
-  torch::Tensor images;  // float [B, 3, H, W], normalised
-  torch::Tensor labels;  // int64 [B]
+  torch::Tensor images;   // float [B, 3, H, W], normalised
+  torch::Tensor labels;   // int64 [B]
+  torch::Tensor targets;  // float [B, classes], rows summing to 1: with mixup or cutmix; else undefined
 };
 
 // Inputs are (pixel / 255 - mean) / std per channel. The default is ImageNet's statistics, which
@@ -38,7 +39,22 @@ struct Augmentation {
   // Stain variation in HED space (data/stain.h): each image's haematoxylin, eosin and residual
   // concentrations scaled by U(1 - s, 1 + s) and shifted by U(-s, s) optical density (0: off).
   double hed_sigma = 0;
+  // Mixup and CutMix (as timm does them, per batch): with probability mix_prob the batch is mixed
+  // with itself reversed, by mixup (images blended, lambda ~ Beta(a, a)) or by CutMix (a box of
+  // the reversed batch pasted, lambda the share left), one of the two at even odds when both are
+  // on; the targets are lambda y + (1 - lambda) y_reversed, each label-smoothed by
+  // target_smoothing. Off when both alphas are 0.
+  double mixup_alpha = 0;
+  double cutmix_alpha = 0;
+  double mix_prob = 1;
+  double target_smoothing = 0;
+  bool mixing() const { return mixup_alpha > 0 || cutmix_alpha > 0; }
 };
+
+// Mixes `images` (float [B, 3, H, W]) in place as `augment` says and returns the soft targets of
+// `labels` over `classes`; the draws come from `rng`.
+torch::Tensor mix_batch(torch::Tensor& images, const torch::Tensor& labels, int64_t classes, const Augmentation& augment,
+                        std::mt19937_64& rng);
 
 // The order of `items` for one epoch, shuffled from (seed, epoch) when `shuffle`, then sharded:
 // rank r of `world` takes every world-th item. Each rank gets the same count (the last
@@ -64,9 +80,6 @@ class BatchMaker {
  private:
   // Per-image, per-channel gain and offset on normalised images (Augmentation::color_jitter).
   torch::Tensor jitter_colors(const torch::Tensor& images, double strength, std::mt19937_64& rng) const;
-  // uint8 [B, H, W, 3] to float pixel values [B, H, W, 3] with each image's stains jittered
-  // (Augmentation::hed_sigma).
-  torch::Tensor jitter_stains(const torch::Tensor& pixels, double sigma, std::mt19937_64& rng) const;
 
   const TileDataset& data_;
   torch::Device device_;
@@ -81,6 +94,10 @@ class BatchMaker {
 // border) say how each moves. One gather with this index is the whole augmentation, on any device.
 torch::Tensor source_pixel_index(const torch::Tensor& rows, const torch::Tensor& symmetry, const torch::Tensor& dy,
                                  const torch::Tensor& dx, int64_t size);
+
+// uint8 [B, H, W, 3] to float pixel values [B, H, W, 3], each image's stains jittered
+// (Augmentation::hed_sigma; data/stain.h), on the pixels' device.
+torch::Tensor jitter_stains(const torch::Tensor& pixels, double sigma, std::mt19937_64& rng);
 
 // uint8 [B, H, W, 3] to float [B, 3, H, W] normalised (ImageNet's statistics by default, as
 // torchvision models expect), laid out in `format`.

@@ -127,6 +127,10 @@ void validate_data(const DataConfig& d) {
   require(d.progressive_until > 0 && d.progressive_until <= 1, "--progressive-until must be in (0, 1]");
   require(d.max_shift >= 0 && d.max_shift <= 0.25, "--max-shift must be in [0, 0.25]");
   require(d.color_jitter >= 0 && d.color_jitter <= 0.5, "--color-jitter must be in [0, 0.5]");
+  require(d.mixup >= 0 && d.mixup <= 10 && d.cutmix >= 0 && d.cutmix <= 10, "--mixup and --cutmix must be in [0, 10]");
+  require(d.mix_prob >= 0 && d.mix_prob <= 1, "--mix-prob must be in [0, 1]");
+  require(d.stain_normalize == StainMethod::none || !d.stain_reference.empty(),
+          "--stain-reference must name a tile or 'train'");
   require(d.val_images.empty() || d.split == DataSplit::group, "--val-images is the split: drop --split");
   check_thread_count(d.workers, "--workers");
 }
@@ -153,6 +157,7 @@ void validate_optim(const OptimConfig& o) {
   require(o.weight_decay >= 0 && o.weight_decay < 1, "--weight-decay must be in [0, 1)");
   require(o.label_smoothing >= 0 && o.label_smoothing < 1, "--label-smoothing must be in [0, 1)");
   require(o.ema >= 0 && o.ema < 1, "--ema must be in [0, 1) (0: off)");
+  require(o.clip_grad >= 0 && o.clip_grad <= 1e6, "--clip-grad must be in [0, 1e6] (0: off)");
 }
 
 void validate_parallel(const ParallelConfig& p, const TrainConfig& c) {
@@ -204,7 +209,19 @@ void require_finite_numbers(const TrainConfig& c) {
 
 }  // namespace
 
+// Mixed targets and clipped gradients live in the one-process step: pipeline stages split the
+// loss and the gradients over ranks.
+void validate_recipe_pieces(const TrainConfig& c) {
+  const bool mixing = c.data.mixup > 0 || c.data.cutmix > 0;
+  require(!mixing || c.parallel.pipeline_stages == 1, "--mixup and --cutmix do not work with --pipeline-stages yet");
+  require(c.optim.clip_grad == 0 || c.parallel.pipeline_stages == 1,
+          "--clip-grad does not work with --pipeline-stages yet (the norm would need every stage's gradients)");
+  require(!mixing || c.optim.balance != ClassBalance::loss,
+          "--mixup and --cutmix mix the targets: use --balance sampler rather than loss");
+}
+
 void validate(const TrainConfig& c) {
+  validate_recipe_pieces(c);
   require_finite_numbers(c);
   validate_data(c.data);
   const auto& archs = supported_archs();

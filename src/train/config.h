@@ -135,6 +135,9 @@ struct DataConfig {
   double color_jitter = 0;       // per-channel gain/offset jitter of normalised images (stain variation)
   InputNormalization normalize = InputNormalization::imagenet;
   StainAugment stain_augment;    // HED augmentation in the batch gather (data/stain.h)
+  double mixup = 0;              // Beta(a, a) of mixup (0: off); data/batches.h
+  double cutmix = 0;             // Beta(a, a) of CutMix (0: off)
+  double mix_prob = 1;           // share of batches mixed when either is on
   // Stain normalisation (data/stain_normalization.h) to a reference fitted from a tile file, or
   // from the training tiles ("train"); saved in checkpoint.json and applied by eval and predict.
   StainMethod stain_normalize = StainMethod::none;
@@ -163,6 +166,7 @@ struct OptimConfig {
   double label_smoothing = 0.1;  // softer targets: better calibrated, less overfit to near-copies
   ClassBalance balance = ClassBalance::none;
   double ema = 0;                // exponential moving average of the weights, validated and saved (0: off)
+  double clip_grad = 0;          // largest global L2 norm of the gradients at each update (0: off)
   LrScaling lr_scaling = LrScaling::linear;
 };
 

@@ -78,6 +78,15 @@ void data_fields(Data& d, Visit&& visit) {
                   "Johnston's colour deconvolution) scaled by U(1-SIGMA, 1+SIGMA) and shifted by U(-SIGMA, SIGMA) "
                   "optical density; SIGMA 0.05 by default"},
         d.stain_augment);
+  visit(FieldInfo{"mixup", "--mixup",
+                  "Mixup: each batch blended with itself reversed, lambda ~ Beta(A, A), the targets likewise (0: off; "
+                  "timm's default 0.8)"},
+        d.mixup);
+  visit(FieldInfo{"cutmix", "--cutmix",
+                  "CutMix: a box of the reversed batch pasted into each image, its area 1 - lambda with lambda ~ "
+                  "Beta(A, A), the targets by area (0: off; timm's default 1.0); with --mixup, one of the two per batch"},
+        d.cutmix);
+  visit(FieldInfo{"mix_prob", "--mix-prob", "Share of batches that --mixup or --cutmix mixes"}, d.mix_prob);
   visit(FieldInfo{"stain_normalize", "--stain-normalize",
                   "none | macenko | reinhard: bring every tile to --stain-reference's stains before the model sees "
                   "it (training tiles once into the tile cache); eval, predict and slides do the same"},
@@ -127,6 +136,10 @@ void optim_fields(Optim& o, Visit&& visit) {
         o.balance);
   visit(FieldInfo{"ema", "--ema", "Validate and save a moving average of the weights with this decay (e.g. 0.99; 0: off)"},
         o.ema);
+  visit(FieldInfo{"clip_grad", "--clip-grad",
+                  "Scale the gradients down to this global L2 norm when they exceed it, before each update (after "
+                  "unscaling under fp16; 0: off)"},
+        o.clip_grad);
   visit(FieldInfo{"lr_scaling", "--lr-scaling", "linear: peak lr x world size; none"}, o.lr_scaling);
 }
 

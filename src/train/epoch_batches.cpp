@@ -33,6 +33,11 @@ EpochBatches::EpochBatches(const Run& run, const BatchMaker& maker, int64_t epoc
   augmentation_.dihedral = d.augment;
   augmentation_.max_shift = d.augment ? static_cast<int>(d.max_shift * d.image_size) : 0;
   augmentation_.color_jitter = d.augment ? d.color_jitter : 0;
+  augmentation_.hed_sigma = d.stain_augment.hed_sigma;  // asked for by name: --no-augment leaves it on
+  augmentation_.mixup_alpha = d.mixup;
+  augmentation_.cutmix_alpha = d.cutmix;
+  augmentation_.mix_prob = d.mix_prob;
+  augmentation_.target_smoothing = run.config.optim.label_smoothing;
 }
 
 Batch EpochBatches::at(int64_t step_in_epoch) const {

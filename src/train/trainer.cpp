@@ -104,7 +104,7 @@ void forward_backward(Run& run, RunProgress& p, const Batch& batch, EpochSums& s
     AutocastScope autocast(run.precision, run.device);
     logits = run.model->forward(batch.images);
   }
-  const LossAndCorrect loss = classification_loss(logits, batch.labels, run.loss);
+  const LossAndCorrect loss = classification_loss(logits, batch.labels, batch.targets, run.loss);
   // Sampled where a pipeline stage samples, between passes: after the forward every activation
   // the backward needs is held; after the backward, the gradients.
   const auto sample_held = [&] {
@@ -118,10 +118,24 @@ void forward_backward(Run& run, RunProgress& p, const Batch& batch, EpochSums& s
   sums.correct += loss.correct;
 }
 
+// --clip-grad: the gradients unscaled first under fp16, clipped, stepped unless the scaler found
+// an overflow (whose step every rank skips alike: the all-reduced gradients are the same).
+bool clipped_update(Run& run) {
+  const bool finite = !run.scaler->enabled() || run.scaler->unscale_and_check(*run.optimizer);
+  if (finite) {
+    clip_gradient_norm(*run.optimizer, run.config.optim.clip_grad);
+    fast_sgd_step(*run.optimizer, run.device);
+  }
+  if (run.scaler->enabled()) run.scaler->update(!finite);
+  return finite;
+}
+
 // The optimizer step (and the weight average); false when fp16 loss scaling skipped it.
 bool update_weights(Run& run, int64_t step) {
   bool stepped = true;
-  if (run.scaler->enabled())
+  if (run.config.optim.clip_grad > 0)
+    stepped = clipped_update(run);
+  else if (run.scaler->enabled())
     stepped = run.scaler->step(*run.optimizer);
   else
     fast_sgd_step(*run.optimizer, run.device);

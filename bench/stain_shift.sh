@@ -14,6 +14,7 @@
 # table.md and stain_shift.png into OUT.
 #
 #   bench/stain_shift.sh DATA OUT [SEEDS] [EPOCHS]   (e.g. ../shared/data/lc25000-dev docs/results/stain-shift 3 3)
+#   TREATMENTS="none hed:0.2" bench/stain_shift.sh ...   (other treatments; hed:S trains with that sigma)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:?usage: bench/stain_shift.sh DATA OUT [SEEDS] [EPOCHS]}
@@ -46,7 +47,7 @@ done
 treatment_flags() {
   case $1 in
     none) ;;
-    hed) echo --stain-augment hed ;;
+    hed | hed:*) echo --stain-augment "$1" ;;
     macenko) echo --stain-normalize macenko ;;
     reinhard) echo --stain-normalize reinhard ;;
     hed+macenko) echo --stain-augment hed --stain-normalize macenko ;;
@@ -54,7 +55,7 @@ treatment_flags() {
 }
 
 echo "treatment,seed,shift,strength,accuracy,macro_f1" | tee "$OUT/stain_shift.csv"
-for treatment in none hed macenko reinhard hed+macenko; do
+for treatment in ${TREATMENTS:-none hed macenko reinhard hed+macenko}; do
   for seed in $(seq 0 $((SEEDS - 1))); do
     run="$work/run-$treatment-$seed"
     # shellcheck disable=SC2046

@@ -9,7 +9,7 @@ gpu_build() {  # LOG_DIR
   local log=$1 torch_prefix generator=()
   "${PYTHON:-python3}" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda)'
   g++ --version | head -1
-  torch_prefix=$("${PYTHON:-python3}" -c 'import torch; print(torch.utils.cmake_prefix_path)')
+  torch_prefix=$("${PYTHON:-python3}" -c 'import os, torch; print(os.path.dirname(torch.__file__) + ";" + torch.utils.cmake_prefix_path)')
   command -v ninja >/dev/null && generator=(-G Ninja)
   cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_PREFIX_PATH="$torch_prefix;${DEPS_PREFIX:-/usr}" >"$log/configure.log" 2>&1 ||

@@ -87,6 +87,7 @@ void run_ranks(int world, Body body) {
 }
 
 TEST(Communicator, SumsMaxesAndBroadcastsAcrossRanks) {
+  HISTOTRAIN_SKIP_WITHOUT_GLOO();
   std::vector<torch::Tensor> sums(2), maxes(2), broadcast(2);
   run_ranks(2, [&](int r, Communicator& comm) {
     auto x = torch::full({3}, r + 1.0);
@@ -111,6 +112,7 @@ TEST(Communicator, SumsMaxesAndBroadcastsAcrossRanks) {
 // Gradients of ResNet-18 (BN in eval mode, so the halves do not interact through batch
 // statistics) on the full batch in one process, and averaged over two ranks of half a batch.
 TEST(GradientReducer, TwoRanksOfHalfABatchGiveTheFullBatchGradient) {
+  HISTOTRAIN_SKIP_WITHOUT_GLOO();
   torch::manual_seed(5);
   const auto x = torch::randn({8, 3, 32, 32});
   const auto y = torch::arange(8).remainder(5);
@@ -156,6 +158,7 @@ TEST(GradientReducer, TwoRanksOfHalfABatchGiveTheFullBatchGradient) {
 // mode (running statistics), which makes each image's gradient independent of the others in
 // its batch: the comparison is exact in intent, up to float summation order.
 TEST(GradientReducer, TwoRanksOfBatchBEndWithTheWeightsOfOneRankOfBatch2B) {
+  HISTOTRAIN_SKIP_WITHOUT_GLOO();
   const int steps = 3, B = 4;
   torch::manual_seed(9);
   const auto x = torch::randn({steps, 2 * B, 3, 32, 32});

@@ -173,6 +173,7 @@ using testing::run_ranks;
 
 // Each rank measures its pairs, and all get the same figures, larger for the larger message.
 TEST(PipelineTransfers, EveryPairOfNeighbouringRanksMeasuresAndAllAgree) {
+  HISTOTRAIN_SKIP_WITHOUT_GLOO();
   for (int ranks : {2, 3}) {
     std::vector<std::vector<double>> seconds(ranks);
     run_ranks(ranks, [&](Communicator& comm) {
@@ -333,6 +334,7 @@ TEST(Pipeline, DeeperResNetsStepLikeTheUnsplitModel) {
 
 // Stages on devices inside one process (cpu,cpu here): the same step as the unsplit model.
 TEST(Pipeline, StagesOnDevicesInOneProcessStepLikeTheUnsplitModel) {
+  HISTOTRAIN_SKIP_WITHOUT_GLOO();
   torch::manual_seed(11);
   const auto x = torch::randn({8, 3, 64, 64});
   const auto y = torch::arange(8).remainder(5);

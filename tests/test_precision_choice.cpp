@@ -193,6 +193,7 @@ TEST(PrecisionChoice, ADamagedCacheCostsAMeasurementNotARun) {
 }
 
 TEST(PrecisionChoice, EveryRankTakesRankZerosDecision) {
+  HISTOTRAIN_SKIP_WITHOUT_GLOO();
   ScratchDir dir;
   std::vector<std::string> chosen(2);
   // Rank 0 finds bf16 faster, rank 1 fp32: both train in bf16.

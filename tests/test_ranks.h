@@ -13,6 +13,12 @@
 
 namespace histotrain::testing {
 
+// Whether this build starts Gloo groups. A build on a PyTorch wheel's LibTorch has no Gloo (the
+// wheel ships no Gloo headers: cmake/gloo.cmake), so it has no collectives on CPUs and its tests
+// of them skip; a CPU build without Gloo fails Build.CpuBuildsHaveGlooAndCudaBuildsNccl instead.
+inline bool gloo_built() { return Communicator::available_backends().find("gloo") != std::string::npos; }
+
+
 // Runs `body` on `ranks` threads, each a rank with its communicator; a rank's exception fails the
 // test, naming the rank.
 inline void run_ranks(int ranks, const std::function<void(Communicator&)>& body) {
@@ -33,3 +39,7 @@ inline void run_ranks(int ranks, const std::function<void(Communicator&)>& body)
 }
 
 }  // namespace histotrain::testing
+
+// The first line of a test that runs ranks.
+#define HISTOTRAIN_SKIP_WITHOUT_GLOO() \
+  if (!histotrain::testing::gloo_built()) GTEST_SKIP() << "this build has no Gloo: no collectives between ranks on CPUs"

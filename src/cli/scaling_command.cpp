@@ -99,12 +99,9 @@ StepProfile compute_of(const RunFigures& r) {
 }
 
 CompressionKind compression_kind(const std::string& name, const std::string& where) {
-  const std::string kind = name.substr(0, name.find(':'));
-  if (kind == "none") return CompressionKind::none;
-  if (kind == "fp16") return CompressionKind::fp16;
-  if (kind == "bf16") return CompressionKind::bf16;
-  if (kind == "powersgd") return CompressionKind::powersgd;
-  throw Error(where + ": unknown grad_compression '" + name + "'");
+  const auto choice = CompressionChoice::parse(name);
+  if (!choice) throw Error(where + ": unknown grad_compression '" + name + "'");
+  return choice->kind;
 }
 
 struct Traffic {

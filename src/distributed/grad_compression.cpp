@@ -6,26 +6,25 @@
 
 namespace histotrain {
 
-GradCompression GradCompression::parse(const std::string& text, int64_t start_step) {
-  GradCompression c;
-  c.start_step = start_step;
-  if (start_step < 0) throw UsageError("--powersgd-start-step must be >= 0");
-  const std::string kind = text.substr(0, text.find(':'));
+std::optional<CompressionChoice> CompressionChoice::parse(std::string_view text) {
+  const std::string_view kind = text.substr(0, text.find(':'));
+  CompressionChoice c;
   if (kind == "none") c.kind = CompressionKind::none;
   else if (kind == "fp16") c.kind = CompressionKind::fp16;
   else if (kind == "bf16") c.kind = CompressionKind::bf16;
   else if (kind == "powersgd") c.kind = CompressionKind::powersgd;
-  else throw UsageError("--grad-compression must be none, fp16, bf16 or powersgd[:RANK], not '" + text + "'");
-  if (text.find(':') == std::string::npos) return c;
-  const std::string rank = text.substr(text.find(':') + 1);
+  else return std::nullopt;
+  if (text.find(':') == std::string_view::npos) return c;
+  const std::string_view rank = text.substr(text.find(':') + 1);
   if (c.kind != CompressionKind::powersgd || rank.empty() || rank.size() > 2 ||
-      rank.find_first_not_of("0123456789") != std::string::npos || std::stoi(rank) < 1 || std::stoi(rank) > 64)
-    throw UsageError("--grad-compression powersgd:RANK takes a rank from 1 to 64, not '" + text + "'");
-  c.rank = std::stoi(rank);
+      rank.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  c.rank = std::stoi(std::string(rank));
+  if (c.rank < 1 || c.rank > 64) return std::nullopt;
   return c;
 }
 
-std::string GradCompression::name() const {
+std::string CompressionChoice::text() const {
   switch (kind) {
     case CompressionKind::none: return "none";
     case CompressionKind::fp16: return "fp16";
@@ -33,6 +32,14 @@ std::string GradCompression::name() const {
     case CompressionKind::powersgd: return "powersgd:" + std::to_string(rank);
   }
   return "";
+}
+
+GradCompression GradCompression::parse(const std::string& text, int64_t start_step) {
+  if (start_step < 0) throw UsageError("--powersgd-start-step must be >= 0");
+  const auto choice = CompressionChoice::parse(text);
+  if (!choice)
+    throw UsageError("--grad-compression must be none, fp16, bf16 or powersgd[:RANK] (RANK 1 to 64), not '" + text + "'");
+  return {*choice, start_step};
 }
 
 std::string GradCompression::describe() const {

@@ -14,21 +14,37 @@
 //             gradient for the first `start_step` steps, travel uncompressed
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace histotrain {
 
 enum class CompressionKind { none, fp16, bf16, powersgd };
 
+// --grad-compression: what travels ("none" | "fp16" | "bf16" | "powersgd" | "powersgd:RANK", RANK
+// 1 to 64), parsed once where the text enters (util/text_form.h).
+struct CompressionChoice {
+  CompressionKind kind = CompressionKind::none;
+  int rank = 4;  // PowerSGD's rank
+
+  static std::optional<CompressionChoice> parse(std::string_view text);
+  std::string text() const;  // what parse reads back: "powersgd:4"
+  static const char* example() { return "powersgd:8"; }
+};
+
 struct GradCompression {
   CompressionKind kind = CompressionKind::none;
   int rank = 4;             // PowerSGD's rank ("powersgd:RANK")
   int64_t start_step = 10;  // PowerSGD: optimizer steps with uncompressed gradients first
 
-  // "none" | "fp16" | "bf16" | "powersgd" | "powersgd:RANK" (RANK 1 to 64); throws UsageError.
+  GradCompression() = default;
+  GradCompression(const CompressionChoice& choice, int64_t start_step)
+      : kind(choice.kind), rank(choice.rank), start_step(start_step) {}
+  // The text of CompressionChoice; throws UsageError for another text or a negative start step.
   static GradCompression parse(const std::string& text, int64_t start_step);
-  std::string name() const;      // as --grad-compression writes it: "powersgd:4"
+  std::string name() const { return CompressionChoice{kind, rank}.text(); }  // "powersgd:4"
   std::string describe() const;  // for the log: "PowerSGD rank 4 (uncompressed for the first 10 steps)"
 };
 

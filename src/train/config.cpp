@@ -164,7 +164,6 @@ void validate_parallel(const ParallelConfig& p, const TrainConfig& c) {
   require(p.backend != Backend::nccl || c.job.device.rfind("cuda", 0) == 0,
           "--backend nccl needs --device cuda; use gloo on CPUs");
   require(p.bucket_mb > 0 && p.bucket_mb <= 1024, "--bucket-mb must be in (0, 1024]");
-  GradCompression::parse(p.grad_compression, p.powersgd_start_step);  // throws UsageError
   require(p.dist_timeout >= 1 && p.dist_timeout <= 86400, "--dist-timeout must be from 1 to 86400 seconds");
   require(p.pipeline_stages >= 1 && p.pipeline_stages <= 1024, "--pipeline-stages must be from 1 to 1024");
   require(p.powersgd_start_step >= 0 && p.powersgd_start_step <= kMaxSteps,

@@ -12,6 +12,7 @@
 #include "core/amp.h"
 #include "data/stain.h"
 #include "data/stain_normalization.h"
+#include "distributed/grad_compression.h"
 #include "core/schedule.h"
 #include "pipeline/pipeline_schedule.h"
 #include "util/enum_names.h"
@@ -185,7 +186,7 @@ struct PrecisionConfig {
 struct ParallelConfig {
   Backend backend = Backend::automatic;
   double bucket_mb = 25;         // gradient all-reduce bucket size, MiB
-  std::string grad_compression = "none";  // none | fp16 | bf16 | powersgd[:RANK] (distributed/grad_compression.h)
+  CompressionChoice grad_compression;  // none | fp16 | bf16 | powersgd[:RANK] (distributed/grad_compression.h)
   int64_t powersgd_start_step = 10;       // PowerSGD: optimizer steps with uncompressed gradients first
   int dist_timeout = 60;         // seconds before a rank that stopped answering fails the run
   int pipeline_stages = 1;       // K: needs K ranks (histotrain launch -n K); 1: no pipeline

@@ -335,7 +335,7 @@ void join_world(Run& run) {
   if (world.distributed() && !pipeline)
     run.log("data parallel: " + std::to_string(world.world_size) + " ranks (" + world.launcher + "), backend " +
             run.dp->backend() + ", master " + world.master_addr + ":" + std::to_string(world.master_port) +
-            ", gradients: " + GradCompression::parse(c.parallel.grad_compression, c.parallel.powersgd_start_step).describe());
+            ", gradients: " + GradCompression(c.parallel.grad_compression, c.parallel.powersgd_start_step).describe());
 }
 
 }  // namespace

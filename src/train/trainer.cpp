@@ -404,7 +404,7 @@ TrainOutcome train(const TrainConfig& config) {
   run.dp->broadcast_model(run.model);  // every rank starts from rank 0's weights
   const ParallelConfig& parallel = run.config.parallel;
   run.dp->attach(run.model, *run.scaler, parallel.bucket_mb,
-                 GradCompression::parse(parallel.grad_compression, parallel.powersgd_start_step), run.config.job.seed);
+                 GradCompression(parallel.grad_compression, parallel.powersgd_start_step), run.config.job.seed);
   run.dp->restore_compression(run.resumed_reducer_state, run.resumed_world, progress.step);
   run.resumed_reducer_state.clear();
   const BatchMaker batches(run.data, run.device, run.format, run.normalization);

@@ -199,6 +199,76 @@ TEST(GradientReducer, TwoRanksOfBatchBEndWithTheWeightsOfOneRankOfBatch2B) {
   EXPECT_GT((initial->parameters().back() - reference.back()).abs().max().item<double>(), 1e-3);
 }
 
+// --accumulate: each rank adds up `slices` slices of its half of the batch (each loss divided by
+// `slices`), the reducer holding the all-reduce back until the last one; two steps, as the
+// reducer resets between steps. BN in eval mode, as above.
+std::vector<std::vector<torch::Tensor>> accumulated_gradients(const torch::Tensor& x, const torch::Tensor& y,
+                                                              int slices, const GradCompression& compression) {
+  std::vector<ResNet> models;
+  for (int r = 0; r < 2; ++r) {
+    torch::manual_seed(1);
+    models.emplace_back("resnet18", 5);
+  }
+  std::vector<std::vector<torch::Tensor>> grads(2);
+  run_ranks(2, [&](int r, Communicator& comm) {
+    ResNet& model = models[r];
+    model->eval();
+    GradientReducer reducer(model->parameters(), comm, /*bucket_bytes=*/1u << 20, compression, /*seed=*/3);
+    const int64_t half = x.size(0) / 2, slice = half / slices;
+    for (int step = 0; step < 2; ++step) {
+      for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+      for (int k = 0; k < slices; ++k) {
+        const int64_t first = r * half + k * slice;
+        const auto loss =
+            torch::nn::functional::cross_entropy(model->forward(x.narrow(0, first, slice)), y.narrow(0, first, slice));
+        const bool last = k == slices - 1;
+        reducer.hold(!last);
+        (loss / slices).backward();
+        reducer.hold(false);
+        if (last) reducer.finish();
+      }
+    }
+    for (const auto& p : model->parameters()) grads[r].push_back(p.grad().clone());
+  });
+  return grads;
+}
+
+double largest_difference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  double worst = 0;
+  for (size_t k = 0; k < a.size(); ++k) worst = std::max(worst, (a[k] - b[k]).abs().max().item<double>());
+  return worst;
+}
+
+// Two ranks accumulating 4 slices of 2 images give the mean gradient of the whole batch of 16,
+// as one process computes it; under PowerSGD (compressing from the first step) they give what
+// the same two ranks give from one backward of 8 images each: the hooks compress the sum.
+TEST(GradientReducer, AccumulatedSlicesReduceOnceToTheWholeBatchGradient) {
+  HISTOTRAIN_SKIP_WITHOUT_GLOO();
+  torch::manual_seed(5);
+  const auto x = torch::randn({16, 3, 32, 32});
+  const auto y = torch::arange(16).remainder(5);
+  torch::manual_seed(1);
+  ResNet reference("resnet18", 5);
+  reference->eval();
+  torch::nn::functional::cross_entropy(reference->forward(x), y).backward();
+  std::vector<torch::Tensor> expected;
+  for (const auto& p : reference->parameters()) expected.push_back(p.grad());
+
+  const auto accumulated = accumulated_gradients(x, y, 4, {});
+  for (int r = 0; r < 2; ++r) EXPECT_LT(largest_difference(accumulated[r], expected), 1e-5) << "rank " << r;
+
+  GradCompression power;
+  power.kind = CompressionKind::powersgd;
+  power.rank = 2;
+  power.start_step = 0;
+  const auto whole = accumulated_gradients(x, y, 1, power);
+  const auto sliced = accumulated_gradients(x, y, 4, power);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_LT(largest_difference(sliced[r], whole[r]), 1e-4) << "rank " << r;
+    EXPECT_GT(largest_difference(whole[r], expected), 1e-4) << "PowerSGD did compress";
+  }
+}
+
 TEST(Communicator, NcclNeedsCudaAndUnknownBackendsAreUsageErrors) {
   WorldInfo w;
   EXPECT_THROW(Communicator::connect(w, "nccl", torch::kCPU, std::chrono::seconds(5)), UsageError);

@@ -91,7 +91,7 @@ BatchMaker::BatchMaker(const TileDataset& data, torch::Device device, torch::Mem
 Batch BatchMaker::make_labels(const int64_t* items, int64_t count) const {
   auto labels = torch::empty({count}, torch::kLong);
   for (int64_t i = 0; i < count; ++i) labels[i] = data_.labels[items[i]];
-  return {torch::Tensor(), labels.to(device_)};
+  return {torch::Tensor(), labels.to(device_), {}};
 }
 
 torch::Tensor source_pixel_index(const torch::Tensor& rows, const torch::Tensor& symmetry, const torch::Tensor& dy,

@@ -16,6 +16,13 @@ struct Batch {
   torch::Tensor images;   // float [B, 3, H, W], normalised
   torch::Tensor labels;   // int64 [B]
   torch::Tensor targets;  // float [B, classes], rows summing to 1: with mixup or cutmix; else undefined
+
+  // Images [start, start + count) with their labels and targets (views, not copies).
+  Batch slice(int64_t start, int64_t count) const {
+    Batch part{images.narrow(0, start, count), labels.narrow(0, start, count), {}};
+    if (targets.defined()) part.targets = targets.narrow(0, start, count);
+    return part;
+  }
 };
 
 // Inputs are (pixel / 255 - mean) / std per channel. The default is ImageNet's statistics, which

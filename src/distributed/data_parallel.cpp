@@ -120,6 +120,14 @@ void DataParallel::backward(const torch::Tensor& loss) {
   }
 }
 
+void DataParallel::backward_without_sync(const torch::Tensor& loss) {
+  const auto start = Clock::now();
+  if (reducer_) reducer_->hold(true);
+  loss.backward();
+  if (reducer_) reducer_->hold(false);
+  times_.backward_s += seconds_since(start);  // part of the step's backward; the step is counted by backward()
+}
+
 std::vector<int64_t> DataParallel::shard(const std::vector<int64_t>& items) const {
   std::vector<int64_t> mine;
   for (size_t i = static_cast<size_t>(world_.rank); i < items.size(); i += static_cast<size_t>(world_.world_size))

@@ -75,6 +75,9 @@ class DataParallel {
                            int64_t step);
   // Backward of `loss`; with several ranks the averaged gradients are in place when it returns.
   void backward(const torch::Tensor& loss);
+  // Backward of `loss` adding to the gradients, with no collective: the first batches of an
+  // accumulated update (--accumulate); the backward() that follows reduces the whole sum.
+  void backward_without_sync(const torch::Tensor& loss);
 
   // Host time per step, summed over the steps so far (rank 0's view). all-reduce: from the
   // first bucket's start to the last one's end; exposed: the part after backward returned.

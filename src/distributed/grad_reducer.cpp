@@ -142,23 +142,39 @@ void GradientReducer::reset_for_next_step() {
     b.work.reset();
   }
   next_to_start_ = 0;
+  held_before_ = false;
   next_group_ = 0;
   next_q_group_ = 0;
   started_during_backward_ = 0;
 }
 
+void GradientReducer::hold(bool holding) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  holding_ = holding;
+  if (holding) held_before_ = true;
+}
+
+// A hook runs before autograd adds `grad` to the parameter's .grad: that .grad holds the sum of
+// the step's earlier (held) backward passes.
+torch::Tensor GradientReducer::step_gradient(size_t param, const torch::Tensor& grad) const {
+  const torch::Tensor& earlier = params_[param].grad();
+  if (!held_before_ || !earlier.defined()) return grad.detach();
+  return grad.detach() + earlier;
+}
+
 void GradientReducer::on_gradient(size_t param, const torch::Tensor& grad) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (holding_) return;
   if (bucket_of_[param] == kNoBucket) {  // PowerSGD's; before its start step all done in finish()
     if (steps_ < compression_.start_step) return;
-    if (power_sgd_->add_gradient(matrix_of_[param], grad.detach())) start_ready_groups();
+    if (power_sgd_->add_gradient(matrix_of_[param], step_gradient(param, grad))) start_ready_groups();
     start_due_q_factors();
     return;
   }
   Bucket& b = buckets_[bucket_of_[param]];
   const size_t slot = slot_of_[param];
   // reshape(-1) gives the logical (NCHW) order also for channels-last gradients.
-  b.flat.narrow(0, b.offsets[slot], grad.numel()).copy_(grad.detach().reshape(-1));
+  b.flat.narrow(0, b.offsets[slot], grad.numel()).copy_(step_gradient(param, grad).reshape(-1));
   --b.pending;
   start_ready_buckets();
   started_during_backward_ = next_to_start_;

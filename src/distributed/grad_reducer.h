@@ -37,6 +37,12 @@ class GradientReducer {
   // Call after backward: every parameter's .grad then holds the mean over ranks.
   void finish();
 
+  // Gradient accumulation: while holding, backward passes only add to each parameter's .grad
+  // (no collective starts, finish() is not called). The first backward after holding ends sends
+  // each parameter's whole sum, its .grad so far plus the incoming gradient, as soon as it
+  // arrives: the all-reduce still overlaps the last backward, once per update.
+  void hold(bool holding);
+
   size_t buckets() const { return buckets_.size(); }
   // The last step's all-reduces: from the first bucket's start to the last one's completion.
   double last_allreduce_seconds() const { return last_span_s_; }
@@ -79,6 +85,8 @@ class GradientReducer {
   // arrive), so that they travel while backward still runs.
   void start_due_q_factors();
   void on_gradient(size_t param, const torch::Tensor& grad);
+  // The gradient to reduce: `grad`, plus what earlier backward passes of this step accumulated.
+  torch::Tensor step_gradient(size_t param, const torch::Tensor& grad) const;
   void start_ready_buckets();  // caller holds mutex_
   void reset_for_next_step();
   size_t done_count();
@@ -93,6 +101,8 @@ class GradientReducer {
   size_t next_q_group_ = 0;              // PowerSGD: the next group whose Q factors start
   std::unique_ptr<PowerSgd> power_sgd_;
   int64_t steps_ = 0;
+  bool holding_ = false;       // accumulating: the hooks let autograd add to .grad
+  bool held_before_ = false;   // this step's .grad holds earlier backward passes' sums
   std::vector<Bucket> buckets_;
   std::vector<size_t> bucket_of_;  // per parameter (kNoBucket: PowerSGD's)
   std::vector<size_t> slot_of_;    // index inside its bucket

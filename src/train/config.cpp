@@ -151,6 +151,8 @@ void validate_optim(const OptimConfig& o) {
   require(o.time_budget >= 0 && o.time_budget <= 1e7, "--time-budget must be in [0, 1e7] seconds (0: off)");
   require(o.batch_size >= 2 && o.batch_size <= 65536,
           "--batch-size must be from 2 (BatchNorm needs two images) to 65536");
+  require(o.accumulate >= 1 && o.accumulate <= 1024, "--accumulate must be from 1 to 1024");
+  require(int64_t{o.batch_size} * o.accumulate <= 65536, "--batch-size x --accumulate must be at most 65536");
   require(o.lr > 0 && o.lr < 100, "--lr must be in (0, 100): a learning rate outside it diverges at once");
   require(o.warmup_epochs >= 0 && o.warmup_epochs <= 1000, "--warmup-epochs must be in [0, 1000]");
   require(o.momentum >= 0 && o.momentum < 1, "--momentum must be in [0, 1)");
@@ -215,6 +217,8 @@ void validate_recipe_pieces(const TrainConfig& c) {
   require(!mixing || c.parallel.pipeline_stages == 1, "--mixup and --cutmix do not work with --pipeline-stages yet");
   require(c.optim.clip_grad == 0 || c.parallel.pipeline_stages == 1,
           "--clip-grad does not work with --pipeline-stages yet (the norm would need every stage's gradients)");
+  require(c.optim.accumulate == 1 || c.parallel.pipeline_stages == 1,
+          "--accumulate does not combine with --pipeline-stages: a pipeline already accumulates its --micro-batches");
   require(!mixing || c.optim.balance != ClassBalance::loss,
           "--mixup and --cutmix mix the targets: use --balance sampler rather than loss");
 }

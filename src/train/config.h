@@ -158,7 +158,8 @@ struct OptimConfig {
   // Lay the schedule over this much training time instead of the epochs, and stop when it is
   // spent (train/time_budget.h); 0: off.
   double time_budget = 0;
-  int batch_size = 32;           // per rank: the global batch is batch_size x world size
+  int batch_size = 32;           // per rank and forward pass: the global batch is batch_size x accumulate x world size
+  int accumulate = 1;            // micro-batches of batch_size whose gradients make one update
   double lr = 0.05;              // peak learning rate for one rank's batch (see lr_scaling)
   ScheduleShape schedule = ScheduleShape::onecycle;
   double warmup_epochs = 1.0;    // linear warm-up from lr/10: keeps early BN statistics sane

@@ -122,7 +122,12 @@ void optim_fields(Optim& o, Visit&& visit) {
                   "Seconds of training: the learning-rate decay is laid over them instead of the epochs, and the run "
                   "validates and stops when they are spent (0: off)"},
         o.time_budget);
-  visit(FieldInfo{"batch_size", "--batch-size", "Images per optimizer step on each rank"}, o.batch_size);
+  visit(FieldInfo{"batch_size", "--batch-size", "Images per forward pass on each rank (per optimizer step without --accumulate)"},
+        o.batch_size);
+  visit(FieldInfo{"accumulate", "--accumulate",
+                  "Gradients of this many batches make one optimizer step (batch-size x accumulate images per rank; "
+                  "with several ranks the all-reduce happens once per step)"},
+        o.accumulate);
   visit(FieldInfo{"lr", "--lr", "Peak learning rate for one rank's batch"}, o.lr);
   visit(FieldInfo{"schedule", "--schedule", "After a linear warm-up: a linear (onecycle) or cosine decay to 0"},
         o.schedule);

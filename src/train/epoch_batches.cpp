@@ -26,7 +26,7 @@ std::vector<int64_t> training_order(const Run& run, int64_t epoch) {
 }  // namespace
 
 EpochBatches::EpochBatches(const Run& run, const BatchMaker& maker, int64_t epoch)
-    : maker_(maker), batch_size_(run.config.optim.batch_size), seed_(run.config.job.seed), epoch_(epoch),
+    : maker_(maker), batch_size_(run.update_batch()), seed_(run.config.job.seed), epoch_(epoch),
       rank_(run.dp->data_rank()), labels_only_(run.pipeline && run.pipeline->stage() > 0),
       order_(training_order(run, epoch)) {
   const DataConfig& d = run.config.data;

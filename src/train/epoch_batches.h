@@ -19,7 +19,7 @@ class EpochBatches {
 
  private:
   const BatchMaker& maker_;
-  int batch_size_;
+  int64_t batch_size_;  // images of one optimizer step (all its --accumulate batches)
   uint64_t seed_;
   int64_t epoch_;
   int rank_;

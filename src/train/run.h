@@ -100,7 +100,9 @@ struct Run {
   bool is_main() const { return !dp || dp->is_main(); }
   int world_size() const { return dp ? dp->world_size() : 1; }
   int data_ranks() const { return dp ? dp->data_ranks() : 1; }  // ranks that each take their own images
-  int64_t global_batch() const { return int64_t{config.optim.batch_size} * data_ranks(); }
+  // Images of one optimizer step on one rank (--accumulate batches), and on all of them.
+  int64_t update_batch() const { return int64_t{config.optim.batch_size} * config.optim.accumulate; }
+  int64_t global_batch() const { return update_batch() * data_ranks(); }
   bool pipelined() const { return pipeline || device_stages; }
   // The model that validation and checkpoints see: the weight average when there is one.
   ResNet& evaluated_model() { return average ? average->model() : model; }

@@ -161,11 +161,14 @@ std::string start_line(const Run& run) {
                      (c.precision.channels_last ? ", channels-last" : "") + " with " + std::to_string(at::get_num_threads()) +
                      " threads" + (run.world_size() > 1 ? " per rank" : "") + ": " + std::to_string(c.optim.epochs) +
                      " epochs of " + std::to_string(run.steps_per_epoch) + " steps, ";
+  std::string batch = "batch " + std::to_string(c.optim.batch_size);
+  if (c.optim.accumulate > 1)
+    batch += " x " + std::to_string(c.optim.accumulate) + " accumulated = " + std::to_string(run.update_batch());
   if (run.data_ranks() > 1)
-    line += "batch " + std::to_string(c.optim.batch_size) + " per rank x " + std::to_string(run.data_ranks()) +
-            " ranks = global batch " + std::to_string(run.global_batch()) + ", ";
+    line += batch + " per rank x " + std::to_string(run.data_ranks()) + " ranks = global batch " +
+            std::to_string(run.global_batch()) + ", ";
   else
-    line += "batch " + std::to_string(c.optim.batch_size) + ", ";
+    line += batch + " per step, ";
   line += std::to_string(c.data.image_size) + " px, peak lr " + std::to_string(run.peak_lr);
   if (run.data_ranks() > 1 && c.optim.lr_scaling == LrScaling::linear)
     line += " (" + std::to_string(c.optim.lr) + " x " + std::to_string(run.data_ranks()) + " ranks, linear scaling)";
@@ -377,6 +380,7 @@ nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nl
                                         "gradients), by the allocator's count; CPU only"},
           {"world_size", run.world_size()},
           {"batch_per_rank", c.optim.batch_size},
+          {"accumulate", c.optim.accumulate},
           {"global_batch", run.global_batch()},
           {"peak_lr", run.peak_lr},
           {"pipeline", pipeline_report},

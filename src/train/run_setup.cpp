@@ -173,6 +173,7 @@ std::string cuda_graph_obstacle(const Run& run) {
   if (run.precision == Precision::fp16) return "fp16 loss scaling may skip steps (use --amp bf16)";
   if (run.config.data.mixup > 0 || run.config.data.cutmix > 0) return "mixed targets are not in the captured step";
   if (run.config.optim.clip_grad > 0) return "gradient clipping is not in the captured step";
+  if (run.config.optim.accumulate > 1) return "gradient accumulation is not in the captured step";
   if (run.config.model.freeze_backbone || run.config.model.backbone_lr_scale != 1)
     return "the captured update takes one learning rate for every layer (--freeze-backbone, --backbone-lr-scale)";
   return "";

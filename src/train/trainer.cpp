@@ -16,6 +16,7 @@
 #include "train/recipes.h"
 #include "train/run_checkpoints.h"
 #include "train/run.h"
+#include "train/train_step.h"
 #include "util/allocator.h"
 #include "util/json_file.h"
 #include "util/json_text.h"
@@ -25,18 +26,6 @@
 namespace histotrain {
 
 namespace {
-
-// The epoch's running sums. They stay on the device and are read only for the progress line and
-// at the end. The loss sum is float64 and, on the main rank, goes on from the sum saved before a
-// resume: a resumed run then adds the same numbers in the same order as a run never interrupted,
-// and reports the same epoch loss to the last bit (two partial sums added at the end would differ
-// in it).
-struct EpochSums {
-  torch::Tensor loss;     // the steps' mean losses
-  torch::Tensor correct;  // correctly classified training images
-  double carried = 0;     // the part of `loss` from before a resume
-  EpochProgress before;   // the epoch's steps before a resume, less what `loss` carries
-};
 
 EpochSums start_sums(Run& run, const EpochProgress& before) {
   EpochSums sums;
@@ -57,92 +46,6 @@ void show_progress(Progress& bar, int64_t steps_done, const Run& run, const Epoc
   bar.update(steps_done * run.global_batch(), extra);
 }
 
-// With --cuda-graph auto a failed capture is not fatal: the run goes on with the eager step.
-void capture_step(Run& run, const Batch& example) {
-  const auto start = Clock::now();
-  try {
-    run.graph = std::make_unique<GraphedTrainStep>(run.model, *run.optimizer, run.precision,
-                                                   run.loss, run.average.get(), example);
-  } catch (const std::exception& e) {
-    if (run.config.precision.cuda_graph == CudaGraphMode::on) throw;
-    run.use_graph = false;
-    run.log(std::string("warning: the train step could not be captured as a CUDA graph; the run goes on without "
-                        "one: ") + e.what());
-    return;
-  }
-  run.graph_capture_seconds = seconds_since(start);
-  char line[96];
-  std::snprintf(line, sizeof line, "train step captured as a CUDA graph in %.2f s (3 warm-up steps included)",
-                run.graph_capture_seconds);
-  run.log(line);
-}
-
-// Forward and backward through the pipeline's stages; adds the batch's mean loss and correct
-// count (non-zero on the last stage only) to the sums.
-void pipeline_forward_backward(Run& run, RunProgress& p, const Batch& batch, EpochSums& sums) {
-  const TrainConfig& c = run.config;
-  const int micro = c.parallel.micro_batches;
-  const PipelineStepResult r =
-      run.pipeline ? run.pipeline->step(batch, micro, run.loss, run.precision, *run.scaler)
-                   : local_pipeline_step(run.model, *run.device_stages, run.device_schedule, batch, micro, run.loss,
-                                         run.precision, *run.scaler);
-  sums.loss += r.loss_sum / c.optim.batch_size;
-  sums.correct += r.correct;
-  p.pipeline_seconds += r.seconds;
-  p.pipeline_waiting += r.waiting;
-  ++p.pipeline_steps;
-  p.step_held_peak_bytes = std::max(p.step_held_peak_bytes, r.held_peak_bytes);
-}
-
-// Forward and backward of one batch (through the pipeline when there is one, with the gradient
-// all-reduce when there are replicas); adds the batch's mean loss and correct count to the sums.
-void forward_backward(Run& run, RunProgress& p, const Batch& batch, EpochSums& sums) {
-  if (run.pipelined()) return pipeline_forward_backward(run, p, batch, sums);
-  const double held_before = run.device.is_cpu() ? static_cast<double>(allocated_bytes()) : 0;
-  torch::Tensor logits;
-  {
-    AutocastScope autocast(run.precision, run.device);
-    logits = run.model->forward(batch.images);
-  }
-  const LossAndCorrect loss = classification_loss(logits, batch.labels, batch.targets, run.loss);
-  // Sampled where a pipeline stage samples, between passes: after the forward every activation
-  // the backward needs is held; after the backward, the gradients.
-  const auto sample_held = [&] {
-    if (run.device.is_cpu())
-      p.step_held_peak_bytes = std::max(p.step_held_peak_bytes, static_cast<double>(allocated_bytes()) - held_before);
-  };
-  sample_held();
-  run.dp->backward(run.scaler->scale_loss(loss.loss));  // and, with several ranks, the gradient all-reduce
-  sample_held();
-  sums.loss += loss.loss.detach();
-  sums.correct += loss.correct;
-}
-
-// --clip-grad: the gradients unscaled first under fp16, clipped, stepped unless the scaler found
-// an overflow (whose step every rank skips alike: the all-reduced gradients are the same).
-bool clipped_update(Run& run) {
-  const bool finite = !run.scaler->enabled() || run.scaler->unscale_and_check(*run.optimizer);
-  if (finite) {
-    clip_gradient_norm(*run.optimizer, run.config.optim.clip_grad);
-    fast_sgd_step(*run.optimizer, run.device);
-  }
-  if (run.scaler->enabled()) run.scaler->update(!finite);
-  return finite;
-}
-
-// The optimizer step (and the weight average); false when fp16 loss scaling skipped it.
-bool update_weights(Run& run, int64_t step) {
-  bool stepped = true;
-  if (run.config.optim.clip_grad > 0)
-    stepped = clipped_update(run);
-  else if (run.scaler->enabled())
-    stepped = run.scaler->step(*run.optimizer);
-  else
-    fast_sgd_step(*run.optimizer, run.device);
-  if (run.average) run.average->update(step);
-  return stepped;
-}
-
 // The learning rate of the next step: by step, or with --time-budget by the budget's clock.
 double next_lr(const Run& run, RunProgress& p, const LrSchedule& schedule) {
   if (!run.budget.on()) return schedule.at(p.step);
@@ -155,47 +58,6 @@ void read_budget_clock(Run& run, RunProgress& p, double training_seconds) {
   if (!run.budget.on()) return;
   p.budget_clock = run.world_size() > 1 ? run.dp->sum(run.is_main() ? training_seconds : 0.0) : training_seconds;
   p.budget_spent = run.budget.spent(p.budget_clock);
-}
-
-// The share of training done before the next step: of the time budget's clock (agreed by the
-// ranks), or of the scheduled steps.
-double training_share(const Run& run, const RunProgress& p) {
-  if (run.budget.on()) return p.budget_clock / run.budget.seconds;
-  return static_cast<double>(p.step) / static_cast<double>(std::max<int64_t>(1, run.schedule_steps));
-}
-
-// The batch at the side progressive resizing gives this step (the batch itself without it); says
-// when the side changes.
-Batch at_training_side(const Run& run, RunProgress& p, Batch batch) {
-  if (!run.resolution.on()) return batch;
-  const int side = run.resolution.side_at(training_share(run, p));
-  if (side != p.side) {
-    run.log("image side " + std::to_string(side) + " px from step " + std::to_string(p.step + 1));
-    p.side = side;
-  }
-  if (batch.images.defined()) batch.images = resized_batch(batch.images, side, run.format);
-  return batch;
-}
-
-// One optimizer step on `batch` at rate `lr`, replayed as a CUDA graph or eager; false when fp16
-// loss scaling skipped it.
-bool take_step(Run& run, RunProgress& p, const Batch& full_size_batch, double lr, EpochSums& sums) {
-  const Batch batch = at_training_side(run, p, full_size_batch);
-  p.last_lr = lr;
-  bool stepped = true;
-  if (run.use_graph && !run.graph) capture_step(run, batch);
-  if (run.use_graph) {
-    run.graph->step(batch, lr, run.average ? 1 - run.average->decay_at(p.step) : 0);
-    sums.loss = run.graph->loss_sum();
-    sums.correct = run.graph->correct();
-  } else {
-    set_learning_rate(*run.optimizer, lr);
-    clear_gradients(*run.optimizer);
-    forward_backward(run, p, batch, sums);
-    stepped = update_weights(run, p.step);
-  }
-  ++p.step;
-  return stepped;
 }
 
 // Whether to stop after this step for SIGINT/SIGTERM. Every rank stops at the same step: a signal

@@ -10,8 +10,11 @@
 # PEER_WORKERS its DataLoader processes.
 #
 # Each training-step configuration runs in its own process, so "peak RSS" is its own.
+# --peer-python PY (anywhere among the arguments): the interpreter that runs the Python peer
+# (default /usr/bin/python3, PyTorch 1.13; PyTorch 2.11: --peer-python "$(bench/torch2_env.sh)").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/peer_python.sh "$@"; set -- "${ARGS[@]+"${ARGS[@]}"}"
 DATA=${1:-../shared/data/lc25000-dev}
 ACC_DATA=${2:-../shared/data/lc25000-dev-96}
 PEER=${PEER:-../shared/peers/torch_reference.py}
@@ -44,7 +47,7 @@ echo "## Python PyTorch peer (torch_reference.py, $PEER_WORKERS loader worker(s)
 for size in $PEER_SIZES; do
   for amp in $AMPS; do
     for cl in "" "--channels-last"; do
-      r=$(py "$PEER" --data "$DATA" --image-size "$size" --batch-size "$BATCH" --threads "$THREADS" --workers "$PEER_WORKERS" \
+      r=$("$PEER_PYTHON" "$PEER" --data "$DATA" --image-size "$size" --batch-size "$BATCH" --threads "$THREADS" --workers "$PEER_WORKERS" \
             --max-steps "$STEPS" --amp "$amp" --device "$DEVICE" $cl 2>/dev/null | sed -n 's/^RESULT //p')
       printf "peer %3s px %-4s %-15s: %s img/s\n" "$size" "$amp" "${cl:-contiguous}" \
         "$(echo "$r" | py -c 'import json,sys; print(json.load(sys.stdin)["imgs_per_s"])')"

@@ -11,8 +11,11 @@
 # Prints one row per configuration: images/s of the training steps and the efficiency
 # (images/s of 2 ranks / (2 x the serial images/s)). PowerSGD starts after 10 uncompressed steps in
 # both (the peer's setting), and those steps are inside the figure.
+# --peer-python PY (anywhere among the arguments): the interpreter that runs the Python peer
+# (default /usr/bin/python3, PyTorch 1.13; PyTorch 2.11: --peer-python "$(bench/torch2_env.sh)").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/peer_python.sh "$@"; set -- "${ARGS[@]+"${ARGS[@]}"}"
 DATA=${1:?usage: bench/cluster_compare.sh DATA [RATE...]}
 shift
 if [ $# -gt 0 ]; then RATES=("$@"); else RATES=(1gbit 10gbit); fi
@@ -39,7 +42,7 @@ build/histotrain train $(train_flags 2 1) --out "$WORK/warm" >/dev/null 2>&1
 
 build/histotrain train $(train_flags $((2 * BATCH))) --out "$WORK/serial" >/dev/null 2>&1
 SERIAL=$(histotrain_rate "$WORK/serial")
-OMP_NUM_THREADS=1 $PY "$PEER" --data "$DATA" --image-size "$SIZE" --batch-size $((2 * BATCH)) --max-steps "$STEPS" \
+OMP_NUM_THREADS=1 "$PEER_PYTHON" "$PEER" --data "$DATA" --image-size "$SIZE" --batch-size $((2 * BATCH)) --max-steps "$STEPS" \
   --threads 1 --workers 0 >"$WORK/peer-serial.log" 2>&1
 PEER_SERIAL=$(peer_rate "$WORK/peer-serial.log")
 echo "| program | link | gradients | images/s | efficiency |"
@@ -57,7 +60,7 @@ for rate in "${RATES[@]}"; do
     else
       echo "| histotrain | $rate | $c | failed: $(failure "$out.logs") | - |"
     fi
-    if bench/cluster.sh --hosts 2 --rate "$rate" --log "$WORK/peer-$rate-$c.logs" -- $PY "$PEER" --data "$DATA" \
+    if bench/cluster.sh --hosts 2 --rate "$rate" --log "$WORK/peer-$rate-$c.logs" -- "$PEER_PYTHON" "$PEER" --data "$DATA" \
       --image-size "$SIZE" --batch-size "$BATCH" --max-steps "$STEPS" --threads 1 --workers 0 --comm-hook "$c" \
       >"$WORK/peer-$rate-$c.log" 2>&1; then
       rate_peer=$(peer_rate "$WORK/peer-$rate-$c.log")

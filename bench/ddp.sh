@@ -9,8 +9,11 @@
 # images/s: training steps only (summary.json train_s; the peer's own timer, its data loading
 # included). speedup S = images/s over serial; efficiency E = S / cores used. Per-step times are
 # rank 0's host times (see summary.json step_times_ms_covers).
+# --peer-python PY (anywhere among the arguments): the interpreter that runs the Python peer
+# (default /usr/bin/python3, PyTorch 1.13; PyTorch 2.11: --peer-python "$(bench/torch2_env.sh)").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/peer_python.sh "$@"; set -- "${ARGS[@]+"${ARGS[@]}"}"
 DATA=${1:-../shared/data/lc25000-dev-96}
 PEER=${PEER:-../shared/peers/torch_reference.py}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -36,7 +39,7 @@ print('histotrain', $ranks, $threads, s['steps']*s['global_batch']/s['train_s'],
 }
 peer_run() {  # ranks threads
   local r
-  r=$("$PYTHON" "$PEER" --data "$DATA" --image-size "$SIZE" --batch-size $(($GLOBAL_BATCH / $1)) --nproc "$1" \
+  r=$("$PEER_PYTHON" "$PEER" --data "$DATA" --image-size "$SIZE" --batch-size $(($GLOBAL_BATCH / $1)) --nproc "$1" \
         --threads "$2" --workers 1 --max-steps "$STEPS" 2>/dev/null | sed -n 's/^RESULT //p')
   echo "peer $1 $2 $(echo "$r" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["imgs_per_s"])') - - - - -" >>"$RESULTS"
 }

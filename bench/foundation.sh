@@ -9,8 +9,11 @@
 # steps included. Inside the peer's timer: JPEG decoding by its DataLoader worker (overlapped).
 # Inside ours: batch assembly from the tile cache and augmentation; the cache build (decode once)
 # is printed separately.
+# --peer-python PY (anywhere among the arguments): the interpreter that runs the Python peer
+# (default /usr/bin/python3, PyTorch 1.13; PyTorch 2.11: --peer-python "$(bench/torch2_env.sh)").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/peer_python.sh "$@"; set -- "${ARGS[@]+"${ARGS[@]}"}"
 DATA=${1:-../shared/data/lc25000-dev}
 PEER=${PEER:-../shared/peers/torch_reference.py}
 STEPS=${STEPS:-30}
@@ -20,7 +23,7 @@ BIN=build/histotrain
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-echo "# $(date -u +%F), $($BIN --version)"
+echo "# $(date -u +%F), $($BIN --version); peer: $PEER_PYTHON (PyTorch $PEER_TORCH)"
 echo "## decode + resize, and the training step split in two (C++ only)"
 build/bench/throughput_bench --data "$DATA" --images 2000 --steps 20 --cache-dir "$WORK/cache" \
   --sizes "$(echo $SIZES | tr ' ' ',')" --threads-list "$(echo $THREADS | tr ' ' ',')"
@@ -36,7 +39,7 @@ for size in $SIZES; do
       >/dev/null 2>"$run.log"
     ours=$(/usr/bin/python3 -c "import json,sys; s=json.load(open('$run/summary.json')); print(round(s['steps']*32/s['train_s'],1))")
     cache=$(sed -n 's/^data ready in //p' "$run.log")
-    peer=$(/usr/bin/python3 "$PEER" --data "$DATA" --image-size "$size" --batch-size 32 --threads "$threads" \
+    peer=$("$PEER_PYTHON" "$PEER" --data "$DATA" --image-size "$size" --batch-size 32 --threads "$threads" \
              --workers 1 --max-steps "$STEPS" 2>/dev/null | sed -n 's/^RESULT //p' |
            /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['imgs_per_s'])")
     ratio=$(/usr/bin/python3 -c "print(round($ours/$peer, 2))")

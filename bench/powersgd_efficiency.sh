@@ -35,8 +35,11 @@
 # one, so the hosts' difference in speed does not enter it either); then each
 # program's medians and ranges. The peer's PowerSGD sometimes aborts inside PyTorch 1.13's Gloo:
 # such a run is started again, up to 3 times, and its row says how many starts it took.
+# --peer-python PY (anywhere among the arguments): the interpreter that runs the Python peer
+# (default /usr/bin/python3, PyTorch 1.13; PyTorch 2.11: --peer-python "$(bench/torch2_env.sh)").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/peer_python.sh "$@"; set -- "${ARGS[@]+"${ARGS[@]}"}"
 DATA=${1:?usage: bench/powersgd_efficiency.sh DATA [RATE]}
 RATE=${2:-1gbit}
 SIZE=${SIZE:-128}
@@ -76,7 +79,7 @@ serial() {  # $3: the host whose cores it runs on (0)
     on_host "$host" build/histotrain train $(train_flags $((2 * BATCH))) --out "$WORK/histotrain-$2" >/dev/null 2>&1
     histotrain_rate "$WORK/histotrain-$2" >"$WORK/histotrain-$2.rate"
   else
-    OMP_NUM_THREADS=1 on_host "$host" $PY $(peer_flags $((2 * BATCH))) >"$WORK/peer-$2.log" 2>&1
+    OMP_NUM_THREADS=1 on_host "$host" "$PEER_PYTHON" $(peer_flags $((2 * BATCH))) >"$WORK/peer-$2.log" 2>&1
     peer_rate "$WORK/peer-$2.log" >"$WORK/peer-$2.rate"
   fi
 }
@@ -105,7 +108,7 @@ two_hosts() {
     for start in 1 2 3; do
       echo "$start" >"$WORK/peer-$2.starts"
       if OMP_NUM_THREADS=1 bench/cluster.sh --hosts 2 --rate "$RATE" --cpus-per-host "$CPUS_PER_HOST" --log "$WORK/peer-$2.logs" -- \
-        $PY $(peer_flags "$BATCH") --comm-hook powersgd >"$WORK/peer-$2.log" 2>&1; then
+        "$PEER_PYTHON" $(peer_flags "$BATCH") --comm-hook powersgd >"$WORK/peer-$2.log" 2>&1; then
         peer_rate "$WORK/peer-$2.log" >"$WORK/peer-$2.rate"
         return 0
       fi

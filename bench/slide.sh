@@ -10,8 +10,11 @@
 # loaded by the peer under torchvision's names.
 #
 #   bench/slide.sh [WIDTH] [HEIGHT] [THREADS] [REPEATS]   (default 8192 6144, all cores, best of 3)
+# --peer-python PY (anywhere among the arguments): the interpreter that runs the Python peer
+# (default /usr/bin/python3, PyTorch 1.13; PyTorch 2.11: --peer-python "$(bench/torch2_env.sh)").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/peer_python.sh "$@"; set -- "${ARGS[@]+"${ARGS[@]}"}"
 WIDTH=${1:-8192}
 HEIGHT=${2:-6144}
 THREADS=${3:-$(nproc)}
@@ -74,7 +77,7 @@ print(max(float(sys.argv[2]), s["tiles_per_s"]), s["tiles"])' "$work/pred/slide-
 peer() {
   local size=$1 workers=$2 best=0 tiles=0
   for _ in $(seq "$REPEATS"); do
-    read -r best tiles < <(/usr/bin/python3 "$PEER" --slide "$SLIDE" --tile-size 224 --image-size "$size" \
+    read -r best tiles < <("$PEER_PYTHON" "$PEER" --slide "$SLIDE" --tile-size 224 --image-size "$size" \
       --weights "$work/run-$size/state_dict.pth" --threads "$THREADS" --workers "$workers" 2>/dev/null |
       python3 -c '
 import json, sys

@@ -10,8 +10,11 @@
 #       steps as fit in the budget: its start (DataLoader workers) and seconds per step come from
 #       two short runs of PEER_CALIBRATION and 3 x PEER_CALIBRATION steps.
 # DATA holds lung_colon_image_set/ and groups.csv (default ../shared/data/lc25000-dev).
+# --peer-python PY (anywhere among the arguments): the interpreter that runs the Python peer
+# (default /usr/bin/python3, PyTorch 1.13; PyTorch 2.11: --peer-python "$(bench/torch2_env.sh)").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/peer_python.sh "$@"; set -- "${ARGS[@]+"${ARGS[@]}"}"
 DATA=${1:-../shared/data/lc25000-dev}
 BUDGETS=${BUDGETS:-15 30 60 120}
 SEEDS=${SEEDS:-0 1 2}
@@ -39,7 +42,7 @@ link_split() {  # LIST DIR
 # The peer's training seconds for a number of steps (its data loading included).
 peer_seconds() {  # STEPS
   read -ra flags <<<"$PEER_FLAGS"
-  "$PYTHON" "$PEER" --data "$DATA/lung_colon_image_set" --threads "$THREADS" --max-steps "$1" \
+  "$PEER_PYTHON" "$PEER" --data "$DATA/lung_colon_image_set" --threads "$THREADS" --max-steps "$1" \
       "${flags[@]}" 2>/dev/null | sed -n 's/^RESULT //p' |
     "$PYTHON" -c 'import json,sys; print(json.loads(sys.stdin.read())["train_s"])'
 }
@@ -52,7 +55,7 @@ run_peer() {  # BUDGET SEED RUN_FOLDER
   fi
   steps=$("$PYTHON" -c "print(max(1, round(($1 - $PEER_START_S) / $PEER_STEP_S)))")
   read -ra flags <<<"$PEER_FLAGS"
-  "$PYTHON" "$PEER" --data "$split/train" --test-data "$split/val" --threads "$THREADS" --max-steps "$steps" \
+  "$PEER_PYTHON" "$PEER" --data "$split/train" --test-data "$split/val" --threads "$THREADS" --max-steps "$steps" \
       --epochs 1000 "${flags[@]}" 2>/dev/null | sed -n 's/^RESULT //p' | "$PYTHON" -c "
 import json, sys
 r = json.loads(sys.stdin.read())

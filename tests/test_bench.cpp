@@ -155,6 +155,50 @@ TEST(Bench, ReportOfHostileNamesRunsNoCommand) {
   EXPECT_FALSE(std::filesystem::exists(dir / "PWNED"));
 }
 
+// Two interpreters for the peer, the second with PyTorch 2.x and --peer-compile: three peer rows
+// per configuration, each labelled by its torch, the compiled one's rate after its warm-up steps
+// and its compile time apart. The interpreter here is a stand-in that answers as the peer would.
+TEST(Bench, PeersOfSeveralPyTorchesRunSideBySide) {
+  ScratchDir dir;
+  const std::string data = testing::shared_synthetic_dataset(40, 96).string();
+  const auto old_python = dir / "python1", fake = dir / "python2";
+  std::ofstream(old_python) << "#!/bin/sh\nif [ \"$1\" = -c ]; then echo 1.13.0; exit 0; fi\n"
+                               "echo 'RESULT {\"imgs_per_s\": 40.0}'\n";
+  std::filesystem::permissions(old_python, std::filesystem::perms::owner_all);
+  std::ofstream(fake) << R"(#!/bin/sh
+if [ "$1" = -c ]; then echo 2.11.0+cu130; exit 0; fi
+echo "$@" >> "$(dirname "$0")/calls"
+case " $* " in
+  *" --compile "*) echo 'RESULT {"imgs_per_s": 20.0, "imgs_per_s_after_warmup": 50.0, "steps": 10, "batch_per_rank": 8, "world": 1, "train_s": 10.0}' ;;
+  *) echo 'RESULT {"imgs_per_s": 40.0, "steps": 10, "batch_per_rank": 8, "world": 1, "train_s": 2.0}' ;;
+esac
+)";
+  std::filesystem::permissions(fake, std::filesystem::perms::owner_all);
+  std::ofstream(dir / "plan.json") << R"({"image_size": 32, "global_batch": 8, "steps": 10, "repeats": 1,
+      "configs": [{"name": "serial"}], "accuracy_configs": [], "decode_workers": []})";
+  std::ofstream(dir / "peer.py") << "raise SystemExit('a stand-in: the interpreters below never run it')\n";
+  const auto result = run_histotrain("bench --data " + data + " --groups " + data + "/groups.csv --plan " +
+                                     (dir / "plan.json").string() + " --out " + (dir / "study").string() + " --peer " +
+                                     (dir / "peer.py").string() + " --peer-python " + old_python.string() +
+                                     " --peer-python " + fake.string() + " --peer-compile --quiet");
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const nlohmann::json results = read_json(dir / "study" / "results.json");
+  std::map<std::string, nlohmann::json> by_program;
+  for (const auto& r : results["training"]) by_program[r.value("program", "")] = r;
+  ASSERT_EQ(by_program.size(), 4u) << "histotrain, then the first interpreter eager, the second eager and compiled";
+  EXPECT_EQ(by_program.at("peer")["peer_torch"], "1.13.0") << "the first interpreter's rows are plain \"peer\"";
+  EXPECT_EQ(by_program.at("peer torch 2.11.0+cu130")["images_per_s"], 40.0);
+  const auto& compiled = by_program.at("peer torch 2.11.0+cu130 compiled");
+  EXPECT_EQ(compiled["images_per_s"], 50.0) << "after the warm-up steps";
+  EXPECT_NEAR(compiled["compile_s"].get<double>(), 10.0 - 80.0 / 50.0, 1e-9) << "the time beyond the steps' own";
+  EXPECT_EQ(compiled["warmup_steps"], 2);
+  const std::string calls = read_text(dir / "calls");
+  EXPECT_NE(calls.find("--compile --warmup-steps 2"), std::string::npos) << calls;
+  const std::string report = read_text(dir / "study" / "report.md");
+  EXPECT_NE(report.find("Python peer torch 2.11.0+cu130 compiled images/s"), std::string::npos) << report;
+  EXPECT_NE(report.find("compiling 8 s"), std::string::npos) << report;
+}
+
 // Prefetching assembles the same batches in the same order: the run is the same.
 TEST(Bench, PrefetchChangesTimingNotResults) {
   ScratchDir dir;

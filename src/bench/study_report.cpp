@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <map>
 #include <sstream>
 #include <tuple>
@@ -139,33 +140,55 @@ std::string machine_lines(const nlohmann::json& results) {
   return md.str();
 }
 
+// The peer programs among the rows, in the order they first appear ("peer" first when there).
+std::vector<std::string> peer_programs(const nlohmann::json& rows) {
+  std::vector<std::string> programs;
+  for (const auto& r : rows) {
+    const std::string program = r.value("program", "");
+    if (program.rfind("peer", 0) == 0 && std::find(programs.begin(), programs.end(), program) == programs.end())
+      programs.push_back(program);
+  }
+  return programs;
+}
+
+// A peer row's cell: images/s (min–max), with a compiled peer's compile time.
+std::string peer_cell(const nlohmann::json& p) {
+  if (!ok(p)) return text(p, "status") + ": " + text(p, "reason");
+  std::string out = cell(p, "images_per_s", 1) + " (" + cell(p, "images_per_s_min", 1) + "–" + cell(p, "images_per_s_max", 1) + ")";
+  if (p.contains("compile_s")) out += ", compiling " + cell(p, "compile_s", 0, " s");
+  return out;
+}
+
 std::string training_table(const nlohmann::json& rows) {
+  const std::vector<std::string> peers = peer_programs(rows);
   std::ostringstream md;
-  md << "| configuration | method | ranks x threads | device | histotrain images/s (min–max) | S | E | epoch (est.) | "
-        "peak RSS | Python peer images/s | histotrain / peer |\n"
-     << "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
-  std::map<RowKey, const nlohmann::json*> peers;  // each configuration's peer row, found once
+  md << "| configuration | method | ranks x threads | device | histotrain images/s (min–max) | S | E | epoch (est.) | peak RSS |";
+  for (const auto& program : peers) md << " " << markdown_cell(program == "peer" ? "Python peer" : "Python " + program) << " images/s |";
+  md << " histotrain / peer |\n| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |";
+  for (size_t k = 0; k <= peers.size(); ++k) md << " ---: |";
+  md << "\n";
+  std::map<RowKey, const nlohmann::json*> peer_rows;  // each configuration's peer rows, found once
   for (const auto& p : rows)
-    if (p.value("program", "") == "peer") peers.emplace(key_of(p), &p);
+    if (p.value("program", "").rfind("peer", 0) == 0) peer_rows.emplace(key_of(p), &p);
   for (const auto& r : rows) {
     if (r.value("program", "") != "histotrain") continue;
     md << "| " << markdown_cell(label(r)) << " | " << text(r, "method") << " | " << r.value("ranks", 1) << " x "
        << r.value("threads", 1) << " | " << text(r, "device") << (r.value("amp", "none") != "none" ? " " + text(r, "amp") : "")
        << (r.value("channels_last", false) ? " CL" : "") << " | ";
     if (!ok(r)) {
-      md << text(r, "status") << ": " << text(r, "reason") << " | | | | | | |\n";
+      md << text(r, "status") << ": " << text(r, "reason") << " | | | | |";
+      for (size_t k = 0; k <= peers.size(); ++k) md << " |";
+      md << "\n";
       continue;
     }
     md << cell(r, "images_per_s", 1) << " (" << cell(r, "images_per_s_min", 1) << "–" << cell(r, "images_per_s_max", 1)
        << ") | " << cell(r, "speedup", 2) << " | " << percent(r, "efficiency") << " | " << cell(r, "epoch_s_estimate", 0, " s")
-       << " | " << cell(r, "peak_rss_mib", 0, " MiB") << " | ";
-    if (const auto found = peers.find({study_of(r), "peer", r.value("config", "")}); found != peers.end()) {
-      const nlohmann::json& p = *found->second;
-      md << (ok(p) ? cell(p, "images_per_s", 1) + " (" + cell(p, "images_per_s_min", 1) + "–" +
-                         cell(p, "images_per_s_max", 1) + ")"
-                   : text(p, "status") + ": " + text(p, "reason"));
+       << " | " << cell(r, "peak_rss_mib", 0, " MiB") << " |";
+    for (const auto& program : peers) {
+      const auto found = peer_rows.find({study_of(r), program, r.value("config", "")});
+      md << " " << (found != peer_rows.end() ? peer_cell(*found->second) : "") << " |";
     }
-    md << " | " << cell(r, "vs_peer", 2, "x") << " |\n";
+    md << " " << cell(r, "vs_peer", 2, "x") << " |\n";
   }
   return md.str();
 }

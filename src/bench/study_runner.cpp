@@ -1,6 +1,7 @@
 #include "bench/study_runner.h"
 
 #include <algorithm>
+#include <cctype>
 #include <sstream>
 #include <ctime>
 #include <chrono>
@@ -66,6 +67,7 @@ class Study {
                 {"accuracy", nlohmann::json::array()},
                 {"decode", nlohmann::json::array()}};
     scan_size_ = static_cast<int64_t>(scan_image_folder(o_.data).images.size());
+    find_peers();
     count_units();
   }
 
@@ -95,13 +97,56 @@ class Study {
   }
 
   bool feasible(const StudyConfig& c) const { return infeasible_reason(c, plan_, cores_, cuda_).empty(); }
-  bool peer_runs(const StudyConfig& c) const { return !o_.peer.empty() && peer_unsupported_reason(c).empty(); }
+  bool peer_runs(const StudyConfig& c) const { return !peers_.empty() && peer_unsupported_reason(c).empty(); }
+
+  // One way of running the Python peer: an interpreter, eager or compiled.
+  struct Peer {
+    std::string program;  // the rows' "program"
+    std::string python;
+    std::string torch;    // its torch.__version__
+    bool compiled = false;
+  };
+
+  // Every --peer-python, asked for its torch version; PyTorch 2.x also compiled with --peer-compile.
+  void find_peers() {
+    if (o_.peer.empty()) return;
+    for (const std::string& python : o_.peer_pythons) {
+      const std::string torch = torch_version_of(python);
+      add_peer({peers_.empty() ? "peer" : "peer torch " + torch, python, torch, false});
+      if (o_.peer_compile && torch.rfind("1.", 0) != 0) add_peer({"peer torch " + torch + " compiled", python, torch, true});
+    }
+    nlohmann::json listed = nlohmann::json::array();
+    for (const Peer& p : peers_)
+      listed.push_back({{"program", p.program}, {"python", p.python}, {"torch", p.torch}, {"compiled", p.compiled}});
+    results_["study"]["peers"] = listed;
+  }
+
+  // Two interpreters with the same torch get programs of their own: "... (2)".
+  void add_peer(Peer peer) {
+    const std::string name = peer.program;
+    for (int k = 2; std::any_of(peers_.begin(), peers_.end(), [&](const Peer& p) { return p.program == peer.program; }); ++k)
+      peer.program = name + " (" + std::to_string(k) + ")";
+    peers_.push_back(peer);
+  }
+
+  // What `python` says its torch version is: a label, kept to a version's characters.
+  std::string torch_version_of(const std::string& python) const {
+    const fs::path log = out_ / "runs" / ("peer-python-" + std::to_string(peers_.size()) + ".log");
+    const int code = run_process({python, "-c", "import torch, torchvision; print(torch.__version__)"}, log);
+    std::string version;
+    for (const char ch : read_text_file(log))
+      if (std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '+' || ch == '-') version += ch;
+      else if (ch == '\n' && !version.empty()) break;
+    if (code != 0 || version.empty() || version.size() > 40)
+      throw UsageError("--peer-python " + python + " does not import torch and torchvision (see " + log.string() + ")");
+    return version;
+  }
 
   // Runs for the progress line, and their expected cost for its estimate of the time left: a
   // throughput run costs 1; a time-to-accuracy run its epochs' steps in throughput runs' steps.
   void count_units() {
     for (const auto& c : plan_.configs)
-      if (feasible(c)) total_units_ += plan_.repeats * (peer_runs(c) ? 2 : 1);
+      if (feasible(c)) total_units_ += plan_.repeats * (1 + (peer_runs(c) ? static_cast<int>(peers_.size()) : 0));
     for (const auto& name : plan_.accuracy_configs)
       if (feasible(config_named(name))) total_units_ += 1;
     total_units_ += static_cast<int>(plan_.decode_workers.size()) * 2;
@@ -185,7 +230,7 @@ class Study {
   void measure_throughput(const StudyConfig& c) {
     if (const std::string why = infeasible_reason(c, plan_, cores_, cuda_); !why.empty()) {
       add_skipped(c, "histotrain", why);
-      if (!o_.peer.empty()) add_skipped(c, "peer", why);
+      for (const Peer& p : peers_) add_skipped(c, p.program, why);
       save();
       return;
     }
@@ -212,7 +257,7 @@ class Study {
     add_rates(r, rates);
     results_["training"].push_back(r);
     save();
-    if (!o_.peer.empty()) measure_peer(c);
+    for (const Peer& p : peers_) measure_peer(c, p);
   }
 
   static nlohmann::json read_summary(const fs::path& run) { return read_json_file(run / "summary.json"); }
@@ -225,46 +270,77 @@ class Study {
     r["images_per_s_max"] = *std::max_element(rates.begin(), rates.end());
   }
 
+  // Steps a compiled peer takes before its rate counts: compilation happens in the first.
+  int compile_warmup_steps() const { return std::max(2, plan_.steps / 5); }
+
   // The Python peer with the same model, size, global batch, steps, precision and cores.
-  void measure_peer(const StudyConfig& c) {
+  void measure_peer(const StudyConfig& c, const Peer& peer) {
     if (const std::string why = peer_unsupported_reason(c); !why.empty()) {
-      add_skipped(c, "peer", why);
+      add_skipped(c, peer.program, why);
       save();
       return;
     }
-    nlohmann::json r = config_record(c, "peer");
-    std::vector<double> rates;
+    nlohmann::json r = config_record(c, peer.program);
+    r["peer_torch"] = peer.torch;
+    r["compiled"] = peer.compiled;
+    std::vector<double> rates, compile_seconds;
     for (int k = 0; k < plan_.repeats; ++k) {
-      announce(c.name + ", Python peer, run " + std::to_string(k + 1) + "/" + std::to_string(plan_.repeats));
-      const fs::path log = out_ / "runs" / ("peer-" + c.name + "-" + std::to_string(k + 1) + ".log");
-      Args command = {o_.python, o_.peer, "--data", o_.data, "--arch", plan_.arch, "--image-size",
-                      std::to_string(plan_.image_size), "--batch-size", std::to_string(plan_.global_batch / c.ranks),
-                      "--nproc", std::to_string(c.ranks), "--threads", std::to_string(c.threads), "--workers", "1",
-                      "--max-steps", std::to_string(plan_.steps), "--amp", c.amp, "--device", c.device};
-      if (c.channels_last) command.push_back("--channels-last");
-      const int code = run_process(command, log);
+      announce(c.name + ", Python peer (" + peer.program + "), run " + std::to_string(k + 1) + "/" +
+               std::to_string(plan_.repeats));
+      const fs::path log = out_ / "runs" / ("peer-" + std::to_string(&peer - peers_.data()) + "-" + c.name + "-" +
+                                            std::to_string(k + 1) + ".log");
+      const int code = run_process(peer_command(c, peer), log);
       finished();
-      const double rate = peer_rate(log);
-      if (code != 0 || rate <= 0) {
+      const PeerFigures figures = peer_figures(log, peer.compiled);
+      if (code != 0 || figures.rate <= 0) {
         mark_failed(r, code, log.string());
         break;
       }
-      rates.push_back(rate);
+      rates.push_back(figures.rate);
+      if (peer.compiled) compile_seconds.push_back(figures.compile_s);
     }
     if (!r.contains("status")) r["status"] = "ok";
     add_rates(r, rates);
+    if (!compile_seconds.empty()) {
+      r["compile_s"] = median(compile_seconds);
+      r["warmup_steps"] = compile_warmup_steps();
+    }
     results_["training"].push_back(r);
     save();
   }
 
-  static double peer_rate(const fs::path& log) {
+  Args peer_command(const StudyConfig& c, const Peer& peer) const {
+    Args command = {peer.python, o_.peer, "--data", o_.data, "--arch", plan_.arch, "--image-size",
+                    std::to_string(plan_.image_size), "--batch-size", std::to_string(plan_.global_batch / c.ranks),
+                    "--nproc", std::to_string(c.ranks), "--threads", std::to_string(c.threads), "--workers", "1",
+                    "--max-steps", std::to_string(plan_.steps), "--amp", c.amp, "--device", c.device};
+    if (c.channels_last) command.push_back("--channels-last");
+    if (peer.compiled) command = command + Args{"--compile", "--warmup-steps", std::to_string(compile_warmup_steps())};
+    return command;
+  }
+
+  // A peer run's images/s (a compiled one's after its warm-up steps) and, compiled, the time it
+  // took beyond what all its steps take once compiled; rate 0 when the log has no result.
+  struct PeerFigures {
+    double rate = 0, compile_s = 0;
+  };
+  static PeerFigures peer_figures(const fs::path& log, bool compiled) {
     std::istringstream in(read_text_file(log));
     std::string line, last;
     while (std::getline(in, line))
       if (line.rfind("RESULT ", 0) == 0) last = line.substr(7);
     const nlohmann::json result = parse_json_or_null(last);
-    const nlohmann::json rate = result.is_object() ? result.value("imgs_per_s", nlohmann::json()) : nlohmann::json();
-    return rate.is_number() ? rate.get<double>() : 0.0;
+    const auto number = [&](const char* key) {
+      const nlohmann::json v = result.is_object() ? result.value(key, nlohmann::json()) : nlohmann::json();
+      return v.is_number() ? v.get<double>() : 0.0;
+    };
+    PeerFigures f;
+    f.rate = number(compiled ? "imgs_per_s_after_warmup" : "imgs_per_s");
+    if (compiled && f.rate > 0) {
+      const double images = number("steps") * number("batch_per_rank") * number("world");
+      f.compile_s = std::max(0.0, number("train_s") - images / f.rate);
+    }
+    return f;
   }
 
   // Time to accuracy: epochs with validation on the grouped split, stopping at the target.
@@ -341,6 +417,7 @@ class Study {
 
   const StudyPlan& plan_;
   const StudyOptions& o_;
+  std::vector<Peer> peers_;  // the peer runs of each configuration (none without --peer)
   fs::path out_, cache_;
   std::string exe_;
   nlohmann::json system_;  // where the study runs (system_info())

@@ -4,6 +4,7 @@
 // that is stopped keeps what it measured.
 #pragma once
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -17,7 +18,12 @@ struct StudyOptions {
   std::string out;            // the study folder
   std::string cache_dir;      // tile cache ("" : STUDY/cache)
   std::string peer;           // torch_reference.py ("": no peer rows)
-  std::string python = "/usr/bin/python3";
+  // The interpreters that run the peer, each with its rows: the first's program is "peer" (what
+  // histotrain's figures are compared with), the others' "peer torch VERSION".
+  std::vector<std::string> peer_pythons = {"/usr/bin/python3"};
+  // Each interpreter with PyTorch 2.x also under torch.compile ("peer torch VERSION compiled"):
+  // images/s after its first steps, and the compile time apart.
+  bool peer_compile = false;
   bool quiet = false;
 };
 

@@ -88,7 +88,12 @@ Command add_bench_command(CLI::App& root) {
   app->add_option("--groups", o->study.groups, "Groups CSV for the validation split (default: found from the pixels)");
   app->add_option("--cache-dir", o->study.cache_dir, "Tile cache (default: STUDY/cache)");
   app->add_option("--peer", o->study.peer, "torch_reference.py: the Python peer run with the same settings");
-  app->add_option("--python", o->study.python, "Python with torch and torchvision for the peer")->capture_default_str();
+  app->add_option("--peer-python,--python", o->study.peer_pythons,
+                  "Python with torch and torchvision that runs the peer; repeat it for several side by side (e.g. "
+                  "/usr/bin/python3 and bench/torch2_env.sh's)")
+      ->capture_default_str();
+  app->add_flag("--peer-compile", o->study.peer_compile,
+                "Also run the peer under torch.compile with each --peer-python that has PyTorch 2.x");
   app->add_flag("--quiet", o->study.quiet, "No progress lines");
   return {app, [o] { return run_bench(*o); }};
 }

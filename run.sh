@@ -3,7 +3,8 @@
 #
 #   ./run.sh demo    install, build, then synthesize tiles, train, evaluate, predict a slide (a few minutes, 2 cores)
 #   ./run.sh test    install, build, run every test (ctest: unit, end-to-end, and the build's Gloo
-#                    decision), then the unit tests under ASan + UBSan
+#                    decision), then the unit tests under ASan + UBSan, then compiles the code that
+#                    differs under CUDA against PyPI's LibTorch 2.11 (no GPU needed)
 #   ./run.sh build   install and build only
 #   ./run.sh bench   install, build, run the foundation benchmark (with the Python peer)
 set -euo pipefail
@@ -24,11 +25,12 @@ cd "$(dirname "$0")"
 #   libopenslide-dev  whole slides (every format OpenSlide reads): `tile`, `predict --slide`;
 #               python3-openslide and python3-shapely: the slide peer, and the GeoJSON read back
 #   python3-venv the tests' virtual environment (build-venv: onnx, onnxruntime, tensorboard from PyPI,
-#               tests/python-requirements.txt)
+#               tests/python-requirements.txt), and PyTorch 2.11's (bench/torch2_env.sh)
+#   python3-dev torch.compile's C++ kernels on CPUs include Python.h (the PyTorch 2.11 peer)
 PACKAGES=(cmake make g++ pkg-config ccache
           libtorch-dev libturbojpeg0-dev libpng-dev libtiff-dev libwebp-dev libstb-dev libtbb-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgloo-dev
           libjemalloc-dev libopenblas0-openmp python3-torch python3-torchvision python3-numpy python3-pil python3-sklearn gnuplot-nox
-          imagemagick libonnx-dev python3-venv libopenslide-dev python3-openslide python3-shapely)
+          imagemagick libonnx-dev python3-venv python3-dev libopenslide-dev python3-openslide python3-shapely)
 JOBS=$(nproc)
 
 install_missing() {
@@ -100,6 +102,16 @@ run_tests() {
   # missing one fails instead (tests/test_util.h, packages_required).
   HISTOTRAIN_REQUIRE_PACKAGES=1 ctest --test-dir build --output-on-failure -j 2
   sanitized_unit_tests
+  libtorch2_cuda_units
+}
+
+# The GPU nodes' build: PyPI's LibTorch 2.11 with CUDA 13 (bench/torch2_env.sh makes its virtual
+# environment once). Here the translation units whose code differs under CUDA and LibTorch 2.x
+# are compiled with CUDA on and this machine's nvcc (no GPU needed), so that a CUDA-only error
+# fails the tests; the whole build and its unit tests on the CPU take 30 minutes more on 2 cores:
+# bench/torch2_build.sh, then ctest --test-dir build-torch2-cuda -L unit (docs/building.md).
+libtorch2_cuda_units() {
+  UNITS=cuda bench/torch2_build.sh
 }
 
 # The unit tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer (in

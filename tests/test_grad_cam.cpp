@@ -1,5 +1,7 @@
 // Grad-CAM points at the evidence: a ResNet-10 trained to tell tiles with a dark blob from tiles
-// without one shows, for the blob's class, its largest value in the blob's quadrant.
+// without one shows, for the blob's class, its largest value in the blob's quadrant. At 128 px
+// (a 4 x 4 map): at 64 px the 2 x 2 map's peak fell in the wrong column for some seeds and LibTorch
+// versions; at 128 px it held for seeds 0-2 on LibTorch 1.13 and 2.11.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -10,15 +12,16 @@
 namespace histotrain {
 namespace {
 
-constexpr int kSide = 64;
+constexpr int kSide = 128;
+constexpr int kHalf = kSide / 2;
 
 // Pink noise everywhere; with `quadrant` >= 0 a dark purple blob in that quadrant (0 top-left,
 // 1 top-right, 2 bottom-left, 3 bottom-right), somewhere inside it.
 torch::Tensor tile(int quadrant, std::mt19937_64& rng) {
   auto t = torch::rand({3, kSide, kSide}) * 0.2 + torch::tensor({0.8, 0.55, 0.7}).view({3, 1, 1});
   if (quadrant >= 0) {
-    const int y = (quadrant / 2) * 32 + 4 + static_cast<int>(rng() % 12), x = (quadrant % 2) * 32 + 4 + static_cast<int>(rng() % 12);
-    t.slice(1, y, y + 12).slice(2, x, x + 12) = torch::tensor({0.25, 0.1, 0.4}).view({3, 1, 1});
+    const int y = (quadrant / 2) * kHalf + 8 + static_cast<int>(rng() % 32), x = (quadrant % 2) * kHalf + 8 + static_cast<int>(rng() % 32);
+    t.slice(1, y, y + 16).slice(2, x, x + 16) = torch::tensor({0.25, 0.1, 0.4}).view({3, 1, 1});
   }
   return (t - 0.6) / 0.25;
 }
@@ -29,10 +32,10 @@ ResNet trained_blob_finder() {
   ResNet model("resnet10", 2);
   torch::optim::SGD sgd(model->parameters(), torch::optim::SGDOptions(0.02).momentum(0.9));
   model->train();
-  for (int step = 0; step < 80; ++step) {
+  for (int step = 0; step < 60; ++step) {
     std::vector<torch::Tensor> images;
     std::vector<int64_t> labels;
-    for (int i = 0; i < 16; ++i) {
+    for (int i = 0; i < 8; ++i) {
       const bool blob = i % 2 == 0;
       images.push_back(tile(blob ? static_cast<int>(rng() % 4) : -1, rng));
       labels.push_back(blob);
@@ -51,10 +54,11 @@ TEST(GradCam, PeaksInTheQuadrantThatHoldsTheEvidence) {
   std::vector<torch::Tensor> images;
   for (int q = 0; q < 4; ++q) images.push_back(tile(q, rng));
   const GradCamBatch cam = grad_cam(model, torch::stack(images), /*target=*/1);  // all four in one pass
-  ASSERT_EQ(cam.maps.sizes(), (torch::IntArrayRef{4, 2, 2}));  // 64 px at the last stage's stride of 32
+  ASSERT_EQ(cam.maps.sizes(), (torch::IntArrayRef{4, 4, 4}));  // 128 px at the last stage's stride of 32
   for (int q = 0; q < 4; ++q) {
     EXPECT_GT(cam.probabilities[q][1].item<float>(), 0.5) << "quadrant " << q << ": the blob was not learned";
-    EXPECT_EQ(cam.maps[q].flatten().argmax().item<int64_t>(), q) << cam.maps[q];
+    const int64_t peak = cam.maps[q].flatten().argmax().item<int64_t>();
+    EXPECT_EQ((peak / 4) / 2 * 2 + (peak % 4) / 2, q) << cam.maps[q];  // the 2 x 2 cells of quadrant q
     EXPECT_FLOAT_EQ(cam.maps[q].max().item<float>(), 1.0f);
   }
   // The predicted class when none is asked for.

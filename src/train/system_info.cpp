@@ -41,8 +41,15 @@ nlohmann::json libtorch_json() {
                       {"onednn", onednn.substr(0, onednn.find(' '))},
                       {"blas", blas_json(config)}};
   if (compat::built_with_cuda()) {
-    j["cuda_runtime"] = show_config_value(config, "CUDA Runtime");
-    j["cudnn"] = show_config_value(config, "CuDNN");
+    // The runtime's lines appear once CUDA is initialised (never without a GPU); the versions
+    // LibTorch was built for are always among its build settings.
+    const auto value_or_setting = [&](const char* line, const char* setting) {
+      std::string value = show_config_value(config, line);
+      if (value.empty()) value = show_config_value(config, setting);
+      return value.substr(0, value.find(','));
+    };
+    j["cuda_runtime"] = value_or_setting("CUDA Runtime", "CUDA_VERSION=");
+    j["cudnn"] = value_or_setting("CuDNN", "CUDNN_VERSION=");
     j["nccl"] = Communicator::nccl_version();
   }
   return j;

@@ -44,6 +44,10 @@ compile_cuda_units() {
   make -C "$dir/tests" -s -j "$(nproc)" "${test_objects[@]}"
 }
 
+# CUDA's toolkit where it usually is, when it is not on PATH already.
+command -v nvcc >/dev/null || [ ! -x /usr/local/cuda/bin/nvcc ] || export PATH="/usr/local/cuda/bin:$PATH"
+command -v nvcc >/dev/null ||
+  { echo "torch2_build: no nvcc (CUDA 13's toolkit) on PATH or in /usr/local/cuda/bin: the CUDA build needs it" >&2; exit 1; }
 python=$(bench/torch2_env.sh)
 torch_dir=$("$python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
 dir=${TORCH2_BUILD_DIR:-build-torch2-cuda}

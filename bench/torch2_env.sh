@@ -13,7 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PINS=(torch==2.11.0 torchvision==0.26.0 numpy pillow)
+# openslide-python: the slide peer (bench/slide.sh --peer-python), on Debian's libopenslide.
+PINS=(torch==2.11.0 torchvision==0.26.0 numpy pillow openslide-python)
 venv=${TORCH2_VENV:-build-torch2}
 stamp=$(printf '%s\n' "${PINS[@]}" | sha256sum | cut -c1-16)
 

@@ -89,6 +89,7 @@ print(max(float(sys.argv[1]), r["tiles_per_s"]), r["tiles"])' "$best")
 
 echo
 echo "slide: ${WIDTH} x ${HEIGHT} px at ${MPP} um/px (synthetic), tiles of 224 level-0 px; ${THREADS} threads; best of ${REPEATS}"
+echo "peer: $PEER ($PEER_PYTHON, PyTorch $PEER_TORCH)"
 echo
 echo "| model input | histotrain tiles/s (tiles) | peer, 1 worker | peer, ${THREADS} workers | histotrain / best peer |"
 echo "| --- | ---: | ---: | ---: | ---: |"

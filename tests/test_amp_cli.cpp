@@ -16,7 +16,7 @@ TEST(MixedPrecision, CliTrainsInBf16AndEvaluatesInTheSamePrecisionByDefault) {
   const std::string data = testing::shared_synthetic_dataset(40, 96).string();
   const auto run = dir / "run";
   const auto trained = testing::run_histotrain("train --data " + data + " --groups " + data +
-                                               "/groups.csv --image-size 48 --batch-size 16 --epochs 2 --amp bf16 "
+                                               "/groups.csv --image-size 48 --batch-size 16 --epochs 1 --amp bf16 "
                                                "--channels-last --quiet --out " + run.string());
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
   EXPECT_NE(trained.err.find("bf16 autocast, channels-last"), std::string::npos) << trained.err;

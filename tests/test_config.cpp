@@ -141,6 +141,42 @@ TEST(Config, EveryTrainFlagReachesCheckpointJsonAndResume) {
   EXPECT_EQ(resumed, expected);
 }
 
+// Options typed where they enter: each text form reads back what it writes and refuses a text
+// that names nothing, on the command line and in a saved configuration, before any data is read.
+TEST(Config, TypedOptionsParseOnceAndReadBackWhatTheyWrite) {
+  for (const char* text : {"cpu", "cuda", "cuda:0", "cuda:12"}) EXPECT_EQ(DeviceName::parse(text)->text(), text);
+  for (const char* bad : {"", "gpu", "cuda:", "cuda:-1", "cuda:x", "cuda:1:2", "cpu:0", "cuda:99999"})
+    EXPECT_FALSE(DeviceName::parse(bad)) << bad;
+  EXPECT_EQ(DeviceList::parse("cuda:0,cuda:1")->text(), "cuda:0,cuda:1");
+  EXPECT_TRUE(DeviceList::parse("")->empty());
+  for (const char* bad : {",", "cpu,", ",cpu", "cpu,,cpu", "cpu;cpu"}) EXPECT_FALSE(DeviceList::parse(bad)) << bad;
+  EXPECT_EQ(StageCut::parse("4,7")->starts, (std::vector<int64_t>{4, 7}));
+  EXPECT_EQ(StageCut::parse("4,7")->text(), "4,7");
+  EXPECT_TRUE(StageCut::parse("")->empty());
+  for (const char* bad : {"7,4", "0,4", "4,,7", "x", "4,", "-1", "4,4"}) EXPECT_FALSE(StageCut::parse(bad)) << bad;
+  for (const std::string& name : supported_archs()) EXPECT_EQ(ArchName::parse(name)->text(), name);
+  EXPECT_FALSE(ArchName::parse("resnet19"));
+  for (const auto& [flag, bad] : std::vector<std::pair<std::string, std::string>>{
+           {"--device", "gpu"}, {"--devices", "cpu;cpu"}, {"--stage-cut", "7,4"}, {"--arch", "resnet19"}}) {
+    ParsedTrainFlags parsed;
+    EXPECT_THROW(parse_train_flags(parsed, {flag, bad}), CLI::ParseError) << flag << " " << bad;
+  }
+  EXPECT_THROW(config_from_json({{"device", "gpu"}}), Error);
+  EXPECT_THROW(config_from_json({{"arch", "resnet19"}}), Error);
+}
+
+// train_flags writes, for any configuration, the command line that makes it again.
+TEST(Config, TrainFlagsMakeTheSameConfigurationAgain) {
+  ParsedTrainFlags changed;
+  parse_train_flags(changed, every_flag_changed());
+  EXPECT_TRUE(train_flags(TrainConfig{}).empty());
+  for (const TrainConfig& config : {TrainConfig{}, changed.config}) {
+    ParsedTrainFlags again;
+    parse_train_flags(again, train_flags(config));
+    EXPECT_EQ(to_json(again.config), to_json(config));
+  }
+}
+
 TEST(Config, ResumeWithoutFlagsKeepsTheSavedOnes) {
   ParsedTrainFlags saved;
   parse_train_flags(saved, every_flag_changed());
@@ -155,7 +191,7 @@ TEST(Config, ResumeWithoutFlagsKeepsTheSavedOnes) {
 
 TEST(Config, ReadsOlderFilesAndRefusesUnknownSpellings) {
   const TrainConfig old = config_from_json({{"data_split", "group"}, {"split", "4,7"}, {"backend", ""}});
-  EXPECT_EQ(old.parallel.stage_cut, "4,7") << "the pipeline cut was saved as 'split'";
+  EXPECT_EQ(old.parallel.stage_cut.text(), "4,7") << "the pipeline cut was saved as 'split'";
   EXPECT_EQ(old.data.split, DataSplit::group);
   EXPECT_EQ(old.parallel.backend, Backend::automatic);
   EXPECT_EQ(config_from_json({{"amp", "bf16"}}).precision.amp, AmpMode::bf16);

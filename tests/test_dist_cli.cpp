@@ -226,6 +226,28 @@ TEST(DataParallel, RanksWithDifferentSettingsRefuseToStart) {
       << rank1.err;
 }
 
+// An error on one rank only, after the ranks joined (its --data, a per-node path, holds no
+// tiles): that rank says what is wrong and exits; the other, waiting for it in the next
+// collective, ends within --dist-timeout and names it, instead of hanging.
+TEST(DataParallel, AnErrorOnOneRankEndsEveryRankWithAMessage) {
+  ScratchDir dir;
+  const std::string data = synth_data();
+  fs::create_directories(dir / "no_tiles");
+  const int dist_timeout = 10;
+  const std::string port = std::to_string(free_loopback_port());
+  const Args rest = {"--epochs", "1", "--quiet", "--threads", "1", "--dist-timeout", std::to_string(dist_timeout),
+                     "--out", (dir / "run").string()};
+  Running rank0(HISTOTRAIN_EXE, rank_of(0, port, Args{"train", "--data", data} + rest));
+  const Finished rank1 = run_cli(rank_of(1, port, Args{"train", "--data", (dir / "no_tiles").string()} + rest));
+  const Finished ended0 = rank0.finish();
+  EXPECT_EQ(rank1.exit_code, 1) << rank1.err;
+  EXPECT_NE(rank1.err.find("no_tiles"), std::string::npos) << rank1.err;
+  EXPECT_NE(ended0.exit_code, 0) << ended0.err;
+  EXPECT_NE(ended0.err.find("rank 1 stopped answering"), std::string::npos) << ended0.err;
+  EXPECT_EQ(ended0.err.find("frame #"), std::string::npos) << "a message, not a C++ backtrace: " << ended0.err;
+  EXPECT_LE(ended0.seconds - rank1.seconds, 5 * dist_timeout) << "bounded by --dist-timeout";
+}
+
 TEST(DataParallel, BusyPortUnreachableMasterAndAMissingRankAreClearErrors) {
   ScratchDir dir;
   const std::string data = synth_data();

@@ -25,7 +25,7 @@ TEST(StudyPlan, TheDefaultFitsTheMachine) {
   // The same plan on a smaller machine: what does not fit is named, not attempted.
   for (const auto& c : big.configs)
     if (c.name == "ranks-16") EXPECT_NE(infeasible_reason(c, big, 2, false).find("needs 16 cores"), std::string::npos);
-    else if (c.device == "cuda") EXPECT_NE(infeasible_reason(c, big, 2, false).find("CUDA"), std::string::npos);
+    else if (c.cuda) EXPECT_NE(infeasible_reason(c, big, 2, false).find("CUDA"), std::string::npos);
   // A plan survives its JSON.
   EXPECT_EQ(to_json(plan_from_json(to_json(big))), to_json(big));
 }

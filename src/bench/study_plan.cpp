@@ -10,10 +10,10 @@
 namespace histotrain {
 
 std::string StudyConfig::method() const {
-  if (device != "cpu") return "gpu";
+  if (cuda) return "gpu";
   if (pipeline_stages > 1) return "pipeline";
   if (prefetch) return "prefetch";
-  if (amp != "none" || channels_last) return "precision";
+  if (amp != AmpMode::none || channels_last) return "precision";
   if (ranks > 1) return "ranks";
   return "threads";
 }
@@ -45,7 +45,7 @@ StudyPlan default_plan(int cores, bool cuda) {
     plan.configs.push_back(pipeline);
   }
   StudyConfig bf16 = cpu_config("bf16-cl-" + all, 1, cores);
-  bf16.amp = "bf16";
+  bf16.amp = AmpMode::bf16;
   bf16.channels_last = true;
   plan.configs.push_back(bf16);
   StudyConfig prefetch = cpu_config("prefetch-" + all, 1, cores);
@@ -53,11 +53,12 @@ StudyPlan default_plan(int cores, bool cuda) {
   prefetch.peer = false;
   plan.configs.push_back(prefetch);
   if (cuda) {  // one GPU in fp32, bf16 and fp16 (with loss scaling), the last two channels-last
-    for (const char* amp : {"none", "bf16", "fp16"}) {
-      StudyConfig gpu = cpu_config(std::string("cuda-") + (std::string(amp) == "none" ? "fp32" : amp + std::string("-cl")), 1, cores);
-      gpu.device = "cuda";
+    for (const AmpMode amp : {AmpMode::none, AmpMode::bf16, AmpMode::fp16}) {
+      const std::string name = amp == AmpMode::none ? "fp32" : spelling(amp) + std::string("-cl");
+      StudyConfig gpu = cpu_config("cuda-" + name, 1, cores);
+      gpu.cuda = true;
       gpu.amp = amp;
-      gpu.channels_last = gpu.amp != "none";
+      gpu.channels_last = amp != AmpMode::none;
       plan.configs.push_back(gpu);
     }
   }
@@ -78,8 +79,8 @@ bool is_plain_name(const std::string& name) {
 }
 
 nlohmann::json config_json(const StudyConfig& c) {
-  return {{"name", c.name},         {"ranks", c.ranks}, {"threads", c.threads}, {"device", c.device},
-          {"amp", c.amp},           {"channels_last", c.channels_last},       {"pipeline_stages", c.pipeline_stages},
+  return {{"name", c.name},         {"ranks", c.ranks}, {"threads", c.threads}, {"device", c.device()},
+          {"amp", spelling(c.amp)}, {"channels_last", c.channels_last},       {"pipeline_stages", c.pipeline_stages},
           {"micro_batches", c.micro_batches}, {"prefetch", c.prefetch},       {"peer", c.peer}};
 }
 
@@ -99,24 +100,29 @@ void reject_unknown(const nlohmann::json& j, const std::set<std::string>& known,
     if (!known.count(key)) throw UsageError("plan: unknown field " + where + "'" + key + "'");
 }
 
-StudyConfig config_from_json(const nlohmann::json& j) {
+StudyConfig study_config_from_json(const nlohmann::json& j) {
   if (!j.is_object() || !j.contains("name")) throw UsageError("plan: every configuration needs a \"name\"");
   reject_unknown(j, {"name", "ranks", "threads", "device", "amp", "channels_last", "pipeline_stages", "micro_batches",
                      "prefetch", "peer"}, "in a configuration: ");
   StudyConfig c;
   const std::string where = "configuration " + j.at("name").dump() + ": ";
 #define READ(field) read_field(j, #field, c.field, where);
-  READ(name) READ(ranks) READ(threads) READ(device) READ(amp) READ(channels_last) READ(pipeline_stages)
-  READ(micro_batches) READ(prefetch) READ(peer)
+  READ(name) READ(ranks) READ(threads) READ(channels_last) READ(pipeline_stages) READ(micro_batches) READ(prefetch)
+  READ(peer)
 #undef READ
+  std::string device = "cpu", amp = "none";  // typed here, where the plan's text enters
+  read_field(j, "device", device, where);
+  read_field(j, "amp", amp, where);
   // The name becomes part of run folders' and logs' names: a plain word, never a path.
   if (!is_plain_name(c.name))
     throw UsageError("plan: configuration name " + j.at("name").dump() +
                      " must be 1-64 letters, digits, '.', '_', '+' or '-', starting with a letter or digit");
-  if (c.amp != "none" && c.amp != "bf16" && c.amp != "fp16" && c.amp != "auto")
-    throw UsageError("plan: " + where + "amp must be none, bf16, fp16 or auto");
+  const auto amp_mode = from_spelling<AmpMode>(amp);
+  if (!amp_mode) throw UsageError("plan: " + where + "amp must be none, bf16, fp16 or auto");
+  c.amp = *amp_mode;
   if (c.ranks < 1 || c.threads < 1) throw UsageError("plan: " + where + "ranks and threads must be at least 1");
-  if (c.device != "cpu" && c.device != "cuda") throw UsageError("plan: " + where + "device must be cpu or cuda");
+  if (device != "cpu" && device != "cuda") throw UsageError("plan: " + where + "device must be cpu or cuda");
+  c.cuda = device == "cuda";
   if (c.pipeline_stages > 1 && c.pipeline_stages != c.ranks)
     throw UsageError("plan: " + where + "a pipeline needs one rank per stage (ranks == pipeline_stages)");
   return c;
@@ -161,10 +167,10 @@ StudyPlan plan_from_json(const nlohmann::json& j) {
     if (!j.at("configs").is_array()) throw UsageError("plan: \"configs\" must be a list");
     if (j.at("configs").size() > kMaxPlanConfigs)
       throw UsageError("plan: at most " + std::to_string(kMaxPlanConfigs) + " configurations");
-    for (const auto& c : j.at("configs")) p.configs.push_back(config_from_json(c));
+    for (const auto& c : j.at("configs")) p.configs.push_back(study_config_from_json(c));
   }
   if (p.configs.empty() || p.configs.front().name != "serial" || p.configs.front().workers() != 1 ||
-      p.configs.front().device != "cpu")
+      p.configs.front().cuda)
     throw UsageError("plan: the first configuration must be \"serial\" (1 rank, 1 thread, CPU): speedups are taken against it");
   std::set<std::string> names;
   for (const auto& c : p.configs)
@@ -184,8 +190,8 @@ StudyPlan plan_from_json(const nlohmann::json& j) {
 }
 
 std::string infeasible_reason(const StudyConfig& c, const StudyPlan& plan, int cores, bool cuda) {
-  if (c.device == "cuda" && !cuda) return "CUDA is not available here";
-  if (c.device == "cpu" && c.workers() > cores)
+  if (c.cuda && !cuda) return "CUDA is not available here";
+  if (!c.cuda && c.workers() > cores)
     return "needs " + std::to_string(c.workers()) + " cores, this machine has " + std::to_string(cores);
   if (plan.global_batch % c.ranks != 0 && c.pipeline_stages == 1)
     return "the global batch " + std::to_string(plan.global_batch) + " does not split over " + std::to_string(c.ranks) +

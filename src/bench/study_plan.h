@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "train/config.h"
+
 namespace histotrain {
 
 // One way to train: ranks x threads on CPUs, a precision, a pipeline, or a GPU.
@@ -14,8 +16,8 @@ struct StudyConfig {
   std::string name;
   int ranks = 1;                 // processes (data-parallel replicas, or pipeline stages)
   int threads = 1;               // intra-op threads per rank
-  std::string device = "cpu";    // cpu | cuda
-  std::string amp = "none";
+  bool cuda = false;             // the plan's "device": cpu (false) | cuda (one GPU per rank)
+  AmpMode amp = AmpMode::none;   // the plan's "amp": none | bf16 | fp16 | auto
   bool channels_last = false;
   int pipeline_stages = 1;       // > 1: the ranks are pipeline stages
   int micro_batches = 1;
@@ -23,7 +25,8 @@ struct StudyConfig {
   bool peer = true;              // also run the Python peer with the same settings, where it can
 
   // What the speedup is divided by: cores for CPU runs, GPUs for CUDA runs.
-  int workers() const { return device == "cpu" ? ranks * threads : ranks; }
+  int workers() const { return cuda ? ranks : ranks * threads; }
+  const char* device() const { return cuda ? "cuda" : "cpu"; }
   // What the study measures it against: "threads", "ranks", "pipeline", "precision", "gpu", "prefetch".
   std::string method() const;
 };

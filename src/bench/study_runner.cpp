@@ -174,25 +174,33 @@ class Study {
 
   void save() const { write_file_atomically(out_ / "results.json", json_text(results_, 2) + "\n"); }
 
-  // The flags every histotrain run of the study shares.
-  Args train_flags(const StudyConfig& c, const fs::path& run) const {
-    const int per_rank = c.pipeline_stages > 1 ? plan_.global_batch : plan_.global_batch / c.ranks;
-    Args f = {"train", "--data", o_.data, "--arch", plan_.arch, "--image-size", std::to_string(plan_.image_size),
-              "--batch-size", std::to_string(per_rank), "--threads", std::to_string(c.threads), "--cache-dir",
-              cache_.string(), "--quiet", "--out", run.string(), "--amp", c.amp, "--device", c.device};
-    if (!o_.groups.empty()) f = f + Args{"--groups", o_.groups};
-    if (c.channels_last) f.push_back("--channels-last");
-    if (c.prefetch) f.push_back("--prefetch");
-    if (c.pipeline_stages > 1)
-      f = f + Args{"--pipeline-stages", std::to_string(c.pipeline_stages), "--micro-batches", std::to_string(c.micro_batches)};
-    return f;
+  // What every histotrain run of the study shares: configuration `c` of the plan, into `run`.
+  TrainConfig train_config(const StudyConfig& c, const fs::path& run) const {
+    TrainConfig t;
+    t.data.root = o_.data;
+    t.data.groups = o_.groups;
+    t.data.cache_dir = cache_.string();
+    t.data.image_size = plan_.image_size;
+    t.data.prefetch = c.prefetch;
+    t.model.arch = ArchName{plan_.arch};  // checked against supported_archs() when the plan was read
+    t.optim.batch_size = c.pipeline_stages > 1 ? plan_.global_batch : plan_.global_batch / c.ranks;
+    t.precision.amp = c.amp;
+    t.precision.channels_last = c.channels_last;
+    t.parallel.pipeline_stages = c.pipeline_stages;
+    t.parallel.micro_batches = c.micro_batches;
+    t.job.threads = c.threads;
+    t.job.device.cuda = c.cuda;
+    t.job.quiet = true;
+    t.job.out = run.string();
+    return t;
   }
 
-  Args train_command(const StudyConfig& c, const fs::path& run) const {
+  // The training run `t` as configuration `c` starts it: launched as c.ranks ranks when more than one.
+  Args train_command(const StudyConfig& c, const TrainConfig& t) const {
     const Args launch = c.ranks > 1 ? Args{"launch", "-n", std::to_string(c.ranks), "--threads-per-rank",
                                            std::to_string(c.threads), "--"}
                                     : Args{};
-    return Args{exe_} + launch + train_flags(c, run);
+    return Args{exe_} + launch + Args{"train"} + train_flags(t);
   }
 
   // Decodes the data once (cache and groups) so that no configuration pays for it.
@@ -200,16 +208,18 @@ class Study {
     announce("decoding the tiles once into the cache");
     const fs::path run = out_ / "runs" / "warm-up";
     fs::remove_all(run);
-    const int code = run_process(train_command(plan_.configs.front(), run) +
-                                     Args{"--epochs", "1", "--max-steps", "1", "--val-fraction", "0"},
-                                 run.string() + ".log");
+    TrainConfig t = train_config(plan_.configs.front(), run);
+    t.optim.epochs = 1;
+    t.job.max_steps = 1;
+    t.data.val_fraction = 0;
+    const int code = run_process(train_command(plan_.configs.front(), t), run.string() + ".log");
     finished();
     if (code != 0) throw Error("the study's first run failed; see " + run.string() + ".log");
   }
 
   nlohmann::json config_record(const StudyConfig& c, const std::string& program) const {
     return {{"config", c.name}, {"program", program}, {"method", c.method()}, {"ranks", c.ranks},
-            {"threads", c.threads}, {"workers", c.workers()}, {"device", c.device}, {"amp", c.amp},
+            {"threads", c.threads}, {"workers", c.workers()}, {"device", c.device()}, {"amp", spelling(c.amp)},
             {"channels_last", c.channels_last}, {"pipeline_stages", c.pipeline_stages},
             {"micro_batches", c.micro_batches}, {"prefetch", c.prefetch}};
   }
@@ -240,9 +250,11 @@ class Study {
       announce(c.name + ", run " + std::to_string(k + 1) + "/" + std::to_string(plan_.repeats));
       const fs::path run = out_ / "runs" / (c.name + "-" + std::to_string(k + 1));
       fs::remove_all(run);
-      const int code = run_process(train_command(c, run) + Args{"--epochs", "1", "--val-fraction", "0", "--max-steps",
-                                                                std::to_string(plan_.steps)},
-                                   run.string() + ".log");
+      TrainConfig t = train_config(c, run);
+      t.optim.epochs = 1;
+      t.data.val_fraction = 0;
+      t.job.max_steps = plan_.steps;
+      const int code = run_process(train_command(c, t), run.string() + ".log");
       finished();
       if (code != 0) {
         mark_failed(r, code, run.string() + ".log");
@@ -313,7 +325,7 @@ class Study {
     Args command = {peer.python, o_.peer, "--data", o_.data, "--arch", plan_.arch, "--image-size",
                     std::to_string(plan_.image_size), "--batch-size", std::to_string(plan_.global_batch / c.ranks),
                     "--nproc", std::to_string(c.ranks), "--threads", std::to_string(c.threads), "--workers", "1",
-                    "--max-steps", std::to_string(plan_.steps), "--amp", c.amp, "--device", c.device};
+                    "--max-steps", std::to_string(plan_.steps), "--amp", spelling(c.amp), "--device", c.device()};
     if (c.channels_last) command.push_back("--channels-last");
     if (peer.compiled) command = command + Args{"--compile", "--warmup-steps", std::to_string(compile_warmup_steps())};
     return command;
@@ -349,11 +361,10 @@ class Study {
     announce(c.name + ", time to accuracy (" + std::to_string(plan_.accuracy_epochs) + " epochs at most)");
     const fs::path run = out_ / "runs" / (c.name + "-accuracy");
     fs::remove_all(run);
-    char target[32];
-    std::snprintf(target, sizeof target, "%g", plan_.target_acc);
-    const int code = run_process(train_command(c, run) + Args{"--epochs", std::to_string(plan_.accuracy_epochs),
-                                                              "--target-acc", target},
-                                 run.string() + ".log");
+    TrainConfig t = train_config(c, run);
+    t.optim.epochs = plan_.accuracy_epochs;
+    t.job.target_acc = plan_.target_acc;
+    const int code = run_process(train_command(c, t), run.string() + ".log");
     finished(accuracy_cost());
     nlohmann::json r = config_record(c, "histotrain");
     if (code != 0) {

@@ -2,12 +2,39 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace histotrain {
 
-// "cpu", "cuda" or "cuda:N"; throws Error when CUDA is asked for but not available. For CUDA it
+// A device as a user names it: "cpu", "cuda" (a rank's own GPU) or "cuda:N". Parsed once where
+// the text enters (util/text_form.h); open_device() makes the device, once CUDA is checked.
+struct DeviceName {
+  bool cuda = false;
+  int index = -1;  // cuda:N; -1: none given
+
+  static std::optional<DeviceName> parse(std::string_view text);
+  std::string text() const;  // what parse reads back: "cuda:1"
+  static const char* example() { return "cuda:1"; }
+};
+
+// --devices: one device per pipeline stage inside one process, "cuda:0,cuda:1" ("cpu,cpu" to
+// test); empty: the stages are ranks (or there are none).
+struct DeviceList {
+  std::vector<DeviceName> names;
+
+  static std::optional<DeviceList> parse(std::string_view text);  // "" is the empty list
+  std::string text() const;
+  static const char* example() { return "cpu,cpu"; }
+  bool empty() const { return names.empty(); }
+};
+
+// The device `name` names; throws Error when CUDA is asked for but not available. For CUDA it
 // also turns on cuDNN's benchmark mode.
+torch::Device open_device(const DeviceName& name);
+// The same from text; a UsageError for a text that names no device.
 torch::Device parse_device(const std::string& name);
 
 // Sets LibTorch's intra-op threads. 0: $OMP_NUM_THREADS when set (torchrun and `histotrain

@@ -66,6 +66,12 @@ const std::vector<std::string>& supported_archs() {
   return names;
 }
 
+std::optional<ArchName> ArchName::parse(std::string_view text) {
+  for (const std::string& name : supported_archs())
+    if (text == name) return ArchName{name};
+  return std::nullopt;
+}
+
 ResidualBlockImpl::ResidualBlockImpl(int64_t in_channels, int64_t width, int64_t stride, bool bottleneck_)
     : bottleneck(bottleneck_) {
   const int64_t out_channels = bottleneck ? width * 4 : width;

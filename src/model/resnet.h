@@ -4,7 +4,9 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace histotrain {
@@ -63,6 +65,15 @@ TORCH_MODULE(ResNet);
 
 // "resnet10", "resnet18", "resnet34", "resnet50".
 const std::vector<std::string>& supported_archs();
+
+// --arch: one of supported_archs(), parsed once where the text enters (util/text_form.h).
+struct ArchName {
+  std::string name = "resnet18";
+
+  static std::optional<ArchName> parse(std::string_view text);
+  std::string text() const { return name; }
+  static const char* example() { return "resnet50"; }
+};
 
 // ResNetImpl::unit_count() of an architecture, without building it (the stem, each block, the
 // head); throws UsageError for an unknown one.

@@ -10,12 +10,17 @@
 
 namespace histotrain {
 
-std::vector<torch::Device> parse_devices(const std::string& list) {
+std::vector<torch::Device> open_devices(const DeviceList& list) {
+  if (list.names.size() < 2) throw UsageError("--devices needs two or more devices, e.g. cuda:0,cuda:1 or cpu,cpu");
   std::vector<torch::Device> devices;
-  std::stringstream in(list);
-  for (std::string name; std::getline(in, name, ',');) devices.push_back(parse_device(name));
-  if (devices.size() < 2) throw UsageError("--devices needs two or more devices, e.g. cuda:0,cuda:1 or cpu,cpu");
+  for (const DeviceName& name : list.names) devices.push_back(open_device(name));
   return devices;
+}
+
+std::vector<torch::Device> parse_devices(const std::string& list) {
+  const auto parsed = DeviceList::parse(list);
+  if (!parsed) throw UsageError("--devices '" + list + "': expected devices such as cuda:0,cuda:1 or cpu,cpu");
+  return open_devices(*parsed);
 }
 
 void place_stages(ResNet& model, const StagePlan& plan, const std::vector<torch::Device>& devices) {

@@ -13,6 +13,7 @@
 
 #include "core/amp.h"
 #include "core/loss.h"
+#include "core/runtime.h"
 #include "data/batches.h"
 #include "model/resnet.h"
 #include "pipeline/pipeline_schedule.h"
@@ -21,7 +22,9 @@
 
 namespace histotrain {
 
-// "cpu,cpu" or "cuda:0,cuda:1": one device per stage.
+// --devices' devices, one per stage: two or more (a UsageError otherwise).
+std::vector<torch::Device> open_devices(const DeviceList& list);
+// The same from text, "cpu,cpu" or "cuda:0,cuda:1".
 std::vector<torch::Device> parse_devices(const std::string& list);
 
 // Moves each stage's units to its device (parameters keep their identity: an optimizer built

@@ -52,23 +52,50 @@ StagePlan balance_stages(const std::vector<double>& costs, int stages) {
   return plan;
 }
 
-StagePlan parse_split(const std::string& text, int64_t units, int stages) {
+std::optional<StageCut> StageCut::parse(std::string_view text) {
+  StageCut cut;
+  if (text.empty()) return cut;
+  for (size_t start = 0;;) {
+    const size_t comma = text.find(',', start);
+    const std::string_view item = text.substr(start, comma == std::string_view::npos ? comma : comma - start);
+    if (item.empty() || item.size() > 6 || item.find_first_not_of("0123456789") != std::string_view::npos)
+      return std::nullopt;
+    const int64_t unit = std::stoll(std::string(item));
+    if (unit < 1 || (!cut.starts.empty() && unit <= cut.starts.back())) return std::nullopt;
+    cut.starts.push_back(unit);
+    if (comma == std::string_view::npos) return cut;
+    start = comma + 1;
+  }
+}
+
+std::string StageCut::text() const {
+  std::string text;
+  for (const int64_t unit : starts) text += (text.empty() ? "" : ",") + std::to_string(unit);
+  return text;
+}
+
+StagePlan stage_plan_of(const StageCut& cut, int64_t units, int stages) {
   StagePlan plan;
   plan.bounds.push_back(0);
-  std::stringstream in(text);
-  for (std::string item; std::getline(in, item, ',');) {
-    char* end = nullptr;
-    const long value = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || value <= plan.bounds.back() || value >= units)
-      throw UsageError("--stage-cut '" + text + "': expected increasing unit indices between 1 and " +
+  for (const int64_t unit : cut.starts) {
+    if (unit >= units)
+      throw UsageError("--stage-cut '" + cut.text() + "': expected increasing unit indices between 1 and " +
                        std::to_string(units - 1) + ", separated by commas");
-    plan.bounds.push_back(value);
+    plan.bounds.push_back(unit);
   }
   plan.bounds.push_back(units);
   if (plan.stages() != stages)
-    throw UsageError("--stage-cut '" + text + "' gives " + std::to_string(plan.stages()) +
+    throw UsageError("--stage-cut '" + cut.text() + "' gives " + std::to_string(plan.stages()) +
                      " parts; --pipeline-stages (times --virtual-stages) asks for " + std::to_string(stages));
   return plan;
+}
+
+StagePlan parse_split(const std::string& text, int64_t units, int stages) {
+  const auto cut = StageCut::parse(text);
+  if (!cut || cut->empty())
+    throw UsageError("--stage-cut '" + text + "': expected increasing unit indices between 1 and " +
+                     std::to_string(units - 1) + ", separated by commas");
+  return stage_plan_of(*cut, units, stages);
 }
 
 std::vector<double> UnitCosts::per_step(int micro_batches) const {

@@ -3,7 +3,9 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/resnet.h"
@@ -44,8 +46,22 @@ struct UnitCosts {
 // The contiguous split of `unit_costs` into `stages` parts whose largest part is smallest.
 StagePlan balance_stages(const std::vector<double>& unit_costs, int stages);
 
-// --split "4,7": the first unit of every stage after the first (here 3 stages of 18 units:
-// [0,4) [4,7) [7,18)). Throws UsageError for anything that is not such a list.
+// --stage-cut "4,7": the first unit of every stage after the first (here 3 stages of 18 units:
+// [0,4) [4,7) [7,18)), increasing; empty: cut where the measured costs say. Parsed once where
+// the text enters (util/text_form.h); whether it fits a model and a stage count, by stage_plan_of.
+struct StageCut {
+  std::vector<int64_t> starts;
+
+  static std::optional<StageCut> parse(std::string_view text);  // "" is the empty cut
+  std::string text() const;
+  static const char* example() { return "4,7"; }
+  bool empty() const { return starts.empty(); }
+};
+
+// The plan `cut` gives a model of `units` units; throws UsageError unless the cut's units lie
+// between 1 and units - 1 and it makes `stages` parts.
+StagePlan stage_plan_of(const StageCut& cut, int64_t units, int stages);
+// The same from text: a UsageError for anything that is not such a list.
 StagePlan parse_split(const std::string& text, int64_t units, int stages);
 
 // What each unit costs with micro-batches of `micro_batch` images of `image_size` px. Best of 3

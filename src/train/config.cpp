@@ -105,6 +105,44 @@ nlohmann::json shared_by_ranks(const TrainConfig& config) {
 
 namespace {
 
+// The first name of a flag ("--augment" of "--augment,!--no-augment"), or its negated one.
+std::string flag_name(std::string_view names, bool negated) {
+  if (!negated) return std::string(names.substr(0, names.find(',')));
+  const size_t bang = names.find('!');
+  if (bang == std::string_view::npos) throw Error(std::string("flag ") + std::string(names) + " cannot be turned off");
+  const size_t end = names.find(',', bang);
+  return std::string(names.substr(bang + 1, end == std::string_view::npos ? end : end - bang - 1));
+}
+
+// Appends a field's flag when its value differs from the default's.
+struct FlagWriter {
+  const nlohmann::json& defaults;
+  const nlohmann::json& values;
+  std::vector<std::string>& args;
+  template <class T>
+  void operator()(const FieldInfo& info, const T&) const {
+    const nlohmann::json& value = values.at(info.key);
+    if (value == defaults.at(info.key)) return;
+    if constexpr (std::is_same_v<T, bool>) {
+      args.push_back(flag_name(info.flag, !value.get<bool>()));
+    } else {
+      args.push_back(flag_name(info.flag, false));
+      args.push_back(value.is_string() ? value.get<std::string>() : value.dump());
+    }
+  }
+};
+
+}  // namespace
+
+std::vector<std::string> train_flags(const TrainConfig& config) {
+  const nlohmann::json defaults = to_json(TrainConfig{}), values = to_json(config);
+  std::vector<std::string> args;
+  for_each_field(config, FlagWriter{defaults, values, args});
+  return args;
+}
+
+namespace {
+
 constexpr int64_t kMaxSteps = 1'000'000'000'000;
 
 void require(bool ok, const std::string& message) {
@@ -163,7 +201,7 @@ void validate_optim(const OptimConfig& o) {
 }
 
 void validate_parallel(const ParallelConfig& p, const TrainConfig& c) {
-  require(p.backend != Backend::nccl || c.job.device.rfind("cuda", 0) == 0,
+  require(p.backend != Backend::nccl || c.job.device.cuda,
           "--backend nccl needs --device cuda; use gloo on CPUs");
   require(p.bucket_mb > 0 && p.bucket_mb <= 1024, "--bucket-mb must be in (0, 1024]");
   require(p.dist_timeout >= 1 && p.dist_timeout <= 86400, "--dist-timeout must be from 1 to 86400 seconds");
@@ -184,7 +222,7 @@ void validate_parallel(const ParallelConfig& p, const TrainConfig& c) {
   require(c.optim.ema == 0 || !pipeline, "--ema averages a whole model: not with --pipeline-stages");
   require(p.stage_cut.empty() || pipeline, "--stage-cut needs --pipeline-stages 2 or more");
   if (!p.stage_cut.empty())  // its errors name --stage-cut, before any data is read
-    parse_split(p.stage_cut, resnet_unit_count(c.model.arch), p.pipeline_stages * p.virtual_stages);
+    stage_plan_of(p.stage_cut, resnet_unit_count(c.model.arch.name), p.pipeline_stages * p.virtual_stages);
   require(c.data.progressive_from == 0 || !pipeline,
           "--progressive-from changes the activations' shape, which pipeline stages fix at the start: not with "
           "--pipeline-stages");
@@ -227,10 +265,6 @@ void validate(const TrainConfig& c) {
   validate_recipe_pieces(c);
   require_finite_numbers(c);
   validate_data(c.data);
-  const auto& archs = supported_archs();
-  std::string names;
-  for (const auto& name : archs) names += (names.empty() ? "" : ", ") + name;
-  require(std::find(archs.begin(), archs.end(), c.model.arch) != archs.end(), "--arch must be one of " + names);
   validate_model(c.model, c);
   validate_optim(c.optim);
   validate_parallel(c.parallel, c);

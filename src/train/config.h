@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -13,8 +14,11 @@
 #include "data/stain.h"
 #include "data/stain_normalization.h"
 #include "distributed/grad_compression.h"
+#include "core/runtime.h"
 #include "core/schedule.h"
+#include "model/resnet.h"
 #include "pipeline/pipeline_schedule.h"
+#include "pipeline/stage_plan.h"
 #include "util/enum_names.h"
 
 namespace histotrain {
@@ -146,7 +150,7 @@ struct DataConfig {
 };
 
 struct ModelConfig {
-  std::string arch = "resnet18";  // one of model/resnet.h's supported_archs()
+  ArchName arch;                  // one of model/resnet.h's supported_archs(); resnet18 by default
   std::string init;               // weights to start from (core/initial_weights.h); "": random
   bool freeze_backbone = false;   // train the classifier head only: a linear probe
   double backbone_lr_scale = 1;   // every layer but the head learns at this share of the scheduled rate
@@ -194,14 +198,14 @@ struct ParallelConfig {
   int micro_batches = 1;         // M: each batch runs as M micro-batches
   PipelineSchedule pipeline_schedule = PipelineSchedule::fill_drain;
   int virtual_stages = 1;        // V: each rank runs V chunks, s, s + K, ... (interleaved); the bubble shrinks ~V-fold
-  std::string stage_cut;         // "4,7": first unit of each later stage ("": cut on measured cost)
-  std::string devices;           // "cuda:0,cuda:1": the stages on these devices inside one process instead
+  StageCut stage_cut;            // "4,7": first unit of each later stage (empty: cut on measured cost)
+  DeviceList devices;            // "cuda:0,cuda:1": the stages on these devices inside one process instead
 };
 
 // Where the run goes, how long, how often it reports and saves.
 struct JobConfig {
   int threads = 0;               // intra-op threads (0: all cores; LibTorch would use 1 here)
-  std::string device = "cpu";    // cpu | cuda | cuda:N
+  DeviceName device;             // cpu (the default) | cuda | cuda:N
   uint64_t seed = 0;
   std::string out = "runs/latest";
   std::string resume;            // run folder to continue from
@@ -238,6 +242,10 @@ TrainConfig config_from_json(const nlohmann::json& j);
 // The fields that shape a run's collectives, for ranks to compare: the saved form without the
 // fields that may differ between nodes (paths, threads, output).
 nlohmann::json shared_by_ranks(const TrainConfig& config);
+// The `train` flags that make `config` from the defaults: one flag (and its value) per field that
+// differs, named by the field table, so that a program that starts training runs (the scaling
+// study) builds a TrainConfig, never strings of flags.
+std::vector<std::string> train_flags(const TrainConfig& config);
 
 // Throws UsageError for values that cannot work (negative epochs, lr <= 0, ...).
 void validate(const TrainConfig& config);

@@ -15,21 +15,22 @@ std::mt19937_64 augmentation_rng(uint64_t seed, int64_t epoch, int rank, int64_t
 }
 
 // This rank's items for the epoch: its shard of one order that every rank computes alike.
-std::vector<int64_t> training_order(const Run& run, int64_t epoch) {
-  const uint64_t seed = run.config.job.seed;
-  if (run.config.optim.balance != ClassBalance::sampler)
-    return epoch_order(run.split.train, seed, epoch, /*shuffle=*/true, run.dp->data_rank(), run.data_ranks());
-  return rank_shard(class_balanced_order(run.split.train, run.data.labels, seed, epoch), run.dp->data_rank(),
-                    run.data_ranks());
+std::vector<int64_t> training_order(const TrainConfig& c, const RunData& data, const RunWorld& world, int64_t epoch) {
+  const uint64_t seed = c.job.seed;
+  const int rank = world.dp->data_rank(), ranks = world.data_ranks();
+  if (c.optim.balance != ClassBalance::sampler)
+    return epoch_order(data.split.train, seed, epoch, /*shuffle=*/true, rank, ranks);
+  return rank_shard(class_balanced_order(data.split.train, data.tiles.labels, seed, epoch), rank, ranks);
 }
 
 }  // namespace
 
-EpochBatches::EpochBatches(const Run& run, const BatchMaker& maker, int64_t epoch)
-    : maker_(maker), batch_size_(run.update_batch()), seed_(run.config.job.seed), epoch_(epoch),
-      rank_(run.dp->data_rank()), labels_only_(run.pipeline && run.pipeline->stage() > 0),
-      order_(training_order(run, epoch)) {
-  const DataConfig& d = run.config.data;
+EpochBatches::EpochBatches(const TrainConfig& c, const RunData& data, const RunWorld& world,
+                           const StepEngine& engine, const BatchMaker& maker, int64_t epoch)
+    : maker_(maker), batch_size_(int64_t{c.optim.batch_size} * c.optim.accumulate), seed_(c.job.seed),
+      epoch_(epoch), rank_(world.dp->data_rank()), labels_only_(engine.pipeline && engine.pipeline->stage() > 0),
+      order_(training_order(c, data, world, epoch)) {
+  const DataConfig& d = c.data;
   augmentation_.dihedral = d.augment;
   augmentation_.max_shift = d.augment ? static_cast<int>(d.max_shift * d.image_size) : 0;
   augmentation_.color_jitter = d.augment ? d.color_jitter : 0;
@@ -37,7 +38,7 @@ EpochBatches::EpochBatches(const Run& run, const BatchMaker& maker, int64_t epoc
   augmentation_.mixup_alpha = d.mixup;
   augmentation_.cutmix_alpha = d.cutmix;
   augmentation_.mix_prob = d.mix_prob;
-  augmentation_.target_smoothing = run.config.optim.label_smoothing;
+  augmentation_.target_smoothing = c.optim.label_smoothing;
 }
 
 Batch EpochBatches::at(int64_t step_in_epoch) const {

@@ -14,7 +14,8 @@ namespace histotrain {
 // replays it exactly, and a prefetching thread needs no shared generator.
 class EpochBatches {
  public:
-  EpochBatches(const Run& run, const BatchMaker& maker, int64_t epoch);
+  EpochBatches(const TrainConfig& c, const RunData& data, const RunWorld& world, const StepEngine& engine,
+               const BatchMaker& maker, int64_t epoch);
   Batch at(int64_t step_in_epoch) const;
 
  private:

@@ -22,7 +22,7 @@ struct RecipeFlag {
 const std::vector<RecipeFlag>& cpu_fast() {
   static const std::vector<RecipeFlag> flags = {
       // One block per stage: half ResNet-18's compute per image, so twice the steps in a budget.
-      {"arch", [](TrainConfig& c) { c.model.arch = "resnet10"; }},
+      {"arch", [](TrainConfig& c) { c.model.arch = ArchName{"resnet10"}; }},
       // Where bf16 is fast a minute holds several epochs, and the extra steps buy resolution;
       // on a CPU without fast bf16 a smaller side did better (docs/results.md).
       {"image_size", [](TrainConfig& c) { c.data.image_size = 64; }},

@@ -55,63 +55,102 @@ struct EpochProgress {
   }
 };
 
-// Everything a run is made of, built once by prepare() (the graph at the first step): the
-// world, the data and its split, the model, optimizer and precision, the step plan.
-struct Run {
-  TrainConfig config;
-  std::unique_ptr<FolderLock> out_lock;  // rank 0 holds the run folder while it writes there
-  std::unique_ptr<DataParallel> dp;  // world of one for single-process training
-  std::unique_ptr<PipelineStage> pipeline;  // --pipeline-stages > 1 over ranks: this rank's stage
-  std::optional<StagePlan> device_stages;   // --pipeline-stages > 1 over --devices, in this process
-  PipelineSchedule device_schedule = PipelineSchedule::fill_drain;  // their order (--pipeline-schedule)
-  std::optional<StepEstimate> pipeline_estimate;  // from measured unit costs (none with --stage-cut)
-  fs::path out;
+// The run's parts, each built by one function of run_setup.cpp that returns it, in the order
+// set_up_run() calls them: the world, the data, the plan of steps, the model and what updates
+// it, the step's engine. A part is what a function takes when it needs no more of the run.
+
+// Who this process is among the ranks, the device it computes on, and the run folder (rank 0
+// holds its lock while it writes there). Joined first: every later part may talk to the ranks.
+struct RunWorld {
+  std::unique_ptr<DataParallel> dp;  // a world of one for single-process training
   torch::Device device{torch::kCPU};
-  TileDataset data;
-  Split split;
-  ResNet model{nullptr};
-  std::unique_ptr<ScaledSgd> optimizer;
-  Precision precision = Precision::fp32;
-  std::unique_ptr<GradScaler> scaler;  // active for fp16 only
-  std::unique_ptr<WeightAverage> average;   // --ema: the weights that are validated and saved
-  bool use_graph = false;                   // replay the step as a CUDA graph (--cuda-graph)
-  std::unique_ptr<GraphedTrainStep> graph;  // captured at the first step
-  double graph_capture_seconds = 0;
-  torch::MemoryFormat format = torch::MemoryFormat::Contiguous;
-  LossOptions loss;             // label smoothing, and the class weights of --balance loss (on the device)
-  double peak_lr = 0;           // config.optim.lr, scaled with the world size (lr_scaling)
-  int64_t steps_per_epoch = 0;
-  int64_t schedule_steps = 0;  // epochs x steps per epoch: what the LR schedule spans
-  int64_t stop_step = 0;       // where training stops: schedule_steps, or earlier with --max-steps
-  TimeBudget budget;           // --time-budget (off: the schedule is by step)
-  ResolutionSchedule resolution;  // --progressive-from: the side each step trains at
-  Clock::time_point started = Clock::now();  // the command's start, for its wall time
-  nlohmann::json split_audit;  // --split random: the leak the audit measured
-  nlohmann::json precision_choice;  // --amp auto: the candidates' figures and the choice (null otherwise)
-  std::unique_ptr<EventFileWriter> events;  // --tensorboard, rank 0: each epoch's record as scalars
-  Normalization normalization;      // of the inputs (--normalize), saved with the checkpoint
-  StainReference stain;             // --stain-normalize: what the tiles were normalised to, saved likewise
-  double input_mpp = 0;             // microns per model input pixel when the tiles say (data/dataset.h)
-  std::optional<WeightsFile> init_weights;  // --init, read at the start, loaded into the model once built
-  nlohmann::json init_report;       // --init: what was loaded (core/initial_weights.h); null otherwise
-  NamedTensors resumed_reducer_state;  // --resume: the gradient reducer's (PowerSGD), for attach
-  int resumed_world = 0;               // --resume: the world size the checkpoint was saved with
+  fs::path out;
+  std::unique_ptr<FolderLock> out_lock;
 
   bool is_main() const { return !dp || dp->is_main(); }
   int world_size() const { return dp ? dp->world_size() : 1; }
   int data_ranks() const { return dp ? dp->data_ranks() : 1; }  // ranks that each take their own images
-  // Images of one optimizer step on one rank (--accumulate batches), and on all of them.
-  int64_t update_batch() const { return int64_t{config.optim.batch_size} * config.optim.accumulate; }
-  int64_t global_batch() const { return update_batch() * data_ranks(); }
-  bool pipelined() const { return pipeline || device_stages; }
-  // The model that validation and checkpoints see: the weight average when there is one.
-  ResNet& evaluated_model() { return average ? average->model() : model; }
   // Progress and reports come from rank 0 only.
   void log(const std::string& line) const {
     if (!is_main()) return;
     std::fprintf(stderr, "%s\n", line.c_str());
     std::fflush(stderr);
   }
+};
+
+// The tiles, their split, and how they enter the model.
+struct RunData {
+  TileDataset tiles;
+  Split split;
+  nlohmann::json split_audit;  // --split random: the leak the audit measured
+  StainReference stain;        // --stain-normalize: what the tiles were normalised to, saved with the checkpoint
+  Normalization normalization; // of the inputs (--normalize), saved likewise
+  double input_mpp = 0;        // microns per model input pixel when the tiles say (data/dataset.h)
+
+  int64_t class_count() const { return static_cast<int64_t>(tiles.classes.size()); }
+};
+
+// How many steps the run takes, with how many images, at what rate, at which side.
+struct StepPlan {
+  int64_t update_batch = 0;    // images of one optimizer step on one rank (--accumulate batches)
+  int64_t global_batch = 0;    // ... on all the data-parallel ranks together
+  int data_ranks = 1;
+  double peak_lr = 0;          // config.optim.lr, scaled with the world size (lr_scaling)
+  int64_t steps_per_epoch = 0;
+  int64_t schedule_steps = 0;  // epochs x steps per epoch: what the LR schedule spans
+  int64_t stop_step = 0;       // where training stops: schedule_steps, or earlier with --max-steps
+  TimeBudget budget;           // --time-budget (off: the schedule is by step)
+  ResolutionSchedule resolution;  // --progressive-from: the side each step trains at
+};
+
+// The model and what changes it: the optimizer, the precision and its loss scaler, the weight
+// average, the loss.
+struct Trainee {
+  ResNet model{nullptr};
+  std::unique_ptr<ScaledSgd> optimizer;
+  Precision precision = Precision::fp32;
+  std::unique_ptr<GradScaler> scaler;      // active for fp16 only
+  std::unique_ptr<WeightAverage> average;  // --ema: the weights that are validated and saved
+  torch::MemoryFormat format = torch::MemoryFormat::Contiguous;
+  LossOptions loss;  // label smoothing, and the class weights of --balance loss (on the device)
+
+  // The model that validation and checkpoints see: the weight average when there is one.
+  ResNet& evaluated_model() { return average ? average->model() : model; }
+};
+
+// How a step runs beyond one forward and backward pass: pipeline stages over ranks or devices,
+// or replayed as a CUDA graph.
+struct StepEngine {
+  std::unique_ptr<PipelineStage> pipeline;  // --pipeline-stages > 1 over ranks: this rank's stage
+  std::optional<StagePlan> device_stages;   // --pipeline-stages > 1 over --devices, in this process
+  PipelineSchedule device_schedule = PipelineSchedule::fill_drain;  // their order (--pipeline-schedule)
+  std::optional<StepEstimate> pipeline_estimate;  // from measured unit costs (none with --stage-cut)
+  bool use_graph = false;                   // replay the step as a CUDA graph (--cuda-graph)
+  std::unique_ptr<GraphedTrainStep> graph;  // captured at the first step
+  double graph_capture_seconds = 0;
+
+  bool pipelined() const { return pipeline || device_stages; }
+};
+
+// A run: its configuration (with --amp auto decided), its parts, and what its reports keep.
+struct Run {
+  TrainConfig config;
+  RunWorld world;
+  RunData data;
+  StepPlan plan;
+  Trainee trainee;
+  StepEngine engine;
+  Clock::time_point started = Clock::now();  // the command's start, for its wall time
+  nlohmann::json precision_choice;  // --amp auto: the candidates' figures and the choice (null otherwise)
+  nlohmann::json init_report;       // --init: what was loaded (core/initial_weights.h); null otherwise
+  std::unique_ptr<EventFileWriter> events;  // --tensorboard, rank 0: each epoch's record as scalars
+  NamedTensors resumed_reducer_state;  // --resume: the gradient reducer's (PowerSGD), for attach
+  int resumed_world = 0;               // --resume: the world size the checkpoint was saved with
+
+  bool is_main() const { return world.is_main(); }
+  int world_size() const { return world.world_size(); }
+  bool pipelined() const { return engine.pipelined(); }
+  void log(const std::string& line) const { world.log(line); }
 };
 
 // What changes as a run goes: where it stands, its results so far, and what its steps measured.
@@ -161,38 +200,42 @@ struct EpochStats {
 DataOptions training_data_options(const TrainConfig& config, bool quiet, bool find_groups);
 
 // Joins the other ranks, loads and splits the data, plans the steps, builds the model and
-// optimizer, and cuts the pipeline stages when asked.
-void prepare(Run& run);
+// optimizer, and cuts the pipeline stages when asked: each part by a function that returns it.
+Run set_up_run(const TrainConfig& config);
 // Continues from run.config.job.resume: model, optimizer, scaler, and where `progress` stands;
 // any world size.
 void restore(Run& run, RunProgress& progress);
 
 // Reports (run_report.cpp): the start line, each epoch's record and line, checkpoint metadata,
 // the pipeline and data-parallel step reports, the summary.
-std::string start_line(const Run& run);
+std::string start_line(const TrainConfig& c, const RunWorld& world, const StepPlan& plan, Precision precision);
 // "epoch 3/10", or "epoch 3" when a time budget decides the length.
-std::string epoch_label(const Run& run, int64_t epoch_number);
-// How a --time-budget run spent its budget, and the whole command's time beside it.
-std::string budget_line(const Run& run, const RunProgress& progress);
+std::string epoch_label(const TrainConfig& c, const StepPlan& plan, int64_t epoch_number);
+// How a --time-budget run spent its budget, and the whole command's time (since `started`) beside it.
+std::string budget_line(const StepPlan& plan, const RunProgress& progress, Clock::time_point started);
 // What the convolution weight-gradient tuning chose (--conv-grad auto), for the log and the summary.
 std::string conv_grad_line();
-nlohmann::json conv_grad_json(const Run& run);
-nlohmann::json epoch_record(const Run& run, const RunProgress& progress, const EpochStats& stats);
-std::string epoch_line(const Run& run, const RunProgress& progress, const EpochStats& stats);
+nlohmann::json conv_grad_json(const ResNet& model);
+nlohmann::json epoch_record(const GradScaler& scaler, const RunProgress& progress, const EpochStats& stats);
+std::string epoch_line(const TrainConfig& c, const StepPlan& plan, const RunProgress& progress,
+                       const EpochStats& stats);
 // Adds a validation's figures to the epoch's record and line; returns the report that
-// checkpoints and the summary keep.
-nlohmann::json report_validation(const Run& run, const EvalResult& val, nlohmann::json& record, std::string& line);
+// checkpoints and the summary keep (with the bootstrap's intervals on the main rank only).
+nlohmann::json report_validation(const JobConfig& job, const RunData& data, bool main_rank, const EvalResult& val,
+                                 nlohmann::json& record, std::string& line);
 // checkpoint.json's and summary.json's "weights": which weights model.safetensors holds (--keep).
-nlohmann::json kept_weights_json(const Run& run, const RunProgress& progress);
+nlohmann::json kept_weights_json(KeptWeights keep, const RunProgress& progress);
 // `epoch_progress`: the part of the next epoch already trained, for a checkpoint inside an epoch.
 nlohmann::json checkpoint_meta(const Run& run, const RunProgress& progress, int64_t epochs_done,
                                double train_seconds, const EpochProgress& epoch_progress = {});
-nlohmann::json pipeline_json(Run& run, const RunProgress& progress);  // a collective: every rank calls it
+// The pipeline's per-stage report (null without stages). A collective: every rank calls it.
+nlohmann::json pipeline_json(const ParallelConfig& c, const StepEngine& engine, const ResNet& model,
+                             DataParallel& dp, const RunProgress& progress);
 nlohmann::json step_times_json(const DataParallel& dp);
 // Every data-parallel rank's own step times (backward, after backward, compression), so that a
 // rank that waits for a slower one can be told from one that is slow; null without a gradient
 // reducer. A collective: every rank calls it.
-nlohmann::json rank_step_times_json(Run& run);
+nlohmann::json rank_step_times_json(DataParallel& dp);
 // summary.json: what the run did, how fast, how well, on what; `pipeline_report` from pipeline_json,
 // `rank_step_times` from rank_step_times_json.
 nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nlohmann::json& pipeline_report,

@@ -7,9 +7,9 @@
 
 namespace histotrain {
 
-bool keep_weights(const Run& run, RunProgress& p, int64_t epochs_done, const nlohmann::json* val,
+bool keep_weights(KeptWeights keep, RunProgress& p, int64_t epochs_done, const nlohmann::json* val,
                   double previous_best) {
-  const bool best = run.config.job.keep == KeptWeights::best;
+  const bool best = keep == KeptWeights::best;
   const bool better = val && (p.kept_val.is_null() || (*val)["accuracy"].get<double>() > previous_best);
   if (best && p.kept_epoch >= 0 && !better) return false;
   p.kept_epoch = epochs_done;
@@ -20,22 +20,21 @@ bool keep_weights(const Run& run, RunProgress& p, int64_t epochs_done, const nlo
 
 void write_checkpoint(Run& run, const RunProgress& p, int64_t epochs_done, double train_seconds,
                       const EpochProgress& epoch_progress, bool new_weights) {
-  const NamedTensors reducer_state = run.dp->compression_state();  // a collective: before rank 0 goes on alone
+  const NamedTensors reducer_state = run.world.dp->compression_state();  // a collective: before rank 0 goes on alone
   if (!run.is_main()) return;
-  save_checkpoint(run.out, run.model, *run.optimizer, *run.scaler,
+  save_checkpoint(run.world.out, run.trainee.model, *run.trainee.optimizer, *run.trainee.scaler,
                   checkpoint_meta(run, p, epochs_done, train_seconds, epoch_progress),
-                  run.average ? &run.average->model() : nullptr, reducer_state, new_weights);
+                  run.trainee.average ? &run.trainee.average->model() : nullptr, reducer_state, new_weights);
 }
 
 void save_between_validations(Run& run, RunProgress& p, int64_t epochs_done, const EpochProgress& epoch_progress) {
-  if (run.pipeline) run.pipeline->gather(*run.optimizer);
-  const bool new_weights = keep_weights(run, p, epochs_done, nullptr, p.best_acc);
+  if (run.engine.pipeline) run.engine.pipeline->gather(*run.trainee.optimizer);
+  const bool new_weights = keep_weights(run.config.job.keep, p, epochs_done, nullptr, p.best_acc);
   write_checkpoint(run, p, epochs_done, p.train_seconds + epoch_progress.seconds, epoch_progress, new_weights);
 }
 
-bool checkpoint_due(const Run& run, int64_t steps_into_epoch) {
-  const int64_t every = run.config.job.checkpoint_steps;
-  return every > 0 && steps_into_epoch < run.steps_per_epoch && steps_into_epoch % every == 0;
+bool checkpoint_due(const StepPlan& plan, int64_t every, int64_t steps_into_epoch) {
+  return every > 0 && steps_into_epoch < plan.steps_per_epoch && steps_into_epoch % every == 0;
 }
 
 }  // namespace histotrain

@@ -13,7 +13,7 @@ namespace histotrain {
 // last; for best, the first ones and then those of a validation better than any before.
 // `val`: the checkpoint's validation report, if it has one; `previous_best` the best accuracy
 // before it. Updates what is kept.
-bool keep_weights(const Run& run, RunProgress& p, int64_t epochs_done, const nlohmann::json* val,
+bool keep_weights(KeptWeights keep, RunProgress& p, int64_t epochs_done, const nlohmann::json* val,
                   double previous_best);
 
 // The checkpoint after `epochs_done` whole epochs and `epoch_progress` of the next one; rank 0
@@ -26,7 +26,7 @@ void write_checkpoint(Run& run, const RunProgress& p, int64_t epochs_done, doubl
 // `epochs_done`; a collective, as pipeline stages first gather the whole model.
 void save_between_validations(Run& run, RunProgress& p, int64_t epochs_done, const EpochProgress& epoch_progress);
 
-// Whether --checkpoint-steps asks for a checkpoint after `steps_into_epoch` steps of an epoch.
-bool checkpoint_due(const Run& run, int64_t steps_into_epoch);
+// Whether --checkpoint-steps `every` asks for a checkpoint after `steps_into_epoch` steps of an epoch.
+bool checkpoint_due(const StepPlan& plan, int64_t every, int64_t steps_into_epoch);
 
 }  // namespace histotrain

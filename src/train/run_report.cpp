@@ -19,17 +19,18 @@ namespace {
 
 // Stage s's part of the pipeline report; `sums`: every stage's waiting and computing seconds,
 // peak RSS and held bytes, indexed by stage.
-nlohmann::json stage_json(const Run& run, int s, const torch::Tensor& waiting, const torch::Tensor& seconds,
-                          const torch::Tensor& rss, const torch::Tensor& held, int64_t steps) {
-  const StagePlan& plan = run.pipeline->plan();
-  const std::optional<StepEstimate>& estimate = run.pipeline_estimate;
+nlohmann::json stage_json(const StepEngine& engine, const ResNet& model, int s, const torch::Tensor& waiting,
+                          const torch::Tensor& seconds, const torch::Tensor& rss, const torch::Tensor& held,
+                          int64_t steps) {
+  const StagePlan& plan = engine.pipeline->plan();
+  const std::optional<StepEstimate>& estimate = engine.pipeline_estimate;
   const std::vector<int> chunks = plan.chunks_of(s);
   nlohmann::json units = nlohmann::json::array();
-  for (int c : chunks) units.push_back(run.model->unit_name(plan.first(c)) + ".." + run.model->unit_name(plan.end(c) - 1));
+  for (int c : chunks) units.push_back(model->unit_name(plan.first(c)) + ".." + model->unit_name(plan.end(c) - 1));
   const double wait = waiting[s].item<double>(), total = seconds[s].item<double>(), held_mib = held[s].item<double>();
   return {{"stage", s},
-          {"first_unit", run.model->unit_name(plan.first(chunks.front()))},
-          {"last_unit", run.model->unit_name(plan.end(chunks.back()) - 1)},
+          {"first_unit", model->unit_name(plan.first(chunks.front()))},
+          {"last_unit", model->unit_name(plan.end(chunks.back()) - 1)},
           {"chunks", units},
           {"waiting_fraction", wait / std::max(1e-9, total)},
           {"estimated_idle_fraction", estimate ? nlohmann::json(estimate->idle.at(s)) : nullptr},
@@ -42,30 +43,31 @@ nlohmann::json stage_json(const Run& run, int s, const torch::Tensor& waiting, c
 
 }  // namespace
 
-nlohmann::json pipeline_json(Run& run, const RunProgress& progress) {
-  if (run.device_stages)
-    return {{"stages", run.config.parallel.pipeline_stages},
-            {"micro_batches", run.config.parallel.micro_batches},
-            {"schedule", spelling(run.config.parallel.pipeline_schedule)},
-            {"bounds", run.device_stages->bounds},
-            {"devices", run.config.parallel.devices}};
-  if (!run.pipeline) return nullptr;
-  const int stages = run.config.parallel.pipeline_stages, m = run.config.parallel.micro_batches;
+nlohmann::json pipeline_json(const ParallelConfig& c, const StepEngine& engine, const ResNet& model,
+                             DataParallel& dp, const RunProgress& progress) {
+  if (engine.device_stages)
+    return {{"stages", c.pipeline_stages},
+            {"micro_batches", c.micro_batches},
+            {"schedule", spelling(c.pipeline_schedule)},
+            {"bounds", engine.device_stages->bounds},
+            {"devices", c.devices.text()}};
+  if (!engine.pipeline) return nullptr;
+  const int stages = c.pipeline_stages, m = c.micro_batches;
   auto waiting = torch::zeros({stages}, torch::kFloat64), seconds = torch::zeros({stages}, torch::kFloat64),
        rss = torch::zeros({stages}, torch::kFloat64), held = torch::zeros({stages}, torch::kFloat64);
-  waiting[run.pipeline->stage()] = progress.pipeline_waiting;
-  seconds[run.pipeline->stage()] = progress.pipeline_seconds;
-  rss[run.pipeline->stage()] = peak_rss_mib();
-  held[run.pipeline->stage()] = progress.step_held_peak_bytes / (1 << 20);
-  for (auto* t : {&waiting, &seconds, &rss, &held}) run.dp->communicator()->all_reduce_sum(*t);
-  const StagePlan& plan = run.pipeline->plan();
+  waiting[engine.pipeline->stage()] = progress.pipeline_waiting;
+  seconds[engine.pipeline->stage()] = progress.pipeline_seconds;
+  rss[engine.pipeline->stage()] = peak_rss_mib();
+  held[engine.pipeline->stage()] = progress.step_held_peak_bytes / (1 << 20);
+  for (auto* t : {&waiting, &seconds, &rss, &held}) dp.communicator()->all_reduce_sum(*t);
+  const StagePlan& plan = engine.pipeline->plan();
   const int v = plan.virtual_stages();
   nlohmann::json per_stage = nlohmann::json::array();
   for (int s = 0; s < stages; ++s)
-    per_stage.push_back(stage_json(run, s, waiting, seconds, rss, held, progress.pipeline_steps));
+    per_stage.push_back(stage_json(engine, model, s, waiting, seconds, rss, held, progress.pipeline_steps));
   return {{"stages", stages},
           {"micro_batches", m},
-          {"schedule", spelling(run.config.parallel.pipeline_schedule)},
+          {"schedule", spelling(c.pipeline_schedule)},
           {"virtual_stages", v},
           {"bounds", plan.bounds},
           {"bubble_theoretical", static_cast<double>(stages - 1) / (v * m + stages - 1)},
@@ -74,7 +76,8 @@ nlohmann::json pipeline_json(Run& run, const RunProgress& progress) {
                                         "fewer micro-batches than stages and V > 1 the chunks wait for each other "
                                         "longer"},
           {"per_stage", per_stage},
-          {"estimated_step_s", run.pipeline_estimate ? nlohmann::json(run.pipeline_estimate->seconds) : nullptr},
+          {"estimated_step_s",
+           engine.pipeline_estimate ? nlohmann::json(engine.pipeline_estimate->seconds) : nullptr},
           {"estimated_covers", "the schedule replayed with each unit's forward, backward and update time and each "
                                "cut's one-way transfer time (a ping-pong between the ranks), measured at the start; "
                                "estimated_receiving_s: a step's messages to the stage, in transfer; null with --split"},
@@ -97,8 +100,7 @@ nlohmann::json step_times_json(const DataParallel& dp) {
           {"overlapped", std::max(0.0, t.allreduce_s - t.exposed_s) * per_step_ms}};
 }
 
-nlohmann::json rank_step_times_json(Run& run) {
-  const DataParallel& dp = *run.dp;
+nlohmann::json rank_step_times_json(DataParallel& dp) {
   if (!dp.reducer()) return nullptr;  // the same on every rank: one rank, or pipeline stages
   const auto& t = dp.step_times();
   const int world = dp.world_size();
@@ -109,7 +111,7 @@ nlohmann::json rank_step_times_json(Run& run) {
   rows[dp.rank()][1] = t.exposed_s * per_step_ms;
   rows[dp.rank()][2] = t.compression_s * per_step_ms;
   rows[dp.rank()][3] = t.compression_during_backward_s * per_step_ms;
-  run.dp->communicator()->all_reduce_sum(rows);
+  dp.communicator()->all_reduce_sum(rows);
   nlohmann::json ranks = nlohmann::json::array();
   for (int r = 0; r < world; ++r)
     ranks.push_back({{"rank", r},
@@ -154,41 +156,40 @@ nlohmann::json reducer_profile_json(const DataParallel& dp) {
           {"compression_during_backward_ms", 1000 * t.compression_during_backward_s / steps}};
 }
 
-std::string start_line(const Run& run) {
-  const TrainConfig& c = run.config;
-  std::string line = "training " + c.model.arch + " on " + run.device.str() +
-                     (run.precision == Precision::fp32 ? "" : ", " + precision_name(run.precision) + " autocast") +
-                     (c.precision.channels_last ? ", channels-last" : "") + " with " + std::to_string(at::get_num_threads()) +
-                     " threads" + (run.world_size() > 1 ? " per rank" : "") + ": " + std::to_string(c.optim.epochs) +
-                     " epochs of " + std::to_string(run.steps_per_epoch) + " steps, ";
+std::string start_line(const TrainConfig& c, const RunWorld& world, const StepPlan& plan, Precision precision) {
+  std::string line = "training " + c.model.arch.name + " on " + world.device.str() +
+                     (precision == Precision::fp32 ? "" : ", " + precision_name(precision) + " autocast") +
+                     (c.precision.channels_last ? ", channels-last" : "") + " with " +
+                     std::to_string(at::get_num_threads()) + " threads" + (world.world_size() > 1 ? " per rank" : "") +
+                     ": " + std::to_string(c.optim.epochs) + " epochs of " + std::to_string(plan.steps_per_epoch) +
+                     " steps, ";
   std::string batch = "batch " + std::to_string(c.optim.batch_size);
   if (c.optim.accumulate > 1)
-    batch += " x " + std::to_string(c.optim.accumulate) + " accumulated = " + std::to_string(run.update_batch());
-  if (run.data_ranks() > 1)
-    line += batch + " per rank x " + std::to_string(run.data_ranks()) + " ranks = global batch " +
-            std::to_string(run.global_batch()) + ", ";
+    batch += " x " + std::to_string(c.optim.accumulate) + " accumulated = " + std::to_string(plan.update_batch);
+  if (plan.data_ranks > 1)
+    line += batch + " per rank x " + std::to_string(plan.data_ranks) + " ranks = global batch " +
+            std::to_string(plan.global_batch) + ", ";
   else
     line += batch + " per step, ";
-  line += std::to_string(c.data.image_size) + " px, peak lr " + std::to_string(run.peak_lr);
-  if (run.data_ranks() > 1 && c.optim.lr_scaling == LrScaling::linear)
-    line += " (" + std::to_string(c.optim.lr) + " x " + std::to_string(run.data_ranks()) + " ranks, linear scaling)";
+  line += std::to_string(c.data.image_size) + " px, peak lr " + std::to_string(plan.peak_lr);
+  if (plan.data_ranks > 1 && c.optim.lr_scaling == LrScaling::linear)
+    line += " (" + std::to_string(c.optim.lr) + " x " + std::to_string(plan.data_ranks) + " ranks, linear scaling)";
   return line;
 }
 
-std::string epoch_label(const Run& run, int64_t epoch_number) {
-  return "epoch " + std::to_string(epoch_number) +
-         (run.budget.on() ? "" : "/" + std::to_string(run.config.optim.epochs));
+std::string epoch_label(const TrainConfig& c, const StepPlan& plan, int64_t epoch_number) {
+  return "epoch " + std::to_string(epoch_number) + (plan.budget.on() ? "" : "/" + std::to_string(c.optim.epochs));
 }
 
-std::string budget_line(const Run& run, const RunProgress& progress) {
+std::string budget_line(const StepPlan& plan, const RunProgress& progress, Clock::time_point started) {
   char text[320];
   std::snprintf(text, sizeof text,
                 "time budget %.1f s: %.1f s of training in %lld steps (%s, %.2f epochs); warm-up until %.1f s; the "
                 "whole command took %.1f s (start-up, decoding, validation and checkpoints included)",
-                run.budget.seconds, progress.train_seconds, static_cast<long long>(progress.step),
+                plan.budget.seconds, progress.train_seconds, static_cast<long long>(progress.step),
                 progress.budget_spent ? "spent" : "not spent: the run stopped first",
-                static_cast<double>(progress.step) / std::max<int64_t>(1, run.steps_per_epoch),
-                std::max(0.0, progress.warmup_end_seconds), seconds_since(run.started));
+                static_cast<double>(progress.step) / std::max<int64_t>(1, plan.steps_per_epoch),
+                std::max(0.0, progress.warmup_end_seconds), seconds_since(started));
   return text;
 }
 
@@ -203,8 +204,8 @@ std::string conv_grad_line() {
   return text;
 }
 
-nlohmann::json conv_grad_json(const Run& run) {
-  if (!run.model->tuned_conv_weight_grads) return {{"tuned", false}};
+nlohmann::json conv_grad_json(const ResNet& model) {
+  if (!model->tuned_conv_weight_grads) return {{"tuned", false}};
   const ConvTuningStats s = conv_tuning_stats();
   return {{"tuned", true},
           {"gemm_shapes", s.gemm_shapes},
@@ -213,7 +214,7 @@ nlohmann::json conv_grad_json(const Run& run) {
           {"tuning_s_covers", "timing both ways at each shape's first backward, inside train_s"}};
 }
 
-nlohmann::json epoch_record(const Run& run, const RunProgress& progress, const EpochStats& stats) {
+nlohmann::json epoch_record(const GradScaler& scaler, const RunProgress& progress, const EpochStats& stats) {
   nlohmann::json record = {{"epoch", progress.epochs_done},
                            {"step", progress.step},
                            {"lr", progress.last_lr},
@@ -223,43 +224,45 @@ nlohmann::json epoch_record(const Run& run, const RunProgress& progress, const E
                            {"epoch_train_s", stats.seconds},
                            {"train_s", progress.train_seconds}};
   if (!stats.complete) record["epoch_steps"] = stats.progress.steps;  // stopped inside the epoch (--max-steps)
-  if (run.scaler->enabled()) {
-    record["loss_scale"] = run.scaler->scale();
+  if (scaler.enabled()) {
+    record["loss_scale"] = scaler.scale();
     record["skipped_steps"] = stats.skipped_steps;
   }
   return record;
 }
 
-std::string epoch_line(const Run& run, const RunProgress& progress, const EpochStats& stats) {
+std::string epoch_line(const TrainConfig& c, const StepPlan& plan, const RunProgress& progress,
+                       const EpochStats& stats) {
   char text[160];
   std::snprintf(text, sizeof text, ": train loss %.3f acc %.3f, %.1f img/s", stats.loss, stats.accuracy,
                 stats.images / std::max(1e-9, stats.seconds));
-  return epoch_label(run, progress.epochs_done) + text;
+  return epoch_label(c, plan, progress.epochs_done) + text;
 }
 
 namespace {
 
 // The validation split's metrics from its probabilities, with a temperature fitted on it (saved
 // with the checkpoint for eval and predict) and intervals by bootstrap over its source groups.
-nlohmann::json probability_report(const Run& run, const EvalResult& val) {
+nlohmann::json probability_report(const JobConfig& job, const RunData& data, const EvalResult& val) {
   std::vector<int64_t> labels;
   std::vector<std::string> groups;
-  for (const int64_t item : run.split.val) {
-    labels.push_back(run.data.labels[item]);
-    groups.push_back(run.data.groups[item]);
+  for (const int64_t item : data.split.val) {
+    labels.push_back(data.tiles.labels[item]);
+    groups.push_back(data.tiles.groups[item]);
   }
   ReportOptions options;
   options.temperature = fit_temperature(val.view_logits, torch::tensor(labels, torch::kLong));
   options.temperature_from = "fitted on this validation split: its ece_after here is optimistic, eval on other "
                              "images measures it";
-  options.bootstrap = {run.config.job.bootstrap, run.config.job.seed};
-  return evaluation_report(val, labels, groups, run.data.classes, options);
+  options.bootstrap = {job.bootstrap, job.seed};
+  return evaluation_report(val, labels, groups, data.tiles.classes, options);
 }
 
 }  // namespace
 
-nlohmann::json report_validation(const Run& run, const EvalResult& val, nlohmann::json& record, std::string& line) {
-  const bool tta = run.config.job.tta;
+nlohmann::json report_validation(const JobConfig& job, const RunData& data, bool main_rank, const EvalResult& val,
+                                 nlohmann::json& record, std::string& line) {
+  const bool tta = job.tta;
   const double accuracy = val.confusion.accuracy();
   record["val_loss"] = val.loss;
   record["val_acc"] = accuracy;
@@ -273,9 +276,9 @@ nlohmann::json report_validation(const Run& run, const EvalResult& val, nlohmann
     std::snprintf(text, sizeof text, " (with flips/rotations; %.4f without)", val.single_view.accuracy());
     line += text;
   }
-  nlohmann::json report = val.confusion.to_json(run.data.classes);
-  if (run.is_main()) {  // the other ranks save nothing: they skip the bootstrap's work
-    report = probability_report(run, val);
+  nlohmann::json report = val.confusion.to_json(data.tiles.classes);
+  if (main_rank) {  // the other ranks save nothing: they skip the bootstrap's work
+    report = probability_report(job, data, val);
     record["val_balanced_acc"] = report["balanced_accuracy"];
     record["val_macro_auc"] = report["macro_auc"];
     record["val_log_loss"] = report["log_loss"];
@@ -296,9 +299,9 @@ nlohmann::json report_validation(const Run& run, const EvalResult& val, nlohmann
   return report;
 }
 
-nlohmann::json kept_weights_json(const Run& run, const RunProgress& progress) {
-  const bool best = run.config.job.keep == KeptWeights::best;
-  nlohmann::json weights = {{"kept", spelling(run.config.job.keep)},
+nlohmann::json kept_weights_json(KeptWeights keep, const RunProgress& progress) {
+  const bool best = keep == KeptWeights::best;
+  nlohmann::json weights = {{"kept", spelling(keep)},
                             {"epoch", progress.kept_epoch},
                             {"step", progress.kept_step},
                             {"val", progress.kept_val}};
@@ -311,8 +314,8 @@ nlohmann::json kept_weights_json(const Run& run, const RunProgress& progress) {
 nlohmann::json checkpoint_meta(const Run& run, const RunProgress& progress, int64_t epochs_done, double train_seconds,
                                const EpochProgress& epoch_progress) {
   nlohmann::json meta = {{"format", 1},
-          {"arch", run.config.model.arch},
-          {"classes", run.data.classes},
+          {"arch", run.config.model.arch.name},
+          {"classes", run.data.tiles.classes},
           {"image_size", run.config.data.image_size},
           {"epoch", epochs_done},
           {"step", progress.step},
@@ -330,11 +333,11 @@ nlohmann::json checkpoint_meta(const Run& run, const RunProgress& progress, int6
     meta["calibration"] = {{"temperature", (*calibration)["temperature"]}, {"method", "temperature"},
                            {"fitted_on", best ? "the validation split, at the validation of the kept weights"
                                               : "the validation split, at its last validation"}};
-  meta["weights"] = kept_weights_json(run, progress);
+  meta["weights"] = kept_weights_json(run.config.job.keep, progress);
   if (progress.warmup_end_seconds >= 0) meta["warmup_end_s"] = progress.warmup_end_seconds;
-  meta["normalization"] = normalization_json(run.normalization);
-  if (run.stain.method != StainMethod::none) meta["stain"] = to_json(run.stain);
-  if (run.input_mpp > 0) meta["input_mpp"] = run.input_mpp;
+  meta["normalization"] = normalization_json(run.data.normalization);
+  if (run.data.stain.method != StainMethod::none) meta["stain"] = to_json(run.data.stain);
+  if (run.data.input_mpp > 0) meta["input_mpp"] = run.data.input_mpp;
   if (!run.init_report.is_null()) meta["init"] = run.init_report;
   return meta;
 }
@@ -342,23 +345,23 @@ nlohmann::json checkpoint_meta(const Run& run, const RunProgress& progress, int6
 nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nlohmann::json& pipeline_report,
                            const nlohmann::json& rank_step_times) {
   const TrainConfig& c = run.config;
-  return {{"arch", c.model.arch},
-          {"classes", run.data.classes},
+  return {{"arch", c.model.arch.name},
+          {"classes", run.data.tiles.classes},
           {"image_size", c.data.image_size},
           {"epochs", progress.epochs_done},
           {"steps", progress.step},
-          {"train_images", run.split.train.size()},
-          {"val_images", run.split.val.size()},
+          {"train_images", run.data.split.train.size()},
+          {"val_images", run.data.split.val.size()},
           {"split", spelling(c.data.split)},
-          {"groups", run.data.groups_origin},
-          {"split_audit", run.split_audit},
-          {"skipped_images", run.data.cache->failed()},
+          {"groups", run.data.tiles.groups_origin},
+          {"split_audit", run.data.split_audit},
+          {"skipped_images", run.data.tiles.cache->failed()},
           {"train_s", progress.train_seconds},
           {"train_s_covers", "training steps: batch assembly, augmentation, forward, backward, "
                              "optimizer; not decoding, validation or checkpoints"},
           {"best_val_acc", progress.best_acc},
-          {"time_budget_s", run.budget.on() ? nlohmann::json(run.budget.seconds) : nullptr},
-          {"time_budget_spent", run.budget.on() ? nlohmann::json(progress.budget_spent) : nullptr},
+          {"time_budget_s", run.plan.budget.on() ? nlohmann::json(run.plan.budget.seconds) : nullptr},
+          {"time_budget_spent", run.plan.budget.on() ? nlohmann::json(progress.budget_spent) : nullptr},
           {"warmup_end_s", progress.warmup_end_seconds >= 0 ? nlohmann::json(progress.warmup_end_seconds) : nullptr},
           {"command_s", seconds_since(run.started)},
           {"command_s_covers", "the whole train command on rank 0: start-up, decoding or the tile cache, every "
@@ -369,7 +372,7 @@ nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nl
                                       "accuracy reached target_acc"},
           {"val", progress.kept_val},
           {"last_val", progress.last_val},
-          {"weights", kept_weights_json(run, progress)},
+          {"weights", kept_weights_json(run.config.job.keep, progress)},
           {"threads", at::get_num_threads()},
           {"peak_rss_mib", peak_rss_mib()},
           {"step_held_peak_mib", progress.step_held_peak_bytes >= 0
@@ -381,17 +384,17 @@ nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nl
           {"world_size", run.world_size()},
           {"batch_per_rank", c.optim.batch_size},
           {"accumulate", c.optim.accumulate},
-          {"global_batch", run.global_batch()},
-          {"peak_lr", run.peak_lr},
+          {"global_batch", run.plan.global_batch},
+          {"peak_lr", run.plan.peak_lr},
           {"pipeline", pipeline_report},
           {"ema", c.optim.ema},
           {"tta", c.job.tta},
-          {"cuda_graph", run.graph != nullptr},
-          {"conv_grad", conv_grad_json(run)},
-          {"graph_capture_s", run.graph_capture_seconds},
-          {"backend", run.dp->backend()},
-          {"launcher", run.dp->world().launcher},
-          {"step_times_ms", step_times_json(*run.dp)},
+          {"cuda_graph", run.engine.graph != nullptr},
+          {"conv_grad", conv_grad_json(run.trainee.model)},
+          {"graph_capture_s", run.engine.graph_capture_seconds},
+          {"backend", run.world.dp->backend()},
+          {"launcher", run.world.dp->world().launcher},
+          {"step_times_ms", step_times_json(*run.world.dp)},
           {"step_times_ms_covers", "rank 0's host time per step: backward; all-reduce from "
                                    "the first bucket's start to the last one's end; exposed: the "
                                    "part of it after backward returned; overlapped: the rest"},
@@ -402,20 +405,20 @@ nlohmann::json run_summary(const Run& run, const RunProgress& progress, const nl
                                         "waits least is the one the others wait for); compression: its "
                                         "arithmetic, of which compression_during_backward in the gradient "
                                         "hooks (the rest is inside after_backward)"},
-          {"reducer_profile", reducer_profile_json(*run.dp)},
+          {"reducer_profile", reducer_profile_json(*run.world.dp)},
           {"reducer_profile_covers", "rank 0's gradient traffic per step for the scaling model: each "
                                      "bucket's values and bytes per value, the share of backward passed "
                                      "when it started (mean over steps), PowerSGD's factor sizes; "
                                      "compression_ms: the compression's own arithmetic, of which "
                                      "compression_during_backward_ms while backward ran (the rest is in "
                                      "the time after backward)"},
-          {"device", run.device.str()},
+          {"device", run.world.device.str()},
           {"torch_version", compat::torch_version()},
           {"allocator", allocator_name()},
           {"precision_choice", run.precision_choice},
           {"init", run.init_report},
-          {"normalization", normalization_json(run.normalization)},
-          {"stain", to_json(run.stain)},
+          {"normalization", normalization_json(run.data.normalization)},
+          {"stain", to_json(run.data.stain)},
           {"system", system_info()},
           {"config", to_json(c)}};
 }

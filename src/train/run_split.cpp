@@ -55,9 +55,9 @@ Split split_as_given(const TileDataset& data) {
   return split;
 }
 
-std::string given_split_origin(const Run& run) {
-  if (!run.config.data.val_data.empty()) return "validation: the images of --val-data " + run.config.data.val_data;
-  const int64_t test = std::count(run.data.splits.begin(), run.data.splits.end(), "test");
+std::string given_split_origin(const TileDataset& tiles, const TrainConfig& c) {
+  if (!c.data.val_data.empty()) return "validation: the images of --val-data " + c.data.val_data;
+  const int64_t test = std::count(tiles.splits.begin(), tiles.splits.end(), "test");
   return "as the manifest's split column says" +
          (test ? "; its " + std::to_string(test) + " test images are left out (histotrain eval --manifest takes them)"
                : std::string());
@@ -86,37 +86,34 @@ Split make_split(const TileDataset& data, const TrainConfig& c) {
 
 // A per-image split puts near-copies of one source on both sides, and validation then partly
 // measures memory. Measure how much, so the figure is not taken at face value.
-void audit_random_split(Run& run) {
-  const TileDataset& d = run.data;
+nlohmann::json audit_random_split(const TileDataset& d, const Split& split, const TrainConfig& c, const RunWorld& world) {
   ImageList images;
   for (int64_t i = 0; i < d.size(); ++i) {
     images.paths.push_back(d.path(i));
     images.classes.push_back(d.classes[d.labels[i]]);
   }
-  const TileSignatures signatures = compute_signatures(images.paths, run.config.data.workers, run.config.job.quiet);
-  const AuditReport report =
-      audit_split(signatures, d.labels, images, run.split.train, run.split.val, NearCopyOptions{}, 3);
-  run.split_audit = audit_json(report);
-  run.log("warning: --split random: " + format_audit(report) +
-          "Validation accuracy on this split overstates accuracy on images of new source slides; --split group "
-          "(the default) keeps near-copies on one side.");
+  const TileSignatures signatures = compute_signatures(images.paths, c.data.workers, c.job.quiet);
+  const AuditReport report = audit_split(signatures, d.labels, images, split.train, split.val, NearCopyOptions{}, 3);
+  world.log("warning: --split random: " + format_audit(report) +
+            "Validation accuracy on this split overstates accuracy on images of new source slides; --split group "
+            "(the default) keeps near-copies on one side.");
+  return audit_json(report);
 }
 
 // train_images.txt and val_images.txt: what `split-audit` and later evaluations take.
-void write_split_lists(const Run& run) {
-  if (!run.is_main()) return;
+void write_split_lists(const TileDataset& tiles, const Split& split, const RunWorld& world) {
+  if (!world.is_main()) return;
   auto list = [&](const std::vector<int64_t>& rows) {
     std::vector<std::string> paths;
-    for (int64_t i : rows) paths.push_back(run.data.path(i));
+    for (int64_t i : rows) paths.push_back(tiles.path(i));
     return list_file_text(paths);
   };
-  write_file_atomically(run.out / "train_images.txt", list(run.split.train));
-  write_file_atomically(run.out / "val_images.txt", list(run.split.val));
+  write_file_atomically(world.out / "train_images.txt", list(split.train));
+  write_file_atomically(world.out / "val_images.txt", list(split.val));
 }
 
-std::string split_origin(const Run& run) {
-  const TrainConfig& c = run.config;
-  if (run.data.has_given_split()) return given_split_origin(run);
+std::string split_origin(const TileDataset& tiles, const TrainConfig& c) {
+  if (tiles.has_given_split()) return given_split_origin(tiles, c);
   if (!c.data.val_images.empty()) return "as listed in " + c.data.val_images;
   return (c.data.split == DataSplit::group ? "per source group" : "per image") + std::string(", seed ") +
          std::to_string(c.job.seed);

@@ -11,13 +11,14 @@ namespace histotrain {
 Split make_split(const TileDataset& data, const TrainConfig& c);
 
 // A per-image split puts near-copies of one source on both sides, and validation then partly
-// measures memory: measured, logged and kept in the summary (run.split_audit).
-void audit_random_split(Run& run);
+// measures memory: measured and logged; the report is kept in the summary (RunData::split_audit).
+nlohmann::json audit_random_split(const TileDataset& tiles, const Split& split, const TrainConfig& c,
+                                  const RunWorld& world);
 
 // train_images.txt and val_images.txt (rank 0): what `split-audit` and later evaluations take.
-void write_split_lists(const Run& run);
+void write_split_lists(const TileDataset& tiles, const Split& split, const RunWorld& world);
 
 // How the split was made, for the log: "per source group, seed 1", "as listed in val.txt", ...
-std::string split_origin(const Run& run);
+std::string split_origin(const TileDataset& tiles, const TrainConfig& c);
 
 }  // namespace histotrain

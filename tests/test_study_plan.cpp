@@ -26,8 +26,11 @@ TEST(StudyPlan, TheDefaultFitsTheMachine) {
   for (const auto& c : big.configs)
     if (c.name == "ranks-16") EXPECT_NE(infeasible_reason(c, big, 2, false).find("needs 16 cores"), std::string::npos);
     else if (c.cuda) EXPECT_NE(infeasible_reason(c, big, 2, false).find("CUDA"), std::string::npos);
-  // A plan survives its JSON.
+  // A plan survives its JSON, its architecture typed on the way.
   EXPECT_EQ(to_json(plan_from_json(to_json(big))), to_json(big));
+  const StudyPlan resnet50 = plan_from_json(nlohmann::json::parse(R"({"arch": "resnet50", "configs": [{"name": "serial"}]})"));
+  EXPECT_EQ(resnet50.arch.text(), "resnet50");
+  EXPECT_EQ(plan_from_json(to_json(resnet50)).arch.text(), "resnet50");
 }
 
 TEST(StudyPlan, BadPlansAreUsageErrors) {
@@ -54,6 +57,7 @@ TEST(StudyPlan, BadPlansAreUsageErrors) {
   EXPECT_NE(error_of(R"({"arch": "resnet18 --epochs 0; touch /tmp/x; exit 3 #", "configs": [{"name": "serial"}]})")
                 .find("arch must be one of"),
             std::string::npos);
+  EXPECT_NE(error_of(R"({"arch": 18, "configs": [{"name": "serial"}]})").find("wrong type"), std::string::npos);
   EXPECT_NE(error_of(R"({"configs": [{"name": "serial", "amp": "none; touch /tmp/x"}]})").find("amp must be"),
             std::string::npos);
 }

@@ -100,6 +100,16 @@ void reject_unknown(const nlohmann::json& j, const std::set<std::string>& known,
     if (!known.count(key)) throw UsageError("plan: unknown field " + where + "'" + key + "'");
 }
 
+// The plan's "arch", parsed once here: the study passes the typed name on.
+ArchName read_arch(const nlohmann::json& j) {
+  std::string text = ArchName{}.text();
+  read_field(j, "arch", text, "");
+  if (auto arch = ArchName::parse(text)) return *arch;
+  std::string names;
+  for (const auto& name : supported_archs()) names += (names.empty() ? "" : ", ") + name;
+  throw UsageError("plan: arch must be one of " + names + ", not " + nlohmann::json(text).dump());
+}
+
 StudyConfig study_config_from_json(const nlohmann::json& j) {
   if (!j.is_object() || !j.contains("name")) throw UsageError("plan: every configuration needs a \"name\"");
   reject_unknown(j, {"name", "ranks", "threads", "device", "amp", "channels_last", "pipeline_stages", "micro_batches",
@@ -133,7 +143,7 @@ StudyConfig study_config_from_json(const nlohmann::json& j) {
 nlohmann::json to_json(const StudyPlan& p) {
   nlohmann::json configs = nlohmann::json::array();
   for (const auto& c : p.configs) configs.push_back(config_json(c));
-  return {{"arch", p.arch},
+  return {{"arch", p.arch.text()},
           {"image_size", p.image_size},
           {"global_batch", p.global_batch},
           {"steps", p.steps},
@@ -154,15 +164,10 @@ StudyPlan plan_from_json(const nlohmann::json& j) {
                      "accuracy_epochs", "target_acc", "decode_images", "decode_workers"}, "");
   StudyPlan p;
 #define READ(field) read_field(j, #field, p.field, "");
-  READ(arch) READ(image_size) READ(global_batch) READ(steps) READ(repeats) READ(accuracy_configs)
+  READ(image_size) READ(global_batch) READ(steps) READ(repeats) READ(accuracy_configs)
   READ(accuracy_epochs) READ(target_acc) READ(decode_images) READ(decode_workers)
 #undef READ
-  const auto& archs = supported_archs();
-  if (std::find(archs.begin(), archs.end(), p.arch) == archs.end()) {
-    std::string names;
-    for (const auto& name : archs) names += (names.empty() ? "" : ", ") + name;
-    throw UsageError("plan: arch must be one of " + names + ", not " + nlohmann::json(p.arch).dump());
-  }
+  p.arch = read_arch(j);
   if (j.contains("configs")) {
     if (!j.at("configs").is_array()) throw UsageError("plan: \"configs\" must be a list");
     if (j.at("configs").size() > kMaxPlanConfigs)

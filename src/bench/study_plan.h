@@ -32,7 +32,7 @@ struct StudyConfig {
 };
 
 struct StudyPlan {
-  std::string arch = "resnet18";
+  ArchName arch;                 // resnet18 unless the plan says otherwise
   int image_size = 64;
   int global_batch = 32;         // the same in every configuration (strong scaling)
   int steps = 20;                // timed optimizer steps per run

@@ -182,7 +182,7 @@ class Study {
     t.data.cache_dir = cache_.string();
     t.data.image_size = plan_.image_size;
     t.data.prefetch = c.prefetch;
-    t.model.arch = ArchName{plan_.arch};  // checked against supported_archs() when the plan was read
+    t.model.arch = plan_.arch;
     t.optim.batch_size = c.pipeline_stages > 1 ? plan_.global_batch : plan_.global_batch / c.ranks;
     t.precision.amp = c.amp;
     t.precision.channels_last = c.channels_last;
@@ -322,7 +322,7 @@ class Study {
   }
 
   Args peer_command(const StudyConfig& c, const Peer& peer) const {
-    Args command = {peer.python, o_.peer, "--data", o_.data, "--arch", plan_.arch, "--image-size",
+    Args command = {peer.python, o_.peer, "--data", o_.data, "--arch", plan_.arch.text(), "--image-size",
                     std::to_string(plan_.image_size), "--batch-size", std::to_string(plan_.global_batch / c.ranks),
                     "--nproc", std::to_string(c.ranks), "--threads", std::to_string(c.threads), "--workers", "1",
                     "--max-steps", std::to_string(plan_.steps), "--amp", spelling(c.amp), "--device", c.device()};

@@ -28,21 +28,33 @@ cuda_units() {
   } | sort -u
 }
 
-# Compiles each of cuda_units' files into its object (make's per-object rules), after the
-# precompiled header they use; nothing is linked.
+# make's rule for one object, as "BUILD_MAKE OBJECT" (relative to $dir) per target that compiles
+# it, read from the Makefile CMake wrote for the object's folder.
+object_rules() {
+  awk -v rule="$2.cpp.o:" '$1 == rule { inside = 1; next }
+    inside && /^\t/ { for (i = 1; i < NF; i++) if ($i == "-f") print $(i + 1), $(i + 2); next }
+    inside { exit }' "$1"
+}
+
+# Compiles each of cuda_units' files into its object, after the precompiled header they share;
+# nothing is linked. The objects are compiled side by side through their targets' own makefiles:
+# the Makefile CMake writes at the top is .NOTPARALLEL, so asking it for them compiles one at a time.
 compile_cuda_units() {
-  local objects=() test_objects=() file
+  local rules=() file makefile object found count=0
   for file in $(cuda_units); do
+    count=$((count + 1))
     case $file in
-      src/*) objects+=("${file%.cpp}.o") ;;
-      tests/*) test_objects+=("$(basename "${file%.cpp}").o") ;;
+      src/*) makefile=$dir/Makefile object=${file%.cpp} ;;
+      tests/*) makefile=$dir/tests/Makefile object=$(basename "${file%.cpp}") ;;
     esac
+    found=$(object_rules "$makefile" "$object")
+    [ -n "$found" ] || { echo "torch2_build: $file has no rule in $makefile" >&2; exit 1; }
+    mapfile -t -O "${#rules[@]}" rules <<<"$found"
   done
-  echo "== compiling the ${#objects[@]} + ${#test_objects[@]} translation units that differ under CUDA ($(nproc) jobs):"
-  echo "   ${objects[*]} ${test_objects[*]}"
+  echo "== compiling the $count translation units that differ under CUDA (${#rules[@]} objects, $(nproc) jobs):"
+  echo "   $(printf '%s\n' "${rules[@]}" | sed 's|.*/||' | tr '\n' ' ')"
   make -C "$dir" -s cmake_pch.hxx.gch
-  make -C "$dir" -s -j "$(nproc)" "${objects[@]}"
-  make -C "$dir/tests" -s -j "$(nproc)" "${test_objects[@]}"
+  printf '%s\n' "${rules[@]}" | xargs -P "$(nproc)" -L 1 make -s -C "$dir" -f
 }
 
 # A deliberate CUDA-only compile error fails in this build and only here: a file that stops under

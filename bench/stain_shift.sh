@@ -10,7 +10,7 @@
 #          unshifted baseline);
 #   lab T: each tile's own Macenko stains moved the share T of the way to another lab's (Macenko
 #          et al.'s published reference stains).
-# Prints one CSV row per (treatment, seed, shift) and a table of means; writes stain_shift.csv,
+# Prints one CSV row per (treatment, seed, shift) and tables of means (accuracy, macro F1); writes stain_shift.csv,
 # table.md and stain_shift.png into OUT.
 #
 #   bench/stain_shift.sh DATA OUT [SEEDS] [EPOCHS]   (e.g. ../shared/data/lc25000-dev docs/results/stain-shift 3 3)
@@ -80,18 +80,23 @@ out = sys.argv[1]
 rows = list(csv.DictReader(open(f"{out}/stain_shift.csv")))
 treatments = list(dict.fromkeys(r['treatment'] for r in rows))
 shifts = list(dict.fromkeys((r['shift'], r['strength']) for r in rows))
-def cell(t, s):
-    acc = [float(r['accuracy']) for r in rows if r['treatment'] == t and (r['shift'], r['strength']) == s]
-    return statistics.mean(acc), min(acc), max(acc)
-lines = ["| treatment | " + " | ".join(f"{k} {v}" for k, v in shifts) + " | drop at the strongest hed | drop at lab 1 |",
-         "| --- |" + " ---: |" * (len(shifts) + 2)]
-for t in treatments:
-    base = cell(t, ('hed', '0'))[0]
-    cells = [f"{m:.3f} ({lo:.3f}–{hi:.3f})" for m, lo, hi in (cell(t, s) for s in shifts)]
-    strongest = max((s for s in shifts if s[0] == 'hed'), key=lambda s: float(s[1]))
-    drop_hed = 100 * (base - cell(t, strongest)[0])
-    drop_lab = 100 * (base - cell(t, ('lab', '1'))[0])
-    lines.append(f"| {t} | " + " | ".join(cells) + f" | {drop_hed:.1f} points | {drop_lab:.1f} points |")
+def cell(t, s, metric='accuracy'):
+    values = [float(r[metric]) for r in rows if r['treatment'] == t and (r['shift'], r['strength']) == s]
+    return statistics.mean(values), min(values), max(values)
+# Accuracy counts tiles, so the classes with most validation tiles decide it; macro F1 counts
+# every class the same: a treatment that loses a small class shows there.
+def table(metric, title):
+    lines = [title, "", "| treatment | " + " | ".join(f"{k} {v}" for k, v in shifts) +
+             " | drop at the strongest hed | drop at lab 1 |", "| --- |" + " ---: |" * (len(shifts) + 2)]
+    for t in treatments:
+        base = cell(t, ('hed', '0'), metric)[0]
+        cells = [f"{m:.3f} ({lo:.3f}–{hi:.3f})" for m, lo, hi in (cell(t, s, metric) for s in shifts)]
+        strongest = max((s for s in shifts if s[0] == 'hed'), key=lambda s: float(s[1]))
+        drop_hed = 100 * (base - cell(t, strongest, metric)[0])
+        drop_lab = 100 * (base - cell(t, ('lab', '1'), metric)[0])
+        lines.append(f"| {t} | " + " | ".join(cells) + f" | {drop_hed:.1f} points | {drop_lab:.1f} points |")
+    return lines
+lines = table('accuracy', "Accuracy, mean of seeds (min–max):") + [""] + table('macro_f1', "Macro F1, mean of seeds (min–max):")
 open(f"{out}/table.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 # Two panels: hed strength, and the share of the way to the other lab.

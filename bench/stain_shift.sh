@@ -15,6 +15,7 @@
 #
 #   bench/stain_shift.sh DATA OUT [SEEDS] [EPOCHS]   (e.g. ../shared/data/lc25000-dev docs/results/stain-shift 3 3)
 #   TREATMENTS="none hed:0.2" bench/stain_shift.sh ...   (other treatments; hed:S trains with that sigma)
+#   BALANCE=sampler bench/stain_shift.sh ...              (every model trained with --balance sampler)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:?usage: bench/stain_shift.sh DATA OUT [SEEDS] [EPOCHS]}
@@ -31,7 +32,9 @@ trap 'rm -rf "$work"' EXIT
 export HISTOTRAIN_CACHE="$work/cache"
 
 "$BIN" info | tee "$OUT/info.txt"
-TRAIN=(--data "$DATA" --groups "$GROUPS_CSV" --arch resnet10 --image-size 64 --batch-size 32 --bootstrap 0 --quiet)
+# BALANCE=sampler: every class drawn equally often (LC25000's colon classes are 1% of its tiles).
+TRAIN=(--data "$DATA" --groups "$GROUPS_CSV" --arch resnet10 --image-size 64 --batch-size 32 --bootstrap 0 --quiet
+       --balance "${BALANCE:-none}")
 
 # The split every model validates on: seed 0's grouped split.
 "$BIN" train "${TRAIN[@]}" --epochs 1 --max-steps 1 --val-fraction 0.2 --out "$work/split" >/dev/null

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/grad_cam.h"
+#include "core/slide_evidence.h"
 #include "util/bitmap_text.h"
 
 namespace histotrain {
@@ -75,6 +76,36 @@ TEST(GradCam, PictureKeepsTheTileWhereThereIsNoEvidenceAndLabelsTheCorner) {
   EXPECT_LT(at(190, 190, 0), 100);                 // the peak: green over it
   EXPECT_GT(at(190, 190, 1), at(190, 190, 0));
   EXPECT_LT(at(label_width("lung_aca 0.97", 1) - 1, 1, 0), 100);  // the label's dark box
+}
+
+// A slide's evidence tiles for a class: those predicted as it, by its probability, highest first.
+TEST(SlideEvidence, MostConfidentTilesAreThoseCalledTheClassHighestFirst) {
+  SlidePrediction p;
+  p.classes = 2;
+  p.tiles.resize(5);
+  p.probabilities = {0.9f, 0.1f, 0.3f, 0.7f, 0.6f, 0.4f, 0.95f, 0.05f, 0.2f, 0.8f};
+  EXPECT_EQ(most_confident_tiles(p, 0, 8), (std::vector<size_t>{3, 0, 2}));
+  EXPECT_EQ(most_confident_tiles(p, 0, 2), (std::vector<size_t>{3, 0}));
+  EXPECT_EQ(most_confident_tiles(p, 1, 8), (std::vector<size_t>{4, 1}));
+  EXPECT_TRUE(most_confident_tiles(p, 1, 0).empty());
+}
+
+TEST(SlideEvidence, GalleryPutsCellsInRowsBelowTheTitle) {
+  std::vector<RgbImage> cells;
+  for (uint8_t v : {10, 60, 110, 160, 210}) {
+    cells.emplace_back(32, 32);
+    std::fill(cells.back().pixels.begin(), cells.back().pixels.end(), v);
+  }
+  const RgbImage picture = gallery(cells, 32, 4, "x");
+  const int top = label_height(2) + 12;  // the title and its margins
+  EXPECT_EQ(picture.width, 4 * 38 + 6);
+  EXPECT_EQ(picture.height, top + 2 * 38);
+  const auto at = [&](int x, int y) { return picture.pixels[(static_cast<size_t>(y) * picture.width + x) * 3]; };
+  EXPECT_EQ(at(6 + 16, top + 16), 10);
+  EXPECT_EQ(at(6 + 3 * 38 + 16, top + 16), 160);
+  EXPECT_EQ(at(6 + 16, top + 38 + 16), 210);     // the fifth starts the second row
+  EXPECT_EQ(at(6 + 38 + 16, top + 38 + 16), 255);  // and nothing beside it
+  EXPECT_EQ(gallery(cells, 32, 4, std::string(40, 'a')).width, label_width(std::string(40, 'a'), 2) + 12);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <tiffio.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -43,6 +44,40 @@ TEST(SlidesCli, ASlideGivenAsATileIsRefusedWithTheWayToUseIt) {
     EXPECT_NE(row.at("error").find("histotrain tile"), std::string::npos) << row.at("error");
     EXPECT_NE(row.at("error").find("predict --slide"), std::string::npos) << row.at("error");
   }
+}
+
+// Each predicted class's evidence picture: its tiles those tiles.csv calls the class with the
+// highest probabilities, highest first; most of them inside a true region of the class.
+void expect_evidence_of_most_confident_tiles(const fs::path& out, const nlohmann::json& summary,
+                                             const std::vector<std::map<std::string, std::string>>& tiles,
+                                             const std::vector<Region>& regions) {
+  std::map<std::string, std::vector<double>> called;  // class -> its tiles' probabilities, highest first
+  std::map<std::pair<std::string, std::string>, const std::map<std::string, std::string>*> at;
+  for (const auto& row : tiles) {
+    called[row.at("predicted")].push_back(std::stod(row.at("p_" + row.at("predicted"))));
+    at[{row.at("x"), row.at("y")}] = &row;
+  }
+  for (auto& [c, p] : called) std::sort(p.rbegin(), p.rend());
+  ASSERT_EQ(summary["evidence"].size(), called.size()) << summary["evidence"];
+  size_t judged = 0, right = 0;
+  for (const auto& [c, p] : called) {
+    const nlohmann::json& e = summary["evidence"][c];
+    const DecodeResult picture = decode_image_file((out / e["picture"].get<std::string>()).string());
+    EXPECT_TRUE(picture.ok && picture.image.width >= 4 * 256) << e;
+    ASSERT_EQ(e["tiles"].size(), std::min<size_t>(8, p.size())) << c;
+    for (size_t i = 0; i < e["tiles"].size(); ++i) {
+      const auto& t = e["tiles"][i];
+      const auto row = at.find({std::to_string(t["x"].get<int64_t>()), std::to_string(t["y"].get<int64_t>())});
+      ASSERT_NE(row, at.end()) << t;
+      EXPECT_EQ(row->second->at("predicted"), c);
+      EXPECT_NEAR(t["probability"].get<double>(), p[i], 1e-5) << c << " tile " << i;
+      const auto [label, share] = true_label(regions, t["x"].get<double>(), t["y"].get<double>(), 128);
+      if (share < 0.5) continue;
+      ++judged;
+      right += label == c;
+    }
+  }
+  EXPECT_GE(right, 0.8 * judged) << right << " of " << judged << " evidence tiles in a region of their class";
 }
 
 TEST(SlidesCli, AModelTrainedOnSlideTilesPredictsAHeldOutSlide) {
@@ -85,6 +120,7 @@ TEST(SlidesCli, AModelTrainedOnSlideTilesPredictsAHeldOutSlide) {
   const auto index = read_table(dir / "pred" / "slides.csv");
   ASSERT_EQ(index.size(), 1u);
   EXPECT_EQ(index[0].at("status"), "done");
+  expect_evidence_of_most_confident_tiles(out, summary, tiles, regions);
 
   // QuPath's objects: one square per tile, its class, read back by the project's reader and by
   // Python's json and shapely (run.sh installs it), each a valid polygon.
@@ -112,6 +148,39 @@ TEST(SlidesCli, AModelTrainedOnSlideTilesPredictsAHeldOutSlide) {
         (out / "predictions.geojson").string()}});
   ASSERT_EQ(python.exit_code, 0) << python.err;
   EXPECT_EQ(python.out, std::to_string(tiles.size()) + " " + std::to_string(tiles.size() * 128 * 128) + ".0\n");
+}
+
+TEST(SlidesCli, EvidenceOfOneClassOnlyOrNoneAndAnUnknownClassIsRefused) {
+  if (!have_openslide()) GTEST_SKIP();
+  ScratchDir dir;
+  const std::vector<std::string> base = {"predict", "--checkpoint", trained_on_slides().string(), "--slide",
+                                         slide(6).string(), "--threads", "2", "--quiet"};
+  auto args = base;
+  args.insert(args.end(), {"--out", (dir / "none").string(), "--evidence-tiles", "0"});
+  const Finished none = run_cli(args);
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_TRUE(testing::read_json(dir / "none" / "slide-6" / "summary.json")["evidence"].empty());
+  std::map<std::string, int> called;
+  for (const auto& row : read_table(dir / "none" / "slide-6" / "tiles.csv")) ++called[row.at("predicted")];
+  const std::string most = std::max_element(called.begin(), called.end(), [](const auto& a, const auto& b) {
+                             return a.second < b.second;
+                           })->first;
+
+  args = base;
+  args.insert(args.end(), {"--out", (dir / "one").string(), "--explain-class", most, "--evidence-tiles", "3"});
+  const Finished one = run_cli(args);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  const nlohmann::json evidence = testing::read_json(dir / "one" / "slide-6" / "summary.json")["evidence"];
+  ASSERT_EQ(evidence.size(), 1u) << evidence;
+  EXPECT_EQ(evidence[most]["tiles"].size(), 3u);
+  for (const auto& c : kClasses) EXPECT_EQ(fs::exists(dir / "one" / "slide-6" / ("evidence_" + c + ".png")), c == most) << c;
+
+  args = base;
+  args.insert(args.end(), {"--out", (dir / "bad").string(), "--explain-class", "stroma"});
+  const Finished bad = run_cli(args);
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("stroma"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir / "bad" / "slide-6"));
 }
 
 // Writes a one-level tiled BigTIFF that claims `side` x `side` pixels and holds one tile.

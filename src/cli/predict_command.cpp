@@ -194,7 +194,7 @@ Command add_predict_command(CLI::App& root) {
                   "Write a Grad-CAM picture of each tile here (DIR/<name>.gradcam.png): where the last residual stage "
                   "found the evidence for the class, with the class and its probability in the corner");
   app->add_option("--explain-class", o->explain_class, "--explain: show the evidence for this class (default: each "
-                  "tile's predicted class)");
+                  "tile's predicted class); --slide: draw only this class's evidence_<class>.png");
   app->add_option("files", o->files, "Image files (JPEG, PNG, TIFF, BMP, WebP) or folders");
   auto slides = std::make_shared<SlidePredictOptions>();
   app->add_option("--slide", slides->slides,
@@ -208,12 +208,18 @@ Command add_predict_command(CLI::App& root) {
   app->add_option("--min-tissue", slides->inference.min_tissue, "--slide: share of a tile that must be tissue")
       ->capture_default_str();
   app->add_option("--workers", slides->inference.workers, "--slide: tile reading threads (0: all cores)");
+  app->add_option("--evidence-tiles", slides->evidence_tiles,
+                  "--slide: per class, the tiles called it most confidently, with Grad-CAM over each, in "
+                  "evidence_<class>.png (0: none; at most 64)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
   app->add_flag("--quiet", slides->inference.quiet, "--slide: no progress within a slide (each slide's line stays)");
   add_max_image_pixels_flag(app);
   return {app, [o, slides] {
             if (o->batch_size < 1) throw UsageError("--batch-size must be at least 1");
             if (!slides->slides.empty() && !o->explain.empty())
-              throw UsageError("--explain explains tiles, not --slide (a slide's heatmaps show its tiles' classes)");
+              throw UsageError("--explain explains tile files; with --slide each slide's evidence_<class>.png shows "
+                               "Grad-CAM over its most confident tiles (--evidence-tiles)");
             if (slides->slides.empty()) {
               if (o->files.empty()) throw UsageError("predict needs image files or folders, or --slide SLIDE...");
               return run_predict(*o);
@@ -226,6 +232,7 @@ Command add_predict_command(CLI::App& root) {
             slides->threads = o->threads;
             slides->trust_checkpoint = o->trust_checkpoint;
             slides->inference.batch_size = o->batch_size;
+            slides->evidence_class = o->explain_class;
             check_thread_count(slides->inference.workers, "--workers");
             return predict_slides(*slides);
           }};

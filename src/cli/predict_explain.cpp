@@ -22,13 +22,6 @@ namespace fs = std::filesystem;
 // evidence is still shown over a tile a person can read.
 int picture_side(const TrainedModel& trained) { return std::max(trained.image_size, 256); }
 
-int64_t class_index(const TrainedModel& trained, const std::string& name) {
-  if (name.empty()) return -1;
-  const auto found = std::find(trained.classes.begin(), trained.classes.end(), name);
-  if (found == trained.classes.end()) throw UsageError("--explain-class " + printable(name) + " is not a class of the model");
-  return found - trained.classes.begin();
-}
-
 // DIR/<stem>.gradcam.png, numbered when two inputs share a stem.
 std::string picture_name(const std::string& path, std::set<std::string>& taken) {
   const std::string stem = fs::path(path).stem().string();
@@ -39,9 +32,16 @@ std::string picture_name(const std::string& path, std::set<std::string>& taken) 
 
 }  // namespace
 
+int64_t explained_class(const TrainedModel& trained, const std::string& name) {
+  if (name.empty()) return -1;
+  const auto found = std::find(trained.classes.begin(), trained.classes.end(), name);
+  if (found == trained.classes.end()) throw UsageError("--explain-class " + printable(name) + " is not a class of the model");
+  return found - trained.classes.begin();
+}
+
 int64_t write_explanations(TrainedModel& trained, const std::vector<std::string>& paths, const ExplainOptions& o,
                            torch::Device device) {
-  const int64_t target = class_index(trained, o.target_class);
+  const int64_t target = explained_class(trained, o.target_class);
   ensure_writable_dir(o.dir);
   const int size = trained.image_size, side = picture_side(trained);
   const auto format = trained.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;

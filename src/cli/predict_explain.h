@@ -17,6 +17,10 @@ struct ExplainOptions {
   double temperature = 1;    // of the probability shown (the one predict reports)
 };
 
+// The index of --explain-class `name` among the model's classes; -1 for "" (each tile's predicted
+// class). Throws UsageError for a name that is not a class.
+int64_t explained_class(const TrainedModel& trained, const std::string& name);
+
 // Explains every readable file of `paths` in batches; returns the pictures written.
 int64_t write_explanations(TrainedModel& trained, const std::vector<std::string>& paths, const ExplainOptions& options,
                            torch::Device device);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 
+#include "cli/predict_explain.h"
 #include "core/runtime.h"
 #include "core/slide_report.h"
 #include "slide/tile_grid.h"
@@ -125,6 +126,7 @@ int predict_slides(const SlidePredictOptions& o) {
     std::fprintf(stderr, "reading tiles at each slide's full resolution: the model does not know its tiles' scale "
                          "(train on a manifest with an mpp column, or give --mpp)\n");
   }
+  const EvidenceOptions evidence{o.evidence_tiles, explained_class(trained, o.evidence_class)};
   const std::vector<std::string> slides = expand_slide_paths(o.slides);
   if (slides.empty()) throw UsageError("no slides given");
   const std::vector<std::string> names = folder_names(slides);
@@ -154,6 +156,7 @@ int predict_slides(const SlidePredictOptions& o) {
       const SlideFile slide(slides[i], o.slide_mpp);
       const SlidePrediction p = predict_slide(trained, slide, inference, device);
       nlohmann::json summary = write_slide_outputs(slide, p, trained, folder);
+      summary["evidence"] = write_slide_evidence(trained, slide, p, evidence, device, folder);
       summary["status"] = p.tiles.empty() ? "no tissue" : "done";
       write_file_atomically(folder / "summary.json", json_text(summary, 2) + "\n");
       if (p.tiles.empty()) {

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "core/slide_evidence.h"
 #include "core/slide_inference.h"
 
 namespace histotrain {
@@ -12,6 +13,8 @@ struct SlidePredictOptions {
   std::string checkpoint, out, device = "cpu", amp, calibration;
   std::vector<std::string> slides;  // files, or folders of them
   SlideInferenceOptions inference;
+  int evidence_tiles = 8;      // per class, in evidence_<class>.png (core/slide_evidence.h)
+  std::string evidence_class;  // "": every class
   double slide_mpp = 0;
   int threads = 0;
   bool trust_checkpoint = false;

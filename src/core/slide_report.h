@@ -5,6 +5,7 @@
 //   overlay.png          the predicted class of every tile over the thumbnail, with a legend
 //   predictions.geojson  one polygon per tile for QuPath (its class, and its probabilities as
 //                        measurements)
+//   evidence_<class>.png the tiles called the class most confidently, with Grad-CAM (core/slide_evidence.h)
 //   summary.json         tiles, tissue area in mm², class fractions, mean probabilities, the model,
 //                        the timings; written last: a folder with it is a finished slide
 #pragma once

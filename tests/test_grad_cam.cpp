@@ -78,16 +78,25 @@ TEST(GradCam, PictureKeepsTheTileWhereThereIsNoEvidenceAndLabelsTheCorner) {
   EXPECT_LT(at(label_width("lung_aca 0.97", 1) - 1, 1, 0), 100);  // the label's dark box
 }
 
-// A slide's evidence tiles for a class: those predicted as it, by its probability, highest first.
-TEST(SlideEvidence, MostConfidentTilesAreThoseCalledTheClassHighestFirst) {
+// A slide's evidence tiles for a class: those predicted as it, by its probability, highest first,
+// a tile beside one already chosen only when too few others are left.
+TEST(SlideEvidence, MostConfidentTilesAreThoseCalledTheClassSpreadOverTheSlide) {
   SlidePrediction p;
   p.classes = 2;
-  p.tiles.resize(5);
-  p.probabilities = {0.9f, 0.1f, 0.3f, 0.7f, 0.6f, 0.4f, 0.95f, 0.05f, 0.2f, 0.8f};
-  EXPECT_EQ(most_confident_tiles(p, 0, 8), (std::vector<size_t>{3, 0, 2}));
-  EXPECT_EQ(most_confident_tiles(p, 0, 2), (std::vector<size_t>{3, 0}));
-  EXPECT_EQ(most_confident_tiles(p, 1, 8), (std::vector<size_t>{4, 1}));
+  p.geometry.side0 = 100;
+  // Tiles 0-3 in a row, side by side; tile 4 far away.
+  p.tiles = {{0, 0, 1}, {100, 0, 1}, {200, 0, 1}, {300, 0, 1}, {900, 900, 1}};
+  p.probabilities = {0.9f, 0.1f, 0.95f, 0.05f, 0.8f, 0.2f, 0.7f, 0.3f, 0.6f, 0.4f};
+  EXPECT_EQ(most_confident_tiles(p, 0, 1), (std::vector<size_t>{1}));
+  EXPECT_EQ(most_confident_tiles(p, 0, 2), (std::vector<size_t>{1, 3}));     // 0 and 2 touch 1
+  EXPECT_EQ(most_confident_tiles(p, 0, 3), (std::vector<size_t>{1, 3, 4}));
+  EXPECT_EQ(most_confident_tiles(p, 0, 4), (std::vector<size_t>{1, 0, 3, 4}));  // then the best neighbour
+  EXPECT_EQ(most_confident_tiles(p, 0, 8), (std::vector<size_t>{1, 0, 2, 3, 4}));
+  p.probabilities[9] = 0.7f, p.probabilities[8] = 0.3f;  // tile 4 now called class 1
+  EXPECT_EQ(most_confident_tiles(p, 1, 8), (std::vector<size_t>{4}));
   EXPECT_TRUE(most_confident_tiles(p, 1, 0).empty());
+  p.tiles[3] = {0, 100, 1};  // below tile 0: corner to corner with tile 1
+  EXPECT_EQ(most_confident_tiles(p, 0, 2), (std::vector<size_t>{1, 0}));
 }
 
 TEST(SlideEvidence, GalleryPutsCellsInRowsBelowTheTitle) {

@@ -1,6 +1,7 @@
 #include "core/slide_evidence.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 
 #include "core/grad_cam.h"
@@ -61,7 +62,7 @@ nlohmann::json write_class_evidence(TrainedModel& trained, const SlideFile& slid
   }
   const std::string& name = trained.classes[static_cast<size_t>(k)];
   const std::string shown = printable(name).substr(0, 40);
-  const std::string title = shown + ": most confident tiles - green: where the evidence lies (grad-cam)";
+  const std::string title = shown + ": most confident tiles in separate places - green: grad-cam evidence";
   const std::string file = "evidence_" + safe_name(name) + ".png";  // as heatmap_<class>.png is named
   write_file_atomically(folder / file, encode_png(gallery(cells, side, 4, title)));
   return {{"picture", file}, {"tiles", listed}};
@@ -76,8 +77,19 @@ std::vector<size_t> most_confident_tiles(const SlidePrediction& p, int64_t class
   for (size_t t = 0; t < p.tiles.size(); ++t)
     if (p.predicted(t) == class_index) called.push_back(t);
   std::stable_sort(called.begin(), called.end(), [&](size_t a, size_t b) { return probability(a) > probability(b); });
-  called.resize(std::min(called.size(), static_cast<size_t>(std::max(0, count))));
-  return called;
+  const auto wanted = std::min(called.size(), static_cast<size_t>(std::max(0, count)));
+  const auto touches = [&](size_t a, size_t b) {
+    return std::abs(p.tiles[a].x - p.tiles[b].x) <= p.geometry.side0 && std::abs(p.tiles[a].y - p.tiles[b].y) <= p.geometry.side0;
+  };
+  std::vector<size_t> chosen, neighbours;
+  for (size_t t : called) {
+    if (chosen.size() == wanted) break;
+    const bool near = std::any_of(chosen.begin(), chosen.end(), [&](size_t c) { return touches(t, c); });
+    (near ? neighbours : chosen).push_back(t);
+  }
+  for (size_t i = 0; chosen.size() < wanted; ++i) chosen.push_back(neighbours[i]);  // too few apart: the nearest best
+  std::stable_sort(chosen.begin(), chosen.end(), [&](size_t a, size_t b) { return probability(a) > probability(b); });
+  return chosen;
 }
 
 RgbImage gallery(const std::vector<RgbImage>& cells, int side, int columns, const std::string& title) {

@@ -19,7 +19,9 @@
 namespace histotrain {
 
 // The indices of up to `count` tiles predicted as `class_index`, highest probability of it first
-// (the earlier tile first on a tie).
+// (the earlier tile first on a tie), spread over the slide: a tile that touches one already chosen
+// (side by side or corner to corner) is taken only when there are too few others, so the picture
+// shows several places rather than one region's neighbouring tiles.
 std::vector<size_t> most_confident_tiles(const SlidePrediction& p, int64_t class_index, int count);
 
 // `cells` (each `side` x `side`) in rows of `columns`, below `title`, on white.

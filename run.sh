@@ -76,6 +76,7 @@ demo() {
   $bin predict --checkpoint "$dir/run" --slide "$dir/slide/slide-1.tif" --tile-size 64 --mpp 2.0 \
        --out "$dir/slide_predictions" --quiet
   echo "Pictures: $dir/slide_predictions/slide-1/overlay.png (predicted classes), heatmap_<class>.png,"
+  echo "evidence_<class>.png (each class's most confident tiles, Grad-CAM over each),"
   echo "tissue.png; the true regions: $dir/slide/slide-1.geojson. QuPath imports predictions.geojson."
 }
 
